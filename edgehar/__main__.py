@@ -1,0 +1,5 @@
+import sys
+
+from edgehar.cli import main
+
+sys.exit(main())

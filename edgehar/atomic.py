@@ -1,0 +1,99 @@
+"""Atomic file and folder writes: a reader sees the old content or the new, never half.
+
+Files are written to a temporary sibling and renamed over the target (`os.replace` is atomic
+on POSIX); artifact folders are built in a temporary sibling folder and renamed into place, so
+a failed export leaves nothing half-written behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Iterator
+
+from edgehar.errors import UserError
+
+
+def _check_parent_writable(path: Path) -> None:
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.exists():
+        try:
+            parent.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise UserError(parent, f"cannot create folder ({e.strerror or e})") from None
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise UserError(parent, "folder is not writable")
+
+
+def write_bytes(path: str | os.PathLike, data: bytes) -> Path:
+    """Write `data` to `path` atomically and return the path."""
+    path = Path(path)
+    _check_parent_writable(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def write_text(path: str | os.PathLike, text: str) -> Path:
+    """Write UTF-8 `text` to `path` atomically."""
+    return write_bytes(path, text.encode("utf-8"))
+
+
+def write_json(path: str | os.PathLike, obj) -> Path:
+    """Write `obj` as indented JSON to `path` atomically."""
+    return write_text(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
+
+
+@contextlib.contextmanager
+def staged_file(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path to write to (by any library); renamed onto `path` on success."""
+    path = Path(path)
+    _check_parent_writable(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix, dir=path.parent)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.replace(tmp, path)
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+
+
+@contextlib.contextmanager
+def staged_folder(path: str | os.PathLike, overwrite: bool = True) -> Iterator[Path]:
+    """Yield a temporary folder; on success it replaces `path` as a whole, on failure it goes.
+
+    The files already in `path` survive a failure untouched.
+    """
+    path = Path(path)
+    _check_parent_writable(path)
+    if path.exists() and not path.is_dir():
+        raise UserError(path, "exists and is not a folder")
+    if path.exists() and not overwrite:
+        raise UserError(path, "already exists (pass --force to replace it)")
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    try:
+        yield tmp
+        if path.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{path.name}.old.", dir=path.parent))
+            os.replace(path, old / "x")
+            os.replace(tmp, path)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)

@@ -1,0 +1,39 @@
+"""Recordings, loaders, windows, splits and normalisation: the first steps of the flow."""
+
+from edgehar.data.recording import UNLABELLED, Recording
+from edgehar.data.windows import Windows, make_windows
+
+
+def load_recording(path, **kwargs) -> Recording:
+    """Load one recording file, choosing the reader by its format.
+
+    `.cwa`/`.cwa.gz` -> Axivity; `acc_expNN_userNN.txt` with a `time,acc_x,...` header ->
+    Bangle.js; `acc_expNN_userNN.txt` of bare numbers -> one HAPT experiment (with its gyro
+    file and labels); any other `.csv`/`.txt` -> generic CSV (`kwargs` go to `load_csv`).
+    """
+    from pathlib import Path
+
+    from edgehar.errors import require_file
+
+    path = Path(require_file(path, "recording"))
+    if path.name.endswith((".cwa", ".cwa.gz")):
+        from edgehar.data.cwa import load_cwa
+        return load_cwa(path)
+    first = path.open("rb").readline(200)
+    if path.name.startswith("acc_exp") and first.startswith(b"time,acc_x"):
+        from edgehar.data.banglejs import load_banglejs_file, read_class_names
+        from edgehar.data.textfile import read_numeric_table
+        labels = path.parent / "labels.csv"
+        if labels.exists() and (path.parent / "classnames.csv").exists():
+            return load_banglejs_file(path, read_numeric_table(labels, columns=5).astype(int),
+                                      read_class_names(path.parent))
+        return load_banglejs_file(path)
+    if path.name.startswith("acc_exp") and path.parent.name == "RawData":
+        from edgehar.data import hapt
+        exp, user = (int(t[-2:]) for t in path.stem.split("_")[1:3])
+        return hapt.load_experiment(path.parent.parent, exp, user)
+    from edgehar.data.csvfile import load_csv
+    return load_csv(path, **kwargs)
+
+
+__all__ = ["Recording", "UNLABELLED", "Windows", "make_windows", "load_recording"]

@@ -1,0 +1,61 @@
+"""Bangle.js smartwatch recordings: `acc_expNN_userNN.txt` (CSV `time,acc_x,acc_y,acc_z`, rows
+ending in `;`, acc in g) plus `labels.csv` (`exp user class start end`, 1-based rows) and
+`classnames.csv` (`index name`)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+
+from edgehar.data.csvfile import load_csv
+from edgehar.data.recording import UNLABELLED, Recording
+from edgehar.data.textfile import read_numeric_table
+from edgehar.errors import UserError, require_dir, require_file
+
+_ACC = re.compile(r"^acc_exp(\d+)_user(\d+)\.txt$")
+CHANNELS = ("acc_x", "acc_y", "acc_z")
+
+
+def read_class_names(root: Path) -> tuple[str, ...]:
+    path = Path(require_file(root / "classnames.csv", "Bangle.js classnames.csv"))
+    names = {}
+    for n, line in enumerate(path.read_text().splitlines(), 1):
+        parts = line.split()
+        if not parts:
+            continue
+        if len(parts) != 2 or not parts[0].isdigit():
+            raise UserError(path, f"line {n}: expected '<index> <name>', got {line!r}")
+        names[int(parts[0])] = parts[1]
+    return tuple(names[i] for i in sorted(names))
+
+
+def load_banglejs_file(path: str | Path, segments: np.ndarray | None = None,
+                       class_names: tuple[str, ...] = ()) -> Recording:
+    """One Bangle.js acc file; labelled when `segments` rows for its (exp, user) are given."""
+    path = Path(require_file(path, "Bangle.js recording"))
+    m = _ACC.match(path.name)
+    exp, user = (int(m.group(1)), int(m.group(2))) if m else (0, 0)
+    rec = load_csv(path, columns=list(CHANNELS), units="g", time_column="time")
+    labels = None
+    if segments is not None:
+        labels = np.full(rec.n_samples, UNLABELLED, dtype=np.int64)
+        for _, _, cls, start, end in segments[(segments[:, 0] == exp) & (segments[:, 1] == user)]:
+            # the published labels.csv overshoots the last row by one in places: clip to the file
+            labels[start - 1:min(end, rec.n_samples)] = cls
+    return rec.with_data(rec.data, subject=user, labels=labels, label_names=class_names,
+                         name=path.stem.removeprefix("acc_"),
+                         meta={**rec.meta, "experiment": exp, "placement": "left wrist",
+                               "device": "Bangle.js"})
+
+
+def load_banglejs(root: str | Path) -> list[Recording]:
+    """Every labelled recording in a Bangle.js folder, sorted by experiment."""
+    root = Path(require_dir(root, "Bangle.js folder"))
+    files = sorted(p for p in root.iterdir() if _ACC.match(p.name))
+    if not files:
+        raise UserError(root, "no acc_expNN_userNN.txt files: not a Bangle.js recording folder")
+    names = read_class_names(root)
+    segments = read_numeric_table(root / "labels.csv", columns=5).astype(np.int64)
+    return [load_banglejs_file(p, segments, names) for p in files]

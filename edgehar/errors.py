@@ -1,0 +1,44 @@
+"""The one error type a user can cause.
+
+Anything a user can get wrong (a missing file, a malformed recording, a model that does not
+fit the stream) raises `UserError`; the CLI prints it as one line,
+`edgehar: error: <file>: <what is wrong>`, and exits with status 2. Every other exception is
+a bug in edgehar and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import os
+
+
+class UserError(Exception):
+    """A problem with the user's input, reported as one line naming the file at fault."""
+
+    def __init__(self, where: str | os.PathLike | None, what: str):
+        self.where = None if where is None else str(where)
+        self.what = what
+        super().__init__(self.message)
+
+    @property
+    def message(self) -> str:
+        return f"{self.where}: {self.what}" if self.where else self.what
+
+
+def require_file(path: str | os.PathLike, what: str = "file") -> str:
+    """Return `path` as a string if it is an existing file, else raise a `UserError`."""
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise UserError(path, f"no such {what}")
+    if os.path.isdir(path):
+        raise UserError(path, f"is a folder, expected a {what}")
+    return path
+
+
+def require_dir(path: str | os.PathLike, what: str = "folder") -> str:
+    """Return `path` as a string if it is an existing folder, else raise a `UserError`."""
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise UserError(path, f"no such {what}")
+    if not os.path.isdir(path):
+        raise UserError(path, f"is not a folder")
+    return path

@@ -1,0 +1,82 @@
+"""Supervised training of any window classifier (students, baselines, fine-tuning)."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from edgehar.card import ModelCard
+from edgehar.data.windows import Windows
+from edgehar.metrics import report
+
+
+def logits_of(output) -> torch.Tensor:
+    """Models may return logits or (logits, embedding, ...): the logits come first."""
+    return output[0] if isinstance(output, (tuple, list)) else output
+
+
+def batches(n: int, batch_size: int, rng: np.random.Generator | None):
+    """Index batches over n items, shuffled when `rng` is given."""
+    order = rng.permutation(n) if rng is not None else np.arange(n)
+    for i in range(0, n, batch_size):
+        yield order[i:i + batch_size]
+
+
+@torch.no_grad()
+def predict_logits(model: nn.Module, x: np.ndarray, batch_size: int = 512) -> np.ndarray:
+    """Logits for already-normalised windows (N, T, C)."""
+    model.eval()
+    out = [logits_of(model(torch.from_numpy(x[i]))).numpy() for i in batches(len(x), batch_size, None)]
+    return np.concatenate(out) if out else np.zeros((0, 0), np.float32)
+
+
+def evaluate(model: nn.Module, w: Windows, card: ModelCard) -> dict:
+    """macro-F1, accuracy and confusion of `model` on the labelled windows of `w`."""
+    w = w.labelled()
+    pred = predict_logits(model, card.normalise(w.x)).argmax(1)
+    return report(w.y, pred, card.labels)
+
+
+def fit(model: nn.Module, train: Windows, card: ModelCard, epochs: int = 10, batch_size: int = 64,
+        lr: float = 2e-3, weight_decay: float = 1e-4, seed: int = 0, label_smoothing: float = 0.0,
+        augment: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None,
+        max_steps: int | None = None, progress: bool = True, desc: str = "train") -> list[float]:
+    """Train on the labelled windows of `train` with AdamW + one-cycle LR; returns epoch losses."""
+    train = train.labelled()
+    x_all = torch.from_numpy(card.normalise(train.x))
+    y_all = torch.from_numpy(train.y)
+    rng, gen = np.random.default_rng(seed), torch.Generator().manual_seed(seed)
+    steps_per_epoch = -(-len(train) // batch_size)
+    total = steps_per_epoch * epochs if max_steps is None else min(max_steps, steps_per_epoch * epochs)
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=max(total, 1))
+    loss_fn = nn.CrossEntropyLoss(label_smoothing=label_smoothing)
+    history, step = [], 0
+    bar = tqdm(total=total, desc=desc, disable=not progress, leave=False)
+    for _ in range(epochs):
+        model.train()
+        losses = []
+        for idx in batches(len(train), batch_size, rng):
+            if step >= total:
+                break
+            x = x_all[idx]
+            if augment is not None:
+                x = augment(x, gen)
+            loss = loss_fn(logits_of(model(x)), y_all[idx])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            losses.append(loss.item())
+            step += 1
+            bar.update(1)
+            bar.set_postfix(loss=f"{loss.item():.3f}")
+        if losses:
+            history.append(float(np.mean(losses)))
+    bar.close()
+    model.eval()
+    return history
