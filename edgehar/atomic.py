@@ -25,6 +25,8 @@ def _check_parent_writable(path: Path) -> None:
             parent.mkdir(parents=True, exist_ok=True)
         except OSError as e:
             raise UserError(parent, f"cannot create folder ({e.strerror or e})") from None
+    if not parent.is_dir():
+        raise UserError(parent, "cannot create folder (a file is in the way)")
     if not os.access(parent, os.W_OK | os.X_OK):
         raise UserError(parent, "folder is not writable")
 

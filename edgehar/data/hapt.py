@@ -91,8 +91,11 @@ def load_experiment(root: str | Path, exp: int, user: int, segments: np.ndarray 
 @functools.lru_cache(maxsize=4)
 def _load_cached(root: str) -> tuple[Recording, ...]:
     root_p = Path(require_dir(root, "HAPT folder"))
+    if not (root_p / "RawData").is_dir():
+        raise UserError(root_p, "not the UCI HAPT layout (no RawData/ folder)")
+    found = experiments(root_p)
     segments, names = read_segments(root_p), read_label_names(root_p)
-    return tuple(load_experiment(root_p, e, u, segments, names) for e, u in experiments(root_p))
+    return tuple(load_experiment(root_p, e, u, segments, names) for e, u in found)
 
 
 def load_hapt(root: str | Path) -> list[Recording]:

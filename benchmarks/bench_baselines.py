@@ -1,0 +1,115 @@
+"""Train the lightweight baselines on the HAPT default split and report the floor to beat.
+
+    EDGEHAR_DATA=../shared/data python benchmarks/bench_baselines.py [--only cnn,tinyhar] [--epochs N]
+
+HAPT, 6 activities, 50 Hz, 128-sample windows, hop 64, acc + gyro, trained on all subjects but
+the UCI-HAR official test subjects (2,4,9,10,12,13,18,20,24) and tested on those; per-channel
+normalisation from the training windows. Writes `baselines.json` + `baselines.md` and one
+edgehar checkpoint per model under `results/models/` (for export and profiling later).
+One CPU thread, fixed seed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from edgehar.atomic import write_json, write_text
+from edgehar.card import ModelCard, provenance
+from edgehar.checkpoint import save_checkpoint
+from edgehar.data import hapt
+from edgehar.data.datasets import activity_windows
+from edgehar.data.normalise import channel_stats
+from edgehar.data.splits import split_subjects
+from edgehar.models import build
+from edgehar.models.baselines import arch_for
+from edgehar.train.supervised import evaluate, fit
+
+HERE = Path(__file__).resolve().parent
+EPOCHS = {"cnn": 30, "ignatov": 30, "tinyhar": 20}  # TinyHAR is ~5x slower per step on CPU
+TITLES = {"cnn": "plain 3-layer 1-D CNN", "ignatov": "Ignatov 2018 CNN (STM32 'ign' size)",
+          "tinyhar": "TinyHAR (Zhou et al. ISWC 2022)"}
+
+
+def macs_per_window(model, window: int, channels: int) -> int:
+    """Multiply-accumulates of one window (torch FlopCounterMode flops / 2)."""
+    model.eval()
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        model(torch.zeros(1, window, channels))
+    return int(counter.get_total_flops() // 2)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--data", default=os.environ.get("EDGEHAR_DATA"), help="EDGEHAR_DATA folder")
+    p.add_argument("--out", default=str(HERE / "results"), help="results folder")
+    p.add_argument("--only", default=",".join(EPOCHS), help="comma-separated families to run")
+    p.add_argument("--epochs", type=int, default=None, help="epochs for every model (default: per family)")
+    p.add_argument("--seed", type=int, default=0)
+    args = p.parse_args(argv)
+    if not args.data:
+        sys.exit("bench_baselines: set EDGEHAR_DATA or pass --data")
+    names = [n.strip() for n in args.only.split(",") if n.strip()]
+    unknown = [n for n in names if n not in EPOCHS]
+    if unknown:
+        sys.exit(f"bench_baselines: unknown baseline {unknown} (known: {', '.join(EPOCHS)})")
+    torch.set_num_threads(1)
+    out = Path(args.out)
+
+    w = activity_windows("hapt", Path(args.data) / "hapt", rate=50.0, window=128, hop=64)
+    train, test = split_subjects(w, hapt.TEST_SUBJECTS)
+    mean, std = channel_stats(train.labelled())
+    results = []
+    for name in names:
+        torch.manual_seed(args.seed)
+        epochs = args.epochs or EPOCHS[name]
+        arch = arch_for(name, len(w.channels), len(w.label_names), w.length)
+        card = ModelCard(labels=list(w.label_names), rate=w.rate, window=w.length, hop=w.hop,
+                         channels=list(w.channels), units=list(w.units), norm_mean=mean, norm_std=std,
+                         kind="baseline", arch=arch)
+        model = build(arch)
+        t0 = time.perf_counter()
+        losses = fit(model, train, card, epochs=epochs, seed=args.seed, desc=name)
+        train_s = time.perf_counter() - t0
+        metrics = evaluate(model, test, card)
+        row = {"model": name, "title": TITLES[name], "macro_f1": metrics["macro_f1"],
+               "accuracy": metrics["accuracy"], "per_class_f1": metrics["per_class_f1"],
+               "confusion": metrics["confusion"], "test_windows": metrics["n"],
+               "params": int(sum(q.numel() for q in model.parameters())),
+               "macs_per_window": macs_per_window(model, w.length, len(w.channels)),
+               "epochs": epochs, "train_s": round(train_s, 1), "final_loss": losses[-1],
+               "checkpoint": str((out / "models" / f"{name}.pt").relative_to(HERE.parent))
+               if out.resolve().is_relative_to(HERE.parent) else str(out / "models" / f"{name}.pt")}
+        card.provenance = provenance(
+            data="hapt", split={"test_subjects": list(hapt.TEST_SUBJECTS)}, epochs=epochs,
+            seed=args.seed, metrics={"macro_f1": row["macro_f1"], "accuracy": row["accuracy"]},
+            method=TITLES[name])
+        save_checkpoint(out / "models" / f"{name}.pt", model, card)
+        results.append(row)
+        print(f"{name}: macro-F1 {row['macro_f1']:.4f} accuracy {row['accuracy']:.4f} "
+              f"params {row['params']:,} MACs {row['macs_per_window']:,} ({train_s:.0f} s)", file=sys.stderr)
+
+    summary = {"data": "hapt", "rate": w.rate, "window": w.length, "hop": w.hop,
+               "channels": list(w.channels), "test_subjects": list(hapt.TEST_SUBJECTS),
+               "train_windows": int(len(train.labelled())), "test_windows": int(len(test.labelled())),
+               "threads": 1, "torch": torch.__version__, "results": results}
+    write_json(out / "baselines.json", summary)
+    md = ["# Baselines on HAPT (6 activities, 50 Hz, 128 x 6 windows, hop 64, official test subjects)", "",
+          f"Train windows {summary['train_windows']}, test windows {summary['test_windows']}; 1 CPU thread.", "",
+          "| model | macro-F1 | accuracy | params | MACs / window | epochs | train s |",
+          "|---|---:|---:|---:|---:|---:|---:|"]
+    md += [f"| {r['title']} | {r['macro_f1']:.4f} | {r['accuracy']:.4f} | {r['params']:,} | "
+           f"{r['macs_per_window']:,} | {r['epochs']} | {r['train_s']:.0f} |" for r in results]
+    write_text(out / "baselines.md", "\n".join(md) + "\n")
+    print("\n".join(md))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

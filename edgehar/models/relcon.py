@@ -1,0 +1,286 @@
+"""RelCon teacher (Xu et al., ICLR 2025): relative contrastive learning with a learned distance.
+
+Two phases inside one `pretrain_loss`, switched by the step counter:
+1. distance phase (the first `distance_fraction` of the steps): a cross-attention network learns
+   to rebuild an anchor window from an augmented copy of it (queries from the masked anchor,
+   keys/values from the candidate, dilated convolutions, sparsemax attention, the output mapped
+   back with the candidate's RevIN statistics);
+   its reconstruction error is the distance d(anchor, candidate).
+2. encoder phase: the distance network is frozen; a 1-D pre-activation ResNet is trained with
+   the relative contrastive loss: every candidate (the anchor's augmented copy, windows of the same
+   subject, other batch members) is a positive in turn, and every candidate farther from the
+   anchor by the learned distance is one of its negatives.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from edgehar.models.augment import default_positions, random_augment, sensor_positions
+from edgehar.models.teacher import Teacher
+
+# A CPU-sized default (trains in minutes) and the paper's ResNet-34-like encoder (256-d).
+DEFAULT_INPUT = {"channels": ["acc_x", "acc_y", "acc_z", "gyro_x", "gyro_y", "gyro_z"],
+                 "window": 128, "rate": 50.0}
+CONFIGS = {
+    "tiny": {"widths": [8, 16], "blocks": [1, 1], "stem_kernel": 5, "dist_dim": 16,
+             "dist_dilations": [1, 2], "mask_fraction": 0.25, "mask_span": 8, "temperature": 0.1,
+             "distance_fraction": 0.3, "augmentations": 2},  # tests
+    "cpu": {"widths": [16, 32, 64], "blocks": [1, 1, 1], "stem_kernel": 7,
+            "dist_dim": 32, "dist_dilations": [1, 2, 4], "mask_fraction": 0.25, "mask_span": 8,
+            "temperature": 0.1, "distance_fraction": 0.3, "augmentations": 2},
+    "paper": {"widths": [64, 128, 256], "blocks": [3, 4, 6], "stem_kernel": 7,
+              "dist_dim": 64, "dist_dilations": [1, 2, 4, 8], "mask_fraction": 0.25, "mask_span": 8,
+              "temperature": 0.1, "distance_fraction": 0.3, "augmentations": 2},
+}
+
+
+def sparsemax(z: torch.Tensor, dim: int = -1, topk: int | None = None) -> torch.Tensor:
+    """Euclidean projection of `z` onto the probability simplex (Martins & Astudillo, 2016).
+
+    Like softmax it sums to 1 along `dim`, but entries below a data-dependent threshold are exactly
+    0, so each reconstructed time step draws on a few candidate motifs only. With `topk`, the
+    threshold is found from the `topk` largest scores (much cheaper than a full sort); it is
+    exact whenever the support is smaller than `topk`, and falls back to the full sort otherwise.
+    """
+    z = z.transpose(dim, -1)
+    z = z - z.max(dim=-1, keepdim=True).values  # shift-invariant; keeps the cumsum small
+    n = z.shape[-1]
+    partial = topk is not None and topk < n
+    zs = z.topk(topk, dim=-1).values if partial else z.sort(dim=-1, descending=True).values
+    k = torch.arange(1, zs.shape[-1] + 1, device=z.device, dtype=z.dtype)
+    cums = zs.cumsum(-1)
+    support = (1 + k * zs) > cums  # true for exactly the first k(z) sorted entries
+    k_z = support.sum(-1, keepdim=True)
+    if partial and bool((k_z == topk).any()):  # the support may reach past the top-k
+        return sparsemax(z, dim=-1).transpose(dim, -1)
+    tau = (cums.gather(-1, k_z - 1) - 1) / k_z.to(z.dtype)
+    return (z - tau).clamp_min(0).transpose(dim, -1)
+
+
+# -- encoder: 1-D pre-activation ResNet ------------------------------------------------------
+class PreActBlock(nn.Module):
+    """BN-ReLU-conv-BN-ReLU-conv with an identity (or 1x1 projection) shortcut."""
+
+    def __init__(self, c_in: int, c_out: int, stride: int):
+        super().__init__()
+        self.bn1, self.bn2 = nn.BatchNorm1d(c_in), nn.BatchNorm1d(c_out)
+        self.conv1 = nn.Conv1d(c_in, c_out, 3, stride, 1, bias=False)
+        self.conv2 = nn.Conv1d(c_out, c_out, 3, 1, 1, bias=False)
+        self.shortcut = (nn.Conv1d(c_in, c_out, 1, stride, bias=False)
+                         if stride != 1 or c_in != c_out else None)
+
+    def forward(self, x):
+        h = F.relu(self.bn1(x))
+        skip = self.shortcut(h) if self.shortcut is not None else x
+        h = self.conv1(h)
+        h = self.conv2(F.relu(self.bn2(h)))
+        return h + skip
+
+
+class ResNet1d(nn.Module):
+    """Stem conv, stages of pre-activation blocks (stride 2 from the second stage), final BN-ReLU."""
+
+    def __init__(self, in_channels: int, widths, blocks, stem_kernel: int = 7):
+        super().__init__()
+        self.stem = nn.Conv1d(in_channels, widths[0], stem_kernel, 1, stem_kernel // 2, bias=False)
+        layers, c = [], widths[0]
+        for s, (w, n) in enumerate(zip(widths, blocks)):
+            for b in range(n):
+                layers.append(PreActBlock(c, w, 2 if (s > 0 and b == 0) else 1))
+                c = w
+        self.blocks = nn.Sequential(*layers)
+        self.bn = nn.BatchNorm1d(c)
+        self.out_channels = c
+
+    def forward(self, x):  # (B, T, C) -> (B, T', D)
+        h = self.blocks(self.stem(x.transpose(1, 2)))
+        return F.relu(self.bn(h)).transpose(1, 2)
+
+
+# -- learned distance: cross-attention reconstruction ----------------------------------------
+class DilatedConvStack(nn.Module):
+    """A 1x1 input conv then residual dilated convs: a motif embedding per time step."""
+
+    def __init__(self, c_in: int, dim: int, dilations):
+        super().__init__()
+        self.inp = nn.Conv1d(c_in, dim, 1)
+        self.convs = nn.ModuleList(nn.Conv1d(dim, dim, 3, padding=d, dilation=d) for d in dilations)
+
+    def forward(self, x):  # (B, T, C) -> (B, T, D)
+        h = self.inp(x.transpose(1, 2))
+        for conv in self.convs:
+            h = h + conv(F.gelu(h))
+        return h.transpose(1, 2)
+
+
+class ReconstructionDistance(nn.Module):
+    """d(anchor, candidate): error of rebuilding the anchor from the candidate's motifs.
+
+    Both windows are instance-normalised (RevIN); the reconstruction, a sparse mix of the
+    candidate's values, is mapped back with the *candidate's* mean and scale, so a candidate of
+    another intensity or offset cannot rebuild the anchor well. The error is measured in the
+    anchor's own scale, so distances of quiet and vigorous anchors are comparable.
+    """
+
+    def __init__(self, in_channels: int, dim: int, dilations, mask_fraction: float, mask_span: int):
+        super().__init__()
+        self.query = DilatedConvStack(in_channels + 1, dim, dilations)  # + the mask indicator
+        self.key = DilatedConvStack(in_channels, dim, dilations)
+        self.value = DilatedConvStack(in_channels, dim, dilations)
+        self.out = nn.Linear(dim, in_channels)
+        self.mask_fraction, self.mask_span = mask_fraction, mask_span
+        self.topk = 16  # sparsemax fast path; exact (see `sparsemax`)
+
+    def mask(self, shape, generator=None) -> torch.Tensor:
+        """(B, T) bool, True on hidden samples: random spans covering ~mask_fraction of T."""
+        b, t = shape
+        span = max(1, min(self.mask_span, t))
+        n_spans = max(1, round(self.mask_fraction * t / span))
+        starts = torch.randint(0, t - span + 1, (b, n_spans), generator=generator)
+        idx = (starts[:, :, None] + torch.arange(span)).reshape(b, -1)
+        return torch.zeros(b, t, dtype=torch.bool).scatter_(1, idx, True)
+
+    @staticmethod
+    def stats(x: torch.Tensor):
+        """Per-window, per-channel mean and std (reversible instance normalisation)."""
+        return x.mean(-2, keepdim=True), x.std(-2, keepdim=True).clamp_min(1e-3)
+
+    def encode_anchor(self, anchor, hidden):
+        """Queries from the anchor with its hidden spans blanked (motif context only there)."""
+        mean, std = self.stats(anchor)
+        a = ((anchor - mean) / std).masked_fill(hidden[:, :, None], 0.0)
+        return self.query(torch.cat([a, hidden[:, :, None].to(a.dtype)], dim=-1))
+
+    def encode_candidate(self, candidate):
+        mean, std = self.stats(candidate)
+        c = (candidate - mean) / std
+        return self.key(c), self.value(c), mean, std
+
+    def rebuild(self, q, k, v, mean, std):
+        """Anchor rebuilt from candidate keys/values, in the candidate's units (RevIN inverse)."""
+        attn = sparsemax(q @ k.transpose(-1, -2) / math.sqrt(q.shape[-1]), dim=-1, topk=self.topk)
+        return self.out(attn @ v) * std + mean
+
+    @staticmethod
+    def error(recon, anchor):
+        """Mean squared error in units of the anchor's own per-channel std."""
+        _, std = ReconstructionDistance.stats(anchor)
+        return (((recon - anchor) / std) ** 2).mean(dim=(-1, -2))
+
+    def pair_loss(self, anchor, candidate, hidden) -> torch.Tensor:
+        """(B,) reconstruction error of each anchor from its own candidate."""
+        q = self.encode_anchor(anchor, hidden)
+        return self.error(self.rebuild(q, *self.encode_candidate(candidate)), anchor)
+
+    @torch.no_grad()
+    def matrix(self, anchors, candidates, generator=None, chunk: int = 16) -> torch.Tensor:
+        """(A, C) distances from every anchor to every candidate (one mask per anchor)."""
+        q = self.encode_anchor(anchors, self.mask(anchors.shape[:2], generator))  # (A, T, D)
+        k, v, mean, std = self.encode_candidate(candidates)  # (C, T, D), (C, 1, ch)
+        rows = []
+        for i in range(0, len(anchors), chunk):
+            recon = self.rebuild(q[i:i + chunk, None], k[None], v[None], mean[None], std[None])
+            rows.append(self.error(recon, anchors[i:i + chunk, None]))  # (a, C)
+        return torch.cat(rows)
+
+
+def relative_contrastive_loss(sim: torch.Tensor, dist: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    """Mean over anchors i and candidates p of -log(e^s_ip / (e^s_ip + sum_{n: d_in > d_ip} e^s_in)).
+
+    `sim` (A, C) similarities already divided by the temperature, `dist` (A, C) learned distances,
+    `valid` (A, C) which candidates exist (the anchor itself is not its own candidate). Pairs
+    whose candidate is the farthest have no negatives and add nothing.
+    """
+    neg = (dist[:, None, :] > dist[:, :, None]) & valid[:, None, :] & valid[:, :, None]  # (A, P, N)
+    s_neg = sim[:, None, :].expand_as(neg).masked_fill(~neg, float("-inf"))
+    denom = torch.logsumexp(torch.cat([sim[:, :, None], s_neg], dim=2), dim=2)
+    terms = denom - sim  # -log softmax of the positive
+    use = valid & neg.any(2)
+    return (terms * use).sum() / use.sum().clamp_min(1)
+
+
+class RelCon(Teacher):
+    """1-D ResNet encoder + frozen learned distance; see the module docstring."""
+
+    family = "relcon"
+
+    def __init__(self, config: dict):
+        super().__init__(full_config(config))
+        cfg = self.config
+        c = int(cfg["in_channels"])
+        self.encoder = ResNet1d(c, cfg["widths"], cfg["blocks"], cfg["stem_kernel"])
+        self.embed_dim = self.encoder.out_channels
+        self.distance = ReconstructionDistance(c, cfg["dist_dim"], cfg["dist_dilations"],
+                                               cfg["mask_fraction"], cfg["mask_span"])
+        channels = cfg.get("channels")
+        self.positions = sensor_positions(channels) if channels else default_positions(c)
+
+    # -- representation ----------------------------------------------------------------------
+    def tokens(self, x):
+        return self.encoder(x)
+
+    def features(self, x):
+        return self.encoder(x).mean(1)
+
+    # -- pretraining -------------------------------------------------------------------------
+    def distance_steps(self, total_steps: int) -> int:
+        """Steps spent training the distance network before the encoder phase starts."""
+        return int(round(self.config["distance_fraction"] * total_steps))
+
+    def augment(self, x, generator=None):
+        return random_augment(x, generator, n=self.config["augmentations"], positions=self.positions)
+
+    def pretrain_loss(self, batch: dict):
+        x, gen = batch["x"], batch.get("generator")
+        in_distance_phase = batch["step"] < self.distance_steps(batch["total_steps"])
+        self.distance.requires_grad_(in_distance_phase)
+        self.encoder.requires_grad_(not in_distance_phase)
+        view = self.augment(x, gen)
+        if in_distance_phase:
+            hidden = self.distance.mask(x.shape[:2], gen)
+            loss = self.distance.pair_loss(x, view, hidden).mean()
+            return loss, {"phase": 0.0, "recon": loss.item()}
+        # candidates: every other batch window (same subject at other times, other subjects)
+        # plus the anchor's own augmented copy
+        d_batch = self.distance.matrix(x, x, gen)  # (B, B)
+        with torch.no_grad():  # (B,) each anchor to its own augmented copy
+            d_view = self.distance.pair_loss(x, view, self.distance.mask(x.shape[:2], gen))
+        z = F.normalize(self.features(torch.cat([x, view])), dim=1)
+        za, zv = z[:len(x)], z[len(x):]
+        tau = self.config["temperature"]
+        sim = torch.cat([za @ za.T, (za * zv).sum(1, keepdim=True)], dim=1) / tau
+        dist = torch.cat([d_batch, d_view[:, None]], dim=1)
+        valid = torch.ones_like(dist, dtype=torch.bool)
+        valid[:, :len(x)] &= ~torch.eye(len(x), dtype=torch.bool)
+        loss = relative_contrastive_loss(sim, dist, valid)
+        return loss, {"phase": 1.0, "relcon": loss.item()}
+
+
+def full_config(config: dict) -> dict:
+    """`config` over its named size (`CONFIGS`, default "cpu") and the default HAPT input."""
+    size = config.get("size", "cpu")
+    if size not in CONFIGS:
+        raise ValueError(f"unknown relcon size {size!r} (known: {', '.join(CONFIGS)})")
+    cfg = {"size": size, **DEFAULT_INPUT, **CONFIGS[size], **config}
+    if "channels" not in config and "in_channels" in config:
+        cfg["channels"] = None  # unnamed channels: consecutive x/y/z triples of one sensor
+    cfg.setdefault("in_channels", len(cfg["channels"]))
+    if cfg["channels"] is not None and len(cfg["channels"]) != int(cfg["in_channels"]):
+        raise ValueError(f"{len(cfg['channels'])} channel names for in_channels={cfg['in_channels']}")
+    return cfg
+
+
+def default_config(size: str = "cpu", *, channels, rate: float, window: int, **overrides) -> dict:
+    """A full config for windows of `window` samples of `channels` at `rate` Hz."""
+    return full_config({"size": size, "channels": [str(c) for c in channels], "rate": float(rate),
+                        "window": int(window), **overrides})
+
+
+def build(arch: dict) -> RelCon:
+    """RelCon teacher from a card's `arch` (`{"name": "relcon", "config": {...}}`)."""
+    return RelCon.from_arch(arch)

@@ -1,0 +1,192 @@
+"""SelfPAB teacher (Logacjov et al., 2024): masked reconstruction of STFT spectrogram tokens.
+
+Each channel's window becomes a magnitude spectrogram (1 s Hann frames every 0.5 s); one token
+per frame concatenates all channels' frequency bins. A transformer encoder rebuilds the altered
+cells (TERA-style): time spans of frames are zeroed (80%), swapped with other frames of the
+window (10%) or kept (10%), and random frequency bands are zeroed; the loss is L1 on the
+altered cells only. Downstream, a learned softmax-weighted sum of every layer's output is
+mean-pooled and classified by an MLP (the head this family uses instead of the default one).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from edgehar.models.teacher import Teacher
+
+DEFAULT_INPUT = {"channels": ["acc_x", "acc_y", "acc_z", "gyro_x", "gyro_y", "gyro_z"],
+                 "window": 128, "rate": 50.0}
+CONFIGS = {
+    "tiny": {"d_model": 32, "layers": 2, "heads": 2, "ff": 64, "dropout": 0.0,
+             "frame_seconds": 1.0, "hop_seconds": 0.5, "time_fraction": 0.15, "time_span": 1,
+             "freq_fraction": 0.2, "head_hidden": 32},  # tests
+    "cpu": {"d_model": 64, "layers": 2, "heads": 4, "ff": 128, "dropout": 0.1,
+            "frame_seconds": 1.0, "hop_seconds": 0.5, "time_fraction": 0.15, "time_span": 1,
+            "freq_fraction": 0.2, "head_hidden": 64},
+    # the paper's encoder: 4 layers, 1536 wide, 12 heads
+    "paper": {"d_model": 1536, "layers": 4, "heads": 12, "ff": 3072, "dropout": 0.1,
+              "frame_seconds": 1.0, "hop_seconds": 0.5, "time_fraction": 0.15, "time_span": 3,
+              "freq_fraction": 0.2, "head_hidden": 512},
+}
+
+
+class Spectrogram(nn.Module):
+    """(B, T, C) windows -> (B, frames, C * bins) STFT magnitudes, channel-major per token."""
+
+    def __init__(self, rate: float, frame_seconds: float, hop_seconds: float):
+        super().__init__()
+        self.n_fft = max(2, int(round(rate * frame_seconds)))
+        self.hop = max(1, int(round(rate * hop_seconds)))
+        self.register_buffer("window", torch.hann_window(self.n_fft), persistent=False)
+        self.bins = self.n_fft // 2 + 1
+
+    def frames(self, t: int) -> int:
+        return t // self.hop + 1  # center=True framing
+
+    def forward(self, x):
+        b, t, c = x.shape
+        s = torch.stft(x.transpose(1, 2).reshape(b * c, t), self.n_fft, self.hop, window=self.window,
+                       center=True, pad_mode="reflect" if t > self.n_fft // 2 else "constant",
+                       return_complex=True).abs()  # (B*C, bins, frames)
+        return s.reshape(b, c, self.bins, -1).permute(0, 3, 1, 2).flatten(2)
+
+
+def sinusoid(n: int, d: int) -> torch.Tensor:
+    """(n, d) fixed sinusoidal position codes."""
+    pos = torch.arange(n, dtype=torch.float32)[:, None]
+    div = torch.exp(torch.arange(0, d, 2, dtype=torch.float32) * (-math.log(10000.0) / d))
+    pe = torch.zeros(n, d)
+    pe[:, 0::2] = torch.sin(pos * div)
+    pe[:, 1::2] = torch.cos(pos * div)[:, : d // 2]
+    return pe
+
+
+def alter(spec: torch.Tensor, generator, time_fraction: float, time_span: int, freq_fraction: float,
+          bins: int, channels: int):
+    """TERA-style alteration of (B, L, C*bins) tokens -> (altered input, mask of altered cells)."""
+    b, n, f = spec.shape
+    out = spec.clone()
+    cells = torch.zeros(b, n, f, dtype=torch.bool)
+    span = max(1, min(time_span, n))
+    n_spans = max(1, round(time_fraction * n / span))
+    for i in range(b):
+        for _ in range(n_spans):
+            s = int(torch.randint(0, n - span + 1, (1,), generator=generator))
+            sl = slice(s, s + span)
+            cells[i, sl] = True
+            u = float(torch.rand(1, generator=generator))
+            if u < 0.8:
+                out[i, sl] = 0.0
+            elif u < 0.9:  # swap with another span of the same window
+                o = int(torch.randint(0, n - span + 1, (1,), generator=generator))
+                out[i, sl] = spec[i, o:o + span]
+            # else: keep as is (still predicted, so the model cannot trust unaltered frames)
+        width = int(torch.randint(0, max(1, int(freq_fraction * bins)) + 1, (1,), generator=generator))
+        if width:
+            lo = int(torch.randint(0, bins - width + 1, (1,), generator=generator))
+            band = torch.zeros(f, dtype=torch.bool).view(channels, bins)
+            band[:, lo:lo + width] = True  # the same physical band in every channel
+            band = band.flatten()
+            out[i, :, band] = 0.0
+            cells[i, :, band] = True
+    return out, cells
+
+
+class LayerMixHead(nn.Module):
+    """Softmax-weighted sum of the layer outputs -> mean over tokens -> MLP."""
+
+    def __init__(self, d: int, hidden: int, n_classes: int, dropout: float):
+        super().__init__()
+        self.mlp = nn.Sequential(nn.LayerNorm(d), nn.Linear(d, hidden), nn.GELU(), nn.Dropout(dropout),
+                                 nn.Linear(hidden, n_classes))
+
+    def forward(self, pooled):
+        return self.mlp(pooled)
+
+
+class SelfPAB(Teacher):
+    """Spectrogram-token transformer pretrained by masked reconstruction; see module docstring."""
+
+    family = "selfpab"
+
+    def __init__(self, config: dict):
+        super().__init__(full_config(config))
+        cfg = self.config
+        c, d = int(cfg["in_channels"]), int(cfg["d_model"])
+        self.spec = Spectrogram(float(cfg["rate"]), cfg["frame_seconds"], cfg["hop_seconds"])
+        self.n_channels, token_dim = c, c * self.spec.bins
+        self.inp = nn.Sequential(nn.Linear(token_dim, d), nn.LayerNorm(d))
+        self.layers = nn.ModuleList(
+            nn.TransformerEncoderLayer(d, cfg["heads"], cfg["ff"], cfg["dropout"], activation="gelu",
+                                       batch_first=True, norm_first=True) for _ in range(cfg["layers"]))
+        self.norm = nn.LayerNorm(d)
+        self.reconstruct = nn.Linear(d, token_dim)
+        # one weight per hidden state (input embedding + every layer), learned downstream
+        self.layer_weights = nn.Parameter(torch.zeros(cfg["layers"] + 1))
+        self.embed_dim = d
+
+    # -- representation ----------------------------------------------------------------------
+    def hidden_states(self, spec):
+        """[embedding, layer 1, ..., layer L] of (B, frames, d)."""
+        h = self.inp(spec) + sinusoid(spec.shape[1], self.embed_dim).to(spec)
+        states = [h]
+        for layer in self.layers:
+            h = layer(h)
+            states.append(h)
+        states[-1] = self.norm(h)
+        return states
+
+    def mixed(self, x):
+        states = torch.stack(self.hidden_states(self.spec(x)))  # (L+1, B, n, d)
+        w = torch.softmax(self.layer_weights, 0)
+        return (w[:, None, None, None] * states).sum(0)
+
+    def tokens(self, x):
+        return self.hidden_states(self.spec(x))[-1]
+
+    def features(self, x):
+        return self.mixed(x).mean(1)
+
+    # -- downstream head: overrides the default ---------------------------------------------
+    def make_head(self, n_classes: int) -> nn.Module:
+        return LayerMixHead(self.embed_dim, self.config["head_hidden"], n_classes, self.config["dropout"])
+
+    # -- pretraining -------------------------------------------------------------------------
+    def pretrain_loss(self, batch: dict):
+        x = batch["x"]
+        spec = self.spec(x)
+        altered, cells = alter(spec, batch.get("generator"), self.config["time_fraction"],
+                               self.config["time_span"], self.config["freq_fraction"],
+                               self.spec.bins, self.n_channels)
+        recon = self.reconstruct(self.hidden_states(altered)[-1])
+        loss = (recon - spec).abs()[cells].mean()
+        return loss, {"l1_altered": loss.item(), "altered_fraction": cells.float().mean().item()}
+
+
+def full_config(config: dict) -> dict:
+    """`config` over its named size (`CONFIGS`, default "cpu") and the default HAPT input."""
+    size = config.get("size", "cpu")
+    if size not in CONFIGS:
+        raise ValueError(f"unknown selfpab size {size!r} (known: {', '.join(CONFIGS)})")
+    cfg = {"size": size, **DEFAULT_INPUT, **CONFIGS[size], **config}
+    if "channels" not in config and "in_channels" in config:
+        cfg["channels"] = None  # unnamed channels: consecutive x/y/z triples of one sensor
+    cfg.setdefault("in_channels", len(cfg["channels"]))
+    if cfg["channels"] is not None and len(cfg["channels"]) != int(cfg["in_channels"]):
+        raise ValueError(f"{len(cfg['channels'])} channel names for in_channels={cfg['in_channels']}")
+    return cfg
+
+
+def default_config(size: str = "cpu", *, channels, rate: float, window: int, **overrides) -> dict:
+    """A full config for windows of `window` samples of `channels` at `rate` Hz."""
+    return full_config({"size": size, "channels": [str(c) for c in channels], "rate": float(rate),
+                        "window": int(window), **overrides})
+
+
+def build(arch: dict) -> SelfPAB:
+    """SelfPAB teacher from a card's `arch` (`{"name": "selfpab", "config": {...}}`)."""
+    return SelfPAB.from_arch(arch)

@@ -1,0 +1,151 @@
+"""The teacher interface every foundation-model family implements (harfm, relcon, selfpab,
+language), and the checkpoint helpers that make a teacher travel with its model card.
+
+A teacher is an `nn.Module` that
+- pre-trains itself: `pretrain_loss(batch) -> (loss, logs)`;
+- embeds windows: `tokens(x) -> (N, L, D)` and `features(x) -> (N, D)` (the pooled embedding
+  probes and distillation read), `embed_dim = D`;
+- classifies after `set_task(n_classes)`: `forward(x) -> logits`;
+- optionally maps windows into a sentence-embedding space: `text_dim`, `text_projection(x)`.
+
+`x` is always card-normalised float32 (N, T, C). `config` holds everything `build` needs,
+including `n_classes` once a task head exists, so `build(card.arch)` recreates exactly the
+modules a checkpoint holds and the weights reload strictly and bit-exactly.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+from torch import nn
+
+from edgehar.card import ModelCard, provenance
+from edgehar.errors import UserError
+
+
+class Teacher(nn.Module):
+    """Base class of the teacher families. Subclasses build their modules in `__init__`
+    (after `super().__init__(config)`), set `embed_dim`, and implement `pretrain_loss` and
+    `tokens`; `build(arch)` of a family module should return `Family.from_arch(arch)`."""
+
+    family = "teacher"  # the registry name (edgehar.models.FAMILIES)
+
+    def __init__(self, config: dict):
+        super().__init__()
+        self.config = copy.deepcopy(dict(config))
+        self.embed_dim: int = 0
+        self.text_dim: int | None = None  # set by text-aligned families
+        self.head: nn.Module | None = None
+
+    # -- construction ---------------------------------------------------------------------
+    @classmethod
+    def from_arch(cls, arch: dict) -> "Teacher":
+        """Rebuild from a card's arch dict, task head included when `n_classes` is set."""
+        model = cls(arch.get("config", {}))
+        n_classes = model.config.get("n_classes")
+        if n_classes:
+            model.set_task(int(n_classes))
+        return model
+
+    @property
+    def arch(self) -> dict:
+        return {"name": self.family, "config": copy.deepcopy(self.config)}
+
+    # -- self-supervised pre-training -----------------------------------------------------
+    def pretrain_loss(self, batch: dict) -> tuple[torch.Tensor, dict[str, float]]:
+        """Loss of one pre-training step. `batch`: x (N,T,C) float32 normalised, subject (N,)
+        long, y (N,) long (-1 unlabelled), step, total_steps (ints), generator."""
+        raise NotImplementedError
+
+    # -- embeddings -----------------------------------------------------------------------
+    def tokens(self, x: torch.Tensor) -> torch.Tensor:
+        """Per-step embeddings (N, L, D)."""
+        raise NotImplementedError
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """Pooled window embedding (N, D): the mean of the tokens unless a family overrides."""
+        return self.tokens(x).mean(dim=1)
+
+    # -- supervised task ------------------------------------------------------------------
+    def make_head(self, n_classes: int) -> nn.Module:
+        """The task head `set_task` installs; default: Linear on `features`."""
+        return nn.Linear(self.embed_dim, n_classes)
+
+    def set_task(self, n_classes: int, labels=None) -> None:
+        """Create (or replace) the task head for `n_classes` classes. `labels` (class names)
+        is given when a task is first set up (fine-tuning), never on rebuild: families that
+        derive weights/buffers from the names (prompt embeddings) store them in the state."""
+        self.config["n_classes"] = int(n_classes)
+        self.head = self.make_head(int(n_classes))
+
+    @property
+    def n_classes(self) -> int | None:
+        return self.config.get("n_classes")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Class logits (N, n_classes); needs a task head (`set_task` / `edgehar finetune`)."""
+        if self.head is None:
+            raise UserError(self.family, "teacher has no task head yet: run `edgehar finetune` first")
+        return self.head(self.features(x))
+
+    def finetune_loss(self, x: torch.Tensor, y: torch.Tensor, step: int = 0,
+                      total_steps: int = 1) -> tuple[torch.Tensor, dict[str, float]]:
+        """Supervised loss on labelled windows; families with a multi-task stage override."""
+        loss = nn.functional.cross_entropy(self(x), y)
+        return loss, {"ce": float(loss.detach())}
+
+    def frozen_in_finetune(self) -> list[nn.Parameter]:
+        """Parameters fine-tuning must leave unchanged (e.g. HAR-FM's quantizer)."""
+        return []
+
+    # -- optional text alignment ----------------------------------------------------------
+    def text_projection(self, x: torch.Tensor) -> torch.Tensor:
+        """Window embeddings in the sentence-embedding space (N, text_dim)."""
+        raise NotImplementedError(f"{self.family} is not text-aligned")
+
+
+def make_teacher_card(teacher: Teacher, windows, norm_mean, norm_std, labels=None,
+                      prompts: dict | None = None, text_prototypes=None, **provenance_items) -> ModelCard:
+    """A `ModelCard` (kind "teacher") for `teacher` trained on `windows` (an edgehar
+    `Windows`) with per-channel normalisation (norm_mean, norm_std)."""
+    from edgehar.text import activity_prompt
+
+    labels = list(labels if labels is not None else windows.label_names)
+    return ModelCard(
+        labels=labels, rate=float(windows.rate), window=int(windows.length),
+        hop=int(windows.hop or windows.length // 2), channels=list(windows.channels),
+        units=list(windows.units), norm_mean=[float(v) for v in norm_mean],
+        norm_std=[float(v) for v in norm_std], tasks={"activity": labels},
+        prompts=prompts if prompts is not None else {n: activity_prompt(n) for n in labels},
+        text_prototypes=text_prototypes, kind="teacher", arch=teacher.arch,
+        provenance=provenance(**provenance_items))
+
+
+def save_teacher(path, teacher: Teacher, card: ModelCard, extra: dict | None = None) -> None:
+    """Write teacher weights + card atomically (the card's arch is refreshed from the teacher,
+    so a head added by `set_task` is rebuilt on load)."""
+    from edgehar.checkpoint import save_checkpoint
+
+    card.arch = teacher.arch
+    card.kind = "teacher"
+    save_checkpoint(path, teacher, card, extra)
+
+
+def load_teacher(path) -> tuple[Teacher, ModelCard, dict]:
+    """(teacher in eval mode, card, extra) from a teacher checkpoint; weights load strictly."""
+    from edgehar.checkpoint import load_checkpoint
+    from edgehar.models import build
+
+    ckpt = load_checkpoint(path)
+    card = ckpt["card"]
+    if card.kind != "teacher":
+        raise UserError(path, f"is a {card.kind} checkpoint, expected a teacher")
+    model = build(card.arch)
+    if not isinstance(model, Teacher):
+        raise UserError(path, f"family {card.arch.get('name')} is not a teacher")
+    missing, unexpected = model.load_state_dict(ckpt["state_dict"], strict=False)
+    if missing or unexpected:
+        raise UserError(path, f"weights do not fit {card.arch.get('name')}: missing {list(missing)[:3]}, "
+                              f"unexpected {list(unexpected)[:3]}")
+    return model.eval(), card, ckpt.get("extra", {})

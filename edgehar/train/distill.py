@@ -1,0 +1,343 @@
+"""Distillation: a foundation-model teacher -> a compact student that fits a wrist MCU.
+
+The student reads exactly the teacher's input (rate, window, channels, units, normalisation:
+its card is derived from the teacher's), so one set of windows feeds both. The teacher runs
+once over every training window (labelled and unlabelled) and its outputs are cached; the
+student then learns from
+
+- soft labels: T^2 * KL(teacher/T || student/T) on every window with teacher logits,
+- embedding distillation: 1 - cos(student embedding, teacher embedding) on every window,
+- token hints: MSE between (a training-only linear map of) the student's tokens and the
+  teacher's tokens pooled to the student's token count, each layer-normalised,
+- the plain label loss on the labelled windows (optionally only a fraction of them).
+
+The teacher embedding is its text-aligned projection when it has one (HAR-FM, the
+sensor-language teacher), else its pooled features. It is reduced to at most `EMBED_DIM`
+dimensions by an uncentred SVD basis (cosine-friendly), so the student's embedding head stays
+small; the class-text prototypes, projected the same way, go into the student card, which is
+what keeps zero-shot labels on the device: cosine of the embedding to each prototype.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm.auto import tqdm
+
+from edgehar.card import ModelCard
+from edgehar.data.windows import Windows
+from edgehar.errors import UserError
+from edgehar.train.supervised import batches, evaluate, predict_logits
+
+EMBED_DIM = 64  # at most this many dimensions in the student's embedding head
+
+
+@dataclass
+class DistillConfig:
+    epochs: int = 30
+    batch_size: int = 64
+    lr: float = 3e-3
+    weight_decay: float = 1e-4
+    temperature: float = 4.0
+    w_kd: float = 1.0
+    w_embed: float = 1.0
+    w_hint: float = 0.5
+    w_label: float = 1.0
+    label_fraction: float = 1.0
+    seed: int = 0
+    max_steps: int | None = None
+
+
+@dataclass
+class TeacherTargets:
+    """Teacher outputs cached for every training window."""
+
+    logits: np.ndarray | None  # (N, K) or None when the teacher has no task head
+    embed: np.ndarray  # (N, E) unit-norm targets in the reduced space
+    tokens: np.ndarray  # (N, L, D)
+    basis: np.ndarray  # (D_full, E) reduction of the teacher embedding space
+    prototypes: np.ndarray | None  # (K, E) class-text prototypes, unit-norm, if text-aligned
+
+
+# -- the teacher side ---------------------------------------------------------------------
+
+def load_teacher_spec(spec: str):
+    """(teacher model in eval mode, its card) from a checkpoint path or `limu-bert:DIR`."""
+    if spec.startswith("limu-bert:"):
+        from edgehar.models.limubert import teacher_from_spec
+        return teacher_from_spec(spec)
+    from edgehar.models.teacher import load_teacher
+
+    model, card, _ = load_teacher(spec)
+    return model, card
+
+
+def is_text_aligned(teacher) -> bool:
+    return getattr(teacher, "text_dim", None) is not None and hasattr(teacher, "text_projection")
+
+
+def has_task_head(teacher) -> bool:
+    return getattr(teacher, "head", None) is not None
+
+
+def class_text_embeddings(teacher, card: ModelCard) -> np.ndarray | None:
+    """Unit-norm embeddings of the class prompts in the teacher's text space."""
+    if not is_text_aligned(teacher):
+        return None
+    label_text = getattr(teacher, "label_text", None)
+    if isinstance(label_text, torch.Tensor) and label_text.shape[0] == len(card.labels) \
+            and float(label_text.abs().sum()) > 0:
+        emb = label_text.detach().numpy()
+    else:
+        from edgehar.text import activity_prompt, embed_texts
+        emb = embed_texts([card.prompts.get(n, activity_prompt(n)) for n in card.labels])
+    return emb / np.linalg.norm(emb, axis=1, keepdims=True)
+
+
+@torch.no_grad()
+def teacher_outputs(teacher, x: np.ndarray, batch_size: int = 256, progress: bool = True):
+    """(logits or None, embedding, tokens) of the teacher for normalised windows."""
+    teacher.eval()
+    logits, embeds, tokens = [], [], []
+    text = is_text_aligned(teacher)
+    head = has_task_head(teacher)
+    for idx in tqdm(list(batches(len(x), batch_size, None)), desc="teacher", disable=not progress,
+                    leave=False):
+        xb = torch.from_numpy(x[idx])
+        tok = teacher.tokens(xb)
+        tokens.append(tok.numpy().astype(np.float32))
+        embeds.append((teacher.text_projection(xb) if text else teacher.features(xb)).numpy())
+        if head:
+            out = teacher(xb)
+            logits.append((out[0] if isinstance(out, (tuple, list)) else out).numpy())
+    return (np.concatenate(logits) if head else None, np.concatenate(embeds), np.concatenate(tokens))
+
+
+def reduction_basis(embed: np.ndarray, extra: np.ndarray | None, dim: int) -> np.ndarray:
+    """(D, dim) orthonormal basis of the top right-singular vectors of the (uncentred) unit
+    embeddings, so cosines survive the reduction; identity when D <= dim."""
+    d = embed.shape[1]
+    if d <= dim:
+        return np.eye(d, dtype=np.float32)
+    rows = embed / np.maximum(np.linalg.norm(embed, axis=1, keepdims=True), 1e-12)
+    if extra is not None:  # the prototypes must be represented well too
+        rows = np.concatenate([rows, np.repeat(extra, max(1, len(rows) // (10 * len(extra))), 0)])
+    _, _, vt = np.linalg.svd(rows.astype(np.float64), full_matrices=False)
+    return vt[:dim].T.astype(np.float32)
+
+
+def unit(a: np.ndarray) -> np.ndarray:
+    return (a / np.maximum(np.linalg.norm(a, axis=-1, keepdims=True), 1e-12)).astype(np.float32)
+
+
+def prepare_targets(teacher, card: ModelCard, x: np.ndarray, progress: bool = True) -> TeacherTargets:
+    logits, embed, tokens = teacher_outputs(teacher, x, progress=progress)
+    protos = class_text_embeddings(teacher, card)
+    basis = reduction_basis(embed, protos, EMBED_DIM)
+    return TeacherTargets(logits=logits, embed=unit(embed @ basis), tokens=tokens, basis=basis,
+                          prototypes=None if protos is None else unit(protos @ basis))
+
+
+# -- the data side ------------------------------------------------------------------------
+
+def windows_for(card: ModelCard, data: str, root=None) -> Windows:
+    """Windows of data set `data` in the teacher's input format (rate, window, channels, units),
+    with a 50% hop for training; one-line errors when the data cannot feed the teacher."""
+    from edgehar.data.datasets import activity_windows, load_dataset
+
+    recs = load_dataset(data, root)
+    have = list(recs[0].channels)
+    missing = [c for c in card.channels if c not in have]
+    if missing:
+        raise UserError(data, f"data has {len(have)} channels ({', '.join(have)}) but the teacher "
+                              f"expects {len(card.channels)} ({', '.join(card.channels)})")
+    return activity_windows(data, root, rate=card.rate, window=card.window, hop=card.window // 2,
+                            channels=card.channels, units=card.units)
+
+
+def check_windows_fit(w: Windows, card: ModelCard, where: str) -> None:
+    """A windows file must already be in the teacher's format: name both sides if not."""
+    if abs(float(w.rate) - float(card.rate)) > 1e-6:
+        raise UserError(where, f"windows are at {w.rate:g} Hz but the teacher takes {card.rate:g} Hz")
+    if list(w.channels) != list(card.channels) or w.length != card.window:
+        raise UserError(where, f"windows are {w.length} samples x {', '.join(w.channels)} but the teacher "
+                               f"takes {card.window} x {', '.join(card.channels)}")
+
+
+def keep_label_fraction(y: np.ndarray, fraction: float, seed: int) -> np.ndarray:
+    """A copy of y where only a class-stratified `fraction` of the labelled windows keep labels."""
+    if fraction >= 1.0:
+        return y.copy()
+    rng = np.random.default_rng(seed)
+    out = np.full_like(y, -1)
+    for c in np.unique(y[y >= 0]):
+        idx = np.flatnonzero(y == c)
+        k = max(1, int(round(fraction * len(idx))))
+        keep = rng.choice(idx, size=k, replace=False)
+        out[keep] = c
+    return out
+
+
+# -- the student side ---------------------------------------------------------------------
+
+def student_card_from_teacher(size: str, teacher_card: ModelCard, targets: TeacherTargets,
+                              teacher_spec: str, data: dict) -> ModelCard:
+    from edgehar.models.student import make_student_card
+
+    card = make_student_card(size, teacher_card, embed_dim=targets.embed.shape[1], data=data)
+    protos = None if targets.prototypes is None else targets.prototypes.round(6).tolist()
+    card = replace(card, text_prototypes=protos)
+    card.provenance["teacher"] = {"spec": teacher_spec, "arch": teacher_card.arch.get("name"),
+                                  "metrics": teacher_card.provenance.get("metrics", {})}
+    return card
+
+
+def hint_targets(tokens: torch.Tensor, length: int) -> torch.Tensor:
+    """Teacher tokens (N, L_t, D) pooled along time to the student's token count."""
+    if tokens.shape[1] == length:
+        return tokens
+    return F.adaptive_avg_pool1d(tokens.transpose(1, 2), length).transpose(1, 2)
+
+
+def distill_loss(student, hint_map: nn.Module, xb, yb, t_logits, t_embed, t_tokens,
+                 cfg: DistillConfig) -> tuple[torch.Tensor, dict]:
+    tok = student.tokens(xb)
+    pooled = tok.mean(1)
+    logits = student.heads[student.main_task](pooled)
+    emb = student.embed(pooled)
+    parts = {}
+    if t_logits is not None and cfg.w_kd > 0:
+        t = cfg.temperature
+        parts["kd"] = cfg.w_kd * t * t * F.kl_div(F.log_softmax(logits / t, 1),
+                                                  F.log_softmax(t_logits / t, 1),
+                                                  log_target=True, reduction="batchmean")
+    if cfg.w_embed > 0:
+        parts["embed"] = cfg.w_embed * (1 - F.cosine_similarity(emb, t_embed, dim=1)).mean()
+    if cfg.w_hint > 0:
+        target = hint_targets(t_tokens, tok.shape[1])
+        pred = hint_map(tok)
+        parts["hint"] = cfg.w_hint * F.mse_loss(F.layer_norm(pred, pred.shape[-1:]),
+                                                F.layer_norm(target, target.shape[-1:]))
+    labelled = yb >= 0
+    if labelled.any() and cfg.w_label > 0:
+        parts["label"] = cfg.w_label * F.cross_entropy(logits[labelled], yb[labelled])
+    loss = sum(parts.values())
+    return loss, {k: float(v.detach()) for k, v in parts.items()}
+
+
+def distill(teacher, teacher_card: ModelCard, train: Windows, size: str, cfg: DistillConfig,
+            teacher_spec: str = "", data: dict | None = None, progress: bool = True):
+    """(student, card, history): a student of `size` distilled from `teacher` on `train`."""
+    from edgehar.models.student import build
+
+    if has_task_head(teacher) and getattr(teacher, "n_classes", len(teacher_card.labels)) not in (
+            None, len(teacher_card.labels)):
+        raise UserError(teacher_spec, "teacher head and card disagree on the number of classes")
+    x = teacher_card.normalise(train.x)
+    targets = prepare_targets(teacher, teacher_card, x, progress)
+    card = student_card_from_teacher(size, teacher_card, targets, teacher_spec, data or {})
+    torch.manual_seed(cfg.seed)
+    student = build(card.arch)
+    hint_map = nn.Linear(card.arch["config"]["d"], targets.tokens.shape[-1])
+    y = keep_label_fraction(train.y, cfg.label_fraction, cfg.seed)
+    tensors = [torch.from_numpy(a) for a in (x, y, targets.embed, targets.tokens)]
+    t_logits = None if targets.logits is None else torch.from_numpy(targets.logits)
+    params = list(student.parameters()) + list(hint_map.parameters())
+    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    steps_per_epoch = -(-len(x) // cfg.batch_size)
+    total = steps_per_epoch * cfg.epochs
+    if cfg.max_steps is not None:
+        total = min(total, cfg.max_steps)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=max(total, 1))
+    rng = np.random.default_rng(cfg.seed)
+    history, step = [], 0
+    bar = tqdm(total=total, desc=f"distill-{size}", disable=not progress, leave=False)
+    while step < total:
+        student.train()
+        losses = []
+        for idx in batches(len(x), cfg.batch_size, rng):
+            if step >= total:
+                break
+            xb, yb, eb, tb = (t[idx] for t in tensors)
+            loss, parts = distill_loss(student, hint_map, xb, yb,
+                                       None if t_logits is None else t_logits[idx], eb, tb, cfg)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            losses.append(float(loss.detach()))
+            step += 1
+            bar.update(1)
+            bar.set_postfix(loss=f"{losses[-1]:.3f}")
+        history.append(float(np.mean(losses)))
+    bar.close()
+    student.eval()
+    card.provenance["training"] = {
+        "method": "distillation", "teacher": teacher_spec, "epochs": cfg.epochs, "steps": step,
+        "seed": cfg.seed, "label_fraction": cfg.label_fraction, "temperature": cfg.temperature,
+        "weights": {"kd": cfg.w_kd, "embed": cfg.w_embed, "hint": cfg.w_hint, "label": cfg.w_label},
+        "soft_labels": targets.logits is not None, "train_windows": len(x),
+        "labelled_windows": int((y >= 0).sum()), "final_loss": history[-1] if history else None}
+    return student, card, history
+
+
+# -- evaluation ---------------------------------------------------------------------------
+
+def without_stream(w: Windows, card: ModelCard, stream: str) -> Windows:
+    """Windows whose `stream` reads as absent: its channels hold the normalisation mean, so they
+    are exactly zero after `card.normalise` (the student's absent-stream convention)."""
+    idx = card.streams[stream]
+    x = w.x.copy()
+    mean = np.asarray(card.norm_mean, np.float32) if card.norm_mean else np.zeros(x.shape[-1], np.float32)
+    x[..., idx] = mean[idx]
+    return replace(w, x=x)
+
+
+@torch.no_grad()
+def zero_shot_report(student, card: ModelCard, w: Windows) -> dict | None:
+    """Classify by cosine of the student embedding to the card's class-text prototypes."""
+    if not card.text_prototypes:
+        return None
+    from edgehar.metrics import report
+
+    w = w.labelled()
+    student.eval()
+    emb = torch.cat([student(torch.from_numpy(card.normalise(w.x[i])))[1]
+                     for i in batches(len(w), 512, None)])
+    protos = torch.tensor(card.text_prototypes)
+    pred = (F.normalize(emb, dim=1) @ F.normalize(protos, dim=1).T).argmax(1).numpy()
+    return report(w.y, pred, card.labels)
+
+
+def student_metrics(student, card: ModelCard, test: Windows) -> dict:
+    """Test macro-F1/accuracy, the same with every non-acc stream absent, and zero-shot."""
+    from edgehar.models.student import count_macs, count_params
+
+    full = evaluate(student, test, card)
+    out = {"test": {k: full[k] for k in ("macro_f1", "accuracy", "n")}, "confusion": full["confusion"],
+           "params": count_params(student),
+           "macs": int(count_macs(student, torch.zeros(1, card.window, len(card.channels))))}
+    for stream in card.streams:
+        if stream != "acc" and "acc" in card.streams:
+            r = evaluate(student, without_stream(test, card, stream), card)
+            out[f"test_without_{stream}"] = {k: r[k] for k in ("macro_f1", "accuracy")}
+    zs = zero_shot_report(student, card, test)
+    if zs is not None:
+        out["zero_shot"] = {k: zs[k] for k in ("macro_f1", "accuracy")}
+    return out
+
+
+def teacher_metrics(teacher, card: ModelCard, test: Windows) -> dict | None:
+    """The teacher's own test macro-F1 (when it has a task head)."""
+    if not has_task_head(teacher):
+        return None
+    from edgehar.metrics import report
+
+    test = test.labelled()
+    pred = predict_logits(teacher, card.normalise(test.x), batch_size=256).argmax(1)
+    r = report(test.y, pred, card.labels)
+    return {k: r[k] for k in ("macro_f1", "accuracy", "n")}

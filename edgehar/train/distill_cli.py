@@ -1,0 +1,103 @@
+"""`edgehar distill`: teacher checkpoint (or `limu-bert:DIR`) -> student checkpoint."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+
+def register(sub) -> None:
+    p = sub.add_parser(
+        "distill", help="distil a teacher into a compact student",
+        description="Distil a foundation-model teacher into a compact student (a small CNN encoder "
+                    "per sensor stream + a shared transformer head + task and embedding heads) "
+                    "with soft labels, embedding distillation, token hints and the label loss. "
+                    "The student takes the teacher's input format. Trains on the subject-disjoint "
+                    "training split (HAPT: all but the official test subjects, unlabelled windows "
+                    "included) and reports test macro-F1, also with the gyroscope absent.")
+    p.add_argument("--teacher", required=True,
+                   help="teacher checkpoint (from pretrain/finetune) or limu-bert:DIR (published weights)")
+    p.add_argument("--student", default="small", choices=["tiny", "small"], help="student size (default small)")
+    p.add_argument("--data", default="hapt", help="data set (default hapt)")
+    p.add_argument("--root", help="data folder (default: $EDGEHAR_DATA/<data set folder>)")
+    p.add_argument("--windows", help="train on this windows .npz (calib format) instead of --data")
+    p.add_argument("--epochs", type=int, default=30, help="passes over the training windows (default 30)")
+    p.add_argument("--max-steps", type=int, help="stop after this many optimiser steps")
+    p.add_argument("--batch-size", type=int, default=64, help="windows per step (default 64)")
+    p.add_argument("--lr", type=float, default=3e-3, help="peak learning rate (default 3e-3)")
+    p.add_argument("--temperature", type=float, default=4.0, help="soft-label temperature (default 4)")
+    p.add_argument("--label-fraction", type=float, default=1.0,
+                   help="keep labels on only this class-stratified fraction of training windows")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--threads", type=int, help="torch CPU threads")
+    p.add_argument("--out", help="student checkpoint path (default student-<size>.pt)")
+    p.add_argument("--json", action="store_true", help="print the metrics as JSON")
+    p.set_defaults(func=run_distill)
+
+
+def load_training_windows(args, card):
+    """(train, test) windows in the teacher's format; test is None without a test split."""
+    from edgehar.data import hapt
+    from edgehar.data.splits import split_subjects
+    from edgehar.data.windows import Windows
+    from edgehar.train.distill import check_windows_fit, windows_for
+
+    if args.windows:
+        from edgehar.calib.build import load_calib
+        c = load_calib(args.windows)
+        p = c.provenance
+        w = Windows(x=c.x, y=c.y, subject=c.subject, rate=float(p.get("rate", 0)),
+                    channels=tuple(p.get("channels", ())), units=tuple(p.get("units", ())),
+                    label_names=tuple(p.get("label_names", card.labels)), hop=int(p.get("hop", 0)))
+        check_windows_fit(w, card, args.windows)
+        return w, None
+    w = windows_for(card, args.data, args.root)
+    if args.data != "hapt":
+        return w, None
+    return split_subjects(w, hapt.TEST_SUBJECTS)
+
+
+def run_distill(args: argparse.Namespace) -> int:
+    import torch
+
+    from edgehar.checkpoint import save_checkpoint
+    from edgehar.errors import UserError
+    from edgehar.train.distill import (DistillConfig, distill, load_teacher_spec, student_metrics,
+                                       teacher_metrics)
+
+    if not 0 < args.label_fraction <= 1:
+        raise UserError("--label-fraction", f"must be in (0, 1], got {args.label_fraction}")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    out = args.out or f"student-{args.student}.pt"
+    teacher, tcard = load_teacher_spec(args.teacher)
+    train, test = load_training_windows(args, tcard)
+    cfg = DistillConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+                        temperature=args.temperature, label_fraction=args.label_fraction,
+                        seed=args.seed, max_steps=args.max_steps)
+    data = {"dataset": args.data if not args.windows else args.windows, "root": args.root,
+            "split": "HAPT official test subjects" if test is not None else "none"}
+    if test is not None:
+        from edgehar.data import hapt
+        data["test_subjects"] = list(hapt.TEST_SUBJECTS)
+    student, card, history = distill(teacher, tcard, train, args.student, cfg, args.teacher, data)
+    metrics = {}
+    if test is not None:
+        metrics = student_metrics(student, card, test)
+        metrics["teacher_test"] = teacher_metrics(teacher, tcard, test)
+    card.provenance["metrics"] = {k: v for k, v in metrics.items() if k != "confusion"}
+    save_checkpoint(out, student, card, extra={"history": history, "confusion": metrics.get("confusion")})
+    summary = {"out": out, "student": args.student, "teacher": args.teacher, "loss": history, **metrics}
+    if args.json:
+        print(json.dumps(summary, indent=2))
+    else:
+        print(f"student {args.student} -> {out}")
+        if metrics:
+            t = metrics.get("teacher_test") or {}
+            print(f"  test macro-F1 {metrics['test']['macro_f1']:.4f}  accuracy {metrics['test']['accuracy']:.4f}"
+                  + (f"   (teacher {t['macro_f1']:.4f})" if t else ""))
+            for k, v in metrics.items():
+                if k.startswith("test_without_") or k == "zero_shot":
+                    print(f"  {k.replace('_', ' ')}: macro-F1 {v['macro_f1']:.4f}")
+            print(f"  params {metrics['params']}  MACs {metrics['macs']}")
+    return 0

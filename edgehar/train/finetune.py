@@ -1,0 +1,69 @@
+"""Supervised stage of a teacher: full fine-tuning with the family's `finetune_loss` (HAR-FM:
+stage B multi-task), or a linear probe (frozen backbone, only the task head learns)."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from edgehar.card import ModelCard
+from edgehar.data.windows import Windows
+from edgehar.models.augment import random_augment
+from edgehar.models.teacher import Teacher
+from edgehar.train.supervised import batches
+
+
+def finetune(teacher: Teacher, train: Windows, card: ModelCard, epochs: int = 10,
+             batch_size: int = 64, lr: float | None = None, weight_decay: float = 0.01,
+             linear_probe: bool = False, augment: bool = True, seed: int = 0,
+             progress: bool = True) -> list[float]:
+    """Set up the task head for `card.labels` and train on the labelled windows of `train`
+    (AdamW + one-cycle); returns the mean loss of every epoch."""
+    train = train.labelled()
+    if len(train) == 0:
+        raise ValueError("no labelled windows to fine-tune on")
+    torch.manual_seed(seed)
+    teacher.set_task(len(card.labels), card.labels)
+    frozen = {id(p) for p in teacher.frozen_in_finetune()}
+    head = {id(p) for p in teacher.head.parameters()}
+    for p in teacher.parameters():
+        p.requires_grad_(id(p) in head if linear_probe else id(p) not in frozen)
+    params = [p for p in teacher.parameters() if p.requires_grad]
+    lr = lr if lr is not None else (1e-2 if linear_probe else 1e-3)
+    x_all = torch.from_numpy(card.normalise(train.x))
+    y_all = torch.from_numpy(train.y)
+    rng, gen = np.random.default_rng(seed), torch.Generator().manual_seed(seed)
+    total = max(1, -(-len(train) // batch_size) * epochs)
+    opt = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=total, pct_start=0.1)
+    history, step = [], 0
+    bar = tqdm(total=total, desc="probe" if linear_probe else f"finetune {teacher.family}",
+               disable=not progress, leave=False)
+    for _ in range(epochs):
+        # a probe keeps the backbone deterministic (no dropout): only the head trains
+        teacher.eval() if linear_probe else teacher.train()
+        losses = []
+        for idx in batches(len(train), batch_size, rng):
+            x, y = x_all[idx], y_all[idx]
+            if augment and not linear_probe:
+                x = random_augment(x, gen, n=1, names=("noise", "scale"))
+            if linear_probe:
+                loss = torch.nn.functional.cross_entropy(teacher(x), y)
+            else:
+                loss, _ = teacher.finetune_loss(x, y, step, total)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, 1.0)
+            opt.step()
+            sched.step()
+            losses.append(float(loss.detach()))
+            step += 1
+            bar.update(1)
+            bar.set_postfix(loss=f"{losses[-1]:.3f}")
+        history.append(float(np.mean(losses)))
+    bar.close()
+    for p in teacher.parameters():
+        p.requires_grad_(True)
+    teacher.eval()
+    return history

@@ -1,0 +1,115 @@
+"""parity.json: the float PyTorch student vs every exported artifact on held-out real windows.
+
+Bounds (the export issue's acceptance figures):
+- fp32 TFLite and fp32 ONNX: max |logit difference| to PyTorch <= 1e-4;
+- int8 TFLite and int8 ONNX: top-1 agreement with PyTorch >= 98%, macro-F1 drop <= 1.0 point;
+- int8 TFLite on TFLite-Micro (reference kernels) and tflite-runtime vs ai-edge-litert:
+  int8 outputs within 4 LSB, same top-1 on >= 99.5% of windows;
+- int8 TFLite file <= 30% of the fp32 file (reported for the whole file and for the weight
+  buffers alone: on students of a few 10k parameters the flatbuffer's per-tensor and
+  per-channel quantisation tables weigh as much as the int8 weights).
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from edgehar.metrics import macro_f1
+
+BOUNDS = {
+    "fp32_tflite_max_abs_diff": ("<=", 1e-4),
+    "fp32_onnx_max_abs_diff": ("<=", 1e-4),
+    "int8_tflite_top1_agreement": (">=", 0.98),
+    "int8_tflite_macro_f1_drop_points": ("<=", 1.0),
+    "int8_onnx_top1_agreement": (">=", 0.98),
+    "int8_onnx_macro_f1_drop_points": ("<=", 1.0),
+    "int8_micro_max_lsb": ("<=", 4),
+    "int8_micro_top1_agreement": (">=", 0.995),
+    "int8_tflite_runtime_max_lsb": ("<=", 4),
+    "int8_tflite_runtime_top1_agreement": (">=", 0.995),
+    "int8_tflite_file_ratio": ("<=", 0.30),
+    "int8_tflite_weights_ratio": ("<=", 0.30),
+}
+
+
+def check_bounds(figures: dict) -> dict:
+    """{name: {"value", "bound", "ok"}} for every bounded figure present in `figures`."""
+    out = {}
+    for name, (op, bound) in BOUNDS.items():
+        if figures.get(name) is None:
+            continue
+        v = figures[name]
+        out[name] = {"value": v, "bound": f"{op} {bound:g}", "ok": bool(v <= bound if op == "<=" else v >= bound)}
+    return out
+
+
+def weight_bytes(tflite: bytes) -> int:
+    """Bytes of the constant buffers (weights, biases) of a TFLite file, metadata excluded."""
+    from ai_edge_litert import schema_py_generated as schema
+
+    m = schema.Model.GetRootAs(tflite, 0)
+    meta = {m.Metadata(i).Buffer() for i in range(m.MetadataLength())}
+    return int(sum(m.Buffers(i).DataLength() for i in range(m.BuffersLength()) if i not in meta))
+
+
+def parity_report(model, card, held_out, files: dict, micro: bool = True,
+                  tflite_runtime_python: str | None = None) -> dict:
+    """Compare PyTorch with each artifact in `files` (keys fp32_tflite, int8_tflite, fp32_onnx,
+    int8_onnx -> path) on the windows of `held_out` (raw `Windows`)."""
+    from edgehar.export import onnx as onnx_export
+    from edgehar.export import tflite
+    from edgehar.train.supervised import predict_logits
+
+    x = card.normalise(held_out.x)
+    ref = predict_logits(model, x)
+    labelled = held_out.y >= 0
+    k = len(card.labels)
+    f1 = lambda logits: macro_f1(held_out.y[labelled], logits[labelled].argmax(1), k)  # noqa: E731
+    agree = lambda a, b: float((a.argmax(1) == b.argmax(1)).mean())  # noqa: E731
+    q = card.quantization
+    qin = {"scale": q["input_scale"], "zero_point": q["input_zero_point"]}
+    qout = {"scale": q["output_scale"], "zero_point": q["output_zero_point"]}
+    f1_ref = f1(ref)
+    fig: dict = {"windows": int(len(x)), "labelled_windows": int(labelled.sum()), "macro_f1_pytorch": f1_ref}
+
+    if "fp32_tflite" in files:
+        out = tflite.run_litert(files["fp32_tflite"], x)
+        fig["fp32_tflite_max_abs_diff"] = float(np.abs(out - ref).max())
+        fig["macro_f1_fp32_tflite"] = f1(out)
+    if "fp32_onnx" in files:
+        out = onnx_export.run_onnx(files["fp32_onnx"], x)
+        fig["fp32_onnx_max_abs_diff"] = float(np.abs(out - ref).max())
+        fig["macro_f1_fp32_onnx"] = f1(out)
+    if "int8_tflite" in files:
+        xq = tflite.quantize(x, qin)
+        raw = tflite.run_litert(files["int8_tflite"], xq)
+        out = tflite.dequantize(raw, qout)
+        fig["int8_tflite_top1_agreement"] = agree(out, ref)
+        fig["macro_f1_int8_tflite"] = f1(out)
+        fig["int8_tflite_macro_f1_drop_points"] = 100 * (f1_ref - fig["macro_f1_int8_tflite"])
+        fig["int8_tflite_max_abs_diff"] = float(np.abs(out - ref).max())
+        for name, runner in (("micro", tflite.run_micro if micro else None),
+                             ("tflite_runtime", (lambda p, v: tflite.run_tflite_runtime(tflite_runtime_python, p, v))
+                              if tflite_runtime_python else None)):
+            if runner is None:
+                continue
+            other = runner(files["int8_tflite"], xq)
+            fig[f"int8_{name}_max_lsb"] = int(np.abs(other.astype(np.int32) - raw.astype(np.int32)).max())
+            fig[f"int8_{name}_top1_agreement"] = agree(other.astype(np.float32), raw.astype(np.float32))
+    if "int8_onnx" in files:
+        out = onnx_export.run_onnx(files["int8_onnx"], x)
+        fig["int8_onnx_top1_agreement"] = agree(out, ref)
+        fig["macro_f1_int8_onnx"] = f1(out)
+        fig["int8_onnx_macro_f1_drop_points"] = 100 * (f1_ref - fig["macro_f1_int8_onnx"])
+    sizes = {key: os.path.getsize(path) for key, path in files.items()}
+    fig["bytes"] = sizes
+    if "fp32_tflite" in files and "int8_tflite" in files:
+        fig["int8_tflite_file_ratio"] = sizes["int8_tflite"] / sizes["fp32_tflite"]
+        w32, w8 = (weight_bytes(open(files[k], "rb").read()) for k in ("fp32_tflite", "int8_tflite"))
+        fig["weight_bytes"] = {"fp32_tflite": w32, "int8_tflite": w8}
+        fig["int8_tflite_weights_ratio"] = w8 / w32
+    checks = check_bounds(fig)
+    return {"figures": fig, "bounds": checks, "ok": all(c["ok"] for c in checks.values()),
+            "failed": [name for name, c in checks.items() if not c["ok"]]}

@@ -1,0 +1,205 @@
+"""`export`: a student checkpoint -> an artifact folder, written atomically.
+
+    model_fp32.tflite   model_int8.tflite   (full integer: int8 I/O, activations, weights)
+    model.onnx          model_int8.onnx     (QDQ, per-channel weights, static activations)
+    model_int8.h/.cc    (C array for TFLite-Micro, + labels, normalisation, int8 I/O constants)
+    modelcard.json      (also embedded in every .tflite / .onnx)
+    parity.json         (PyTorch vs each artifact on held-out real windows)
+
+The folder is built in a temporary sibling and swapped in at the end (`staged_folder`), so a
+failure leaves no half-written artifact and an older export at the same path untouched.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from edgehar.errors import UserError
+
+FILES = {"fp32_tflite": "model_fp32.tflite", "int8_tflite": "model_int8.tflite",
+         "fp32_onnx": "model.onnx", "int8_onnx": "model_int8.onnx"}
+FP32_TOLERANCE = 1e-4  # the Keras mirror must reproduce PyTorch's logits this closely
+TFLITE_RUNTIME_ENV = "EDGEHAR_TFLITE_RUNTIME_PYTHON"  # a python with tflite-runtime (numpy < 2)
+
+
+def load_student(path):
+    """(model, card, state_dict) of a student checkpoint, or a one-line error for anything else."""
+    from edgehar.checkpoint import load_checkpoint, load_model
+
+    ckpt = load_checkpoint(path)
+    card = ckpt["card"]
+    name = (card.arch or {}).get("name")
+    if card.kind != "student" or name != "student":
+        raise UserError(path, f"is a {card.kind} checkpoint ({name or 'no architecture'}); export takes a "
+                              "student (make one with `edgehar distill`)")
+    model, card = load_model(path)
+    return model, card, ckpt["state_dict"]
+
+
+def card_data(card) -> dict:
+    """The data set a card was trained on (`provenance["data"]`), as a dict."""
+    data = (card.provenance or {}).get("data") or {}
+    return {"dataset": data} if isinstance(data, str) else dict(data)
+
+
+def card_windows(card, dataset: str | None = None, root=None):
+    """All windows of the card's data set, in the card's rate, window, channels and units."""
+    from edgehar.data.datasets import activity_windows
+
+    data = card_data(card)
+    dataset = dataset or data.get("dataset")
+    if not dataset:
+        raise UserError("--data", "the model card names no data set: pass --data (and --root) for "
+                                  "calibration and parity windows")
+    return activity_windows(dataset, root or data.get("root"), rate=card.rate, window=card.window,
+                            channels=card.channels, units=card.units), dataset
+
+
+def test_subjects(card, dataset: str) -> list[int]:
+    from edgehar.data import hapt
+
+    data = card_data(card)
+    if data.get("test_subjects"):
+        return [int(s) for s in data["test_subjects"]]
+    return list(hapt.TEST_SUBJECTS) if dataset == "hapt" else []
+
+
+def resolve_calibration(card, calib, windows, dataset, held: list[int], n: int, seed: int):
+    """The calibration set: `calib` (a CalibSet or an .npz path, checked against the card) or
+    one drawn from the training subjects of `windows`."""
+    from edgehar.calib.build import CalibSet, calib_from_windows, check_fits_card, load_calib
+
+    if calib is not None:
+        where = "calibration set" if isinstance(calib, CalibSet) else calib
+        calib = calib if isinstance(calib, CalibSet) else load_calib(calib)
+        check_fits_card(calib, card, where)
+        return calib
+    train = windows.take(~np.isin(windows.subject, held))
+    if len(train) == 0:
+        raise UserError(dataset, "no training-subject windows to calibrate on (pass --calib)")
+    return calib_from_windows(train, n, seed, dataset=dataset, excluded_subjects=held)
+
+
+def _versions() -> dict:
+    import importlib.metadata as md
+
+    out = {}
+    for pkg in ("torch", "tensorflow-cpu", "onnx", "onnxruntime", "ai-edge-litert", "tflite-micro"):
+        try:
+            out[pkg] = md.version(pkg)
+        except md.PackageNotFoundError:
+            pass
+    return out
+
+
+def export_student(checkpoint, out=None, int8: bool = True, calib=None, data: str | None = None, root=None,
+                   windows=None, test_subjects_: list[int] | None = None, n_calib: int = 500, seed: int = 0,
+                   micro: bool = True, tflite_runtime_python: str | None = None, progress: bool = True) -> dict:
+    """Export a student checkpoint into the folder `out`; returns a summary (paths, parity).
+
+    Calibration: `calib` (CalibSet or .npz path), else `n_calib` windows drawn from the training
+    subjects. Parity runs on the held-out subjects. The windows come from `windows` (raw
+    `Windows`, with `test_subjects_`) when given, else from the data set the card names (or
+    `data`/`root`).
+    """
+    import torch
+    from tqdm.auto import tqdm
+
+    from edgehar.atomic import write_json, write_text, staged_folder
+    from edgehar.card import provenance
+    from edgehar.card_io import CARD_FILE, embed_card_tflite
+    from edgehar.export import onnx as onnx_export
+    from edgehar.export import tflite
+    from edgehar.export.c_array import write_c_array
+    from edgehar.export.keras_mirror import build_keras_mirror
+    from edgehar.export.parity import parity_report
+
+    torch.set_num_threads(1)
+    model, card, state = load_student(checkpoint)
+    out = Path(out) if out else Path(checkpoint).with_suffix("").with_name(Path(checkpoint).stem + "_export")
+    if windows is None:
+        windows, dataset = card_windows(card, data, root)
+        held = test_subjects(card, dataset)
+    else:
+        card.check_input(windows.rate, windows.channels, "windows")
+        dataset, held = data or "windows", list(test_subjects_ or [])
+    cal = resolve_calibration(card, calib, windows, dataset, held, n_calib, seed)
+    held_out = windows.take(np.isin(windows.subject, held)) if held else windows
+    tflite_runtime_python = tflite_runtime_python or os.environ.get(TFLITE_RUNTIME_ENV)
+    cal_x = card.normalise(cal.x)
+    cfg = card.arch["config"]
+
+    steps = ["keras mirror", "tflite fp32", "tflite int8", "onnx fp32", "onnx int8", "c array", "parity"]
+    bar = tqdm(steps, desc="export", disable=not progress, leave=False)
+    step = lambda name: (bar.set_postfix_str(name), bar.update(0))  # noqa: E731
+    with staged_folder(out) as tmp:
+        step("keras mirror")
+        with tflite.quiet():
+            mirror = build_keras_mirror(cfg, state)
+        fp32 = tflite.convert_fp32(mirror)
+        bar.update(1)
+        probe = cal_x[: min(len(cal_x), 32)]
+        with torch.no_grad():
+            want = model(torch.from_numpy(probe))[0].numpy()
+        diff = float(np.abs(tflite.run_litert(fp32, probe) - want).max())
+        if diff > FP32_TOLERANCE:  # a layout bug in the mirror, never the user's fault
+            raise RuntimeError(f"Keras mirror differs from PyTorch by {diff:.3g} (> {FP32_TOLERANCE:g})")
+        bar.update(1)
+        files = {"fp32_tflite": tmp / FILES["fp32_tflite"], "fp32_onnx": tmp / FILES["fp32_onnx"]}
+        export_card = replace(card, quantization={"output": "logits"},
+                              provenance={**card.provenance, "export": provenance(
+                                  checkpoint=str(checkpoint), tools=_versions(), calibration={
+                                      k: cal.provenance.get(k) for k in
+                                      ("dataset", "n", "seed", "subjects", "counts", "created")})})
+        if int8:
+            step("tflite int8")
+            i8 = tflite.convert_int8(mirror, cal_x)
+            graph = tflite.graph_report(i8)
+            if graph["float_tensors"] or {"DEQUANTIZE", "QUANTIZE"} & set(graph["ops"]):
+                raise RuntimeError(f"int8 graph is not full-integer: {graph}")
+            io = tflite.io_quantization(i8)
+            export_card.quantization = {
+                "output": "logits", "dtype": "int8", "applies_to": [FILES["int8_tflite"], "model_int8.h"],
+                "input_scale": io["input"]["scale"], "input_zero_point": io["input"]["zero_point"],
+                "output_scale": io["output"]["scale"], "output_zero_point": io["output"]["zero_point"],
+                "weights": "int8 per-channel (symmetric)", "activations": "int8 per-tensor", "biases": "int32",
+                "ops": graph["ops"]}
+            files["int8_tflite"] = tmp / FILES["int8_tflite"]
+            files["int8_onnx"] = tmp / FILES["int8_onnx"]
+        bar.update(1)
+        (tmp / FILES["fp32_tflite"]).write_bytes(embed_card_tflite(fp32, export_card))
+        if int8:
+            int8_bytes = embed_card_tflite(i8, export_card)
+            (tmp / FILES["int8_tflite"]).write_bytes(int8_bytes)
+        step("onnx fp32")
+        onnx_export.export_fp32(model, card.window, len(card.channels), files["fp32_onnx"])
+        bar.update(1)
+        if int8:
+            step("onnx int8")
+            onnx_export.quantize_int8(files["fp32_onnx"], files["int8_onnx"], cal_x)
+            onnx_export.embed_card(files["int8_onnx"], export_card)
+        onnx_export.embed_card(files["fp32_onnx"], export_card)
+        bar.update(1)
+        if int8:
+            step("c array")
+            write_c_array(int8_bytes, export_card, tmp / "model_int8.h", tmp / "model_int8.cc")
+        bar.update(1)
+        write_text(tmp / CARD_FILE, export_card.to_json() + "\n")
+        step("parity")
+        report = parity_report(model, export_card, held_out, {k: str(v) for k, v in files.items()},
+                               micro=micro and int8, tflite_runtime_python=tflite_runtime_python)
+        report["held_out"] = {"dataset": dataset, "subjects": sorted(int(s) for s in np.unique(held_out.subject)),
+                              "test_subjects": held, "held_out": bool(held)}
+        report["files"] = {k: Path(v).name for k, v in files.items()}
+        write_json(tmp / "parity.json", report)
+        for f in tmp.iterdir():  # temp files are private (0600); an artifact folder is not
+            f.chmod(0o644)
+        tmp.chmod(0o755)
+        bar.update(1)
+    bar.close()
+    return {"out": str(out), "files": sorted(p.name for p in out.iterdir()), "quantization": export_card.quantization,
+            "parity": report}

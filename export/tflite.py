@@ -1,0 +1,173 @@
+"""TFLite conversion of the Keras mirror: a float file and a FULL-integer int8 file.
+
+int8 path (chosen on evidence, /work/shared/TOOLCHAIN.md): tf.lite.TFLiteConverter with
+`optimizations=[DEFAULT]`, a representative dataset of real normalised windows,
+`supported_ops=[TFLITE_BUILTINS_INT8]` and int8 input/output. With BatchNorm (folded) instead of
+LayerNorm and ReLU instead of GELU this leaves no float tensor: int8 activations and weights
+(per-channel), int32 biases, int8 I/O. `graph_report` checks that on every export; a float
+tensor or a (DE)QUANTIZE op left in the graph is an error, not a warning.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+
+import numpy as np
+
+
+@contextlib.contextmanager
+def quiet():
+    """Keep TensorFlow's conversion chatter (C++ logs, printed tensor specs, warnings) off the
+    terminal; it is replayed on stderr if the conversion fails."""
+    import sys
+    import tempfile
+    import warnings
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    with tempfile.TemporaryFile() as log, warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        os.dup2(log.fileno(), 1)
+        os.dup2(log.fileno(), 2)
+        try:
+            yield
+        except BaseException:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.dup2(saved[1], 2)
+            log.seek(0)
+            sys.stderr.write(log.read().decode("utf-8", "replace")[-4000:])
+            raise
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            os.close(saved[0])
+            os.close(saved[1])
+
+
+def convert_fp32(keras_model) -> bytes:
+    """Float32 TFLite flatbuffer of a Keras model."""
+    with quiet():
+        import tensorflow as tf
+
+        return bytes(tf.lite.TFLiteConverter.from_keras_model(keras_model).convert())
+
+
+def convert_int8(keras_model, calib_x: np.ndarray) -> bytes:
+    """Full-integer int8 TFLite flatbuffer; `calib_x` are normalised windows (N, T, C)."""
+    with quiet():
+        import tensorflow as tf
+
+        calib_x = np.asarray(calib_x, np.float32)
+        conv = tf.lite.TFLiteConverter.from_keras_model(keras_model)
+        conv.optimizations = [tf.lite.Optimize.DEFAULT]
+        conv.representative_dataset = lambda: ([calib_x[i:i + 1]] for i in range(len(calib_x)))
+        conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        conv.inference_input_type = tf.int8
+        conv.inference_output_type = tf.int8
+        return bytes(conv.convert())
+
+
+def interpreter(model: bytes | str):
+    """An ai-edge-litert interpreter with tensors allocated (built-in kernels, no XNNPACK, so
+    int8 results do not depend on the delegate)."""
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+    kw = {"model_content": model} if isinstance(model, (bytes, bytearray)) else {"model_path": str(model)}
+    it = Interpreter(**kw, experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+    it.allocate_tensors()
+    return it
+
+
+def graph_report(model: bytes) -> dict:
+    """Ops, tensor dtypes and float-tensor count of a TFLite flatbuffer."""
+    it = interpreter(model)
+    ops = sorted({o["op_name"] for o in it._get_ops_details()})
+    tensors = it.get_tensor_details()
+    dtypes = sorted({np.dtype(t["dtype"]).name for t in tensors})
+    floats = [t["name"] for t in tensors if np.dtype(t["dtype"]).kind == "f"]
+    return {"ops": ops, "dtypes": dtypes, "float_tensors": len(floats), "first_float_tensors": floats[:5],
+            "tensors": len(tensors), "operators": len(it._get_ops_details())}
+
+
+def io_quantization(model: bytes) -> dict:
+    """The int8 input/output scale and zero-point of a TFLite file, as a model card stores them."""
+    it = interpreter(model)
+    out = {}
+    for key, det in (("input", it.get_input_details()[0]), ("output", it.get_output_details()[0])):
+        scale, zero = det["quantization"]
+        out[key] = {"dtype": np.dtype(det["dtype"]).name, "scale": float(scale), "zero_point": int(zero),
+                    "shape": [int(s) for s in det["shape"]]}
+    return out
+
+
+def quantize(x: np.ndarray, q: dict) -> np.ndarray:
+    """Float -> int8 with a card's {"scale", "zero_point"}."""
+    return np.clip(np.round(x / q["scale"] + q["zero_point"]), -128, 127).astype(np.int8)
+
+
+def dequantize(x: np.ndarray, q: dict) -> np.ndarray:
+    return ((x.astype(np.float32) - q["zero_point"]) * q["scale"]).astype(np.float32)
+
+
+def run_litert(model: bytes | str, x: np.ndarray) -> np.ndarray:
+    """Raw outputs of a batch-1 TFLite model for each window of x (already in its input dtype)."""
+    it = interpreter(model)
+    inp, out = it.get_input_details()[0]["index"], it.get_output_details()[0]["index"]
+    outs = []
+    for i in range(len(x)):
+        it.set_tensor(inp, x[i:i + 1])
+        it.invoke()
+        outs.append(it.get_tensor(out)[0].copy())
+    return np.stack(outs)
+
+
+def run_micro(model: bytes | str, x: np.ndarray, arena_size: int = 1 << 20) -> np.ndarray:
+    """Raw outputs from the TFLite-Micro Python interpreter (reference kernels)."""
+    from tflite_micro.python.tflite_micro import runtime
+
+    it = (runtime.Interpreter.from_bytes(bytes(model), arena_size=arena_size)
+          if isinstance(model, (bytes, bytearray)) else runtime.Interpreter.from_file(str(model), arena_size=arena_size))
+    outs = []
+    for i in range(len(x)):
+        it.set_input(x[i:i + 1], 0)
+        it.invoke()
+        outs.append(np.array(it.get_output(0))[0].copy())
+    return np.stack(outs)
+
+
+TFLITE_RUNTIME_SCRIPT = r"""
+import sys, numpy as np
+from tflite_runtime.interpreter import Interpreter
+model, src, dst = sys.argv[1:4]
+x = np.load(src)
+it = Interpreter(model_path=model)
+it.allocate_tensors()
+inp, out = it.get_input_details()[0]["index"], it.get_output_details()[0]["index"]
+outs = []
+for i in range(len(x)):
+    it.set_tensor(inp, x[i:i + 1])
+    it.invoke()
+    outs.append(it.get_tensor(out)[0].copy())
+np.save(dst, np.stack(outs))
+"""
+
+
+def run_tflite_runtime(python: str, model_path: str, x: np.ndarray) -> np.ndarray:
+    """Raw outputs from `tflite-runtime` run by another Python (it needs numpy < 2)."""
+    import subprocess
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        src, dst = os.path.join(tmp, "x.npy"), os.path.join(tmp, "y.npy")
+        np.save(src, x)
+        proc = subprocess.run([python, "-c", TFLITE_RUNTIME_SCRIPT, str(model_path), src, dst],
+                              capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise RuntimeError(f"tflite-runtime ({python}) failed: {proc.stderr.strip().splitlines()[-1:]}")
+        return np.load(dst)

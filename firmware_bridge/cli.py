@@ -1,0 +1,147 @@
+"""`edgehar device simulate` (a pty device replaying a recording) and `edgehar live`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+
+def register(sub) -> None:
+    dev = sub.add_parser("device", help="virtual serial devices for testing the live bridge",
+                         description="Virtual serial devices for testing the live bridge.")
+    dsub = dev.add_subparsers(dest="device_command", metavar="ACTION")
+    dsub.required = True
+    sim = dsub.add_parser(
+        "simulate", help="replay a recording through a pseudo-terminal, like a real board",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Open a pseudo-terminal, print its path, and stream a recording through it in "
+                    "real time (or --speed times faster) in text mode (Edge Impulse data forwarder "
+                    "lines) or frame mode (COBS frames, see firmware_bridge/PROTOCOL.md).",
+        epilog="faults: garbage=P,drop=P,burst=P,err=P (probability per line/frame, 0.01 or 1%),\n"
+               "        disconnect=T[+T...] (unplug at recording second T), down=S, seed=N\n"
+               "example: edgehar device simulate --replay banglejs_wrist/acc_exp01_user01.txt \\\n"
+               "           --speed 10 --protocol frame --faults garbage=1%,drop=1%,disconnect=30 "
+               "--link /tmp/edgehar-dev")
+    sim.add_argument("--replay", required=True, metavar="RECORDING",
+                     help="recording file (Bangle.js, HAPT, CSV, .cwa)")
+    sim.add_argument("--rate", type=float, metavar="HZ",
+                     help="device sample rate: the recording is resampled to it (default: its own)")
+    sim.add_argument("--speed", type=float, default=1.0, metavar="X", help="replay X times faster than real time")
+    sim.add_argument("--protocol", choices=["text", "frame"], default="text")
+    sim.add_argument("--faults", metavar="SPEC", help="faults to inject (see below)")
+    sim.add_argument("--link", metavar="PATH",
+                     help="stable symlink to the pty, re-pointed after a simulated unplug")
+    sim.add_argument("--start", type=float, default=0.0, metavar="S", help="start S seconds into the recording")
+    sim.add_argument("--seconds", type=float, metavar="S", help="replay only S seconds")
+    sim.add_argument("--frame-samples", type=int, metavar="N", help="samples per frame (default: rate/10)")
+    sim.add_argument("--loop", action="store_true", help="replay forever")
+    sim.add_argument("--json", action="store_true", help="print the port and the final summary as JSON")
+    sim.set_defaults(func=run_simulate)
+
+    live = sub.add_parser(
+        "live", help="live predictions from a serial device",
+        description="Read a serial device (text or frame mode), resample to the model card's rate, "
+                    "window with its hop, run the model, smooth, and show the current activity. "
+                    "Ctrl-C ends it.")
+    live.add_argument("--port", required=True, help="serial port (e.g. /dev/ttyACM0, or a simulator's path)")
+    live.add_argument("--model", required=True, help="model (.tflite, .onnx, .pt) or artifact folder")
+    live.add_argument("--baud", type=int, default=115200, help="baud rate (default 115200)")
+    live.add_argument("--duration", type=float, metavar="S", help="stop after S seconds")
+    live.add_argument("--log", metavar="FILE", help="write every prediction to FILE (.csv or .jsonl)")
+    live.add_argument("--protocol", choices=["auto", "text", "frame"], default="auto")
+    live.add_argument("--rate", type=float, metavar="HZ",
+                      help="device rate (text mode; default: declared by the device or measured)")
+    live.add_argument("--smooth", default="ema:0.5", metavar="SPEC", help="none, vote:N or ema:A (default ema:0.5)")
+    live.add_argument("--backend", choices=["litert", "tflite-runtime", "onnxruntime", "torch"],
+                      help="runtime (default: the first available for the model file)")
+    live.add_argument("--threads", type=int, default=1, help="inference threads (default 1)")
+    live.add_argument("--max-gap", type=float, default=0.25, metavar="S",
+                      help="frame mode: interpolate gaps up to S seconds, start a new segment after longer")
+    live.add_argument("--json", action="store_true", help="JSON lines: one per prediction, then a summary")
+    live.set_defaults(func=run_live)
+
+
+def run_simulate(args) -> int:
+    import signal
+
+    from edgehar.bridge.virtual_device import Faults, VirtualDevice
+    from edgehar.data import load_recording
+    from edgehar.data.resample import resample
+    from edgehar.errors import UserError
+
+    faults = Faults.parse(args.faults)  # check arguments before loading anything
+    if args.speed <= 0:
+        raise UserError("--speed", "must be > 0")
+    rec = load_recording(args.replay)
+    if args.rate:
+        rec = resample(rec, args.rate)
+    s = int(round(args.start * rec.rate))
+    e = len(rec.data) if args.seconds is None else s + int(round(args.seconds * rec.rate))
+    data = rec.data[s:e]
+    if len(data) == 0:
+        raise UserError(args.replay, f"nothing to replay from {args.start:g} s "
+                                     f"(the recording lasts {rec.seconds:.1f} s)")
+    dev = VirtualDevice(data, rec.rate, rec.channels, rec.units, args.protocol, args.speed, faults,
+                        args.link, args.frame_samples, args.loop)
+    info = {"port": dev.path, "protocol": args.protocol, "rate": rec.rate, "channels": list(rec.channels),
+            "samples": len(data), "seconds": round(len(data) / rec.rate, 2), "speed": args.speed}
+    print(json.dumps(info) if args.json else dev.path, flush=True)
+    if not args.json:
+        print(f"edgehar: streaming {info['seconds']} s of {args.replay} ({rec.rate:g} Hz x "
+              f"{len(rec.channels)}) at {args.speed:g}x in {args.protocol} mode; Ctrl-C stops",
+              file=sys.stderr, flush=True)
+    signal.signal(signal.SIGTERM, _interrupt)  # `kill` ends the replay cleanly (link removed)
+    dev.start()
+    try:
+        while not dev.wait(0.2):
+            pass
+    except KeyboardInterrupt:
+        pass
+    finally:
+        dev.stop()
+    summary = {"sent_samples": sum(len(c) for c in dev.sent), "connections": len(dev.sent), **dev.counts}
+    if args.json:
+        print(json.dumps({"summary": summary}), flush=True)
+    else:
+        print("edgehar: device done: " + ", ".join(f"{k} {v}" for k, v in summary.items()),
+              file=sys.stderr)
+    return 0
+
+
+def _interrupt(*_):
+    raise KeyboardInterrupt
+
+
+def run_live(args) -> int:
+    from edgehar.bridge.live import LiveSession, PredictionLog, TerminalView
+
+    session = LiveSession(args.port, args.model, args.baud, args.protocol, args.rate, args.smooth,
+                          args.backend, args.threads, args.max_gap)
+    log = PredictionLog(args.log, session.card.labels) if args.log else None
+    view = TerminalView(session, sys.stdout, json_lines=args.json)
+
+    def on_prediction(p):
+        view.prediction(p)
+        if log:
+            log.write(p)
+
+    try:
+        session.run(args.duration, on_prediction, view.idle)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        if log:
+            log.close()
+    summary = session.counts()
+    if args.json:
+        print(json.dumps({"summary": summary}), flush=True)
+    else:
+        d = summary["delay_ms"]
+        print(f"edgehar: {summary['windows']} windows; delay median {d['median']} ms, p99 {d['p99']} ms; "
+              f"bytes {summary['bytes']}, lines {summary['lines']}, frames {summary['frames']}, "
+              f"garbled {summary['garbled']}, dropped {summary['dropped']}, out-of-order "
+              f"{summary['out_of_order']}, filled {summary['filled']}, truncated {summary['truncated']}, "
+              f"reconnects {summary['reconnects']}, device errors {summary['device_errors']}",
+              file=sys.stderr)
+    return 0

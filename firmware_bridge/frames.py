@@ -1,0 +1,239 @@
+"""Frame mode: COBS-framed binary packets of int16 samples with a sequence number, a device
+timestamp and a CRC-16 (byte layout and test vectors in PROTOCOL.md).
+
+Payload (little-endian), then CRC-16/CCITT-FALSE (poly 0x1021, init 0xFFFF, no reflection,
+xorout 0) over the payload, little-endian; the whole is COBS-encoded and ends in one 0x00:
+
+    off size field
+    0   1    version (1)
+    1   1    type (1 = samples, 2 = text message, e.g. "ERR ...")
+    2   2    seq, uint16, +1 per frame, wraps
+    4   4    t_us, uint32, device clock at the first sample (µs, wraps after ~71 min)
+    8   4    period_us, uint32, sample period (50 Hz -> 20000)
+    12  4    scale, float32, physical value = int16 * scale
+    16  1    channels C
+    17  1    samples S
+    18  2*S*C int16 samples, sample-major (s0c0 s0c1 .. s1c0 ..)
+    (type 2: bytes 2..3 seq, then UTF-8 text from offset 4)
+
+COBS is hand-written here (a dozen lines, no dependency) and in the C encoder.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+
+import numpy as np
+
+VERSION = 1
+TYPE_SAMPLES = 1
+TYPE_TEXT = 2
+HEADER = struct.Struct("<BBHIIfBB")  # version, type, seq, t_us, period_us, scale, C, S
+MAX_FRAME = 4096  # longest encoded frame accepted before resyncing on the next 0x00
+
+
+# -- CRC-16/CCITT-FALSE ---------------------------------------------------------------------
+def _crc_table() -> list[int]:
+    table = []
+    for byte in range(256):
+        crc = byte << 8
+        for _ in range(8):
+            crc = ((crc << 1) ^ 0x1021) if crc & 0x8000 else (crc << 1)
+        table.append(crc & 0xFFFF)
+    return table
+
+
+_CRC_TABLE = _crc_table()
+
+
+def crc16(data: bytes, crc: int = 0xFFFF) -> int:
+    """CRC-16/CCITT-FALSE (check value of b"123456789" is 0x29B1)."""
+    for b in data:
+        crc = ((crc << 8) & 0xFFFF) ^ _CRC_TABLE[((crc >> 8) ^ b) & 0xFF]
+    return crc
+
+
+# -- COBS -----------------------------------------------------------------------------------
+def cobs_encode(data: bytes) -> bytes:
+    """Consistent Overhead Byte Stuffing: `data` without any 0x00 (delimiter not added).
+
+    As in Cheshire & Baker's reference code, input that ends exactly on a full 254-byte run
+    gets no empty trailing block.
+    """
+    out, block = bytearray(), bytearray()
+    last = len(data) - 1
+    for i, b in enumerate(data):
+        if b == 0:
+            out.append(len(block) + 1)
+            out += block
+            block.clear()
+            continue
+        block.append(b)
+        if len(block) == 254:
+            out.append(0xFF)
+            out += block
+            block.clear()
+            if i == last:
+                return bytes(out)
+    out.append(len(block) + 1)
+    out += block
+    return bytes(out)
+
+
+def cobs_decode(data: bytes) -> bytes | None:
+    """Inverse of `cobs_encode` (also accepts an empty trailing block); None if not COBS."""
+    out = bytearray()
+    i, n = 0, len(data)
+    while i < n:
+        code = data[i]
+        if code == 0 or i + code > n:
+            return None
+        block = data[i + 1:i + code]
+        if 0 in block:
+            return None
+        out += block
+        i += code
+        if code < 0xFF and i < n:
+            out.append(0)
+    return bytes(out)
+
+
+# -- frames ---------------------------------------------------------------------------------
+@dataclass
+class Frame:
+    seq: int
+    t_us: int
+    period_us: int
+    scale: float
+    samples: np.ndarray  # (S, C) int16
+
+    @property
+    def values(self) -> np.ndarray:
+        """Samples in physical units (float32)."""
+        return self.samples.astype(np.float32) * np.float32(self.scale)
+
+
+@dataclass
+class Message:
+    seq: int
+    text: str
+
+
+def encode_payload(seq: int, t_us: int, period_us: int, scale: float, samples: np.ndarray) -> bytes:
+    """The un-stuffed payload + CRC of one samples frame."""
+    samples = np.asarray(samples)
+    if samples.ndim != 2 or not (1 <= samples.shape[0] <= 255 and 1 <= samples.shape[1] <= 255):
+        raise ValueError(f"samples must be (1..255, 1..255), got {samples.shape}")
+    body = HEADER.pack(VERSION, TYPE_SAMPLES, seq & 0xFFFF, t_us & 0xFFFFFFFF, period_us & 0xFFFFFFFF,
+                       scale, samples.shape[1], samples.shape[0])
+    body += samples.astype("<i2").tobytes()
+    return body + struct.pack("<H", crc16(body))
+
+
+def encode_frame(seq: int, t_us: int, period_us: int, scale: float, samples: np.ndarray) -> bytes:
+    """One samples frame on the wire: COBS(payload + CRC) + 0x00."""
+    return cobs_encode(encode_payload(seq, t_us, period_us, scale, samples)) + b"\x00"
+
+
+def encode_message(seq: int, text: str) -> bytes:
+    """A text message frame (the frame-mode form of an `ERR ...` line)."""
+    body = struct.pack("<BBH", VERSION, TYPE_TEXT, seq & 0xFFFF) + text.encode("utf-8")[:1000]
+    return cobs_encode(body + struct.pack("<H", crc16(body))) + b"\x00"
+
+
+def quantize(values: np.ndarray, scale: float) -> np.ndarray:
+    """Physical values -> int16 at `scale` units per LSB, saturating."""
+    return np.clip(np.round(np.asarray(values, np.float64) / scale), -32768, 32767).astype(np.int16)
+
+
+def parse_payload(raw: bytes) -> Frame | Message | str:
+    """A decoded (un-stuffed) frame, or a short reason string when it is garbled."""
+    if len(raw) < 6:
+        return "short"
+    body, crc = raw[:-2], struct.unpack("<H", raw[-2:])[0]
+    if crc16(body) != crc:
+        return "crc"
+    if body[0] != VERSION:
+        return "version"
+    if body[1] == TYPE_TEXT:
+        return Message(struct.unpack("<H", body[2:4])[0], body[4:].decode("utf-8", "replace"))
+    if body[1] != TYPE_SAMPLES or len(body) < HEADER.size:
+        return "type"
+    _, _, seq, t_us, period_us, scale, c, s = HEADER.unpack_from(body)
+    if c == 0 or s == 0 or len(body) != HEADER.size + 2 * c * s or period_us == 0 \
+            or not np.isfinite(scale) or scale <= 0:
+        return "length"
+    data = np.frombuffer(body, dtype="<i2", offset=HEADER.size).reshape(s, c).astype(np.int16)
+    return Frame(seq, t_us, period_us, float(scale), data)
+
+
+class FrameDecoder:
+    """Incremental decoder: feed arbitrary bytes, get Frames/Messages; never raises.
+
+    Bytes before the first 0x00 after a (re)connect are dropped (a frame cut in half), as is
+    an unfinished frame when the link drops. Counts frames, garbled frames, and sequence
+    gaps (`dropped` frames) and repeats/reorders (`out_of_order`).
+    """
+
+    def __init__(self):
+        self.counts = {"frames": 0, "garbled": 0, "dropped": 0, "out_of_order": 0, "messages": 0,
+                       "truncated": 0}
+        self.last_seq: int | None = None
+        self.reset()
+
+    def reset(self) -> None:
+        """A new connection: resync on the next delimiter."""
+        self._buf = bytearray()
+        self._synced = False
+        self.last_seq = None
+
+    def connection_lost(self) -> None:
+        if self._buf:
+            self.counts["truncated"] += 1
+        self.reset()
+
+    def feed(self, data: bytes) -> list[Frame | Message]:
+        out: list[Frame | Message] = []
+        start = 0
+        while True:
+            end = data.find(b"\x00", start)
+            if end < 0:
+                self._buf += data[start:]
+                if len(self._buf) > MAX_FRAME:  # no delimiter for too long: garbage
+                    self.counts["garbled"] += 1
+                    self._buf.clear()
+                    self._synced = False
+                return out
+            chunk = bytes(self._buf) + data[start:end]
+            self._buf.clear()
+            start = end + 1
+            if not self._synced:
+                self._synced = True
+                if chunk:
+                    self.counts["truncated"] += 1
+                continue
+            if not chunk:
+                continue  # back-to-back delimiters: idle filler
+            item = self._decode(chunk)
+            if item is not None:
+                out.append(item)
+
+    def _decode(self, chunk: bytes):
+        raw = cobs_decode(chunk) if len(chunk) <= MAX_FRAME else None
+        item = parse_payload(raw) if raw is not None else "cobs"
+        if isinstance(item, str):
+            self.counts["garbled"] += 1
+            return None
+        if isinstance(item, Message):
+            self.counts["messages"] += 1
+            return item
+        if self.last_seq is not None:
+            delta = (item.seq - self.last_seq) & 0xFFFF
+            if delta == 0 or delta >= 0x8000:  # repeat or late: the samples were placed already
+                self.counts["out_of_order"] += 1
+                return None
+            self.counts["dropped"] += delta - 1
+        self.last_seq = item.seq
+        self.counts["frames"] += 1
+        return item

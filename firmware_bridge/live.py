@@ -1,0 +1,247 @@
+"""Live predictions from a serial device: reader -> ring -> assembler (gaps, resampling,
+windows) -> Predictor -> smoothing -> terminal view and CSV/JSONL log.
+
+Everything about the model input comes from the model's card: rate, window, hop, channel
+count and order, units, normalisation.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from edgehar.bridge.ring import Ring
+from edgehar.bridge.serial_reader import SerialReader
+from edgehar.bridge.smoothing import Smoother
+from edgehar.bridge.stream import Assembler, Block
+from edgehar.errors import UserError
+
+
+@dataclass
+class Prediction:
+    segment: int  # contiguous stream piece (a long gap or a text-mode reconnect starts a new one)
+    start: int  # first sample of the window, in model-rate samples on the stream's index line
+    label: int
+    probs: np.ndarray
+    smoothed: int
+    arrival: float  # perf_counter() when the window's last sample arrived
+    done: float  # perf_counter() when its prediction was ready
+
+    @property
+    def delay(self) -> float:
+        return self.done - self.arrival
+
+
+@dataclass
+class LiveStats:
+    windows: int = 0
+    delays: list[float] = field(default_factory=list)
+    started: float = field(default_factory=time.perf_counter)
+
+    def delay_ms(self) -> dict:
+        if not self.delays:
+            return {"median": None, "p99": None}
+        d = np.asarray(self.delays) * 1e3
+        return {"median": round(float(np.median(d)), 3), "p99": round(float(np.percentile(d, 99)), 3)}
+
+
+class LiveSession:
+    """One model listening to one port. `run()` blocks until the duration ends or `stop()`."""
+
+    def __init__(self, port: str, model, baud: int = 115200, protocol: str = "auto",
+                 rate: float | None = None, smooth: str = "ema:0.5", backend: str | None = None,
+                 threads: int = 1, max_gap: float = 0.25, keep: bool = False):
+        from edgehar.runtime import Predictor
+
+        self.port = port
+        self.smoother = Smoother(smooth)  # check every argument before touching the port
+        self.predictor = model if hasattr(model, "predict_proba") else Predictor(model, backend, threads)
+        self.card = self.predictor.card
+        self.assembler = Assembler(self.card.rate, self.card.window, self.card.hop, max_gap)
+        self.ring = Ring(capacity=8192)
+        self.reader = SerialReader(port, self.ring, baud, protocol, rate)
+        self.stats = LiveStats()
+        self.keep = keep
+        self.predictions: list[Prediction] = []
+        self._stop = threading.Event()
+        self._segment = -1
+        self._checked: tuple | None = None
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def run(self, duration: float | None = None, on_prediction=None, on_idle=None) -> LiveStats:
+        """Read and predict until `duration` seconds pass or `stop()`; returns the stats."""
+        end = None if duration is None else time.perf_counter() + duration
+        self.reader.start()
+        try:
+            while not self._stop.is_set():
+                if end is not None and time.perf_counter() >= end:
+                    break
+                blocks = self.ring.get_all(timeout=0.05)
+                if self.reader.failure is not None:
+                    raise self.reader.failure
+                for block in blocks:
+                    for p in self._process(block):
+                        if on_prediction:
+                            on_prediction(p)
+                if on_idle:
+                    on_idle()
+        finally:
+            self.reader.stop()
+            self.reader.join(timeout=2)
+        return self.stats
+
+    def counts(self) -> dict:
+        return {**self.reader.stats(), **self.assembler.counts, "windows": self.stats.windows,
+                "delay_ms": self.stats.delay_ms()}
+
+    # -- one block ----------------------------------------------------------------------------
+    def _process(self, block: Block) -> list[Prediction]:
+        block.values = self._to_card_channels(block)
+        windows = self.assembler.push(block)
+        if not windows:
+            return []
+        probs = self.predictor.predict_proba(np.stack([w.data for w in windows]))
+        done = time.perf_counter()
+        out = []
+        for w, p in zip(windows, probs):
+            if w.segment != self._segment:
+                self._segment = w.segment
+                self.smoother.reset()
+            smoothed, _ = self.smoother.update(p)
+            pred = Prediction(w.segment, w.start, int(np.argmax(p)), p, smoothed, w.arrival, done)
+            self.stats.windows += 1
+            self.stats.delays.append(pred.delay)
+            if self.keep:
+                self.predictions.append(pred)
+            out.append(pred)
+        return out
+
+    def _to_card_channels(self, block: Block) -> np.ndarray:
+        """Check the channel count; reorder by declared names and convert declared units."""
+        from edgehar.data.resample import unit_factor
+
+        card = self.card
+        v = np.asarray(block.values, np.float32)
+        key = (v.shape[1], block.channels, block.units)
+        if key == self._checked:
+            return self._convert(v)
+        if v.shape[1] != len(card.channels):
+            raise UserError(self.port, f"stream has {v.shape[1]} channels but the model expects "
+                                       f"{len(card.channels)} ({', '.join(card.channels)})")
+        order = list(range(v.shape[1]))
+        if len(block.channels) == v.shape[1] and set(block.channels) == set(card.channels):
+            order = [block.channels.index(c) for c in card.channels]
+        factors = np.ones(v.shape[1], np.float32)
+        if len(block.units) == v.shape[1]:
+            try:
+                factors = np.array([unit_factor(block.units[i], u) for i, u in zip(order, card.units)],
+                                   np.float32)
+            except ValueError as e:
+                raise UserError(self.port, f"device units do not fit the model: {e}") from None
+        self._order, self._factors, self._checked = order, factors, key
+        return self._convert(v)
+
+    def _convert(self, v: np.ndarray) -> np.ndarray:
+        return v[:, self._order] * self._factors
+
+
+# -- output -----------------------------------------------------------------------------------
+class PredictionLog:
+    """Predictions appended to a .csv or .jsonl file (flushed per row, so a crash keeps them)."""
+
+    def __init__(self, path, labels: list[str]):
+        self.path, self.labels = str(path), labels
+        self.jsonl = not self.path.lower().endswith(".csv")
+        try:
+            self.f = open(self.path, "w", newline="", encoding="utf-8")
+        except OSError as e:
+            raise UserError(self.path, f"cannot write the log ({e.strerror or e})") from None
+        self.t0 = time.time()
+        if not self.jsonl:
+            self.csv = csv.writer(self.f)
+            self.csv.writerow(["time", "segment", "start", "label", "smoothed", "delay_ms",
+                               *[f"p_{c}" for c in labels]])
+
+    def write(self, p: Prediction) -> None:
+        now = time.time()
+        if self.jsonl:
+            self.f.write(json.dumps(prediction_json(p, self.labels, now)) + "\n")
+        else:
+            self.csv.writerow([f"{now:.3f}", p.segment, p.start, self.labels[p.label],
+                               self.labels[p.smoothed], f"{p.delay * 1e3:.3f}",
+                               *[f"{x:.5f}" for x in p.probs]])
+        self.f.flush()
+
+    def close(self) -> None:
+        self.f.close()
+
+
+def prediction_json(p: Prediction, labels: list[str], now: float | None = None) -> dict:
+    return {"time": round(now or time.time(), 3), "segment": p.segment, "start": p.start,
+            "label": labels[p.label], "smoothed": labels[p.smoothed],
+            "delay_ms": round(p.delay * 1e3, 3),
+            "probs": {c: round(float(x), 5) for c, x in zip(labels, p.probs)}}
+
+
+class TerminalView:
+    """A live ANSI panel on a terminal; one line per prediction otherwise (or JSON lines)."""
+
+    BAR = 24
+
+    def __init__(self, session: LiveSession, out=None, json_lines: bool = False):
+        self.s = session
+        self.out = out or sys.stdout
+        self.json = json_lines
+        self.tty = self.out.isatty() and not json_lines
+        self.last: Prediction | None = None
+        self._drawn = 0
+        self._next_draw = 0.0
+
+    def prediction(self, p: Prediction) -> None:
+        self.last = p
+        labels = self.s.card.labels
+        if self.json:
+            print(json.dumps(prediction_json(p, labels)), file=self.out, flush=True)
+        elif not self.tty:
+            print(f"{time.perf_counter() - self.s.stats.started:8.2f}s  window {p.start:>7}  "
+                  f"{labels[p.label]:<12} p={p.probs[p.label]:.2f}  smoothed {labels[p.smoothed]:<12} "
+                  f"delay {p.delay * 1e3:6.2f} ms", file=self.out, flush=True)
+        else:
+            self.idle()
+
+    def idle(self) -> None:
+        if not self.tty or time.perf_counter() < self._next_draw:
+            return
+        self._next_draw = time.perf_counter() + 0.1
+        c = self.s.counts()
+        card, d = self.s.card, c["delay_ms"]
+        state = "connected" if self.s.reader.connected else "waiting for the device / reconnecting"
+        rate = f"{c['rate']:g} Hz" if c["rate"] else "rate ?"
+        lines = [f"\x1b[1medgehar live\x1b[0m  {self.s.port}  {state}",
+                 f"stream {c['protocol']}  {rate} -> model {card.rate:g} Hz x {len(card.channels)}  "
+                 f"windows {c['windows']}  delay median {d['median']} ms  p99 {d['p99']} ms",
+                 f"bytes {c['bytes']}  lines {c['lines']}  frames {c['frames']}  garbled {c['garbled']}  "
+                 f"dropped {c['dropped']}  out-of-order {c['out_of_order']}  filled {c['filled']}  "
+                 f"reconnects {c['reconnects']}  device errors {c['device_errors']}"]
+        if self.s.reader.device_errors:
+            lines.append(f"last device error: {self.s.reader.device_errors[-1][:70]}")
+        if self.last is not None:
+            p = self.last
+            lines.append(f"now: \x1b[1m{card.labels[p.label]}\x1b[0m   smoothed: "
+                         f"\x1b[1m{card.labels[p.smoothed]}\x1b[0m")
+            for name, x in zip(card.labels, p.probs):
+                n = int(round(float(x) * self.BAR))
+                lines.append(f"  {name[:14]:<14} {'#' * n}{'.' * (self.BAR - n)} {x:5.2f}")
+        up = f"\x1b[{self._drawn}F" if self._drawn else ""
+        self.out.write(up + "".join(f"\x1b[2K{line}\n" for line in lines))
+        self.out.write("\x1b[J")
+        self.out.flush()
+        self._drawn = len(lines)

@@ -1,0 +1,302 @@
+"""A virtual serial device: replays a real recording through a pseudo-terminal, in real time or
+faster, in text or frame mode, with optional faults.
+
+A pty *is* a serial port to the host side (pyserial opens it like /dev/ttyACM0). The device
+behaves like a native-USB board running `while (!Serial) {}`: it streams only while a host
+has the port open; samples that fall due while nobody listens are lost, as on a real board.
+An unplug closes the pty; the replug opens a new one, and the stable `link` path (a symlink,
+like /dev/serial/by-id/...) is re-pointed to it so the host can reopen the same name.
+
+Fault spec (comma separated, all optional): `garbage=P` (a run of 1-8 garbage bytes inside a
+line/frame, probability P per line/frame), `drop=P` (line/frame never sent), `burst=P`
+(start of a burst: the next 0.5 s of data goes out at once), `err=P` (an `ERR` report),
+`disconnect=T[+T...]` (unplug at recording second T), `down=S` (seconds unplugged, default
+0.5), `seed=N`. Garbage bytes in text mode exclude newline and everything a number or
+separator is made of, so a spoiled line is always detectably garbled.
+
+`sent` is the ground truth: per connection, the recording indices of the samples that
+reached the host intact.
+"""
+
+from __future__ import annotations
+
+import errno
+import math
+import os
+import select
+import threading
+import time
+import tty
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from edgehar.bridge import frames
+from edgehar.errors import UserError
+
+# Bytes that cannot be part of a number, a separator or a line end (see module doc).
+_TEXT_GARBAGE = bytes(b for b in range(256) if chr(b) not in "0123456789+-.eE,;\t \r\n#" and b != 0x7F)
+DEVICE_T0_US = 2**32 - 5_000_000  # device clock starts 5 s before the uint32 wraps: exercises it
+
+
+@dataclass
+class Faults:
+    garbage: float = 0.0
+    drop: float = 0.0
+    burst: float = 0.0
+    err: float = 0.0
+    disconnect: list[float] = field(default_factory=list)  # recording seconds
+    down: float = 0.5  # seconds unplugged
+    seed: int = 0
+
+    @classmethod
+    def parse(cls, spec: str | None) -> "Faults":
+        f = cls()
+        if not spec:
+            return f
+        for item in spec.split(","):
+            key, _, value = item.strip().partition("=")
+            try:
+                if key in ("garbage", "drop", "burst", "err"):
+                    p = float(value.rstrip("%")) / (100.0 if value.endswith("%") else 1.0)
+                    if not 0.0 <= p <= 1.0:
+                        raise ValueError
+                    setattr(f, key, p)
+                elif key == "disconnect":
+                    f.disconnect = sorted(float(t) for t in value.split("+"))
+                elif key == "down":
+                    f.down = float(value)
+                elif key == "seed":
+                    f.seed = int(value)
+                else:
+                    raise UserError("--faults", f"unknown fault {key!r} (known: garbage, drop, burst, "
+                                                "err, disconnect, down, seed)")
+            except ValueError:
+                raise UserError("--faults", f"bad value in {item.strip()!r} (e.g. garbage=0.01,drop=1%,"
+                                            "disconnect=20+40,down=0.5,seed=1)") from None
+        return f
+
+
+def frame_scale(data: np.ndarray) -> float:
+    """A power-of-two int16 scale covering the recording's range (exact as float32)."""
+    peak = float(np.max(np.abs(data))) if data.size else 1.0
+    return 2.0 ** math.ceil(math.log2(max(peak, 1e-6) * 1.001)) / 32768.0
+
+
+def format_line(row: np.ndarray) -> bytes:
+    """One text-mode line; float32 values written shortest-exact (they parse back bit-equal)."""
+    return (",".join(np.format_float_positional(v, unique=True, trim="-") for v in row) + "\r\n").encode()
+
+
+class VirtualDevice:
+    """Stream `data` (samples x channels, `rate` Hz) through a pty from a background thread."""
+
+    def __init__(self, data: np.ndarray, rate: float, channels=(), units=(), protocol: str = "text",
+                 speed: float = 1.0, faults: Faults | None = None, link: str | None = None,
+                 frame_samples: int | None = None, loop: bool = False):
+        if protocol not in ("text", "frame"):
+            raise UserError("--protocol", f"unknown protocol {protocol!r} (text or frame)")
+        if speed <= 0:
+            raise UserError("--speed", "must be > 0")
+        self.data = np.asarray(data, np.float32)
+        self.rate, self.protocol, self.speed = float(rate), protocol, float(speed)
+        self.channels, self.units = tuple(channels), tuple(units)
+        self.faults = faults or Faults()
+        self.link = link
+        self.loop = loop
+        self.frame_samples = frame_samples or max(1, round(self.rate / 10))
+        self.scale = frame_scale(self.data)
+        self.period_us = int(round(1e6 / self.rate))
+        self.rng = np.random.default_rng(self.faults.seed)
+        self.sent: list[list[int]] = []  # per connection: recording indices delivered intact
+        self.counts = {"chunks": 0, "bytes": 0, "dropped": 0, "garbage": 0, "bursts": 0, "errors": 0,
+                       "disconnects": 0, "unheard": 0}
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._master = None
+        self.path = self._open_pty()
+
+    # -- pty handling -------------------------------------------------------------------------
+    def _open_pty(self) -> str:
+        master, slave = os.openpty()
+        tty.setraw(slave)  # no echo, no CR/LF translation: bytes pass through as on a UART
+        name = os.ttyname(slave)
+        os.close(slave)  # the host opens it; until then the master sees POLLHUP
+        os.set_blocking(master, False)
+        self._master = master
+        if self.link:
+            tmp = f"{self.link}.{os.getpid()}.tmp"
+            if os.path.lexists(tmp):
+                os.unlink(tmp)
+            os.symlink(name, tmp)
+            os.replace(tmp, self.link)  # atomic re-point: a host never sees no link
+        return self.link or name
+
+    def _host_listening(self) -> bool:
+        p = select.poll()
+        p.register(self._master, select.POLLHUP)
+        return not any(ev & select.POLLHUP for _, ev in p.poll(0))
+
+    def _write(self, data: bytes) -> bool:
+        """Write all of `data`; False when the host is gone or stops reading (bytes lost)."""
+        view = memoryview(data)
+        deadline = time.perf_counter() + 0.5
+        while view:
+            try:
+                n = os.write(self._master, view)
+                view = view[n:]
+            except BlockingIOError:
+                if time.perf_counter() > deadline:
+                    return False
+                time.sleep(0.001)
+            except OSError as e:
+                if e.errno in (errno.EIO, errno.EBADF):
+                    return False
+                raise
+        self.counts["bytes"] += len(data)
+        return True
+
+    # -- lifecycle ----------------------------------------------------------------------------
+    def start(self) -> "VirtualDevice":
+        self._thread = threading.Thread(target=self._run, name="edgehar-virtual-device", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        self.close()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait for the replay to end; True if it did."""
+        if self._thread is not None:
+            self._thread.join(timeout)
+            return not self._thread.is_alive()
+        return True
+
+    def close(self) -> None:
+        if self._master is not None:
+            os.close(self._master)
+            self._master = None
+        if self.link and os.path.islink(self.link):
+            os.unlink(self.link)
+
+    @property
+    def finished(self) -> bool:
+        return self._thread is not None and not self._thread.is_alive()
+
+    # -- streaming ----------------------------------------------------------------------------
+    def _preamble(self) -> bytes:
+        info = f"# edgehar rate={self.rate:g}"
+        if self.channels:
+            info += f" channels={','.join(self.channels)}"
+        if self.units:
+            info += f" units={','.join(self.units)}"
+        if self.protocol == "text":
+            return b"\r\n" + info.encode() + b"\r\n"  # leading newline: the host drops a cut line
+        return b"\x00" + frames.encode_message(0, info)
+
+    def _chunks(self):
+        """(lap, first, last+1) recording indices of each line/frame; laps repeat when looping."""
+        step = 1 if self.protocol == "text" else self.frame_samples
+        n, lap = len(self.data), 0
+        while True:
+            for s in range(0, n, step):
+                yield lap, s, min(s + step, n)
+            if not self.loop:
+                return
+            lap += 1
+
+    def _encode(self, s: int, e: int, seq: int, lap: int) -> bytes:
+        if self.protocol == "text":
+            return format_line(self.data[s])
+        t_us = DEVICE_T0_US + (lap * len(self.data) + s) * self.period_us
+        return frames.encode_frame(seq, t_us, self.period_us, self.scale,
+                                   frames.quantize(self.data[s:e], self.scale))
+
+    def _garble(self, chunk: bytes) -> bytes:
+        n = int(self.rng.integers(1, 9))
+        if self.protocol == "text":
+            junk = bytes(self.rng.choice(np.frombuffer(_TEXT_GARBAGE, np.uint8), n))
+            pos = int(self.rng.integers(0, len(chunk) - 2))  # inside the line, before "\r\n"
+        else:
+            junk = self.rng.integers(0, 256, n, dtype=np.uint8).tobytes()
+            pos = int(self.rng.integers(0, len(chunk) - 1))  # before the frame's delimiter
+        return chunk[:pos] + junk + chunk[pos:]
+
+    def _wait_for_host(self) -> None:
+        while not self._stop.is_set() and not self._host_listening():
+            time.sleep(0.01)
+        if not self._stop.is_set():
+            self._write(self._preamble())
+            self.sent.append([])
+
+    def _run(self) -> None:
+        f = self.faults
+        disconnects = list(f.disconnect)
+        n = len(self.data)
+        seq = 0
+        burst_until = -1.0
+        self._wait_for_host()
+        t0 = time.perf_counter()
+        lost_until = t0  # samples due before this were measured while nobody listened
+        for lap, s, e in self._chunks():
+            if self._stop.is_set():
+                return
+            rec_t = (lap * n + e) / self.rate  # recording time of the chunk's last sample
+            due = t0 + rec_t / self.speed
+            if due < lost_until:
+                self.counts["unheard"] += e - s
+                continue
+            if disconnects and rec_t >= disconnects[0]:
+                disconnects.pop(0)
+                self._unplug(self._encode(s, e, seq, lap))
+                lost_until = time.perf_counter()
+                continue
+            if rec_t > burst_until:
+                now = time.perf_counter()
+                if due > now and self._stop.wait(due - now):
+                    return
+                if f.burst and self.rng.random() < f.burst:
+                    burst_until = rec_t + 0.5  # the next half second goes out at once
+                    self.counts["bursts"] += 1
+            if not self._host_listening():  # host closed the port: wait like while(!Serial)
+                self.counts["unheard"] += e - s
+                self._wait_for_host()
+                lost_until = time.perf_counter()
+                continue
+            self._send(s, e, seq, lap)
+            seq += 1
+
+    def _send(self, s: int, e: int, seq: int, lap: int) -> None:
+        f = self.faults
+        self.counts["chunks"] += 1
+        if f.err and self.rng.random() < f.err:
+            self.counts["errors"] += 1
+            msg = "ERR sensor read timeout"
+            self._write(msg.encode() + b"\r\n" if self.protocol == "text" else frames.encode_message(seq, msg))
+        if f.drop and self.rng.random() < f.drop:
+            self.counts["dropped"] += 1
+            return
+        chunk = self._encode(s, e, seq, lap)
+        intact = True
+        if f.garbage and self.rng.random() < f.garbage:
+            chunk = self._garble(chunk)
+            self.counts["garbage"] += 1
+            intact = False
+        if self._write(chunk) and intact:
+            self.sent[-1].extend(range(s, e))
+        elif intact:
+            self.counts["unheard"] += e - s
+
+    def _unplug(self, partial: bytes) -> None:
+        """Cut the cable mid-line/frame, stay away `down` s, come back on a new pty."""
+        self._write(partial[:max(1, len(partial) // 2)])  # a truncated last line/frame
+        self.counts["disconnects"] += 1
+        os.close(self._master)
+        self._master = None
+        if self._stop.wait(self.faults.down):
+            return
+        self.path = self._open_pty()
+        self._wait_for_host()
