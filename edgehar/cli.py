@@ -17,10 +17,12 @@ from edgehar.errors import UserError
 # Modules that add sub-commands, in the order `--help` lists them.
 COMMAND_MODULES = [
     "edgehar.data.cli",
+    "edgehar.profile.cli",
     "edgehar.train.cli",
     "edgehar.train.distill_cli",
     "edgehar.calib.cli",
     "edgehar.export.cli",
+    "edgehar.evaluate",
     "edgehar.bridge.cli",
 ]
 

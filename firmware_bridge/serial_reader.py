@@ -71,7 +71,7 @@ class SerialReader(threading.Thread):
         self.failure: BaseException | None = None  # a bug in this thread, re-raised by the consumer
         self.info: dict[str, str] = {}
         self.connected = False
-        self._stop = threading.Event()
+        self._halt = threading.Event()
         self._probe: list[tuple[float, tuple]] = []  # text readings held while measuring the rate
         self._pending = b""  # first bytes, before auto picks the protocol
         self._t_origin: int | None = None  # unwrapped device µs of the first frame
@@ -81,7 +81,7 @@ class SerialReader(threading.Thread):
 
     # -- public -------------------------------------------------------------------------------
     def stop(self) -> None:
-        self._stop.set()
+        self._halt.set()
 
     def stats(self) -> dict:
         """All counters in one flat dict."""
@@ -104,14 +104,14 @@ class SerialReader(threading.Thread):
         import serial
 
         ser = self._serial
-        while not self._stop.is_set():
+        while not self._halt.is_set():
             if ser is None:
                 ser = self._reopen()
                 if ser is None:
                     continue
             self.connected = True
             try:
-                while not self._stop.is_set():
+                while not self._halt.is_set():
                     data = ser.read(max(1, ser.in_waiting))
                     if data:
                         self._feed(data, time.perf_counter())
@@ -130,7 +130,7 @@ class SerialReader(threading.Thread):
     def _reopen(self):
         import serial
 
-        if self._stop.wait(self.retry):
+        if self._halt.wait(self.retry):
             return None
         try:
             ser = serial.Serial(self.port, self.baud, timeout=0.05, exclusive=True)

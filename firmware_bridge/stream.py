@@ -138,7 +138,8 @@ class Assembler:
         self._next_index: int | None = None  # device index expected next
         self._connection = None
         self._last = None  # last sample (for gap interpolation)
-        self._out_index = 0  # model-rate index where the next segment starts (text mode)
+        self._produced_from = 0  # model-rate index of the current segment's first sample
+        self._produced = 0  # model-rate samples produced in the current segment
 
     def _new_segment(self, block: Block, index: int | None) -> None:
         self.segment += 1
@@ -148,7 +149,7 @@ class Assembler:
         if index is not None:  # device timestamps: keep the device's index line
             first = int(round(index * self.rate / block.rate))
         else:  # text mode: segments follow each other on one index line
-            first = self._out_index
+            first = self._produced_from + self._produced
         self._windower = Windower(self.window, self.hop, self.segment, first)
         self._produced_from = first
         self._produced = 0
@@ -173,7 +174,6 @@ class Assembler:
             new = True
         self._connection = block.connection
         if new:
-            self._out_index = self._produced_from + self._produced
             self._new_segment(block, block.index)
         elif gap > 0:  # short hole in a timestamped stream: bridge it linearly
             t = np.arange(1, gap + 1, dtype=np.float32)[:, None] / (gap + 1)

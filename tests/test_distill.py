@@ -110,7 +110,7 @@ def test_distill_errors_name_both_sides(teacher, tmp_path, data_root):
     # channel mismatch: a 6-channel teacher on the 3-channel wrist recordings
     out = run_cli("--teacher", str(path), "--data", "banglejs")
     assert out.returncode == 2 and "3 channels (acc_x, acc_y, acc_z)" in out.stderr
-    assert "teacher expects 6" in out.stderr
+    assert "model expects 6" in out.stderr
     # rate mismatch: windows at 20 Hz for a 50 Hz teacher
     from edgehar.calib.build import calib_from_windows, save_calib
     w20 = synthetic_windows(20)

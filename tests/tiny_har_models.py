@@ -59,8 +59,12 @@ def export_onnx(model, card: ModelCard, path: Path, batch: int = 1) -> Path:
     return path
 
 
-def keras_tflite(card: ModelCard, path: Path, int8: bool, seed: int = 0) -> Path:
-    """A tiny Keras CNN converted to TFLite (int8 I/O when `int8`), card embedded."""
+def keras_tflite(card: ModelCard, path: Path, int8: bool, seed: int = 0, torch_weights=None,
+                 calib: np.ndarray | None = None) -> Path:
+    """A tiny Keras CNN converted to TFLite (int8 I/O when `int8`), card embedded.
+
+    `torch_weights`: a `torch_model()` whose weights the Keras mirror takes over;
+    `calib`: normalised windows for int8 calibration (default: random normal)."""
     import tensorflow as tf
 
     from edgehar.card_io import embed_card_tflite
@@ -71,15 +75,22 @@ def keras_tflite(card: ModelCard, path: Path, int8: bool, seed: int = 0) -> Path
     h = tf.keras.layers.GlobalAveragePooling1D()(h)
     out = tf.keras.layers.Dense(len(card.labels))(h)
     model = tf.keras.Model(inp, out)
-    w, b = model.layers[-1].get_weights()
-    model.layers[-1].set_weights([w * 4.0, b])
+    if torch_weights is not None:
+        sd = {k: v.detach().numpy() for k, v in torch_weights.state_dict().items()}
+        model.layers[1].set_weights([sd["conv.weight"].transpose(2, 1, 0), sd["conv.bias"]])
+        model.layers[-1].set_weights([sd["head.weight"].T, sd["head.bias"]])
+    else:
+        w, b = model.layers[-1].get_weights()
+        model.layers[-1].set_weights([w * 4.0, b])
     conv = tf.lite.TFLiteConverter.from_keras_model(model)
     if int8:
         rng = np.random.default_rng(seed)
 
         def rep():
-            for _ in range(32):
-                yield [rng.standard_normal((1, card.window, len(card.channels))).astype(np.float32)]
+            for i in range(32):
+                x = calib[i % len(calib)][None] if calib is not None else \
+                    rng.standard_normal((1, card.window, len(card.channels)))
+                yield [x.astype(np.float32)]
 
         conv.optimizations = [tf.lite.Optimize.DEFAULT]
         conv.representative_dataset = rep
@@ -91,6 +102,24 @@ def keras_tflite(card: ModelCard, path: Path, int8: bool, seed: int = 0) -> Path
         card.quantization = {"int8": True}
     path.write_bytes(embed_card_tflite(flat, card))
     return path
+
+
+def train_torch_model(x: np.ndarray, y: np.ndarray, steps: int = 150, seed: int = 0):
+    """`torch_model()` trained a little on normalised windows (N, T, C) with labels y."""
+    import torch
+
+    torch.manual_seed(seed)
+    model = torch_model(seed).train()
+    opt = torch.optim.Adam(model.parameters(), lr=0.02)
+    xt, yt = torch.from_numpy(x.astype(np.float32)), torch.from_numpy(y.astype(np.int64))
+    g = torch.Generator().manual_seed(seed)
+    for _ in range(steps):
+        idx = torch.randint(0, len(xt), (64,), generator=g)
+        loss = torch.nn.functional.cross_entropy(model(xt[idx]), yt[idx])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return model.eval()
 
 
 def random_windows(card: ModelCard, n: int, seed: int = 1) -> np.ndarray:

@@ -79,6 +79,20 @@ def activity_windows(name: str = "hapt", root=None, rate: float = 50.0, window: 
     return make_windows(recs, window, hop, purity)
 
 
+def windows_for_card(card, name: str, root=None, hop: int | None = None) -> Windows:
+    """Windows of data set `name` in a model card's input format (rate, window, channels,
+    units; hop defaults to half a window); a one-line error names both sides when the data
+    lacks a channel the model needs."""
+    recs = load_dataset(name, root)
+    have = list(recs[0].channels)
+    missing = [c for c in card.channels if c not in have]
+    if missing:
+        raise UserError(name, f"data has {len(have)} channels ({', '.join(have)}) but the model "
+                              f"expects {len(card.channels)} ({', '.join(card.channels)})")
+    return activity_windows(name, root, rate=card.rate, window=card.window,
+                            hop=hop or card.window // 2, channels=card.channels, units=card.units)
+
+
 def summary(name: str, root=None) -> dict:
     """Subjects, recordings, hours, classes and windows per class of a data set."""
     recs = load_dataset(name, root)

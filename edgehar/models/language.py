@@ -227,6 +227,24 @@ class LanguageTeacher(Teacher):
     def text_projection(self, x):
         return self.project(self.features(x))
 
+    # -- supervised task: classes are text prototypes -----------------------------------------
+    def make_head(self, n_classes: int) -> nn.Module:
+        return PrototypeHead(n_classes)
+
+    def set_task(self, n_classes: int, labels=None) -> None:
+        """Task head whose class weights start at the class descriptions' embeddings, so
+        fine-tuning starts from the zero-shot classifier."""
+        super().set_task(n_classes, labels)
+        if labels is not None:
+            protos = self.class_prototypes([class_descriptions(n) for n in labels])
+            with torch.no_grad():
+                self.head.prototypes.copy_(protos)
+
+    def forward(self, x):
+        if self.head is None:
+            return super().forward(x)  # raises the "no task head" error
+        return self.head(self.text_projection(x), self.logit_scale)
+
     # -- text --------------------------------------------------------------------------------
     @staticmethod
     def class_prototypes(class_texts) -> torch.Tensor:
@@ -256,7 +274,8 @@ class LanguageTeacher(Teacher):
 
             labels = self.config.get("labels")
             if not labels:
-                raise ValueError("the language teacher needs config['labels'] (class names) to pretrain")
+                raise ValueError("the language teacher pretrains on text: its config needs 'labels' "
+                                 "(the class names of the windows' y)")
             texts, cls = [], []
             for k, name in enumerate(labels):
                 d = class_descriptions(name)
@@ -297,6 +316,17 @@ class LanguageTeacher(Teacher):
         loss = 0.5 * (clip_side(logits, match) + clip_side(logits.T, match.T))
         acc = (match.gather(1, logits.argmax(1, keepdim=True))).mean()
         return loss, {"clip": loss.item(), "match_acc": acc.item(), "scale": self.logit_scale.exp().item()}
+
+
+class PrototypeHead(nn.Module):
+    """Logits = scale x cosine(projected window, class prototype); prototypes are learnable."""
+
+    def __init__(self, n_classes: int):
+        super().__init__()
+        self.prototypes = nn.Parameter(torch.zeros(n_classes, TEXT_DIM))
+
+    def forward(self, z, logit_scale):
+        return logit_scale.exp().clamp(max=100) * F.normalize(z, dim=1) @ F.normalize(self.prototypes, dim=1).T
 
 
 def clip_side(logits: torch.Tensor, match: torch.Tensor) -> torch.Tensor:

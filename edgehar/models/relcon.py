@@ -227,6 +227,10 @@ class RelCon(Teacher):
     def features(self, x):
         return self.encoder(x).mean(1)
 
+    def frozen_in_finetune(self):
+        """The learned distance only serves pre-training."""
+        return list(self.distance.parameters())
+
     # -- pretraining -------------------------------------------------------------------------
     def distance_steps(self, total_steps: int) -> int:
         """Steps spent training the distance network before the encoder phase starts."""

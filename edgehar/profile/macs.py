@@ -146,15 +146,15 @@ def is_weight(layer: Layer, slot: int, t: Tensor) -> bool:
 
 
 def count_layers(graph: Graph) -> list[LayerCount]:
-    """Per-layer MACs, element work and parameters (each stored buffer counted once)."""
-    seen: set[str] = set()
+    """Per-layer MACs, element work and parameters (a weight tensor used twice counts once)."""
+    seen: set[int] = set()
     rows = []
     for layer in graph.layers:
         params = 0
         for slot, t in enumerate(layer.inputs):
-            if t is None or not t.const or t.key in seen or not is_weight(layer, slot, t):
+            if t is None or not t.const or id(t) in seen or not is_weight(layer, slot, t):
                 continue
-            seen.add(t.key)
+            seen.add(id(t))
             params += t.elements or 0
         act = next((t for t in layer.inputs if t is not None and not t.const), None)
         rows.append(LayerCount(layer, layer_macs(layer), layer_elements(layer), params,
@@ -162,11 +162,17 @@ def count_layers(graph: Graph) -> list[LayerCount]:
     return rows
 
 
-def weight_totals(graph: Graph) -> tuple[int, int]:
-    """(weight elements, weight bytes) over the distinct weight constants of the graph."""
-    seen: dict[str, Tensor] = {}
+def weight_totals(graph: Graph) -> tuple[int, int, dict[str, int]]:
+    """(weight elements, weight bytes, elements per dtype). Elements count every weight tensor
+    once; bytes count every stored buffer once, as converters share identical constants."""
+    tensors: dict[int, Tensor] = {}
     for layer in graph.layers:
         for slot, t in enumerate(layer.inputs):
-            if t is not None and t.const and t.key not in seen and is_weight(layer, slot, t):
-                seen[t.key] = t
-    return (sum(t.elements or 0 for t in seen.values()), sum(t.nbytes for t in seen.values()))
+            if t is not None and t.const and is_weight(layer, slot, t):
+                tensors[id(t)] = t
+    by_dtype: dict[str, int] = {}
+    for t in tensors.values():
+        by_dtype[t.dtype] = by_dtype.get(t.dtype, 0) + (t.elements or 0)
+    stored = {t.key: t.nbytes for t in tensors.values()}
+    return (sum(t.elements or 0 for t in tensors.values()), sum(stored.values()),
+            dict(sorted(by_dtype.items())))

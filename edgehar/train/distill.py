@@ -144,21 +144,6 @@ def prepare_targets(teacher, card: ModelCard, x: np.ndarray, progress: bool = Tr
 
 # -- the data side ------------------------------------------------------------------------
 
-def windows_for(card: ModelCard, data: str, root=None) -> Windows:
-    """Windows of data set `data` in the teacher's input format (rate, window, channels, units),
-    with a 50% hop for training; one-line errors when the data cannot feed the teacher."""
-    from edgehar.data.datasets import activity_windows, load_dataset
-
-    recs = load_dataset(data, root)
-    have = list(recs[0].channels)
-    missing = [c for c in card.channels if c not in have]
-    if missing:
-        raise UserError(data, f"data has {len(have)} channels ({', '.join(have)}) but the teacher "
-                              f"expects {len(card.channels)} ({', '.join(card.channels)})")
-    return activity_windows(data, root, rate=card.rate, window=card.window, hop=card.window // 2,
-                            channels=card.channels, units=card.units)
-
-
 def check_windows_fit(w: Windows, card: ModelCard, where: str) -> None:
     """A windows file must already be in the teacher's format: name both sides if not."""
     if abs(float(w.rate) - float(card.rate)) > 1e-6:

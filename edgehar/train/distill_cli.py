@@ -40,7 +40,8 @@ def load_training_windows(args, card):
     from edgehar.data import hapt
     from edgehar.data.splits import split_subjects
     from edgehar.data.windows import Windows
-    from edgehar.train.distill import check_windows_fit, windows_for
+    from edgehar.data.datasets import windows_for_card
+    from edgehar.train.distill import check_windows_fit
 
     if args.windows:
         from edgehar.calib.build import load_calib
@@ -51,7 +52,7 @@ def load_training_windows(args, card):
                     label_names=tuple(p.get("label_names", card.labels)), hop=int(p.get("hop", 0)))
         check_windows_fit(w, card, args.windows)
         return w, None
-    w = windows_for(card, args.data, args.root)
+    w = windows_for_card(card, args.data, args.root)
     if args.data != "hapt":
         return w, None
     return split_subjects(w, hapt.TEST_SUBJECTS)

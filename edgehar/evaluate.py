@@ -1,0 +1,103 @@
+"""`edgehar eval`: macro-F1, accuracy and confusion of any model file on real windows.
+
+Works for a `.pt` checkpoint, a `.tflite` (float or int8) or an `.onnx` file, or an artifact
+folder: everything about the input comes from the model's own card. When the data's classes are
+named differently from the model's (a wrist set scored with a HAPT model), classes are matched
+by name (`laying` = `lying`, `walking_upstairs` = `upstairs`, ...); data classes the model
+does not know are left out and reported.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import numpy as np
+
+SYNONYMS = {"laying": "lying", "walking_upstairs": "upstairs", "walking_downstairs": "downstairs",
+            "walk": "walking", "sit": "sitting", "stand": "standing", "lie": "lying",
+            "jogging": "running", "run": "running"}
+
+
+def canonical(name: str) -> str:
+    name = name.strip().lower().replace(" ", "_")
+    return SYNONYMS.get(name, name)
+
+
+def label_map(data_names, model_names) -> dict[int, int]:
+    """data class id -> model class id, for the classes both know (matched by name)."""
+    model = {canonical(n): i for i, n in enumerate(model_names)}
+    return {i: model[canonical(n)] for i, n in enumerate(data_names) if canonical(n) in model}
+
+
+def evaluate_file(model_path, data: str = "hapt", root=None, split: str = "test",
+                  backend: str | None = None) -> dict:
+    """Scores of a model file on data set `data` (HAPT: the official test subjects by default)."""
+    from edgehar.data import hapt
+    from edgehar.data.datasets import windows_for_card
+    from edgehar.errors import UserError
+    from edgehar.metrics import report
+    from edgehar.runtime import Predictor
+
+    predictor = Predictor(model_path, backend=backend)
+    card = predictor.card
+    w = windows_for_card(card, data, root, hop=card.window // 2)
+    if split == "test":
+        if data != "hapt":
+            raise UserError(data, "has no official test split: use --split all")
+        w = w.take(np.isin(w.subject, hapt.TEST_SUBJECTS))
+    w = w.labelled()
+    mapping = label_map(w.label_names, card.labels)
+    if not mapping:
+        raise UserError(data, f"no class in common with the model ({', '.join(card.labels)})")
+    known = np.isin(w.y, list(mapping))
+    left_out = sorted({w.label_names[c] for c in np.unique(w.y[~known])})
+    w = w.take(known)
+    y = np.array([mapping[int(c)] for c in w.y], dtype=np.int64)
+    proba = predictor.predict_proba(w.x)
+    pred = proba.argmax(1)
+    # score over the classes the data holds: a prediction of any other class is an error
+    present = sorted(set(mapping.values()))
+    index = {c: i for i, c in enumerate(present)}
+    y_sub = np.array([index[c] for c in y])
+    pred_sub = np.array([index.get(int(p), len(present)) for p in pred])
+    names = [card.labels[c] for c in present]
+    r = report(y_sub, pred_sub, names + ["(other)"])
+    r["confusion"] = [row[:len(present)] + [row[len(present)]] for row in r["confusion"][:len(present)]]
+    r["labels"] = names
+    r["per_class_f1"] = {n: r["per_class_f1"][n] for n in names}
+    r["macro_f1"] = float(np.mean([r["per_class_f1"][n] for n in names]))
+    return {"model": str(model_path), "backend": predictor.backend, "data": data, "split": split,
+            "windows": int(len(y)), "classes_left_out": left_out, **r}
+
+
+def register(sub) -> None:
+    p = sub.add_parser("eval", help="macro-F1, accuracy and confusion of a model on real windows",
+                       description="Score a model (.pt checkpoint, .tflite, .onnx or an export folder) "
+                                   "on real windows prepared exactly as its model card says. HAPT: "
+                                   "the official test subjects unless --split all.")
+    p.add_argument("model", help="model file or export folder")
+    p.add_argument("--data", default="hapt", help="data set: hapt, banglejs (default hapt)")
+    p.add_argument("--root", help="data folder (default: $EDGEHAR_DATA/<data set folder>)")
+    p.add_argument("--split", default=None, choices=["test", "all"],
+                   help="windows to score (default: test for hapt, all otherwise)")
+    p.add_argument("--backend", help="runtime: litert, tflite-runtime, onnxruntime, torch")
+    p.add_argument("--json", action="store_true", help="print JSON for scripts")
+    p.set_defaults(func=run_eval)
+
+
+def run_eval(args: argparse.Namespace) -> int:
+    split = args.split or ("test" if args.data == "hapt" else "all")
+    r = evaluate_file(args.model, args.data, args.root, split, args.backend)
+    if args.json:
+        print(json.dumps(r, indent=2))
+        return 0
+    print(f"{r['model']} [{r['backend']}] on {r['data']} ({r['split']}, {r['windows']} windows)")
+    print(f"  macro-F1 {r['macro_f1']:.4f}   accuracy {r['accuracy']:.4f}")
+    if r["classes_left_out"]:
+        print(f"  left out (unknown to the model): {', '.join(r['classes_left_out'])}")
+    width = max(len(n) for n in r["labels"])
+    print("  confusion (rows: true class, columns: predicted; the last column: any other class)")
+    for name, row in zip(r["labels"], r["confusion"]):
+        print(f"  {name:>{width}} " + " ".join(f"{v:6d}" for v in row))
+    return 0

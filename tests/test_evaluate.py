@@ -1,0 +1,66 @@
+"""`edgehar eval` on real windows agrees with in-process evaluation; class matching by name."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from edgehar.checkpoint import save_checkpoint
+from edgehar.evaluate import label_map
+
+
+def test_label_map_matches_synonyms():
+    hapt = ["walking", "walking_upstairs", "walking_downstairs", "sitting", "standing", "laying"]
+    wrist = ["running", "walking", "sitting", "lying"]
+    assert label_map(wrist, hapt) == {1: 0, 2: 3, 3: 5}
+    assert label_map(["x"], hapt) == {}
+
+
+@pytest.fixture(scope="module")
+def acc_student(data_root, tmp_path_factory):
+    from edgehar.data import hapt
+    from edgehar.data.datasets import activity_windows
+    from edgehar.data.splits import split_subjects
+    from edgehar.models.student import train_student_supervised
+
+    w = activity_windows("hapt", data_root / "hapt", channels=["acc_x", "acc_y", "acc_z"])
+    train, test = split_subjects(w, hapt.TEST_SUBJECTS)
+    model, card = train_student_supervised(train, "tiny", epochs=1, max_steps=60, progress=False)
+    path = tmp_path_factory.mktemp("eval") / "student.pt"
+    save_checkpoint(path, model, card)
+    return path, model, card, test
+
+
+def edgehar(*args):
+    return subprocess.run([sys.executable, "-m", "edgehar", *args], capture_output=True, text=True)
+
+
+def test_eval_cli_equals_in_process(acc_student):
+    from edgehar.train.supervised import evaluate
+
+    path, model, card, test = acc_student
+    out = edgehar("eval", str(path), "--json")
+    assert out.returncode == 0, out.stderr
+    r = json.loads(out.stdout)
+    expect = evaluate(model, test, card)
+    assert r["windows"] == expect["n"]
+    assert r["macro_f1"] == pytest.approx(expect["macro_f1"], abs=1e-9)
+    assert np.array(r["confusion"])[:, :6].tolist() == expect["confusion"]
+
+
+def test_eval_on_wrist_recordings_leaves_out_running(acc_student):
+    path = acc_student[0]
+    out = edgehar("eval", str(path), "--data", "banglejs", "--json")
+    assert out.returncode == 0, out.stderr
+    r = json.loads(out.stdout)
+    assert r["classes_left_out"] == ["running"] and r["labels"] == ["walking", "sitting", "laying"]
+    assert 0 <= r["macro_f1"] <= 1 and r["windows"] > 500
+
+
+def test_eval_errors(acc_student, tmp_path):
+    out = edgehar("eval", str(tmp_path / "nope.tflite"))
+    assert out.returncode == 2 and "nope.tflite" in out.stderr and out.stderr.count("\n") == 1
+    out = edgehar("eval", str(acc_student[0]), "--data", "banglejs", "--split", "test")
+    assert out.returncode == 2 and "no official test split" in out.stderr

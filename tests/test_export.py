@@ -1,0 +1,234 @@
+"""`export`: Keras mirror fidelity, full-int8 graph, artifacts, C array, runtimes, bad input.
+
+Fast tests on generated data; the HAPT acceptance figures are in test_export_hapt.py.
+"""
+
+import json
+import os
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+import torch
+
+from edgehar.calib.build import calib_from_windows, save_calib
+from edgehar.card import ModelCard
+from edgehar.card_io import read_card
+from edgehar.checkpoint import save_checkpoint
+from edgehar.cli import main
+from edgehar.errors import UserError
+from edgehar.export import tflite
+from edgehar.export.c_array import parse_c_array
+from edgehar.export.keras_mirror import build_keras_mirror
+from edgehar.export.pipeline import FILES, TFLITE_RUNTIME_ENV, export_student
+from edgehar.models import build
+from edgehar.models.student import student_config, train_student_supervised
+from test_student import synthetic_windows
+
+pytestmark = pytest.mark.slow
+
+
+def randomise_norms(model: torch.nn.Module, seed: int = 0) -> None:
+    """Give every BatchNorm non-trivial statistics so folding mistakes show."""
+    g = torch.Generator().manual_seed(seed)
+    for m in model.modules():
+        if isinstance(m, torch.nn.BatchNorm1d):
+            n = m.num_features
+            m.running_mean.copy_(torch.randn(n, generator=g) * 0.5)
+            m.running_var.copy_(torch.rand(n, generator=g) + 0.5)
+            m.weight.data.copy_(torch.rand(n, generator=g) + 0.5)
+            m.bias.data.copy_(torch.randn(n, generator=g) * 0.3)
+
+
+@pytest.mark.parametrize("size,window,channels,streams", [
+    ("small", 128, 6, {"acc": [0, 2, 4], "gyro": [1, 3, 5]}),  # interleaved streams: GATHER
+    ("tiny", 120, 3, {"acc": [0, 1, 2]}),                       # one stream, LIMU-like length
+])
+def test_fp32_tflite_matches_pytorch(size, window, channels, streams):
+    torch.manual_seed(1)
+    model = build({"name": "student", "config": student_config(size, window, channels, streams,
+                                                               {"activity": 5, "aux": 2})})
+    randomise_norms(model)
+    model.eval()
+    x = np.random.default_rng(0).normal(size=(16, window, channels)).astype(np.float32)
+    with torch.no_grad():
+        want = model(torch.from_numpy(x))[0].numpy()
+    with tflite.quiet():
+        mirror = build_keras_mirror(model.cfg, model.state_dict())
+    got = tflite.run_litert(tflite.convert_fp32(mirror), x)
+    assert got.shape == want.shape
+    assert np.abs(got - want).max() <= 1e-4
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    """A tiny student trained on generated data, exported with --int8 once for the module."""
+    torch.manual_seed(0)
+    tmp = tmp_path_factory.mktemp("export")
+    w = synthetic_windows(n_per_class=40, subjects=(1, 2, 3, 4))
+    train = w.take(w.subject != 4)
+    model, card = train_student_supervised(train, "tiny", epochs=6, progress=False,
+                                           data={"dataset": "synthetic", "test_subjects": [4]})
+    ckpt = tmp / "student.pt"
+    save_checkpoint(ckpt, model, card)
+    calib = tmp / "calib.npz"
+    save_calib(calib, calib_from_windows(train, 100, dataset="synthetic"))
+    res = export_student(ckpt, tmp / "art", calib=calib, windows=w, test_subjects_=[4], progress=False)
+    return {"dir": tmp / "art", "res": res, "ckpt": ckpt, "windows": w, "calib": calib, "model": model,
+            "card": card, "tmp": tmp}
+
+
+def test_artifact_folder_holds_every_file(exported):
+    names = set(os.listdir(exported["dir"]))
+    assert names == {"model_fp32.tflite", "model_int8.tflite", "model.onnx", "model_int8.onnx",
+                     "model_int8.h", "model_int8.cc", "modelcard.json", "parity.json"}
+
+
+def test_int8_graph_is_full_integer(exported):
+    data = (exported["dir"] / FILES["int8_tflite"]).read_bytes()
+    report = tflite.graph_report(data)
+    assert report["float_tensors"] == 0, report["first_float_tensors"]
+    assert set(report["dtypes"]) == {"int8", "int32"}
+    assert not {"DEQUANTIZE", "QUANTIZE", "GELU", "LAYER_NORM"} & set(report["ops"])
+    it = tflite.interpreter(data)
+    assert it.get_input_details()[0]["dtype"] == np.int8 and it.get_output_details()[0]["dtype"] == np.int8
+    # every bias is int32, every weight int8
+    kinds = {np.dtype(t["dtype"]).name for t in it.get_tensor_details() if "bias" in t["name"].lower()}
+    assert kinds <= {"int32"}
+
+
+def test_card_is_embedded_everywhere_with_int8_constants(exported):
+    d = exported["dir"]
+    card = ModelCard.from_json((d / "modelcard.json").read_text())
+    q = card.quantization
+    io = tflite.io_quantization((d / FILES["int8_tflite"]).read_bytes())
+    assert (q["input_scale"], q["input_zero_point"]) == (io["input"]["scale"], io["input"]["zero_point"])
+    assert (q["output_scale"], q["output_zero_point"]) == (io["output"]["scale"], io["output"]["zero_point"])
+    assert q["output"] == "logits" and q["dtype"] == "int8"
+    for name in FILES.values():
+        assert read_card(d / name).to_dict() == card.to_dict(), name
+    assert card.provenance["export"]["calibration"]["n"] == 100
+    assert card.labels == ["slow", "mid", "fast"] and card.kind == "student"
+
+
+def test_c_array_bytes_equal_the_tflite_file_and_compile(exported, tmp_path):
+    d = exported["dir"]
+    cc = (d / "model_int8.cc").read_text()
+    assert parse_c_array(cc) == (d / FILES["int8_tflite"]).read_bytes()
+    assert "alignas(16)" in cc
+    header = (d / "model_int8.h").read_text()
+    assert '"slow", "mid", "fast"' in header and "INPUT_ZERO_POINT" in header
+    if shutil.which("gcc") is None:
+        pytest.skip("no host gcc")
+    shutil.copy(d / "model_int8.h", tmp_path)
+    shutil.copy(d / "model_int8.cc", tmp_path)
+    (tmp_path / "use.c").write_text('#include "model_int8.h"\n'
+                                    "int classes(void) { return G_EDGEHAR_MODEL_CLASSES + (int)g_edgehar_model_len; }\n")
+    for src in ("model_int8.cc", "use.c"):
+        proc = subprocess.run(["gcc", "-c", "-Wall", "-Werror", "-Wno-unused-variable", src, "-o", src + ".o"],
+                              cwd=tmp_path, capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stderr
+    syms = subprocess.run(["nm", str(tmp_path / "model_int8.cc.o")], capture_output=True, text=True).stdout
+    assert "g_edgehar_model" in syms
+
+
+def test_parity_json_compares_every_artifact(exported):
+    p = json.loads((exported["dir"] / "parity.json").read_text())
+    fig = p["figures"]
+    assert fig["windows"] == int((exported["windows"].subject == 4).sum())
+    assert fig["fp32_tflite_max_abs_diff"] <= 1e-4 and fig["fp32_onnx_max_abs_diff"] <= 1e-4
+    for key in ("int8_tflite_top1_agreement", "int8_onnx_top1_agreement", "int8_micro_max_lsb",
+                "int8_micro_top1_agreement", "macro_f1_int8_tflite", "macro_f1_int8_onnx", "bytes"):
+        assert key in fig
+    assert fig["int8_micro_max_lsb"] <= 4
+    assert p["held_out"]["subjects"] == [4]
+    assert set(p["bounds"]) >= {"fp32_tflite_max_abs_diff", "int8_tflite_top1_agreement", "int8_tflite_file_ratio"}
+
+
+def test_runtime_predictor_reads_the_folder(exported):
+    from edgehar.runtime import Predictor
+
+    w = exported["windows"]
+    x = w.x[w.subject == 4][:20]
+    pred = Predictor(exported["dir"])  # the int8 TFLite file, preprocessing from its card
+    want = exported["model"](torch.from_numpy(exported["card"].normalise(x)))[0].argmax(1).numpy()
+    assert (pred.predict(x) == want).mean() >= 0.9
+
+
+def test_int8_runs_in_tflite_runtime(exported):
+    python = os.environ.get(TFLITE_RUNTIME_ENV)
+    if not python:
+        pytest.skip(f"{TFLITE_RUNTIME_ENV} is unset: point it at a python with tflite-runtime==2.14 and numpy<2")
+    d = exported["dir"]
+    card = read_card(d)
+    w = exported["windows"]
+    x = tflite.quantize(card.normalise(w.x[w.subject == 4]),
+                        {"scale": card.quantization["input_scale"], "zero_point": card.quantization["input_zero_point"]})
+    other = tflite.run_tflite_runtime(python, str(d / FILES["int8_tflite"]), x)
+    ref = tflite.run_litert(d / FILES["int8_tflite"], x)
+    micro = tflite.run_micro(d / FILES["int8_tflite"], x)
+    for out in (other, micro):
+        assert np.abs(out.astype(int) - ref.astype(int)).max() <= 4
+        assert (out.argmax(1) == ref.argmax(1)).mean() >= 0.995
+
+
+# -- bad input: one line, exit 2, nothing written ---------------------------------------------
+def run_cli(argv, capsys):
+    code = main(argv)
+    err = capsys.readouterr().err.strip()
+    return code, err
+
+
+def test_not_a_checkpoint(tmp_path, capsys):
+    (tmp_path / "x.pt").write_bytes(b"garbage")
+    code, err = run_cli(["export", str(tmp_path / "x.pt"), "--int8", "--out", str(tmp_path / "out")], capsys)
+    assert code == 2 and err.startswith("edgehar: error:") and "\n" not in err and "checkpoint" in err
+    assert os.listdir(tmp_path) == ["x.pt"]
+
+
+def test_a_teacher_is_refused(tmp_path, capsys):
+    card = ModelCard(labels=["a", "b"], rate=50.0, window=128, hop=64, channels=["acc_x", "acc_y", "acc_z"],
+                     units=["g"] * 3, kind="teacher", arch={"name": "cnn", "config": {}})
+    save_checkpoint(tmp_path / "t.pt", torch.nn.Linear(2, 2), card)
+    code, err = run_cli(["export", str(tmp_path / "t.pt"), "--int8", "--out", str(tmp_path / "out")], capsys)
+    assert code == 2 and "is a teacher checkpoint" in err and "distill" in err
+    assert sorted(os.listdir(tmp_path)) == ["t.pt"]
+
+
+def test_calibration_of_the_wrong_shape(exported, tmp_path, capsys):
+    w = synthetic_windows(n_per_class=5)
+    short = w.take(np.arange(len(w)))
+    short.x = short.x[:, :64, :3]
+    bad = save_calib(tmp_path / "bad.npz", calib_from_windows(short, 10))
+    code, err = run_cli(["export", str(exported["ckpt"]), "--int8", "--calib", str(bad),
+                         "--out", str(tmp_path / "out")], capsys)
+    assert code == 2 and "64 samples x 3 channels" in err and "128 x 6" in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_unwritable_output_folder(exported, tmp_path, capsys):
+    (tmp_path / "afile").write_text("x")
+    code, err = run_cli(["export", str(exported["ckpt"]), "--int8", "--calib", str(exported["calib"]),
+                         "--out", str(tmp_path / "afile" / "art")], capsys)
+    assert code == 2 and "cannot create folder" in err and "\n" not in err
+    with pytest.raises(UserError, match="not a folder"):
+        export_student(exported["ckpt"], tmp_path / "afile", calib=exported["calib"],
+                       windows=exported["windows"], test_subjects_=[4], progress=False)
+
+
+def test_failure_midway_leaves_old_export_untouched(exported, tmp_path, monkeypatch):
+    out = tmp_path / "art"
+    out.mkdir()
+    (out / "old.txt").write_text("previous export")
+    import edgehar.export.parity as parity
+
+    def boom(*a, **k):
+        raise RuntimeError("simulated failure after the models were written")
+
+    monkeypatch.setattr(parity, "parity_report", boom)
+    with pytest.raises(RuntimeError, match="simulated"):
+        export_student(exported["ckpt"], out, calib=exported["calib"], windows=exported["windows"],
+                       test_subjects_=[4], progress=False, micro=False)
+    assert os.listdir(out) == ["old.txt"]
+    assert sorted(os.listdir(tmp_path)) == ["art"]  # no staging folder left behind
