@@ -18,6 +18,18 @@ from typing import Iterator
 from edgehar.errors import UserError
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _publish(tmp, mode: int) -> None:
+    """Give a temp file/folder the permissions a plain open()/mkdir() would have
+    (mkstemp/mkdtemp make them private)."""
+    os.chmod(tmp, mode & ~_umask())
+
+
 def _check_parent_writable(path: Path) -> None:
     parent = path.parent if str(path.parent) else Path(".")
     if not parent.exists():
@@ -41,6 +53,7 @@ def write_bytes(path: str | os.PathLike, data: bytes) -> Path:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
+        _publish(tmp, 0o666)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
@@ -68,6 +81,7 @@ def staged_file(path: str | os.PathLike) -> Iterator[Path]:
     os.close(fd)
     try:
         yield Path(tmp)
+        _publish(tmp, 0o666)
         os.replace(tmp, path)
     finally:
         with contextlib.suppress(OSError):
@@ -89,6 +103,7 @@ def staged_folder(path: str | os.PathLike, overwrite: bool = True) -> Iterator[P
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
     try:
         yield tmp
+        _publish(tmp, 0o777)
         if path.exists():
             old = Path(tempfile.mkdtemp(prefix=f".{path.name}.old.", dir=path.parent))
             os.replace(path, old / "x")

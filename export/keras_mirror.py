@@ -80,9 +80,10 @@ def build_keras_mirror(cfg: dict, state: dict, batch: int = 1):
         return x
 
     inp = keras.Input(shape=(cfg["window"], cfg["in_channels"]), batch_size=batch, name="window")
+    clipped = ClipValues(cfg["input_clip"])(inp) if cfg.get("input_clip") else inp
     streams = []
     for name, idx in cfg["streams"].items():
-        x = TakeChannels(idx)(inp) if list(idx) != list(range(cfg["in_channels"])) else inp
+        x = TakeChannels(idx)(clipped) if list(idx) != list(range(cfg["in_channels"])) else clipped
         p = f"encoders.{name}"
         x = conv_bn(x, f"{p}.stem", cfg["strides"][0], 1, True)
         for i, s in enumerate(cfg["strides"][1:]):
@@ -154,7 +155,21 @@ def _layer_classes():
         def call(self, x):
             return x + self.const
 
-    return TakeChannels, AddConstant
+    @keras.saving.register_keras_serializable("edgehar")
+    class ClipValues(keras.layers.Layer):
+        """Clip to [-c, c] (MINIMUM + MAXIMUM): the student's input clip."""
+
+        def __init__(self, c, **kw):
+            super().__init__(**kw)
+            self.c = float(c)
+
+        def call(self, x):
+            return keras.ops.clip(x, -self.c, self.c)
+
+        def get_config(self):
+            return {**super().get_config(), "c": self.c}
+
+    return TakeChannels, AddConstant, ClipValues
 
 
 def TakeChannels(idx):  # noqa: N802 - a layer factory that keeps keras out of module import
@@ -163,3 +178,7 @@ def TakeChannels(idx):  # noqa: N802 - a layer factory that keeps keras out of m
 
 def AddConstant(value):  # noqa: N802
     return _layer_classes()[1](value)
+
+
+def ClipValues(c):  # noqa: N802
+    return _layer_classes()[2](c)

@@ -104,92 +104,37 @@ def export_student(checkpoint, out=None, int8: bool = True, calib=None, data: st
     Calibration: `calib` (CalibSet or .npz path), else `n_calib` windows drawn from the training
     subjects. Parity runs on the held-out subjects. The windows come from `windows` (raw
     `Windows`, with `test_subjects_`) when given, else from the data set the card names (or
-    `data`/`root`).
+    `data`/`root`). Cheap checks (checkpoint, calibration shape, output folder) run first.
     """
     import torch
     from tqdm.auto import tqdm
 
-    from edgehar.atomic import write_json, write_text, staged_folder
-    from edgehar.card import provenance
-    from edgehar.card_io import CARD_FILE, embed_card_tflite
-    from edgehar.export import onnx as onnx_export
-    from edgehar.export import tflite
-    from edgehar.export.c_array import write_c_array
-    from edgehar.export.keras_mirror import build_keras_mirror
+    from edgehar.atomic import staged_folder, write_json
+    from edgehar.calib.build import CalibSet, check_fits_card, load_calib
     from edgehar.export.parity import parity_report
 
     torch.set_num_threads(1)
     model, card, state = load_student(checkpoint)
-    out = Path(out) if out else Path(checkpoint).with_suffix("").with_name(Path(checkpoint).stem + "_export")
-    if windows is None:
-        windows, dataset = card_windows(card, data, root)
-        held = test_subjects(card, dataset)
-    else:
-        card.check_input(windows.rate, windows.channels, "windows")
-        dataset, held = data or "windows", list(test_subjects_ or [])
-    cal = resolve_calibration(card, calib, windows, dataset, held, n_calib, seed)
-    held_out = windows.take(np.isin(windows.subject, held)) if held else windows
+    out = Path(out) if out else Path(checkpoint).with_name(Path(checkpoint).stem + "_export")
+    if calib is not None:
+        where = "calibration set" if isinstance(calib, CalibSet) else calib
+        calib = calib if isinstance(calib, CalibSet) else load_calib(calib)
+        check_fits_card(calib, card, where)
     tflite_runtime_python = tflite_runtime_python or os.environ.get(TFLITE_RUNTIME_ENV)
-    cal_x = card.normalise(cal.x)
-    cfg = card.arch["config"]
-
-    steps = ["keras mirror", "tflite fp32", "tflite int8", "onnx fp32", "onnx int8", "c array", "parity"]
-    bar = tqdm(steps, desc="export", disable=not progress, leave=False)
-    step = lambda name: (bar.set_postfix_str(name), bar.update(0))  # noqa: E731
+    bar = tqdm(total=7, desc="export", disable=not progress, leave=False)
     with staged_folder(out) as tmp:
-        step("keras mirror")
-        with tflite.quiet():
-            mirror = build_keras_mirror(cfg, state)
-        fp32 = tflite.convert_fp32(mirror)
-        bar.update(1)
-        probe = cal_x[: min(len(cal_x), 32)]
-        with torch.no_grad():
-            want = model(torch.from_numpy(probe))[0].numpy()
-        diff = float(np.abs(tflite.run_litert(fp32, probe) - want).max())
-        if diff > FP32_TOLERANCE:  # a layout bug in the mirror, never the user's fault
-            raise RuntimeError(f"Keras mirror differs from PyTorch by {diff:.3g} (> {FP32_TOLERANCE:g})")
-        bar.update(1)
-        files = {"fp32_tflite": tmp / FILES["fp32_tflite"], "fp32_onnx": tmp / FILES["fp32_onnx"]}
-        export_card = replace(card, quantization={"output": "logits"},
-                              provenance={**card.provenance, "export": provenance(
-                                  checkpoint=str(checkpoint), tools=_versions(), calibration={
-                                      k: cal.provenance.get(k) for k in
-                                      ("dataset", "n", "seed", "subjects", "counts", "created")})})
-        if int8:
-            step("tflite int8")
-            i8 = tflite.convert_int8(mirror, cal_x)
-            graph = tflite.graph_report(i8)
-            if graph["float_tensors"] or {"DEQUANTIZE", "QUANTIZE"} & set(graph["ops"]):
-                raise RuntimeError(f"int8 graph is not full-integer: {graph}")
-            io = tflite.io_quantization(i8)
-            export_card.quantization = {
-                "output": "logits", "dtype": "int8", "applies_to": [FILES["int8_tflite"], "model_int8.h"],
-                "input_scale": io["input"]["scale"], "input_zero_point": io["input"]["zero_point"],
-                "output_scale": io["output"]["scale"], "output_zero_point": io["output"]["zero_point"],
-                "weights": "int8 per-channel (symmetric)", "activations": "int8 per-tensor", "biases": "int32",
-                "ops": graph["ops"]}
-            files["int8_tflite"] = tmp / FILES["int8_tflite"]
-            files["int8_onnx"] = tmp / FILES["int8_onnx"]
-        bar.update(1)
-        (tmp / FILES["fp32_tflite"]).write_bytes(embed_card_tflite(fp32, export_card))
-        if int8:
-            int8_bytes = embed_card_tflite(i8, export_card)
-            (tmp / FILES["int8_tflite"]).write_bytes(int8_bytes)
-        step("onnx fp32")
-        onnx_export.export_fp32(model, card.window, len(card.channels), files["fp32_onnx"])
-        bar.update(1)
-        if int8:
-            step("onnx int8")
-            onnx_export.quantize_int8(files["fp32_onnx"], files["int8_onnx"], cal_x)
-            onnx_export.embed_card(files["int8_onnx"], export_card)
-        onnx_export.embed_card(files["fp32_onnx"], export_card)
-        bar.update(1)
-        if int8:
-            step("c array")
-            write_c_array(int8_bytes, export_card, tmp / "model_int8.h", tmp / "model_int8.cc")
-        bar.update(1)
-        write_text(tmp / CARD_FILE, export_card.to_json() + "\n")
-        step("parity")
+        bar.set_postfix_str("data")
+        if windows is None:
+            windows, dataset = card_windows(card, data, root)
+            held = test_subjects(card, dataset)
+        else:
+            card.check_input(windows.rate, windows.channels, "windows")
+            dataset, held = data or "windows", list(test_subjects_ or [])
+        if calib is None:
+            calib = resolve_calibration(card, None, windows, dataset, held, n_calib, seed)
+        held_out = windows.take(np.isin(windows.subject, held)) if held else windows
+        files, export_card = write_models(tmp, model, card, state, calib, int8, bar)
+        bar.set_postfix_str("parity")
         report = parity_report(model, export_card, held_out, {k: str(v) for k, v in files.items()},
                                micro=micro and int8, tflite_runtime_python=tflite_runtime_python)
         report["held_out"] = {"dataset": dataset, "subjects": sorted(int(s) for s in np.unique(held_out.subject)),
@@ -203,3 +148,69 @@ def export_student(checkpoint, out=None, int8: bool = True, calib=None, data: st
     bar.close()
     return {"out": str(out), "files": sorted(p.name for p in out.iterdir()), "quantization": export_card.quantization,
             "parity": report}
+
+
+def write_models(tmp: Path, model, card, state, calib, int8: bool, bar) -> tuple[dict, object]:
+    """Convert and write every model file (card embedded) into `tmp`; (files, exported card)."""
+    import torch
+
+    from edgehar.atomic import write_text
+    from edgehar.card import provenance
+    from edgehar.card_io import CARD_FILE, embed_card_tflite
+    from edgehar.export import onnx as onnx_export
+    from edgehar.export import tflite
+    from edgehar.export.c_array import write_c_array
+    from edgehar.export.keras_mirror import build_keras_mirror
+
+    cal_x = card.normalise(calib.x)
+    clip = card.arch["config"].get("input_clip")
+    if clip:  # the model clips its input first: calibrate the input range on what it keeps
+        cal_x = np.clip(cal_x, -clip, clip)
+    bar.set_postfix_str("keras mirror")
+    with tflite.quiet():
+        mirror = build_keras_mirror(card.arch["config"], state)
+    fp32 = tflite.convert_fp32(mirror)
+    probe = cal_x[: min(len(cal_x), 32)]
+    with torch.no_grad():
+        want = model(torch.from_numpy(probe))[0].numpy()
+    diff = float(np.abs(tflite.run_litert(fp32, probe) - want).max())
+    if diff > FP32_TOLERANCE:  # a layout bug in the mirror, never the user's fault
+        raise RuntimeError(f"Keras mirror differs from PyTorch by {diff:.3g} (> {FP32_TOLERANCE:g})")
+    bar.update(1)
+    files = {"fp32_tflite": tmp / FILES["fp32_tflite"], "fp32_onnx": tmp / FILES["fp32_onnx"]}
+    export_card = replace(card, quantization={"output": "logits"},
+                          provenance={**card.provenance, "export": provenance(tools=_versions(), calibration={
+                              k: calib.provenance.get(k) for k in
+                              ("dataset", "n", "seed", "subjects", "counts", "created")})})
+    if int8:
+        bar.set_postfix_str("tflite int8")
+        i8 = tflite.convert_int8(mirror, cal_x)
+        graph = tflite.graph_report(i8)
+        if graph["float_tensors"] or {"DEQUANTIZE", "QUANTIZE"} & set(graph["ops"]):
+            raise RuntimeError(f"int8 graph is not full-integer: {graph}")
+        io = tflite.io_quantization(i8)
+        export_card.quantization = {
+            "output": "logits", "dtype": "int8", "applies_to": [FILES["int8_tflite"], "model_int8.h"],
+            "input_scale": io["input"]["scale"], "input_zero_point": io["input"]["zero_point"],
+            "output_scale": io["output"]["scale"], "output_zero_point": io["output"]["zero_point"],
+            "weights": "int8 per-channel (symmetric)", "activations": "int8 per-tensor", "biases": "int32",
+            "ops": graph["ops"]}
+        files["int8_tflite"] = tmp / FILES["int8_tflite"]
+        files["int8_onnx"] = tmp / FILES["int8_onnx"]
+    bar.update(2)
+    files["fp32_tflite"].write_bytes(embed_card_tflite(fp32, export_card))
+    if int8:
+        int8_bytes = embed_card_tflite(i8, export_card)
+        files["int8_tflite"].write_bytes(int8_bytes)
+    bar.set_postfix_str("onnx fp32")
+    onnx_export.export_fp32(model, card.window, len(card.channels), files["fp32_onnx"])
+    bar.update(1)
+    if int8:
+        bar.set_postfix_str("onnx int8")
+        onnx_export.quantize_int8(files["fp32_onnx"], files["int8_onnx"], cal_x)
+        onnx_export.embed_card(files["int8_onnx"], export_card)
+        write_c_array(int8_bytes, export_card, tmp / "model_int8.h", tmp / "model_int8.cc")
+    onnx_export.embed_card(files["fp32_onnx"], export_card)
+    write_text(tmp / CARD_FILE, export_card.to_json() + "\n")
+    bar.update(2)
+    return files, export_card

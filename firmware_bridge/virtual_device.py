@@ -35,7 +35,9 @@ from edgehar.bridge import frames
 from edgehar.errors import UserError
 
 # Bytes that cannot be part of a number, a separator or a line end (see module doc).
-_TEXT_GARBAGE = bytes(b for b in range(256) if chr(b) not in "0123456789+-.eE,;\t \r\n#" and b != 0x7F)
+# (float() also skips whitespace at a field's ends and "_" between digits: excluded too.)
+_TEXT_GARBAGE = bytes(b for b in range(256)
+                      if chr(b) not in "0123456789+-.eE,;#_" and not chr(b).isspace() and b != 0x7F)
 DEVICE_T0_US = 2**32 - 5_000_000  # device clock starts 5 s before the uint32 wraps: exercises it
 
 
@@ -293,6 +295,7 @@ class VirtualDevice:
     def _unplug(self, partial: bytes) -> None:
         """Cut the cable mid-line/frame, stay away `down` s, come back on a new pty."""
         self._write(partial[:max(1, len(partial) // 2)])  # a truncated last line/frame
+        time.sleep(0.05)  # let the host read the cut line: a hangup flushes unread input
         self.counts["disconnects"] += 1
         os.close(self._master)
         self._master = None

@@ -11,6 +11,9 @@ def test_write_is_atomic_and_leaves_no_temp(tmp_path):
     write_json(tmp_path / "b.json", {"x": 1})
     assert p.read_text() == "one"
     assert sorted(os.listdir(tmp_path)) == ["a.txt", "b.json"]
+    umask = os.umask(0)
+    os.umask(umask)
+    assert (p.stat().st_mode & 0o777) == 0o666 & ~umask  # as readable as a plain open() makes it
 
 
 def test_staged_folder_failure_keeps_old_content(tmp_path):

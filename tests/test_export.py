@@ -93,9 +93,13 @@ def test_int8_graph_is_full_integer(exported):
     assert not {"DEQUANTIZE", "QUANTIZE", "GELU", "LAYER_NORM"} & set(report["ops"])
     it = tflite.interpreter(data)
     assert it.get_input_details()[0]["dtype"] == np.int8 and it.get_output_details()[0]["dtype"] == np.int8
-    # every bias is int32, every weight int8
-    kinds = {np.dtype(t["dtype"]).name for t in it.get_tensor_details() if "bias" in t["name"].lower()}
-    assert kinds <= {"int32"}
+    # every weight int8, every bias int32
+    dtype = {t["index"]: np.dtype(t["dtype"]).name for t in it.get_tensor_details()}
+    layers = [op for op in it._get_ops_details()
+              if op["op_name"] in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")]
+    assert len(layers) >= 10
+    for op in layers:
+        assert dtype[op["inputs"][1]] == "int8" and dtype[op["inputs"][2]] == "int32", op
 
 
 def test_card_is_embedded_everywhere_with_int8_constants(exported):

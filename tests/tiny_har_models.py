@@ -131,19 +131,34 @@ def random_windows(card: ModelCard, n: int, seed: int = 1) -> np.ndarray:
 
 
 _BUILT: dict[str, Path] = {}
+_ROOT: list[Path] = []
+
+
+class _Lazy(dict):
+    """{"onnx", "onnx_batch4", "tflite", "tflite_int8"} -> path, each built on first use."""
+
+    def __missing__(self, key):
+        if not _ROOT:
+            import atexit
+            import shutil
+            import tempfile
+
+            _ROOT.append(Path(tempfile.mkdtemp(prefix="edgehar-tiny-")))
+            atexit.register(shutil.rmtree, _ROOT[0], True)
+        root = _ROOT[0]
+        makers = {
+            "onnx": lambda: export_onnx(torch_model(), bangle_card(), root / "tiny.onnx"),
+            "onnx_batch4": lambda: export_onnx(torch_model(), bangle_card(), root / "tiny_b4.onnx", batch=4),
+            "tflite": lambda: keras_tflite(bangle_card(), root / "tiny.tflite", int8=False),
+            "tflite_int8": lambda: keras_tflite(bangle_card(), root / "tiny_int8.tflite", int8=True),
+        }
+        self[key] = makers[key]()
+        return self[key]
+
+
+_MODELS = _Lazy()
 
 
 def built_models() -> dict[str, Path]:
-    """Build once per test process: {"onnx", "tflite", "tflite_int8", "torch_module"...} paths."""
-    if not _BUILT:
-        import atexit
-        import shutil
-        import tempfile
-
-        root = Path(tempfile.mkdtemp(prefix="edgehar-tiny-"))
-        atexit.register(shutil.rmtree, root, True)
-        _BUILT["onnx"] = export_onnx(torch_model(), bangle_card(), root / "tiny.onnx")
-        _BUILT["onnx_batch4"] = export_onnx(torch_model(), bangle_card(), root / "tiny_b4.onnx", batch=4)
-        _BUILT["tflite"] = keras_tflite(bangle_card(), root / "tiny.tflite", int8=False)
-        _BUILT["tflite_int8"] = keras_tflite(bangle_card(), root / "tiny_int8.tflite", int8=True)
-    return dict(_BUILT)
+    """Tiny test models, built once per test process, each only when first asked for."""
+    return _MODELS

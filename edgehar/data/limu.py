@@ -14,7 +14,8 @@ SenSys 2021), so the published LIMU-BERT weights see the input they were trained
 - acc is converted from g to m/s^2 (x 9.80665), gyro stays in rad/s.
 
 Labels are 0-based activity ids; `subject` is the HAPT user id (the reference file stores
-user - 1).
+user - 1); `recording` indexes `hapt.load_hapt(root)` and `start` is the raw 50 Hz row of each
+window's first sample (a window spans 300 raw rows).
 """
 
 from __future__ import annotations

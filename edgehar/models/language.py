@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from edgehar.errors import UserError
 from edgehar.models.augment import default_positions, rotate, sensor_positions
 from edgehar.models.teacher import Teacher
 
@@ -274,8 +275,8 @@ class LanguageTeacher(Teacher):
 
             labels = self.config.get("labels")
             if not labels:
-                raise ValueError("the language teacher pretrains on text: its config needs 'labels' "
-                                 "(the class names of the windows' y)")
+                raise UserError("language teacher", "pretrains on text: its config needs 'labels' "
+                                                    "(the class names of the windows' y)")
             texts, cls = [], []
             for k, name in enumerate(labels):
                 d = class_descriptions(name)

@@ -26,16 +26,16 @@ from edgehar.models.teacher import Teacher
 # A CPU-sized default (trains in minutes) and the paper's ResNet-34-like encoder (256-d).
 DEFAULT_INPUT = {"channels": ["acc_x", "acc_y", "acc_z", "gyro_x", "gyro_y", "gyro_z"],
                  "window": 128, "rate": 50.0}
+_COMMON = {"mask_fraction": 0.25, "mask_span": 8, "temperature": 0.1, "distance_fraction": 0.3,
+           "augmentations": 2, "stem_kernel": 7}
 CONFIGS = {
-    "tiny": {"widths": [8, 16], "blocks": [1, 1], "stem_kernel": 5, "dist_dim": 16,
-             "dist_dilations": [1, 2], "mask_fraction": 0.25, "mask_span": 8, "temperature": 0.1,
-             "distance_fraction": 0.3, "augmentations": 2},  # tests
-    "cpu": {"widths": [16, 32, 64], "blocks": [1, 1, 1], "stem_kernel": 7,
-            "dist_dim": 32, "dist_dilations": [1, 2, 4], "mask_fraction": 0.25, "mask_span": 8,
-            "temperature": 0.1, "distance_fraction": 0.3, "augmentations": 2},
-    "paper": {"widths": [64, 128, 256], "blocks": [3, 4, 6], "stem_kernel": 7,
-              "dist_dim": 64, "dist_dilations": [1, 2, 4, 8], "mask_fraction": 0.25, "mask_span": 8,
-              "temperature": 0.1, "distance_fraction": 0.3, "augmentations": 2},
+    "tiny": {"widths": [8, 16], "blocks": [1, 1], "dist_dim": 16, "dist_dilations": [1, 2],
+             "dist_stride": 4, **_COMMON},  # tests
+    "cpu": {"widths": [16, 32, 64], "blocks": [1, 1, 1], "dist_dim": 32, "dist_dilations": [1, 2, 4],
+            "dist_stride": 4, **_COMMON},
+    # paper: ResNet-34-like stages 3/4/6 at 64/128/256 channels, distance attention per sample
+    "paper": {"widths": [64, 128, 256], "blocks": [3, 4, 6], "dist_dim": 64,
+              "dist_dilations": [1, 2, 4, 8], "dist_stride": 1, **_COMMON},
 }
 
 
@@ -56,9 +56,15 @@ def sparsemax(z: torch.Tensor, dim: int = -1, topk: int | None = None) -> torch.
     cums = zs.cumsum(-1)
     support = (1 + k * zs) > cums  # true for exactly the first k(z) sorted entries
     k_z = support.sum(-1, keepdim=True)
-    if partial and bool((k_z == topk).any()):  # the support may reach past the top-k
-        return sparsemax(z, dim=-1).transpose(dim, -1)
     tau = (cums.gather(-1, k_z - 1) - 1) / k_z.to(z.dtype)
+    if partial:
+        wide = (k_z == topk)[..., 0]  # rows whose support may reach past the top-k
+        if bool(wide.any()):
+            full = z[wide].sort(dim=-1, descending=True).values
+            cums_w = full.cumsum(-1)
+            k_w = ((1 + k.new_tensor(range(1, n + 1)) * full) > cums_w).sum(-1, keepdim=True)
+            tau = tau.clone()
+            tau[wide] = (cums_w.gather(-1, k_w - 1) - 1) / k_w.to(z.dtype)
     return (z - tau).clamp_min(0).transpose(dim, -1)
 
 
@@ -104,14 +110,15 @@ class ResNet1d(nn.Module):
 
 # -- learned distance: cross-attention reconstruction ----------------------------------------
 class DilatedConvStack(nn.Module):
-    """A 1x1 input conv then residual dilated convs: a motif embedding per time step."""
+    """A patch conv (`stride` samples per step) then residual dilated convs: a motif embedding
+    per step."""
 
-    def __init__(self, c_in: int, dim: int, dilations):
+    def __init__(self, c_in: int, dim: int, dilations, stride: int = 1):
         super().__init__()
-        self.inp = nn.Conv1d(c_in, dim, 1)
+        self.inp = nn.Conv1d(c_in, dim, stride, stride)
         self.convs = nn.ModuleList(nn.Conv1d(dim, dim, 3, padding=d, dilation=d) for d in dilations)
 
-    def forward(self, x):  # (B, T, C) -> (B, T, D)
+    def forward(self, x):  # (B, T, C) -> (B, T / stride, D)
         h = self.inp(x.transpose(1, 2))
         for conv in self.convs:
             h = h + conv(F.gelu(h))
@@ -127,12 +134,15 @@ class ReconstructionDistance(nn.Module):
     anchor's own scale, so distances of quiet and vigorous anchors are comparable.
     """
 
-    def __init__(self, in_channels: int, dim: int, dilations, mask_fraction: float, mask_span: int):
+    def __init__(self, in_channels: int, dim: int, dilations, mask_fraction: float, mask_span: int,
+                 stride: int = 1):
         super().__init__()
-        self.query = DilatedConvStack(in_channels + 1, dim, dilations)  # + the mask indicator
-        self.key = DilatedConvStack(in_channels, dim, dilations)
-        self.value = DilatedConvStack(in_channels, dim, dilations)
-        self.out = nn.Linear(dim, in_channels)
+        # attention runs over steps of `stride` samples: B^2 (T/stride)^2 scores per batch
+        self.stride = int(stride)
+        self.query = DilatedConvStack(in_channels + 1, dim, dilations, stride)  # + the mask flag
+        self.key = DilatedConvStack(in_channels, dim, dilations, stride)
+        self.value = DilatedConvStack(in_channels, dim, dilations, stride)
+        self.out = nn.Linear(dim, in_channels * stride)  # every step rebuilds `stride` samples
         self.mask_fraction, self.mask_span = mask_fraction, mask_span
         self.topk = 16  # sparsemax fast path; exact (see `sparsemax`)
 
@@ -150,27 +160,35 @@ class ReconstructionDistance(nn.Module):
         """Per-window, per-channel mean and std (reversible instance normalisation)."""
         return x.mean(-2, keepdim=True), x.std(-2, keepdim=True).clamp_min(1e-3)
 
+    def pad(self, x):
+        """Zero-pad the time axis (B, T, C) to a whole number of steps."""
+        extra = -x.shape[1] % self.stride
+        return F.pad(x, (0, 0, 0, extra)) if extra else x
+
     def encode_anchor(self, anchor, hidden):
         """Queries from the anchor with its hidden spans blanked (motif context only there)."""
         mean, std = self.stats(anchor)
         a = ((anchor - mean) / std).masked_fill(hidden[:, :, None], 0.0)
-        return self.query(torch.cat([a, hidden[:, :, None].to(a.dtype)], dim=-1))
+        return self.query(self.pad(torch.cat([a, hidden[:, :, None].to(a.dtype)], dim=-1)))
 
     def encode_candidate(self, candidate):
         mean, std = self.stats(candidate)
-        c = (candidate - mean) / std
+        c = self.pad((candidate - mean) / std)
         return self.key(c), self.value(c), mean, std
 
     def rebuild(self, q, k, v, mean, std):
-        """Anchor rebuilt from candidate keys/values, in the candidate's units (RevIN inverse)."""
+        """Anchor rebuilt from candidate keys/values, in the candidate's units (RevIN inverse);
+        (..., steps * stride, C), the padding included."""
         attn = sparsemax(q @ k.transpose(-1, -2) / math.sqrt(q.shape[-1]), dim=-1, topk=self.topk)
-        return self.out(attn @ v) * std + mean
+        r = self.out(attn @ v)  # (..., steps, stride * C)
+        r = r.unflatten(-1, (self.stride, -1)).flatten(-3, -2)
+        return r * std + mean
 
     @staticmethod
     def error(recon, anchor):
-        """Mean squared error in units of the anchor's own per-channel std."""
+        """Mean squared error in units of the anchor's own per-channel std (padding ignored)."""
         _, std = ReconstructionDistance.stats(anchor)
-        return (((recon - anchor) / std) ** 2).mean(dim=(-1, -2))
+        return (((recon[..., :anchor.shape[-2], :] - anchor) / std) ** 2).mean(dim=(-1, -2))
 
     def pair_loss(self, anchor, candidate, hidden) -> torch.Tensor:
         """(B,) reconstruction error of each anchor from its own candidate."""
@@ -180,8 +198,8 @@ class ReconstructionDistance(nn.Module):
     @torch.no_grad()
     def matrix(self, anchors, candidates, generator=None, chunk: int = 16) -> torch.Tensor:
         """(A, C) distances from every anchor to every candidate (one mask per anchor)."""
-        q = self.encode_anchor(anchors, self.mask(anchors.shape[:2], generator))  # (A, T, D)
-        k, v, mean, std = self.encode_candidate(candidates)  # (C, T, D), (C, 1, ch)
+        q = self.encode_anchor(anchors, self.mask(anchors.shape[:2], generator))  # (A, L, D)
+        k, v, mean, std = self.encode_candidate(candidates)  # (C, L, D), (C, 1, ch)
         rows = []
         for i in range(0, len(anchors), chunk):
             recon = self.rebuild(q[i:i + chunk, None], k[None], v[None], mean[None], std[None])
@@ -216,7 +234,7 @@ class RelCon(Teacher):
         self.encoder = ResNet1d(c, cfg["widths"], cfg["blocks"], cfg["stem_kernel"])
         self.embed_dim = self.encoder.out_channels
         self.distance = ReconstructionDistance(c, cfg["dist_dim"], cfg["dist_dilations"],
-                                               cfg["mask_fraction"], cfg["mask_span"])
+                                               cfg["mask_fraction"], cfg["mask_span"], cfg["dist_stride"])
         channels = cfg.get("channels")
         self.positions = sensor_positions(channels) if channels else default_positions(c)
 

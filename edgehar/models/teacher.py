@@ -137,7 +137,10 @@ def load_teacher(path) -> tuple[Teacher, ModelCard, dict]:
     from edgehar.checkpoint import load_checkpoint
     from edgehar.models import build
 
-    ckpt = load_checkpoint(path)
+    try:
+        ckpt = load_checkpoint(path)
+    except (KeyError, IndexError, TypeError, AttributeError) as e:  # torch's unpickler on junk
+        raise UserError(path, f"not a torch checkpoint ({type(e).__name__})") from None
     card = ckpt["card"]
     if card.kind != "teacher":
         raise UserError(path, f"is a {card.kind} checkpoint, expected a teacher")

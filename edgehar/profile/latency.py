@@ -8,6 +8,9 @@ input's dtype range; latency of these models does not depend on the values.
 
 from __future__ import annotations
 
+import contextlib
+import os
+import sys
 import time
 
 import numpy as np
@@ -32,12 +35,13 @@ def measure_latency(graph: Graph, runs: int = 50, warmup: int = 5) -> dict:
     if runs < 1:
         raise ValueError("runs must be >= 1")
     rng = np.random.default_rng(0)
-    if graph.format == "tflite":
-        run, runtime = _litert_runner(graph, rng)
-    else:
-        run, runtime = _onnxruntime_runner(graph, rng)
-    for _ in range(warmup):
-        run()
+    with c_stderr_silenced():  # LiteRT logs "Created TensorFlow Lite XNNPACK delegate" there
+        if graph.format == "tflite":
+            run, runtime = _litert_runner(graph, rng)
+        else:
+            run, runtime = _onnxruntime_runner(graph, rng)
+        for _ in range(warmup):
+            run()
     times = np.empty(runs)
     for i in range(runs):
         t0 = time.perf_counter()
@@ -85,3 +89,18 @@ def _onnxruntime_runner(graph: Graph, rng):
         session.run(None, feeds)
 
     return run, f"onnxruntime {ort.__version__} (CPUExecutionProvider)"
+
+
+@contextlib.contextmanager
+def c_stderr_silenced():
+    """Send file descriptor 2 (C/C++ logging) to /dev/null for the block."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)

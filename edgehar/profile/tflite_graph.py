@@ -136,14 +136,17 @@ def _resolve_dynamic_shapes(path: str, data: bytes, tensors: list[Tensor], graph
     """Fill concrete shapes by allocating in LiteRT with dynamic input dims set to 1."""
     from ai_edge_litert.interpreter import Interpreter
 
+    from edgehar.profile.latency import c_stderr_silenced
+
     try:
-        interp = Interpreter(model_content=data, num_threads=1)
-        for d in interp.get_input_details():
-            sig = d.get("shape_signature")
-            if sig is not None and len(sig) and (np.asarray(sig) < 0).any():
-                interp.resize_tensor_input(d["index"], np.where(np.asarray(sig) < 0, 1, sig))
-        interp.allocate_tensors()
-        by_index = {d["index"]: d for d in interp.get_tensor_details()}
+        with c_stderr_silenced():
+            interp = Interpreter(model_content=data, num_threads=1)
+            for d in interp.get_input_details():
+                sig = d.get("shape_signature")
+                if sig is not None and len(sig) and (np.asarray(sig) < 0).any():
+                    interp.resize_tensor_input(d["index"], np.where(np.asarray(sig) < 0, 1, sig))
+            interp.allocate_tensors()
+            by_index = {d["index"]: d for d in interp.get_tensor_details()}
     except Exception as e:  # noqa: BLE001 - shapes stay as declared; say so
         graph.notes.append(f"dynamic shapes not resolved ({type(e).__name__}: {e})")
         return

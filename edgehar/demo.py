@@ -1,0 +1,393 @@
+"""`edgehar demo`: the whole flow in one command, on real data when given, else on the
+embedded synthetic default.
+
+Steps: (1) teacher: HAR-FM pre-trained without labels, then fine-tuned (stage B); (2) a
+student distilled from it; (3) int8 export (TFLite, ONNX, C array; calibration windows drawn
+from the training subjects); (4) profile of the int8 TFLite and ONNX files; (5) a simulated
+device replays a wrist recording through a pseudo-terminal and `live` predicts from it for a
+few seconds, logging every prediction; (6) a summary of where every artifact is and what each
+step measured.
+
+The demo's model reads the 3 accelerometer channels only: the wrist recordings it streams
+(Bangle.js) have no gyroscope, and the live bridge feeds a model exactly the channels its card
+names. The benchmark (`benchmarks/run_all.py`) covers acc + gyro models.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ACC = ("acc_x", "acc_y", "acc_z")
+WINDOW, HOP = 128, 64  # 2.56 s at 50 Hz, the UCI-HAR window; live stride 1.28 s
+
+# Sizes of every step: --quick must stay under 2 minutes, the full demo under 10, on 2 cores.
+PLANS = {
+    "quick": {"teacher": "tiny", "pretrain_steps": 100, "finetune_epochs": 10, "student": "tiny",
+              "distill_epochs": 10, "max_train_windows": 1500, "n_calib": 200, "profile_runs": 20,
+              "live_seconds": 4.0, "speed": 10.0, "synthetic": {"subjects": 10, "seconds": 20, "bouts": 2}},
+    "full": {"teacher": "cpu", "pretrain_steps": 500, "finetune_epochs": 6, "student": "small",
+             "distill_epochs": 15, "max_train_windows": None, "n_calib": 500, "profile_runs": 50,
+             "live_seconds": 8.0, "speed": 10.0, "synthetic": {"subjects": 12, "seconds": 25, "bouts": 2}},
+}
+
+
+def register(sub) -> None:
+    p = sub.add_parser(
+        "demo", help="the whole flow on defaults: teacher -> student -> int8 -> profile -> live",
+        description="Build a HAR-FM teacher, distil a student, export it to int8 TFLite/ONNX and a C "
+                    "array, profile both files, and run the live view for a few seconds against a "
+                    "simulated device replaying a wrist recording; then print where every artifact "
+                    "is and what each step measured. Uses the real HAPT and Bangle.js recordings "
+                    "under --data or $EDGEHAR_DATA, else an embedded synthetic data set. The model "
+                    "reads the accelerometer only (the wrist recordings have no gyroscope).")
+    p.add_argument("--quick", action="store_true", help="tiny models and few steps (under 2 minutes)")
+    p.add_argument("--data", help="folder holding hapt/ and banglejs_wrist/ (default: $EDGEHAR_DATA; "
+                                  "without either: the embedded synthetic data)")
+    p.add_argument("--synthetic", action="store_true", help="use the embedded synthetic data even when "
+                                                            "$EDGEHAR_DATA is set")
+    p.add_argument("--out", default="edgehar-demo", help="output folder (default ./edgehar-demo)")
+    p.add_argument("--threads", type=int, help="torch CPU threads (default: up to 4)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--live-seconds", type=float, help="seconds of live view (default 4 quick, 8 full)")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.set_defaults(func=run_demo)
+
+
+# -- data ---------------------------------------------------------------------------------------
+@dataclass
+class DemoData:
+    source: str  # "hapt" or "synthetic"
+    description: str
+    train: object  # Windows
+    test: object  # Windows
+    test_subjects: list[int]
+    replay: object  # Recording (acc only) for the simulated device
+    replay_start: int  # first sample replayed
+    replay_note: str
+    extra: dict = field(default_factory=dict)
+
+
+def resolve_data_root(args) -> Path | None:
+    from edgehar.errors import UserError
+
+    if args.synthetic:
+        return None
+    root = args.data or os.environ.get("EDGEHAR_DATA")
+    if not root:
+        return None
+    root = Path(root)
+    if not (root / "hapt").is_dir():
+        where = "--data" if args.data else "EDGEHAR_DATA"
+        raise UserError(root, f"no hapt/ folder here ({where} must hold hapt/ and banglejs_wrist/; "
+                              "leave it unset for the embedded synthetic data)")
+    return root
+
+
+def load_demo_data(root: Path | None, plan: dict, seed: int, out: Path) -> DemoData:
+    import numpy as np
+
+    from edgehar.data.splits import split_subjects
+
+    if root is None:
+        from edgehar.data import synthetic
+
+        cfg = plan["synthetic"]
+        recs = synthetic.synthetic_dataset(cfg["subjects"], "wrist", cfg["seconds"], cfg["bouts"], seed)
+        w = synthetic.synthetic_windows(recs, ACC, WINDOW, HOP)
+        train, test = split_subjects(w, synthetic.TEST_SUBJECTS)
+        held = recs[synthetic.TEST_SUBJECTS[0] - 1]
+        path = synthetic.write_banglejs(held, out / "replay")
+        return DemoData("synthetic", f"embedded synthetic wrist recordings (edgehar.data.synthetic, seed {seed}): "
+                        f"{cfg['subjects']} subjects x 6 activities, acc + gyro at 50 Hz",
+                        train, test, list(synthetic.TEST_SUBJECTS), held.select(list(ACC)), 0,
+                        f"{path} (held-out synthetic subject {held.subject}, Bangle.js layout)")
+    from edgehar.data import hapt
+    from edgehar.data.datasets import activity_windows
+
+    w = activity_windows("hapt", root / "hapt", rate=50.0, window=WINDOW, hop=HOP, channels=ACC)
+    train, test = split_subjects(w, hapt.TEST_SUBJECTS)
+    if plan["max_train_windows"] and len(train) > plan["max_train_windows"]:
+        keep = np.random.default_rng(seed).choice(len(train), plan["max_train_windows"], replace=False)
+        train = train.take(np.sort(keep))
+    bangle = root / "banglejs_wrist"
+    if bangle.is_dir():
+        from edgehar.data.banglejs import load_banglejs
+
+        rec = load_banglejs(bangle)[0]
+        start = int(570 * rec.rate)  # 30 s before its walking -> sitting change at 601 s
+        note = f"{rec.source} from {start / rec.rate:g} s (real Bangle.js, left wrist)"
+    else:
+        rec = hapt.load_hapt(root / "hapt")[0].select(list(ACC))
+        start, note = 0, f"{rec.source} (real HAPT, waist: no banglejs_wrist/ folder found)"
+    return DemoData("hapt", f"real HAPT recordings ({root / 'hapt'}), accelerometer channels, "
+                    "official test subjects held out", train, test, list(hapt.TEST_SUBJECTS), rec, start, note)
+
+
+# -- steps --------------------------------------------------------------------------------------
+def step_teacher(data: DemoData, plan: dict, out: Path, seed: int) -> dict:
+    import numpy as np
+    import torch
+
+    from edgehar.card import default_streams
+    from edgehar.data.normalise import channel_stats
+    from edgehar.models import build
+    from edgehar.models.harfm import CONFIGS
+    from edgehar.models.teacher import make_teacher_card, save_teacher
+    from edgehar.train.finetune import finetune
+    from edgehar.train.pretrain import pretrain
+    from edgehar.train.supervised import evaluate
+
+    train = data.train
+    torch.manual_seed(seed)
+    config = {**CONFIGS[plan["teacher"]], "channels": list(ACC), "window": WINDOW, "rate": float(train.rate),
+              "streams": default_streams(ACC), "dataset": data.source}
+    teacher = build({"name": "harfm", "config": config})
+    mean, std = channel_stats(train)
+    x = ((train.x - np.float32(mean)) / np.float32(std)).astype(np.float32)
+    pre = pretrain(teacher, x, train.y, train.subject, plan["pretrain_steps"], 64, 1e-3, seed=seed)
+    card = make_teacher_card(teacher, train, mean, std, stage="finetune",
+                             data={"dataset": data.source, "test_subjects": data.test_subjects})
+    history = finetune(teacher, train, card, plan["finetune_epochs"], 64, seed=seed)
+    metrics = evaluate(teacher, data.test, card)
+    card.provenance["metrics"] = {k: metrics[k] for k in ("macro_f1", "accuracy", "n", "per_class_f1")}
+    card.provenance["pretrain"] = {"steps": plan["pretrain_steps"], "final_loss": pre.loss_curve[-1][1]}
+    card.provenance["finetune"] = {"epochs": plan["finetune_epochs"], "epoch_losses": history}
+    path = out / "teacher.pt"
+    save_teacher(path, teacher, card, extra={"loss_curve": pre.loss_curve, "confusion": metrics["confusion"]})
+    return {"path": path, "model": teacher, "card": card, "config": plan["teacher"],
+            "params": sum(p.numel() for p in teacher.parameters()),
+            "macro_f1": metrics["macro_f1"], "accuracy": metrics["accuracy"], "test_windows": metrics["n"]}
+
+
+def step_student(data: DemoData, teacher: dict, plan: dict, out: Path, seed: int) -> dict:
+    from edgehar.checkpoint import save_checkpoint
+    from edgehar.train.distill import DistillConfig, distill, student_metrics
+
+    cfg = DistillConfig(epochs=plan["distill_epochs"], seed=seed)
+    meta = {"dataset": data.source, "test_subjects": data.test_subjects}
+    student, card, history = distill(teacher["model"], teacher["card"], data.train, plan["student"], cfg,
+                                     "teacher.pt", meta)
+    m = student_metrics(student, card, data.test)
+    card.provenance["metrics"] = {k: v for k, v in m.items() if k != "confusion"}
+    path = out / "student.pt"
+    save_checkpoint(path, student, card, extra={"history": history, "confusion": m["confusion"]})
+    return {"path": path, "size": plan["student"], "params": m["params"], "macs": m["macs"],
+            "macro_f1": m["test"]["macro_f1"], "accuracy": m["test"]["accuracy"]}
+
+
+def step_export(data: DemoData, student: dict, plan: dict, out: Path, seed: int) -> dict:
+    from edgehar.data.windows import Windows
+    from edgehar.export.pipeline import export_student
+
+    windows = Windows.concat([data.train, data.test])
+    res = export_student(student["path"], out / "export", int8=True, windows=windows,
+                         data=data.source, test_subjects_=data.test_subjects, n_calib=plan["n_calib"],
+                         seed=seed)
+    fig = res["parity"]["figures"]
+    folder = Path(res["out"])
+    return {"folder": folder, "files": res["files"], "bytes": fig.get("bytes", {}),
+            "macro_f1": {k[len("macro_f1_"):]: v for k, v in fig.items() if k.startswith("macro_f1_")},
+            "parity_ok": res["parity"]["ok"], "parity_failed": res["parity"].get("failed", []),
+            "parity_bounds": len(res["parity"].get("bounds", {}))}
+
+
+def step_profile(export: dict, plan: dict, out: Path) -> dict:
+    from edgehar.atomic import write_json
+    from edgehar.profile.report import profile_model
+
+    result = {}
+    for kind, name in (("int8_tflite", "model_int8.tflite"), ("int8_onnx", "model_int8.onnx")):
+        report = profile_model(export["folder"] / name, runs=plan["profile_runs"])
+        path = out / f"profile_{kind}.json"
+        write_json(path, report)
+        m4 = next((t for t in report["targets"] if t["name"].startswith("cortex-m4f")), None)
+        result[kind] = {"path": path, "macs": report["macs"], "params": report["params"],
+                        "file_bytes": report["file_bytes"], "arena_bytes": report.get("arena_bytes"),
+                        "latency_ms": (report["latency_ms"] or {}).get("median"),
+                        "cortex_m4f_ms": m4["estimated_ms"] if m4 else None}
+    return result
+
+
+def step_live(data: DemoData, export: dict, plan: dict, out: Path, seconds: float) -> dict:
+    """Replay the wrist recording through a pty at `speed`x and run `live` on it for `seconds`."""
+    import numpy as np
+
+    from edgehar.bridge.live import LiveSession, PredictionLog
+    from edgehar.bridge.virtual_device import VirtualDevice
+    from edgehar.evaluate import label_map
+
+    rec = data.replay
+    model = export["folder"] / "model_int8.tflite"
+    n = int(min(len(rec.data) - data.replay_start, (seconds + 2) * plan["speed"] * rec.rate))
+    samples = rec.data[data.replay_start:data.replay_start + n]
+    dev = VirtualDevice(samples, rec.rate, rec.channels, rec.units, "text", plan["speed"])
+    session = LiveSession(dev.path, str(model), smooth="ema:0.5", keep=True)
+    log_path = out / "live.csv"
+    log = PredictionLog(log_path, session.card.labels)
+    dev.start()
+    try:
+        session.run(seconds, log.write)
+    finally:
+        log.close()
+        dev.stop()
+    counts = session.counts()
+    preds = session.predictions
+    labels = session.card.labels
+    seen = {}
+    for p in preds:
+        seen[labels[p.smoothed]] = seen.get(labels[p.smoothed], 0) + 1
+    # agreement with the recording's own labels, on the classes the model knows
+    agree, scored = 0, 0
+    if rec.labels is not None:
+        mapping = label_map(rec.label_names, labels)
+        card = session.card
+        for p in preds:
+            mid = data.replay_start + int(round((p.start + card.window / 2) * rec.rate / card.rate))
+            truth = int(rec.labels[min(mid, len(rec.labels) - 1)])
+            if truth in mapping:
+                scored += 1
+                agree += int(mapping[truth] == p.label)
+    return {"log": log_path, "port": "pty (virtual device)", "protocol": "text", "speed": plan["speed"],
+            "seconds": seconds, "windows": counts["windows"], "predictions": len(preds),
+            "delay_ms": counts["delay_ms"], "garbled": counts.get("garbled", 0), "classes_seen": seen,
+            "agreement": (agree / scored) if scored else None, "scored_windows": scored,
+            "replay": data.replay_note, "model": str(model)}
+
+
+# -- the command --------------------------------------------------------------------------------
+def run_demo(args: argparse.Namespace) -> int:
+    from edgehar.errors import UserError
+
+    plan = dict(PLANS["quick" if args.quick else "full"])
+    seconds = args.live_seconds if args.live_seconds is not None else plan["live_seconds"]
+    if seconds <= 0:
+        raise UserError("--live-seconds", "must be > 0")
+    if args.threads is not None and args.threads < 1:
+        raise UserError("--threads", "must be at least 1")
+    root = resolve_data_root(args)
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise UserError(out, "exists and is not a folder")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UserError(out, f"cannot create the output folder ({e.strerror or e})") from None
+    if not os.access(out, os.W_OK):
+        raise UserError(out, "folder is not writable")
+
+    import torch
+
+    torch.set_num_threads(args.threads or max(1, min(4, os.cpu_count() or 1)))
+    say = (lambda msg: None) if args.json else (lambda msg: print(msg, file=sys.stderr, flush=True))
+    times: dict[str, float] = {}
+    t_all = time.perf_counter()
+
+    def timed(name, fn, *a):
+        t0 = time.perf_counter()
+        try:
+            return fn(*a)
+        finally:
+            times[name] = round(time.perf_counter() - t0, 1)
+
+    say(f"edgehar demo ({'quick' if args.quick else 'full'}) -> {out}")
+    data = timed("data", load_demo_data, root, plan, args.seed, out)
+    say(f"[0/5] data: {data.description}; model input: accelerometer only (3 channels, 50 Hz, "
+        f"{WINDOW}-sample windows), because the wrist recordings have no gyroscope")
+    say(f"[1/5] teacher: HAR-FM ({plan['teacher']} config), pre-train {plan['pretrain_steps']} steps + "
+        f"fine-tune {plan['finetune_epochs']} epochs on {len(data.train)} training windows")
+    teacher = timed("teacher", step_teacher, data, plan, out, args.seed)
+    say(f"[2/5] student: distil '{plan['student']}' for {plan['distill_epochs']} epochs")
+    student = timed("student", step_student, data, teacher, plan, out, args.seed)
+    say("[3/5] export: fp32 + int8 TFLite, ONNX, C array (calibration: training-subject windows)")
+    export = timed("export", step_export, data, student, plan, out, args.seed)
+    say("[4/5] profile: int8 TFLite and ONNX (MACs, arena, host latency, MCU estimates)")
+    profile = timed("profile", step_profile, export, plan, out)
+    say(f"[5/5] live: simulated device replaying {data.replay_note} at {plan['speed']:g}x, {seconds:g} s")
+    live = timed("live", step_live, data, export, plan, out, seconds)
+    times["total"] = round(time.perf_counter() - t_all, 1)
+
+    summary = make_summary(args, out, data, teacher, student, export, profile, live, times)
+    from edgehar.atomic import write_json
+
+    write_json(out / "demo.json", summary)
+    if args.json:
+        print(json.dumps(summary, indent=2))
+    else:
+        print(format_summary(summary))
+    return 0
+
+
+def make_summary(args, out, data, teacher, student, export, profile, live, times) -> dict:
+    folder = export["folder"]
+    return {
+        "mode": "quick" if args.quick else "full", "out": str(out), "seconds": times,
+        "data": {"source": data.source, "description": data.description, "channels": list(ACC),
+                 "why_acc_only": "the wrist recordings streamed in the live step have no gyroscope",
+                 "train_windows": len(data.train), "test_windows": int((data.test.y >= 0).sum()),
+                 "test_subjects": data.test_subjects},
+        "teacher": {"path": str(teacher["path"]), "family": "harfm", "config": teacher["config"],
+                    "params": teacher["params"], "macro_f1": teacher["macro_f1"],
+                    "accuracy": teacher["accuracy"]},
+        "student": {"path": str(student["path"]), "size": student["size"], "params": student["params"],
+                    "macs": student["macs"], "macro_f1": student["macro_f1"], "accuracy": student["accuracy"]},
+        "export": {"folder": str(folder), "files": export["files"], "bytes": export["bytes"],
+                   "macro_f1": export["macro_f1"], "parity_ok": export["parity_ok"],
+                   "parity_failed": export["parity_failed"], "parity_bounds": export["parity_bounds"],
+                   "int8_tflite": str(folder / "model_int8.tflite"), "int8_onnx": str(folder / "model_int8.onnx"),
+                   "c_header": str(folder / "model_int8.h")},
+        "profile": {k: {**v, "path": str(v["path"])} for k, v in profile.items()},
+        "live": {**live, "log": str(live["log"])},
+    }
+
+
+def format_summary(s: dict) -> str:
+    def f1(v):
+        return "-" if v is None else f"{v:.3f}"
+
+    def ms(v):
+        return "-" if v is None else f"{v:.3f} ms"
+
+    def kib(n):
+        return "-" if n is None else f"{n / 1024:.1f} KiB"
+
+    t, st, ex, pr, lv = s["teacher"], s["student"], s["export"], s["profile"], s["live"]
+    tfl, onx = pr["int8_tflite"], pr["int8_onnx"]
+    i8 = ex["macro_f1"].get("int8_tflite")
+    rows = [
+        ("teacher", t["path"], f"HAR-FM ({t['config']}), {t['params']:,} params, test macro-F1 {f1(t['macro_f1'])}"),
+        ("student", st["path"], f"{st['size']}, {st['params']:,} params, {st['macs']:,} MACs/window, "
+                                f"test macro-F1 {f1(st['macro_f1'])}"),
+        ("int8 TFLite", ex["int8_tflite"], f"{ex['bytes'].get('int8_tflite', tfl['file_bytes']):,} bytes, "
+                                           f"held-out macro-F1 {f1(i8)}"),
+        ("int8 ONNX", ex["int8_onnx"], f"{onx['file_bytes']:,} bytes, held-out macro-F1 "
+                                       f"{f1(ex['macro_f1'].get('int8_onnx'))}"),
+        ("C header", ex["c_header"], "model_int8.h/.cc for TFLite-Micro; parity bounds "
+                                     f"{ex['parity_bounds'] - len(ex['parity_failed'])}/{ex['parity_bounds']} ok"
+                                     + (f" (missed: {', '.join(ex['parity_failed'])})" if ex["parity_failed"] else "")),
+        ("profile", tfl["path"], f"{tfl['macs']:,} MACs, arena {kib(tfl['arena_bytes'])}, host "
+                                 f"{ms(tfl['latency_ms'])}, Cortex-M4F ~{tfl['cortex_m4f_ms']:.2f} ms (estimate)"
+         if tfl["cortex_m4f_ms"] is not None else f"{tfl['macs']:,} MACs"),
+        ("profile", onx["path"], f"host {ms(onx['latency_ms'])} (onnxruntime, 1 thread)"),
+        ("live log", lv["log"], f"{lv['windows']} windows in {lv['seconds']:g} s at {lv['speed']:g}x, delay "
+                                f"median {lv['delay_ms']['median']} ms / p99 {lv['delay_ms']['p99']} ms, "
+                                f"agreement with labels {f1(lv['agreement'])} ({lv['scored_windows']} windows)"),
+    ]
+    width = max(len(r[1]) for r in rows)
+    d = s["data"]
+    lines = [f"edgehar demo ({s['mode']}) finished in {s['seconds']['total']:g} s",
+             f"data: {d['description']}",
+             f"model input: {', '.join(d['channels'])} only ({d['why_acc_only']}); "
+             f"{d['train_windows']} training windows, {d['test_windows']} test windows "
+             f"(subjects {', '.join(map(str, d['test_subjects']))})", ""]
+    lines += [f"  {name:<12} {path:<{width}}  {what}" for name, path, what in rows]
+    lines += ["", "seconds per step: " + ", ".join(f"{k} {v:g}" for k, v in s["seconds"].items()),
+              f"summary: {Path(s['out']) / 'demo.json'}",
+              f"live predictions seen: {', '.join(f'{k} x{v}' for k, v in lv['classes_seen'].items()) or 'none'}",
+              f"replayed: {lv['replay']}"]
+    return "\n".join(lines)

@@ -1,0 +1,74 @@
+"""`edgehar demo --quick` end to end, as a user runs it: one subprocess, then the folder must
+hold every artifact of the flow and a live log with predictions."""
+
+import csv
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+
+def run_demo(out, env_data=None, extra=()):
+    env = {k: v for k, v in os.environ.items() if k != "EDGEHAR_DATA"}
+    if env_data:
+        env["EDGEHAR_DATA"] = str(env_data)
+    cmd = [sys.executable, "-m", "edgehar", "demo", "--quick", "--out", str(out), "--threads", "1",
+           "--json", *extra]
+    return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+
+
+def check_folder(out, summary):
+    for name in ("teacher.pt", "student.pt", "export/model_int8.tflite", "export/model_int8.onnx",
+                 "export/model_int8.h", "export/model_int8.cc", "export/modelcard.json",
+                 "profile_int8_tflite.json", "profile_int8_onnx.json", "live.csv", "demo.json"):
+        assert (out / name).is_file() and (out / name).stat().st_size > 0, name
+    assert json.loads((out / "demo.json").read_text()) == summary
+    profile = json.loads((out / "profile_int8_tflite.json").read_text())
+    assert profile["format"] == "tflite" and profile["macs"] > 0 and profile["arena_bytes"] > 0
+    card = json.loads((out / "export/modelcard.json").read_text())
+    assert card["channels"] == ["acc_x", "acc_y", "acc_z"] and card["quantization"]["dtype"] == "int8"
+    with open(out / "live.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) >= 3 and len(rows) == summary["live"]["predictions"]
+    assert all(r["label"] in card["labels"] for r in rows)
+    assert [int(r["start"]) for r in rows] == [i * card["hop"] for i in range(len(rows))]
+    # the summary points at the files it describes
+    assert summary["export"]["c_header"].endswith("model_int8.h")
+    assert os.path.samefile(summary["teacher"]["path"], out / "teacher.pt")
+    assert 0 <= summary["student"]["macro_f1"] <= 1 and summary["student"]["macs"] > 0
+
+
+def test_demo_quick_synthetic(tmp_path):
+    out = tmp_path / "demo"
+    r = run_demo(out)
+    assert r.returncode == 0, r.stderr[-3000:]
+    summary = json.loads(r.stdout)
+    assert summary["data"]["source"] == "synthetic"
+    check_folder(out, summary)
+    assert (out / "replay").is_dir()  # the Bangle.js-layout recording the device replayed
+    # the embedded data is easy: a distilled student must clearly beat chance (1/6)
+    assert summary["student"]["macro_f1"] > 0.5
+    assert summary["live"]["agreement"] is not None and summary["live"]["agreement"] > 0.3
+
+
+@pytest.mark.data
+def test_demo_quick_real_data(data_root, tmp_path):
+    out = tmp_path / "demo"
+    r = run_demo(out, env_data=data_root)
+    assert r.returncode == 0, r.stderr[-3000:]
+    summary = json.loads(r.stdout)
+    assert summary["data"]["source"] == "hapt" and summary["data"]["test_subjects"][0] == 2
+    check_folder(out, summary)
+    assert "Bangle.js" in summary["live"]["replay"]
+    assert summary["teacher"]["macro_f1"] > 0.3
+
+
+def test_demo_bad_data_folder_is_one_line(tmp_path):
+    r = run_demo(tmp_path / "demo", extra=("--data", str(tmp_path)))
+    assert r.returncode == 2
+    assert r.stderr.startswith("edgehar: error: ") and r.stderr.count("\n") == 1, r.stderr
+    assert "hapt" in r.stderr and not (tmp_path / "demo" / "teacher.pt").exists()
