@@ -52,7 +52,7 @@ def register(sub) -> None:
     p.add_argument("--synthetic", action="store_true", help="use the embedded synthetic data even when "
                                                             "$EDGEHAR_DATA is set")
     p.add_argument("--out", default="edgehar-demo", help="output folder (default ./edgehar-demo)")
-    p.add_argument("--threads", type=int, help="torch CPU threads (default: up to 4)")
+    p.add_argument("--threads", type=int, help="torch CPU threads (default: half the cores, at most 4)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--live-seconds", type=float, help="seconds of live view (default 4 quick, 8 full)")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
@@ -120,8 +120,8 @@ def load_demo_data(root: Path | None, plan: dict, seed: int, out: Path) -> DemoD
         from edgehar.data.banglejs import load_banglejs
 
         rec = load_banglejs(bangle)[0]
-        start = int(570 * rec.rate)  # 30 s before its walking -> sitting change at 601 s
-        note = f"{rec.source} from {start / rec.rate:g} s (real Bangle.js, left wrist)"
+        start = int(870 * rec.rate)  # 32 s before its sitting -> walking change at 902 s
+        note = f"{rec.source} from {start / rec.rate:g} s (real Bangle.js, left wrist: sitting, then walking)"
     else:
         rec = hapt.load_hapt(root / "hapt")[0].select(list(ACC))
         start, note = 0, f"{rec.source} (real HAPT, waist: no banglejs_wrist/ folder found)"
@@ -187,7 +187,7 @@ def step_export(data: DemoData, student: dict, plan: dict, out: Path, seed: int)
 
     windows = Windows.concat([data.train, data.test])
     res = export_student(student["path"], out / "export", int8=True, windows=windows,
-                         data=data.source, test_subjects_=data.test_subjects, n_calib=plan["n_calib"],
+                         data=data.source, test_subjects=data.test_subjects, n_calib=plan["n_calib"],
                          seed=seed)
     fig = res["parity"]["figures"]
     folder = Path(res["out"])
@@ -214,11 +214,10 @@ def step_profile(export: dict, plan: dict, out: Path) -> dict:
     return result
 
 
-def step_live(data: DemoData, export: dict, plan: dict, out: Path, seconds: float) -> dict:
-    """Replay the wrist recording through a pty at `speed`x and run `live` on it for `seconds`."""
-    import numpy as np
-
-    from edgehar.bridge.live import LiveSession, PredictionLog
+def step_live(data: DemoData, export: dict, plan: dict, out: Path, seconds: float, show: bool) -> dict:
+    """Replay the wrist recording through a pty at `speed`x and run `live` on it for `seconds`
+    (the live view on stderr when `show`)."""
+    from edgehar.bridge.live import LiveSession, PredictionLog, TerminalView
     from edgehar.bridge.virtual_device import VirtualDevice
     from edgehar.evaluate import label_map
 
@@ -230,9 +229,16 @@ def step_live(data: DemoData, export: dict, plan: dict, out: Path, seconds: floa
     session = LiveSession(dev.path, str(model), smooth="ema:0.5", keep=True)
     log_path = out / "live.csv"
     log = PredictionLog(log_path, session.card.labels)
+    view = TerminalView(session, sys.stderr) if show else None
+
+    def on_prediction(p):
+        log.write(p)
+        if view:
+            view.prediction(p)
+
     dev.start()
     try:
-        session.run(seconds, log.write)
+        session.run(seconds, on_prediction, view.idle if view else None)
     finally:
         log.close()
         dev.stop()
@@ -283,7 +289,8 @@ def run_demo(args: argparse.Namespace) -> int:
 
     import torch
 
-    torch.set_num_threads(args.threads or max(1, min(4, os.cpu_count() or 1)))
+    # small models gain little from intra-op threads; half the cores keeps a 2-core machine responsive
+    torch.set_num_threads(args.threads or max(1, min(4, (os.cpu_count() or 2) // 2)))
     say = (lambda msg: None) if args.json else (lambda msg: print(msg, file=sys.stderr, flush=True))
     times: dict[str, float] = {}
     t_all = time.perf_counter()
@@ -292,6 +299,12 @@ def run_demo(args: argparse.Namespace) -> int:
         t0 = time.perf_counter()
         try:
             return fn(*a)
+        except UserError:
+            raise
+        except Exception as e:  # a failing step is one line naming it, not a traceback
+            first = (str(e).strip().splitlines() or [""])[0][:200]
+            raise UserError(f"demo {name} step", f"{type(e).__name__}: {first} (finished steps are in "
+                                                 f"{out})") from e
         finally:
             times[name] = round(time.perf_counter() - t0, 1)
 
@@ -309,7 +322,7 @@ def run_demo(args: argparse.Namespace) -> int:
     say("[4/5] profile: int8 TFLite and ONNX (MACs, arena, host latency, MCU estimates)")
     profile = timed("profile", step_profile, export, plan, out)
     say(f"[5/5] live: simulated device replaying {data.replay_note} at {plan['speed']:g}x, {seconds:g} s")
-    live = timed("live", step_live, data, export, plan, out, seconds)
+    live = timed("live", step_live, data, export, plan, out, seconds, not args.json)
     times["total"] = round(time.perf_counter() - t_all, 1)
 
     summary = make_summary(args, out, data, teacher, student, export, profile, live, times)
@@ -390,4 +403,7 @@ def format_summary(s: dict) -> str:
               f"summary: {Path(s['out']) / 'demo.json'}",
               f"live predictions seen: {', '.join(f'{k} x{v}' for k, v in lv['classes_seen'].items()) or 'none'}",
               f"replayed: {lv['replay']}"]
+    if d["source"] == "hapt":
+        lines.append("note: the model learnt from HAPT's waist phone and the replay is a wrist watch, so the "
+                     "live agreement measures waist -> wrist transfer (gravity points elsewhere on a wrist)")
     return "\n".join(lines)

@@ -15,7 +15,9 @@ layer), in which case they are only clipped and renormalised.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -146,8 +148,9 @@ class _TFLiteEngine:
         else:
             from tflite_runtime.interpreter import Interpreter
         try:
-            self.it = Interpreter(model_path=str(p.model_path), num_threads=p.num_threads)
-            self.it.allocate_tensors()
+            with _quiet_stderr():  # LiteRT's "INFO: Created ... XNNPACK delegate" banner
+                self.it = Interpreter(model_path=str(p.model_path), num_threads=p.num_threads)
+                self.it.allocate_tensors()
         except (ValueError, RuntimeError) as e:
             raise UserError(p.model_path, f"TFLite cannot load the model ({str(e).splitlines()[0][:160]})") from None
         self.inputs = self.it.get_input_details()
@@ -250,6 +253,25 @@ class _TorchEngine:
 
     def describe(self) -> dict:
         return {"input_dtype": "float32", "batch": None}
+
+
+@contextlib.contextmanager
+def _quiet_stderr():
+    """Silence C-level writes to stderr (fd 2) for a moment; Python exceptions still propagate."""
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):  # no real fd 2 (e.g. embedded): nothing to silence
+        yield
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
 
 
 def _stream_split(p: Predictor, n_inputs: int):

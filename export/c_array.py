@@ -17,8 +17,14 @@ def _c_string(s: str) -> str:
     return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
+def _cfloat(v) -> str:
+    """A C float literal ("50.0f", not the invalid "50f")."""
+    text = f"{float(v):.9g}"
+    return (text if any(c in text for c in ".eEn") else text + ".0") + "f"
+
+
 def _floats(values) -> str:
-    return ", ".join(f"{float(v):.9g}f" for v in values)
+    return ", ".join(_cfloat(v) for v in values)
 
 
 def header_text(card, n_bytes: int, symbol: str = SYMBOL, guard: str = "EDGEHAR_MODEL_INT8_H_") -> str:
@@ -38,10 +44,10 @@ def header_text(card, n_bytes: int, symbol: str = SYMBOL, guard: str = "EDGEHAR_
 #define {name}_WINDOW {card.window}
 #define {name}_CHANNELS {len(card.channels)}
 #define {name}_CLASSES {len(card.labels)}
-#define {name}_RATE_HZ {float(card.rate):.9g}f
-#define {name}_INPUT_SCALE {float(q['input_scale']):.9g}f
+#define {name}_RATE_HZ {_cfloat(card.rate)}
+#define {name}_INPUT_SCALE {_cfloat(q['input_scale'])}
 #define {name}_INPUT_ZERO_POINT ({int(q['input_zero_point'])})
-#define {name}_OUTPUT_SCALE {float(q['output_scale']):.9g}f
+#define {name}_OUTPUT_SCALE {_cfloat(q['output_scale'])}
 #define {name}_OUTPUT_ZERO_POINT ({int(q['output_zero_point'])})
 
 #ifdef __cplusplus

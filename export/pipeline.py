@@ -6,6 +6,11 @@
     modelcard.json      (also embedded in every .tflite / .onnx)
     parity.json         (PyTorch vs each artifact on held-out real windows)
 
+The exported graph computes the main task's logits from one normalised window (batch 1, as a
+microcontroller runs it; float I/O for the fp32 files, int8 I/O with the card's constants for
+the int8 TFLite file, float I/O around QDQ for the int8 ONNX file). Other task heads and the
+embedding head stay in the checkpoint.
+
 The folder is built in a temporary sibling and swapped in at the end (`staged_folder`), so a
 failure leaves no half-written artifact and an older export at the same path untouched.
 """
@@ -55,11 +60,13 @@ def card_windows(card, dataset: str | None = None, root=None):
     if not dataset:
         raise UserError("--data", "the model card names no data set: pass --data (and --root) for "
                                   "calibration and parity windows")
-    return activity_windows(dataset, root or data.get("root"), rate=card.rate, window=card.window,
+    if root is None and dataset == data.get("dataset"):
+        root = data.get("root")
+    return activity_windows(dataset, root, rate=card.rate, window=card.window,
                             channels=card.channels, units=card.units), dataset
 
 
-def test_subjects(card, dataset: str) -> list[int]:
+def held_out_subjects(card, dataset: str) -> list[int]:
     from edgehar.data import hapt
 
     data = card_data(card)
@@ -97,13 +104,13 @@ def _versions() -> dict:
 
 
 def export_student(checkpoint, out=None, int8: bool = True, calib=None, data: str | None = None, root=None,
-                   windows=None, test_subjects_: list[int] | None = None, n_calib: int = 500, seed: int = 0,
+                   windows=None, test_subjects: list[int] | None = None, n_calib: int = 500, seed: int = 0,
                    micro: bool = True, tflite_runtime_python: str | None = None, progress: bool = True) -> dict:
     """Export a student checkpoint into the folder `out`; returns a summary (paths, parity).
 
     Calibration: `calib` (CalibSet or .npz path), else `n_calib` windows drawn from the training
     subjects. Parity runs on the held-out subjects. The windows come from `windows` (raw
-    `Windows`, with `test_subjects_`) when given, else from the data set the card names (or
+    `Windows`, with `test_subjects`) when given, else from the data set the card names (or
     `data`/`root`). Cheap checks (checkpoint, calibration shape, output folder) run first.
     """
     import torch
@@ -126,10 +133,10 @@ def export_student(checkpoint, out=None, int8: bool = True, calib=None, data: st
         bar.set_postfix_str("data")
         if windows is None:
             windows, dataset = card_windows(card, data, root)
-            held = test_subjects(card, dataset)
+            held = held_out_subjects(card, dataset)
         else:
             card.check_input(windows.rate, windows.channels, "windows")
-            dataset, held = data or "windows", list(test_subjects_ or [])
+            dataset, held = data or "windows", list(test_subjects or [])
         if calib is None:
             calib = resolve_calibration(card, None, windows, dataset, held, n_calib, seed)
         held_out = windows.take(np.isin(windows.subject, held)) if held else windows

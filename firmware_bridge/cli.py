@@ -36,6 +36,8 @@ def register(sub) -> None:
     sim.add_argument("--seconds", type=float, metavar="S", help="replay only S seconds")
     sim.add_argument("--frame-samples", type=int, metavar="N", help="samples per frame (default: rate/10)")
     sim.add_argument("--loop", action="store_true", help="replay forever")
+    sim.add_argument("--no-declare", action="store_true",
+                     help="send no '# edgehar rate=.. channels=..' line (like plain Edge Impulse firmware)")
     sim.add_argument("--json", action="store_true", help="print the port and the final summary as JSON")
     sim.set_defaults(func=run_simulate)
 
@@ -83,7 +85,7 @@ def run_simulate(args) -> int:
         raise UserError(args.replay, f"nothing to replay from {args.start:g} s "
                                      f"(the recording lasts {rec.seconds:.1f} s)")
     dev = VirtualDevice(data, rec.rate, rec.channels, rec.units, args.protocol, args.speed, faults,
-                        args.link, args.frame_samples, args.loop)
+                        args.link, args.frame_samples, args.loop, declare=not args.no_declare)
     info = {"port": dev.path, "protocol": args.protocol, "rate": rec.rate, "channels": list(rec.channels),
             "samples": len(data), "seconds": round(len(data) / rec.rate, 2), "speed": args.speed}
     print(json.dumps(info) if args.json else dev.path, flush=True)
@@ -115,10 +117,19 @@ def _interrupt(*_):
 
 def run_live(args) -> int:
     from edgehar.bridge.live import LiveSession, PredictionLog, TerminalView
+    from edgehar.bridge.smoothing import Smoother
+    from edgehar.runtime import Predictor
 
-    session = LiveSession(args.port, args.model, args.baud, args.protocol, args.rate, args.smooth,
-                          args.backend, args.threads, args.max_gap)
-    log = PredictionLog(args.log, session.card.labels) if args.log else None
+    Smoother(args.smooth)  # every argument is checked before the port is touched
+    predictor = Predictor(args.model, args.backend, args.threads)
+    log = PredictionLog(args.log, predictor.card.labels) if args.log else None
+    try:
+        session = LiveSession(args.port, predictor, args.baud, args.protocol, args.rate, args.smooth,
+                              max_gap=args.max_gap)
+    except BaseException:
+        if log:
+            log.discard()  # no stray empty log when the port cannot be opened
+        raise
     view = TerminalView(session, sys.stdout, json_lines=args.json)
 
     def on_prediction(p):

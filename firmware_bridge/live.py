@@ -183,6 +183,13 @@ class PredictionLog:
     def close(self) -> None:
         self.f.close()
 
+    def discard(self) -> None:
+        """Close and delete the log (nothing was logged)."""
+        import os
+
+        self.f.close()
+        os.unlink(self.path)
+
 
 def prediction_json(p: Prediction, labels: list[str], now: float | None = None) -> dict:
     return {"time": round(now or time.time(), 3), "segment": p.segment, "start": p.start,

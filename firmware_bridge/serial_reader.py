@@ -83,6 +83,11 @@ class SerialReader(threading.Thread):
     def stop(self) -> None:
         self._halt.set()
 
+    def close(self) -> None:
+        """Release the port of a reader that was never started (a started one closes it itself)."""
+        if not self.is_alive() and self._serial is not None and self._serial.is_open:
+            self._serial.close()
+
     def stats(self) -> dict:
         """All counters in one flat dict."""
         t, f = self.text.counts, self.frames.counts
@@ -121,8 +126,8 @@ class SerialReader(threading.Thread):
                 self.connected = False
                 try:
                     ser.close()
-                except Exception:
-                    pass
+                except (serial.SerialException, OSError):
+                    pass  # already gone with the device
                 ser = None
                 self.text.connection_lost()
                 self.frames.connection_lost()
@@ -169,10 +174,12 @@ class SerialReader(threading.Thread):
             return
         if self.rate is None:  # measure the rate from arrival times, holding the samples
             self._probe.extend((now, r) for r in rows)
-            span = self._probe[-1][0] - self._probe[0][0]
-            if span < RATE_PROBE_S or len(self._probe) < 10:
+            t0 = self._probe[0][0]
+            first = sum(1 for t, _ in self._probe if t == t0)  # the first batch came at once
+            span = now - t0
+            if span < RATE_PROBE_S or len(self._probe) - first < 10:
                 return
-            self.rate = snap_rate((len(self._probe) - 1) / span)
+            self.rate = snap_rate((len(self._probe) - first) / span)
             rows = [r for _, r in self._probe]
             self._probe = []
         self.ring.put(Block(np.asarray(rows, np.float32), self.rate, now, None,

@@ -95,7 +95,7 @@ class VirtualDevice:
 
     def __init__(self, data: np.ndarray, rate: float, channels=(), units=(), protocol: str = "text",
                  speed: float = 1.0, faults: Faults | None = None, link: str | None = None,
-                 frame_samples: int | None = None, loop: bool = False):
+                 frame_samples: int | None = None, loop: bool = False, declare: bool = True):
         if protocol not in ("text", "frame"):
             raise UserError("--protocol", f"unknown protocol {protocol!r} (text or frame)")
         if speed <= 0:
@@ -106,6 +106,7 @@ class VirtualDevice:
         self.faults = faults or Faults()
         self.link = link
         self.loop = loop
+        self.declare = declare  # False: like plain Edge Impulse forwarder firmware
         self.frame_samples = frame_samples or max(1, round(self.rate / 10))
         self.scale = frame_scale(self.data)
         self.period_us = int(round(1e6 / self.rate))
@@ -140,9 +141,9 @@ class VirtualDevice:
         return not any(ev & select.POLLHUP for _, ev in p.poll(0))
 
     def _write(self, data: bytes) -> bool:
-        """Write all of `data`; False when the host is gone or stops reading (bytes lost)."""
+        """Write all of `data`; False when the host is gone or stops reading for 2 s (bytes lost)."""
         view = memoryview(data)
-        deadline = time.perf_counter() + 0.5
+        deadline = time.perf_counter() + 2.0  # patient: a loaded test machine may stall the host
         while view:
             try:
                 n = os.write(self._master, view)
@@ -195,9 +196,9 @@ class VirtualDevice:
             info += f" channels={','.join(self.channels)}"
         if self.units:
             info += f" units={','.join(self.units)}"
-        if self.protocol == "text":
-            return b"\r\n" + info.encode() + b"\r\n"  # leading newline: the host drops a cut line
-        return b"\x00" + frames.encode_message(0, info)
+        if self.protocol == "text":  # leading newline: the host drops a cut first line
+            return b"\r\n" + (info.encode() + b"\r\n" if self.declare else b"")
+        return b"\x00" + (frames.encode_message(0, info) if self.declare else b"")
 
     def _chunks(self):
         """(lap, first, last+1) recording indices of each line/frame; laps repeat when looping."""

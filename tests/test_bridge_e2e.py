@@ -43,9 +43,9 @@ def models(bangle, tmp_path_factory):
             "tflite_int8": keras_tflite(card, root / "har_int8.tflite", int8=True, torch_weights=net, calib=x)}
 
 
-def replay(data, model, protocol, tmp_path, faults=None, speed=SPEED):
+def replay(data, model, protocol, tmp_path, faults=None, speed=SPEED, rate=50.0):
     """Run the device and a live session side by side until the replay ends."""
-    dev = VirtualDevice(data, 50.0, ("acc_x", "acc_y", "acc_z"), ("g", "g", "g"), protocol, speed,
+    dev = VirtualDevice(data, rate, ("acc_x", "acc_y", "acc_z"), ("g", "g", "g"), protocol, speed,
                         Faults.parse(faults), link=str(tmp_path / "dev"))
     session = LiveSession(dev.path, model, smooth="none", keep=True)
     dev.start()
@@ -89,6 +89,28 @@ def test_live_matches_offline(bangle, models, protocol, model, tmp_path):
     c = session.counts()
     assert c["garbled"] == c["dropped"] == c["reconnects"] == c["overruns"] == 0
     assert c["delay_ms"]["p99"] is not None
+
+
+@pytest.mark.parametrize("device_rate", [100.0, 25.0])
+def test_live_resamples_like_offline(bangle, models, device_rate, tmp_path):
+    """A device at another rate: live resamples to the card's 50 Hz as the offline path does."""
+    from edgehar.data.resample import resample_array
+
+    data = resample_array(bangle[0].data[START_S * 50:(START_S + 60) * 50], 50.0, device_rate)
+    dev, session = replay(data, models["onnx"], "frame", tmp_path, rate=device_rate)
+    assert len(dev.sent[0]) == len(data)
+    card = session.card
+    at_card_rate = resample_array(data, device_rate, card.rate)  # the offline path
+    starts = window_starts(len(at_card_rate), card.window, card.hop)
+    offline = Predictor(models["onnx"]).predict_proba(np.stack([at_card_rate[s:s + card.window] for s in starts]))
+    live = {p.start: p.probs for p in session.predictions}
+    # the stream's last ~0.2 s wait for samples that never come (filter delay): at most one window
+    assert set(live) <= set(starts.tolist()) and len(live) >= len(starts) - 1
+    matched = [i for i, s in enumerate(starts) if s in live]
+    live_probs = np.stack([live[starts[i]] for i in matched])
+    assert (live_probs.argmax(1) == offline[matched].argmax(1)).mean() >= 0.99
+    # away from the stream's start (edge padding differs) the probabilities are the offline ones
+    assert np.abs(live_probs[1:] - offline[matched][1:]).max() < 0.02
 
 
 def _expected_windows(dev, protocol, window=128, hop=64, max_gap=12.5):

@@ -141,3 +141,28 @@ def test_valid_frame_with_noise_spliced_in_is_rejected_or_intact(noise, pos, fli
     for f in got:
         if isinstance(f, frames.Frame) and f.seq == 9:
             np.testing.assert_array_equal(f.samples, data)  # CRC let nothing wrong through
+
+
+def test_protocol_md_examples_are_the_vectors():
+    """The hex written out in PROTOCOL.md is the test vectors' (no drift between doc and code)."""
+    import re
+
+    text = (ROOT / "PROTOCOL.md").read_text()
+    known = {f["wire_hex"] for f in VECTORS["frames"]} | {m["wire_hex"] for m in VECTORS["messages"]}
+    payloads = {f["payload_hex"] for f in VECTORS["frames"]}
+    found = 0
+    for block in re.findall(r"```\n(.*?)```", text, flags=re.S):
+        fields = {}
+        for line in block.splitlines():
+            m = re.match(r"(payload\+crc|wire)?\s+([0-9a-f ]+)$", line)
+            if m and m.group(1):
+                key = m.group(1)
+                fields[key] = m.group(2).replace(" ", "")
+            elif m and fields:
+                fields[key] += m.group(2).replace(" ", "")
+        if "wire" in fields:
+            assert fields["wire"] in known
+            found += 1
+        if "payload+crc" in fields:
+            assert fields["payload+crc"] in payloads
+    assert found == 3

@@ -74,7 +74,7 @@ def exported(tmp_path_factory):
     save_checkpoint(ckpt, model, card)
     calib = tmp / "calib.npz"
     save_calib(calib, calib_from_windows(train, 100, dataset="synthetic"))
-    res = export_student(ckpt, tmp / "art", calib=calib, windows=w, test_subjects_=[4], progress=False)
+    res = export_student(ckpt, tmp / "art", calib=calib, windows=w, test_subjects=[4], progress=False)
     return {"dir": tmp / "art", "res": res, "ckpt": ckpt, "windows": w, "calib": calib, "model": model,
             "card": card, "tmp": tmp}
 
@@ -116,6 +116,34 @@ def test_card_is_embedded_everywhere_with_int8_constants(exported):
     assert card.labels == ["slow", "mid", "fast"] and card.kind == "student"
 
 
+def test_int8_onnx_is_qdq_with_per_channel_weights(exported):
+    import onnx
+    from onnx import numpy_helper
+
+    m = onnx.load(str(exported["dir"] / FILES["int8_onnx"]))
+    ops = [n.op_type for n in m.graph.node]
+    assert "QuantizeLinear" in ops and "DequantizeLinear" in ops
+    inits = {t.name: numpy_helper.to_array(t) for t in m.graph.initializer}
+    conv_weights = [n.input[1] for n in m.graph.node if n.op_type == "Conv"]
+    producers = {o: n for n in m.graph.node for o in n.output}
+    per_channel = 0
+    for w in conv_weights:
+        dq = producers[w]
+        assert dq.op_type == "DequantizeLinear"  # weights are stored int8
+        assert inits[dq.input[0]].dtype == np.int8
+        per_channel += inits[dq.input[1]].size > 1
+    assert per_channel == len(conv_weights) > 0
+    # activations are quantised statically: every conv / matmul input comes out of a
+    # DequantizeLinear fed by a QuantizeLinear with a constant (calibrated) scale
+    compute = [n for n in m.graph.node if n.op_type in ("Conv", "MatMul", "Gemm")]
+    assert len(compute) >= 10
+    for node in compute:
+        act = producers[node.input[0]]
+        assert act.op_type == "DequantizeLinear", node.name
+        q = producers.get(act.input[0])
+        assert q is not None and q.op_type == "QuantizeLinear" and q.input[1] in inits, node.name
+
+
 def test_c_array_bytes_equal_the_tflite_file_and_compile(exported, tmp_path):
     d = exported["dir"]
     cc = (d / "model_int8.cc").read_text()
@@ -127,10 +155,16 @@ def test_c_array_bytes_equal_the_tflite_file_and_compile(exported, tmp_path):
         pytest.skip("no host gcc")
     shutil.copy(d / "model_int8.h", tmp_path)
     shutil.copy(d / "model_int8.cc", tmp_path)
-    (tmp_path / "use.c").write_text('#include "model_int8.h"\n'
-                                    "int classes(void) { return G_EDGEHAR_MODEL_CLASSES + (int)g_edgehar_model_len; }\n")
+    (tmp_path / "use.c").write_text(  # every constant the header offers, used from C
+        '#include "model_int8.h"\n'
+        "float use(int8_t q, int c) {\n"
+        "  float x = G_EDGEHAR_MODEL_RATE_HZ * G_EDGEHAR_MODEL_WINDOW * G_EDGEHAR_MODEL_CHANNELS;\n"
+        "  x += (g_edgehar_model_norm_mean[c] - g_edgehar_model_norm_std[c]) * G_EDGEHAR_MODEL_INPUT_SCALE;\n"
+        "  x += G_EDGEHAR_MODEL_INPUT_ZERO_POINT + (q - G_EDGEHAR_MODEL_OUTPUT_ZERO_POINT) * G_EDGEHAR_MODEL_OUTPUT_SCALE;\n"
+        "  return x + g_edgehar_model_labels[c % G_EDGEHAR_MODEL_CLASSES][0] + g_edgehar_model[0] + g_edgehar_model_len;\n"
+        "}\n")
     for src in ("model_int8.cc", "use.c"):
-        proc = subprocess.run(["gcc", "-c", "-Wall", "-Werror", "-Wno-unused-variable", src, "-o", src + ".o"],
+        proc = subprocess.run(["gcc", "-c", "-Wall", "-Wextra", "-Werror", src, "-o", src + ".o"],
                               cwd=tmp_path, capture_output=True, text=True)
         assert proc.returncode == 0, proc.stderr
     syms = subprocess.run(["nm", str(tmp_path / "model_int8.cc.o")], capture_output=True, text=True).stdout
@@ -218,7 +252,7 @@ def test_unwritable_output_folder(exported, tmp_path, capsys):
     assert code == 2 and "cannot create folder" in err and "\n" not in err
     with pytest.raises(UserError, match="not a folder"):
         export_student(exported["ckpt"], tmp_path / "afile", calib=exported["calib"],
-                       windows=exported["windows"], test_subjects_=[4], progress=False)
+                       windows=exported["windows"], test_subjects=[4], progress=False)
 
 
 def test_failure_midway_leaves_old_export_untouched(exported, tmp_path, monkeypatch):
@@ -233,6 +267,33 @@ def test_failure_midway_leaves_old_export_untouched(exported, tmp_path, monkeypa
     monkeypatch.setattr(parity, "parity_report", boom)
     with pytest.raises(RuntimeError, match="simulated"):
         export_student(exported["ckpt"], out, calib=exported["calib"], windows=exported["windows"],
-                       test_subjects_=[4], progress=False, micro=False)
+                       test_subjects=[4], progress=False, micro=False)
     assert os.listdir(out) == ["old.txt"]
     assert sorted(os.listdir(tmp_path)) == ["art"]  # no staging folder left behind
+
+
+def test_without_calib_a_set_is_drawn_from_training_subjects_only():
+    from edgehar.export.pipeline import resolve_calibration
+    from edgehar.models.student import make_student_card
+
+    w = synthetic_windows(n_per_class=10, subjects=(1, 2, 3))
+    card = make_student_card("tiny", w)
+    cal = resolve_calibration(card, None, w, "synthetic", held=[3], n=40, seed=0)
+    assert len(cal) == 40 and set(cal.subject.tolist()) == {1, 2}
+    assert cal.provenance["excluded_subjects"] == [3] and cal.provenance["dataset"] == "synthetic"
+
+
+def test_a_card_without_data_asks_for_data():
+    from edgehar.export.pipeline import card_windows
+    from edgehar.models.student import make_student_card
+
+    card = make_student_card("tiny", synthetic_windows(n_per_class=2))
+    with pytest.raises(UserError, match="pass --data"):
+        card_windows(card)
+
+
+def test_c_float_literals_are_valid():
+    from edgehar.export.c_array import _cfloat
+
+    assert _cfloat(50) == "50.0f" and _cfloat(0) == "0.0f" and _cfloat(0.25) == "0.25f"
+    assert _cfloat(1e-12) == "1e-12f"

@@ -329,3 +329,28 @@ def test_arena_worker_survives_tflm_crash(models):
         assert worker.ask(path=str(models["keras_fp32"]), size=1 << 20)["ok"] is True
     finally:
         worker.close()
+
+
+def test_onnx_qdq_int8_counts_as_int8(models, tmp_path):
+    """onnxruntime's static QDQ quantisation: same MACs, int8 weights, int8 MCU cost."""
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    class Reader(CalibrationDataReader):
+        def __init__(self):
+            rng = np.random.default_rng(0)
+            self.items = iter([{"x": rng.standard_normal((1, T, 3)).astype(np.float32)}
+                               for _ in range(8)])
+
+        def get_next(self):
+            return next(self.items, None)
+
+    pre, qdq = tmp_path / "pre.onnx", tmp_path / "qdq.onnx"
+    quant_pre_process(str(models["torch.onnx"]), str(pre))
+    quantize_static(str(pre), str(qdq), Reader(), quant_format=QuantFormat.QDQ, per_channel=True)
+    r = quick(qdq)
+    assert r["ops"].get("DequantizeLinear", 0) > 0
+    assert abs(r["macs"] - models["torch_macs"]) <= 0.02 * models["torch_macs"]
+    assert r["weight_dtypes"].get("int8", 0) > r["weight_dtypes"].get("float32", 0)
+    assert set(r["targets"][0]["macs"]) == {"int8"}
+    assert r["latency_ms"]["median"] > 0

@@ -7,6 +7,7 @@ import torch
 
 from edgehar.profile.report import profile_model
 from edgehar.profile.torch_macs import torch_macs
+from test_profile import allocates
 
 pytestmark = pytest.mark.slow
 
@@ -56,3 +57,5 @@ def test_student_int8_runs_in_tflm(exported):
     r = profile_model(exported["tmp"] / "int8.tflite", latency=False)
     assert r["tflm_supported"] is True, r.get("tflm_error")
     assert r["tflm_unsupported_ops"] == [] and r["arena_bytes"] > 0
+    assert allocates(exported["tmp"] / "int8.tflite", int(r["arena_bytes"] * 1.1))
+    assert not allocates(exported["tmp"] / "int8.tflite", int(r["arena_bytes"] * 0.9))

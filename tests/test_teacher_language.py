@@ -104,6 +104,8 @@ def test_clip_pretraining_falls_and_zero_shot_works():
         assert (logits.argmax(1) == y).float().mean() > 0.6  # chance is 1/3
         protos = model.class_prototypes(texts)
         torch.testing.assert_close(model.zero_shot_logits(x, prototypes=protos), logits)
+        card_protos = language.text_prototypes(LABELS)  # what a card stores
+        torch.testing.assert_close(model.zero_shot_logits(x, prototypes=card_protos), logits)
 
 
 def test_unlabelled_windows_are_skipped():

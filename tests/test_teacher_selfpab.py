@@ -42,7 +42,7 @@ def test_spectrogram_tokens_find_the_frequency():
 def test_alteration_touches_only_marked_cells():
     spec = torch.rand(8, 6, 3 * 26) + 0.5
     altered, cells = selfpab.alter(spec, torch.Generator().manual_seed(0), time_fraction=0.15,
-                                   time_span=1, freq_fraction=0.2, bins=26, channels=3)
+                                   time_span=1, freq_fraction=0.2, freq_width=3, bins=26, channels=3)
     assert torch.equal(altered[~cells], spec[~cells])
     assert cells.any(dim=(1, 2)).all()  # every window has something to rebuild
     assert (altered[cells] == 0).float().mean() > 0.5  # mostly zeroed (80% of spans + bands)
@@ -83,16 +83,18 @@ def test_features_tokens_and_layer_mix_head():
     assert isinstance(model.head, selfpab.LayerMixHead)
     loss, _ = model.finetune_loss(x, y)
     loss.backward()
-    assert model.layer_weights.grad is not None and model.layer_weights.grad.abs().sum() > 0
+    weights = model.head.layer_weights
+    assert weights.shape == (3,) and weights.grad is not None and weights.grad.abs().sum() > 0
+    assert model.features(x).shape == (4, model.embed_dim)  # now the head's layer mix
     paper = selfpab.build({"name": "selfpab", "config": {"size": "paper", "channels": CHANNELS}})
-    assert paper.embed_dim == 1536 and len(paper.layers) == 4
+    assert paper.embed_dim == 1500 and len(paper.layers) == 4
 
 
 def test_checkpoint_round_trip_is_bit_exact(tmp_path):
     model = tiny()
     model.set_task(3)
     with torch.no_grad():
-        model.layer_weights.copy_(torch.tensor([0.3, -1.0, 2.0]))
+        model.head.layer_weights.copy_(torch.tensor([0.3, -1.0, 2.0]))
     card = ModelCard(labels=["a", "b", "c"], rate=50.0, window=128, hop=64, channels=CHANNELS,
                      units=["g"] * 3, kind="teacher", arch=model.arch)
     save_checkpoint(tmp_path / "selfpab.pt", model, card)

@@ -319,6 +319,12 @@ class LanguageTeacher(Teacher):
         return loss, {"clip": loss.item(), "match_acc": acc.item(), "scale": self.logit_scale.exp().item()}
 
 
+def text_prototypes(labels) -> list[list[float]]:
+    """Card-ready class prototypes (`ModelCard.text_prototypes`): each class's mean description
+    embedding, the same vectors `zero_shot_logits` and the task head start from."""
+    return LanguageTeacher.class_prototypes([class_descriptions(n) for n in labels]).tolist()
+
+
 class PrototypeHead(nn.Module):
     """Logits = scale x cosine(projected window, class prototype); prototypes are learnable."""
 
@@ -327,7 +333,8 @@ class PrototypeHead(nn.Module):
         self.prototypes = nn.Parameter(torch.zeros(n_classes, TEXT_DIM))
 
     def forward(self, z, logit_scale):
-        return logit_scale.exp().clamp(max=100) * F.normalize(z, dim=1) @ F.normalize(self.prototypes, dim=1).T
+        protos = F.normalize(self.prototypes, dim=1)
+        return logit_scale.exp().clamp(max=100) * F.normalize(z, dim=1) @ protos.T
 
 
 def clip_side(logits: torch.Tensor, match: torch.Tensor) -> torch.Tensor:

@@ -130,8 +130,7 @@ class ReconstructionDistance(nn.Module):
 
     Both windows are instance-normalised (RevIN); the reconstruction, a sparse mix of the
     candidate's values, is mapped back with the *candidate's* mean and scale, so a candidate of
-    another intensity or offset cannot rebuild the anchor well. The error is measured in the
-    anchor's own scale, so distances of quiet and vigorous anchors are comparable.
+    another intensity or offset cannot rebuild the anchor well.
     """
 
     def __init__(self, in_channels: int, dim: int, dilations, mask_fraction: float, mask_span: int,
@@ -186,9 +185,10 @@ class ReconstructionDistance(nn.Module):
 
     @staticmethod
     def error(recon, anchor):
-        """Mean squared error in units of the anchor's own per-channel std (padding ignored)."""
-        _, std = ReconstructionDistance.stats(anchor)
-        return (((recon[..., :anchor.shape[-2], :] - anchor) / std) ** 2).mean(dim=(-1, -2))
+        """Mean squared error in the (card-normalised) input units, padding ignored. Not divided
+        by the anchor's own spread: a still window's tiny std would blow its error up and
+        swamp the distance network's training."""
+        return ((recon[..., :anchor.shape[-2], :] - anchor) ** 2).mean(dim=(-1, -2))
 
     def pair_loss(self, anchor, candidate, hidden) -> torch.Tensor:
         """(B,) reconstruction error of each anchor from its own candidate."""

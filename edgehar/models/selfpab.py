@@ -1,11 +1,11 @@
 """SelfPAB teacher (Logacjov et al., 2024): masked reconstruction of STFT spectrogram tokens.
 
 Each channel's window becomes a magnitude spectrogram (1 s Hann frames every 0.5 s); one token
-per frame concatenates all channels' frequency bins. A transformer encoder rebuilds the altered
-cells (TERA-style): time spans of frames are zeroed (80%), swapped with other frames of the
-window (10%) or kept (10%), and random frequency bands are zeroed; the loss is L1 on the
-altered cells only. Downstream, a learned softmax-weighted sum of every layer's output is
-mean-pooled and classified by an MLP (the head this family uses instead of the default one).
+per frame concatenates all channels' frequency bins, normalised per cell by data-set statistics.
+A transformer encoder rebuilds the altered cells (TERA-style): time spans of frames are zeroed
+(80%), swapped with other frames of the window (10%) or kept (10%), and frequency bands are
+zeroed; the loss is L1 on the altered cells only. Downstream (`LayerMixHead`, which replaces the
+default head): a learned softmax-weighted sum of every layer's output, mean-pooled, then an MLP.
 """
 
 from __future__ import annotations
@@ -13,24 +13,24 @@ from __future__ import annotations
 import math
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from edgehar.models.teacher import Teacher
 
 DEFAULT_INPUT = {"channels": ["acc_x", "acc_y", "acc_z", "gyro_x", "gyro_y", "gyro_z"],
                  "window": 128, "rate": 50.0}
+_ALTER = {"frame_seconds": 1.0, "hop_seconds": 0.5, "time_fraction": 0.15, "freq_fraction": 0.2,
+          "freq_width": 3}
 CONFIGS = {
-    "tiny": {"d_model": 32, "layers": 2, "heads": 2, "ff": 64, "dropout": 0.0,
-             "frame_seconds": 1.0, "hop_seconds": 0.5, "time_fraction": 0.15, "time_span": 1,
-             "freq_fraction": 0.2, "head_hidden": 32},  # tests
-    "cpu": {"d_model": 64, "layers": 2, "heads": 4, "ff": 128, "dropout": 0.1,
-            "frame_seconds": 1.0, "hop_seconds": 0.5, "time_fraction": 0.15, "time_span": 1,
-            "freq_fraction": 0.2, "head_hidden": 64},
-    # the paper's encoder: 4 layers, 1536 wide, 12 heads
-    "paper": {"d_model": 1536, "layers": 4, "heads": 12, "ff": 3072, "dropout": 0.1,
-              "frame_seconds": 1.0, "hop_seconds": 0.5, "time_fraction": 0.15, "time_span": 3,
-              "freq_fraction": 0.2, "head_hidden": 512},
+    "tiny": {"d_model": 32, "layers": 2, "heads": 2, "ff": 64, "dropout": 0.0, "time_span": 1,
+             "head_hidden": 32, **_ALTER},  # tests
+    # 2.56 s windows hold 6 frames: one altered frame per window
+    "cpu": {"d_model": 64, "layers": 2, "heads": 4, "ff": 128, "dropout": 0.1, "time_span": 1,
+            "head_hidden": 64, **_ALTER},
+    # the published upstream model (4 layers, d 1500, 6 heads, FF 2048; spans of 3 frames),
+    # pre-trained there on 5-minute windows
+    "paper": {"d_model": 1500, "layers": 4, "heads": 6, "ff": 2048, "dropout": 0.1, "time_span": 3,
+              "head_hidden": 512, **_ALTER},
 }
 
 
@@ -66,8 +66,12 @@ def sinusoid(n: int, d: int) -> torch.Tensor:
 
 
 def alter(spec: torch.Tensor, generator, time_fraction: float, time_span: int, freq_fraction: float,
-          bins: int, channels: int):
-    """TERA-style alteration of (B, L, C*bins) tokens -> (altered input, mask of altered cells)."""
+          freq_width: int, bins: int, channels: int):
+    """TERA-style alteration of (B, L, C*bins) tokens -> (altered input, mask of altered cells).
+
+    Time: spans of `time_span` frames covering ~`time_fraction` of the frames, each zeroed (80%),
+    swapped with another span of the window (10%) or kept (10%). Frequency: bands of `freq_width`
+    bins covering ~`freq_fraction` of the bins, zeroed in every frame and channel."""
     b, n, f = spec.shape
     out = spec.clone()
     cells = torch.zeros(b, n, f, dtype=torch.bool)
@@ -85,27 +89,34 @@ def alter(spec: torch.Tensor, generator, time_fraction: float, time_span: int, f
                 o = int(torch.randint(0, n - span + 1, (1,), generator=generator))
                 out[i, sl] = spec[i, o:o + span]
             # else: keep as is (still predicted, so the model cannot trust unaltered frames)
-        width = int(torch.randint(0, max(1, int(freq_fraction * bins)) + 1, (1,), generator=generator))
-        if width:
+        width = max(1, min(freq_width, bins))
+        band = torch.zeros(channels, bins, dtype=torch.bool)
+        for _ in range(round(freq_fraction * bins / width)):
             lo = int(torch.randint(0, bins - width + 1, (1,), generator=generator))
-            band = torch.zeros(f, dtype=torch.bool).view(channels, bins)
             band[:, lo:lo + width] = True  # the same physical band in every channel
-            band = band.flatten()
-            out[i, :, band] = 0.0
-            cells[i, :, band] = True
+        band = band.flatten()
+        out[i, :, band] = 0.0
+        cells[i, :, band] = True
     return out, cells
 
 
 class LayerMixHead(nn.Module):
-    """Softmax-weighted sum of the layer outputs -> mean over tokens -> MLP."""
+    """SelfPAB's downstream head: a learned softmax-weighted sum of the hidden states (input
+    embedding + every layer), mean over tokens, then an MLP. It lives in the head, so a linear
+    probe (frozen backbone) still learns which layers to read."""
 
-    def __init__(self, d: int, hidden: int, n_classes: int, dropout: float):
+    def __init__(self, n_states: int, d: int, hidden: int, n_classes: int, dropout: float):
         super().__init__()
+        self.layer_weights = nn.Parameter(torch.zeros(n_states))
         self.mlp = nn.Sequential(nn.LayerNorm(d), nn.Linear(d, hidden), nn.GELU(), nn.Dropout(dropout),
                                  nn.Linear(hidden, n_classes))
 
-    def forward(self, pooled):
-        return self.mlp(pooled)
+    def pool(self, states):  # (S, B, n, d) -> (B, d)
+        w = torch.softmax(self.layer_weights, 0)
+        return (w[:, None, None, None] * states).sum(0).mean(1)
+
+    def forward(self, states):
+        return self.mlp(self.pool(states))
 
 
 class SelfPAB(Teacher):
@@ -119,14 +130,15 @@ class SelfPAB(Teacher):
         c, d = int(cfg["in_channels"]), int(cfg["d_model"])
         self.spec = Spectrogram(float(cfg["rate"]), cfg["frame_seconds"], cfg["hop_seconds"])
         self.n_channels, token_dim = c, c * self.spec.bins
+        # data-set mean/std of every spectrogram cell (running statistics, no weights), as the
+        # paper normalises its STFT features; also the reconstruction target's scale
+        self.spec_norm = nn.BatchNorm1d(token_dim, affine=False, momentum=None)
         self.inp = nn.Sequential(nn.Linear(token_dim, d), nn.LayerNorm(d))
         self.layers = nn.ModuleList(
             nn.TransformerEncoderLayer(d, cfg["heads"], cfg["ff"], cfg["dropout"], activation="gelu",
                                        batch_first=True, norm_first=True) for _ in range(cfg["layers"]))
         self.norm = nn.LayerNorm(d)
         self.reconstruct = nn.Linear(d, token_dim)
-        # one weight per hidden state (input embedding + every layer), learned downstream
-        self.layer_weights = nn.Parameter(torch.zeros(cfg["layers"] + 1))
         self.embed_dim = d
 
     # -- representation ----------------------------------------------------------------------
@@ -140,28 +152,39 @@ class SelfPAB(Teacher):
         states[-1] = self.norm(h)
         return states
 
-    def mixed(self, x):
-        states = torch.stack(self.hidden_states(self.spec(x)))  # (L+1, B, n, d)
-        w = torch.softmax(self.layer_weights, 0)
-        return (w[:, None, None, None] * states).sum(0)
+    def spectrogram(self, x):
+        """Normalised spectrogram tokens (B, frames, C * bins)."""
+        s = self.spec(x)
+        return self.spec_norm(s.flatten(0, 1)).view_as(s)
+
+    def states(self, x):
+        return torch.stack(self.hidden_states(self.spectrogram(x)))  # (L+1, B, n, d)
 
     def tokens(self, x):
-        return self.hidden_states(self.spec(x))[-1]
+        return self.hidden_states(self.spectrogram(x))[-1]
 
     def features(self, x):
-        return self.mixed(x).mean(1)
+        """The head's learned layer mix, mean-pooled; the last layer's mean before a task exists."""
+        if isinstance(self.head, LayerMixHead):
+            return self.head.pool(self.states(x))
+        return self.tokens(x).mean(1)
 
     # -- downstream head: overrides the default ---------------------------------------------
     def make_head(self, n_classes: int) -> nn.Module:
-        return LayerMixHead(self.embed_dim, self.config["head_hidden"], n_classes, self.config["dropout"])
+        c = self.config
+        return LayerMixHead(c["layers"] + 1, self.embed_dim, c["head_hidden"], n_classes, c["dropout"])
+
+    def forward(self, x):
+        if self.head is None:
+            return super().forward(x)  # raises the "no task head" error
+        return self.head(self.states(x))
 
     # -- pretraining -------------------------------------------------------------------------
     def pretrain_loss(self, batch: dict):
-        x = batch["x"]
-        spec = self.spec(x)
-        altered, cells = alter(spec, batch.get("generator"), self.config["time_fraction"],
-                               self.config["time_span"], self.config["freq_fraction"],
-                               self.spec.bins, self.n_channels)
+        spec = self.spectrogram(batch["x"]).detach()  # the target: no gradient into it
+        c = self.config
+        altered, cells = alter(spec, batch.get("generator"), c["time_fraction"], c["time_span"],
+                               c["freq_fraction"], c["freq_width"], self.spec.bins, self.n_channels)
         recon = self.reconstruct(self.hidden_states(altered)[-1])
         loss = (recon - spec).abs()[cells].mean()
         return loss, {"l1_altered": loss.item(), "altered_fraction": cells.float().mean().item()}

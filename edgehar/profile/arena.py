@@ -80,7 +80,7 @@ class _Worker:
         self.proc = None
 
 
-def measure_arena(path: str, op_names: list[str] | None = None) -> ArenaReport:
+def measure_arena(path: str) -> ArenaReport:
     """Bisect the smallest arena that allocates `path` in TFLM; explain failures."""
     worker = _Worker()
     report = ArenaReport()

@@ -148,6 +148,7 @@ def is_weight(layer: Layer, slot: int, t: Tensor) -> bool:
 def count_layers(graph: Graph) -> list[LayerCount]:
     """Per-layer MACs, element work and parameters (a weight tensor used twice counts once)."""
     seen: set[int] = set()
+    producer = {id(t): layer for layer in graph.layers for t in layer.outputs if t is not None}
     rows = []
     for layer in graph.layers:
         params = 0
@@ -158,8 +159,19 @@ def count_layers(graph: Graph) -> list[LayerCount]:
             params += t.elements or 0
         act = next((t for t in layer.inputs if t is not None and not t.const), None)
         rows.append(LayerCount(layer, layer_macs(layer), layer_elements(layer), params,
-                               act.dtype if act is not None else "float32"))
+                               _compute_dtype(act, producer)))
     return rows
+
+
+def _compute_dtype(act: Tensor | None, producer: dict[int, Layer]) -> str:
+    """The activation dtype a MAC layer really computes in. In ONNX QDQ graphs the activation
+    arrives through DequantizeLinear, which runtimes fuse into an integer kernel."""
+    if act is None:
+        return "float32"
+    source = producer.get(id(act))
+    if source is not None and source.op == "DequantizeLinear" and source.inputs[0] is not None:
+        return source.inputs[0].dtype
+    return act.dtype
 
 
 def weight_totals(graph: Graph) -> tuple[int, int, dict[str, int]]:

@@ -6,7 +6,9 @@ and `.onnx` must agree with `torch_macs(student, example)` within 2%.
 `FlopCounterMode` has no formula for two fused CPU kernels that eval-mode attention takes,
 `aten._scaled_dot_product_flash_attention_for_cpu` (F.scaled_dot_product_attention) and
 `aten._native_multi_head_attention` (nn.MultiheadAttention's fast path), so it would silently
-count attention as zero. We register formulas for both.
+count attention as zero. We register formulas for both, and switch off the transformer
+fast path while counting (`nn.TransformerEncoderLayer` in eval mode otherwise runs a whole layer
+as one fused `aten._transformer_encoder_layer_fwd`, which the counter also cannot see).
 """
 
 from __future__ import annotations
@@ -44,10 +46,13 @@ def torch_macs(model, example, *, training: bool = False) -> int:
     if hasattr(aten, "_native_multi_head_attention"):
         custom[aten._native_multi_head_attention] = _native_mha_flops
     was_training = model.training
+    fastpath = torch.backends.mha.get_fastpath_enabled()
     model.train(training)
+    torch.backends.mha.set_fastpath_enabled(False)
     try:
         with torch.no_grad(), FlopCounterMode(display=False, custom_mapping=custom) as counter:
             model(*args)
     finally:
+        torch.backends.mha.set_fastpath_enabled(fastpath)
         model.train(was_training)
     return int(counter.get_total_flops()) // 2

@@ -76,7 +76,8 @@ def _check_out(path: str) -> None:
 
 
 def family_config(method: str, size: str, windows) -> dict:
-    """The family's named config with the input format of `windows` filled in."""
+    """The family's named config with the input format (and class names, which text-aligned
+    families pre-train on) of `windows` filled in."""
     import importlib
 
     from edgehar.card import default_streams
@@ -93,7 +94,8 @@ def family_config(method: str, size: str, windows) -> dict:
     if size not in configs:
         raise UserError(size, f"unknown {method} config (known: {', '.join(configs)})")
     return {**configs[size], "channels": list(windows.channels), "window": int(windows.length),
-            "rate": float(windows.rate), "streams": default_streams(windows.channels)}
+            "rate": float(windows.rate), "streams": default_streams(windows.channels),
+            "labels": list(windows.label_names)}
 
 
 def run_pretrain(args: argparse.Namespace) -> int:
