@@ -35,7 +35,8 @@ def load_checkpoint(path: str | os.PathLike) -> dict:
     path = require_file(path, "checkpoint")
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except (RuntimeError, pickle.UnpicklingError, zipfile.BadZipFile, EOFError, ValueError) as e:
+    except (RuntimeError, pickle.UnpicklingError, zipfile.BadZipFile, EOFError, ValueError,
+            KeyError, IndexError, TypeError) as e:
         raise UserError(path, f"not a torch checkpoint ({str(e).splitlines()[0][:120]})") from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise UserError(path, "not an edgehar checkpoint (no card; make it with pretrain, "
