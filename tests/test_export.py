@@ -194,10 +194,8 @@ def test_runtime_predictor_reads_the_folder(exported):
     assert (pred.predict(x) == want).mean() >= 0.9
 
 
-def test_int8_runs_in_tflite_runtime(exported):
-    python = os.environ.get(TFLITE_RUNTIME_ENV)
-    if not python:
-        pytest.skip(f"{TFLITE_RUNTIME_ENV} is unset: point it at a python with tflite-runtime==2.14 and numpy<2")
+def test_int8_runs_in_tflite_runtime(exported, tflite_runtime_python):
+    python = tflite_runtime_python  # $EDGEHAR_TFLITE_RUNTIME_PYTHON, or a numpy<2 venv made once
     d = exported["dir"]
     card = read_card(d)
     w = exported["windows"]
