@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 import torch
-from torch.utils.flop_counter import FlopCounterMode
+from edgehar.profile.torch_macs import torch_macs
 
 from edgehar.atomic import write_json, write_text
 from edgehar.card import ModelCard, provenance
@@ -38,11 +38,8 @@ TITLES = {"cnn": "plain 3-layer 1-D CNN", "ignatov": "Ignatov 2018 CNN (STM32 'i
 
 
 def macs_per_window(model, window: int, channels: int) -> int:
-    """Multiply-accumulates of one window (torch FlopCounterMode flops / 2)."""
-    model.eval()
-    with torch.no_grad(), FlopCounterMode(display=False) as counter:
-        model(torch.zeros(1, window, channels))
-    return int(counter.get_total_flops() // 2)
+    """Multiply-accumulates of one window (edgehar.profile.torch_macs)."""
+    return torch_macs(model, torch.zeros(1, window, channels))
 
 
 def main(argv=None) -> int:

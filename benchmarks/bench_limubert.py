@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils.flop_counter import FlopCounterMode
+from edgehar.profile.torch_macs import torch_macs
 
 from edgehar.atomic import write_json, write_text
 from edgehar.data import hapt
@@ -30,10 +30,8 @@ HERE = Path(__file__).resolve().parent
 
 
 def macs_per_window(model, window: int, channels: int) -> int:
-    """Multiply-accumulates of one window (torch FlopCounterMode flops / 2)."""
-    with torch.no_grad(), FlopCounterMode(display=False) as counter:
-        model(torch.zeros(1, window, channels))
-    return int(counter.get_total_flops() // 2)
+    """Multiply-accumulates of one window (edgehar.profile.torch_macs)."""
+    return torch_macs(model, torch.zeros(1, window, channels))
 
 
 def main(argv=None) -> int:

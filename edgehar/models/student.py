@@ -191,15 +191,11 @@ def build(arch: dict) -> Student:
 
 
 def count_macs(model: nn.Module, x: torch.Tensor) -> int:
-    """Multiply-accumulates of one forward pass over `x`, from torch's FLOP counter (MACs = flops / 2)."""
-    from torch.utils.flop_counter import FlopCounterMode
+    """Multiply-accumulates of one forward pass over `x` (the kit's one counter,
+    `edgehar.profile.torch_macs`: torch's FLOP counter, flops / 2, fused attention included)."""
+    from edgehar.profile.torch_macs import torch_macs
 
-    was_training = model.training
-    model.eval()
-    with torch.no_grad(), FlopCounterMode(display=False) as counter:
-        model(x)
-    model.train(was_training)
-    return counter.get_total_flops() // 2
+    return torch_macs(model, x)
 
 
 def count_params(model: nn.Module) -> int:
