@@ -15,9 +15,7 @@ layer), in which case they are only clipped and renormalised.
 
 from __future__ import annotations
 
-import contextlib
 import os
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +23,7 @@ import numpy as np
 from edgehar.card import ModelCard
 from edgehar.card_io import model_file_in, read_card
 from edgehar.errors import UserError
+from edgehar.interpreters import dequantize, litert_interpreter, onnx_session, quantize
 
 BACKENDS = ("litert", "tflite-runtime", "onnxruntime", "torch")
 _FOR_SUFFIX = {".tflite": ("litert", "tflite-runtime"), ".onnx": ("onnxruntime",),
@@ -134,23 +133,10 @@ def _layout(x: np.ndarray, shape) -> np.ndarray:
     return x
 
 
-def _quantize(x: np.ndarray, dtype, scale: float, zero: int) -> np.ndarray:
-    if not np.issubdtype(dtype, np.integer):
-        return x.astype(dtype)
-    info = np.iinfo(dtype)
-    return np.clip(np.round(x / scale + zero), info.min, info.max).astype(dtype)
-
-
 class _TFLiteEngine:
     def __init__(self, p: Predictor):
-        if p.backend == "litert":
-            from ai_edge_litert.interpreter import Interpreter
-        else:
-            from tflite_runtime.interpreter import Interpreter
         try:
-            with _quiet_stderr():  # LiteRT's "INFO: Created ... XNNPACK delegate" banner
-                self.it = Interpreter(model_path=str(p.model_path), num_threads=p.num_threads)
-                self.it.allocate_tensors()
+            self.it = litert_interpreter(p.model_path, p.num_threads, runtime=p.backend)
         except (ValueError, RuntimeError) as e:
             raise UserError(p.model_path, f"TFLite cannot load the model ({str(e).splitlines()[0][:160]})") from None
         self.inputs = self.it.get_input_details()
@@ -173,13 +159,10 @@ class _TFLiteEngine:
                 chunk = np.concatenate([chunk, np.repeat(chunk[-1:], pad, 0)])
             for d, part in zip(self.inputs, self.streams(chunk)):
                 scale, zero = d["quantization"]
-                self.it.set_tensor(d["index"], _quantize(_layout(part, list(d["shape"])), d["dtype"], scale, zero))
+                self.it.set_tensor(d["index"], quantize(_layout(part, list(d["shape"])), d["dtype"], scale, zero))
             self.it.invoke()
             y = self.it.get_tensor(self.out["index"]).reshape(self.batch, -1)
-            scale, zero = self.out["quantization"]
-            if np.issubdtype(y.dtype, np.integer):
-                y = (y.astype(np.float32) - zero) * scale
-            res.append(y[:e - s].astype(np.float32))
+            res.append(dequantize(y, *self.out["quantization"])[:e - s])
         return np.concatenate(res)
 
     def describe(self) -> dict:
@@ -190,14 +173,8 @@ class _TFLiteEngine:
 
 class _OnnxEngine:
     def __init__(self, p: Predictor):
-        import onnxruntime as ort
-
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = p.num_threads
-        opts.inter_op_num_threads = 1
-        opts.log_severity_level = 3
         try:
-            self.sess = ort.InferenceSession(str(p.model_path), opts, providers=["CPUExecutionProvider"])
+            self.sess = onnx_session(p.model_path, p.num_threads)
         except Exception as e:  # onnxruntime raises its own exception types
             raise UserError(p.model_path, f"ONNX Runtime cannot load the model ({str(e).splitlines()[0][:160]})") from None
         self.inputs = self.sess.get_inputs()
@@ -253,25 +230,6 @@ class _TorchEngine:
 
     def describe(self) -> dict:
         return {"input_dtype": "float32", "batch": None}
-
-
-@contextlib.contextmanager
-def _quiet_stderr():
-    """Silence C-level writes to stderr (fd 2) for a moment; Python exceptions still propagate."""
-    try:
-        sys.stderr.flush()
-        saved = os.dup(2)
-    except (OSError, ValueError):  # no real fd 2 (e.g. embedded): nothing to silence
-        yield
-        return
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    try:
-        os.dup2(devnull, 2)
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(devnull)
 
 
 def _stream_split(p: Predictor, n_inputs: int):

@@ -26,6 +26,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from edgehar.bridge.resync import DelimitedSplitter
+
 VERSION = 1
 TYPE_SAMPLES = 1
 TYPE_TEXT = 2
@@ -180,44 +182,26 @@ class FrameDecoder:
         self.counts = {"frames": 0, "garbled": 0, "dropped": 0, "out_of_order": 0, "messages": 0,
                        "truncated": 0}
         self.last_seq: int | None = None
-        self.reset()
+        self._pieces = DelimitedSplitter(b"\x00", MAX_FRAME, self.counts)
 
     def reset(self) -> None:
         """A new connection: resync on the next delimiter."""
-        self._buf = bytearray()
-        self._synced = False
+        self._pieces.reset()
         self.last_seq = None
 
     def connection_lost(self) -> None:
-        if self._buf:
-            self.counts["truncated"] += 1
-        self.reset()
+        self._pieces.connection_lost()
+        self.last_seq = None
 
     def feed(self, data: bytes) -> list[Frame | Message]:
         out: list[Frame | Message] = []
-        start = 0
-        while True:
-            end = data.find(b"\x00", start)
-            if end < 0:
-                self._buf += data[start:]
-                if len(self._buf) > MAX_FRAME:  # no delimiter for too long: garbage
-                    self.counts["garbled"] += 1
-                    self._buf.clear()
-                    self._synced = False
-                return out
-            chunk = bytes(self._buf) + data[start:end]
-            self._buf.clear()
-            start = end + 1
-            if not self._synced:
-                self._synced = True
-                if chunk:
-                    self.counts["truncated"] += 1
-                continue
+        for chunk in self._pieces.split(data):
             if not chunk:
                 continue  # back-to-back delimiters: idle filler
             item = self._decode(chunk)
             if item is not None:
                 out.append(item)
+        return out
 
     def _decode(self, chunk: bytes):
         raw = cobs_decode(chunk) if len(chunk) <= MAX_FRAME else None

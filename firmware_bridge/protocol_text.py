@@ -18,6 +18,8 @@ import re
 from collections import Counter
 from dataclasses import dataclass
 
+from edgehar.bridge.resync import DelimitedSplitter
+
 MAX_LINE = 512  # bytes; a longer line without newline is garbage
 DETECT_LINES = 8
 _SPLIT = re.compile(rb"[,\t ]+")
@@ -75,39 +77,20 @@ class LineParser:
         self.last_error = ""
         self.info: dict[str, str] = {}
         self._held: list[tuple[float, ...]] = []
-        self.reset()
+        self._lines = DelimitedSplitter(b"\n", MAX_LINE, self.counts, blank=lambda line: not line.strip())
 
     def reset(self) -> None:
         """A new connection: the first line may be cut, drop it."""
-        self._buf = bytearray()
-        self._synced = False
+        self._lines.reset()
 
     def connection_lost(self) -> None:
-        if self._buf.strip():
-            self.counts["truncated"] += 1
-        self.reset()
+        self._lines.connection_lost()
 
     def feed(self, data: bytes) -> list:
         out: list = []
-        start = 0
-        while True:
-            end = data.find(b"\n", start)
-            if end < 0:
-                self._buf += data[start:]
-                if len(self._buf) > MAX_LINE:
-                    self.counts["garbled"] += 1
-                    self._buf.clear()
-                    self._synced = False  # resync on the next newline
-                return out
-            line = bytes(self._buf) + data[start:end]
-            self._buf.clear()
-            start = end + 1
-            if not self._synced:
-                self._synced = True
-                if line.strip():
-                    self.counts["truncated"] += 1
-                continue
+        for line in self._lines.split(data):
             self._line(line.rstrip(b"\r"), out)
+        return out
 
     def _line(self, line: bytes, out: list) -> None:
         if not line.strip():

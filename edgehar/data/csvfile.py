@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from edgehar.data.recording import UNLABELLED, Recording
+from edgehar.data.textfile import is_number
 from edgehar.errors import UserError, require_file
 
 UNITS = ("g", "m/s^2", "rad/s", "deg/s")
@@ -50,7 +51,7 @@ def load_csv(path: str | Path, columns: list[str] | None = None, units: str | li
     l_i = column(label_column, "label") if label_column is not None else None
     if columns is None:
         columns = [h for i, h in enumerate(header)
-                   if i not in (t_i, l_i) and _is_number(rows[0][i])]
+                   if i not in (t_i, l_i) and is_number(rows[0][i])]
         if not columns:
             raise UserError(path, "no numeric columns besides time/label")
     axes = [column(c, "data") for c in columns]
@@ -89,7 +90,7 @@ def load_csv(path: str | Path, columns: list[str] | None = None, units: str | li
     if l_i is not None:
         cells = [r[l_i].strip() for r in rows]
         names = {c for c in cells if c}
-        numeric = all(_is_number(c) for c in names)  # class ids: 2 before 10
+        numeric = all(is_number(c) for c in names)  # class ids: 2 before 10
         label_names = tuple(sorted(names, key=float if numeric else str))
         lookup = {name: k for k, name in enumerate(label_names)}
         labels = np.array([lookup.get(c, UNLABELLED) for c in cells], dtype=np.int64)
@@ -123,7 +124,7 @@ def _read_rows(path: Path, delimiter: str | None) -> tuple[list[str], list[list[
     header = [h.strip() for h in split(lines[0][1])]
     if len(lines) < 2:
         raise UserError(path, "no data rows after the header")
-    if _is_number(header[0]) and len(header) > 1 and all(_is_number(h) for h in header):
+    if is_number(header[0]) and len(header) > 1 and all(is_number(h) for h in header):
         raise UserError(path, "no header row (the first line is numbers; name the columns)")
     dupes = {h for h in header if header.count(h) > 1}
     if dupes:
@@ -144,7 +145,7 @@ def _numbers(path: Path, rows: list[list[str]], i: int, name: str, line_nos: lis
     except ValueError:
         pass  # find and name the bad cell
     for k, cell in enumerate(cells):
-        if not _is_number(cell):
+        if not is_number(cell):
             raise UserError(path, f"line {line_nos[k]}, column {name!r}: not a number: {cell.strip()!r}")
     raise AssertionError("unreachable")
 
@@ -152,7 +153,7 @@ def _numbers(path: Path, rows: list[list[str]], i: int, name: str, line_nos: lis
 def _times(path: Path, rows, i: int, name: str, line_nos: list[int]) -> tuple[np.ndarray, str]:
     """Times as float seconds, and their format: seconds, clock (s since midnight) or iso."""
     cells = [r[i].strip() for r in rows]
-    kind = "seconds" if _is_number(cells[0]) else "clock" if _CLOCK.match(cells[0]) else "iso"
+    kind = "seconds" if is_number(cells[0]) else "clock" if _CLOCK.match(cells[0]) else "iso"
     out = np.empty(len(cells), dtype=np.float64)
     for k, cell in enumerate(cells):
         try:
@@ -169,11 +170,3 @@ def _times(path: Path, rows, i: int, name: str, line_nos: list[int]) -> tuple[np
                     "iso": "an ISO date-time"}[kind]
             raise UserError(path, f"line {line_nos[k]}, column {name!r}: not {want}: {cell!r}") from None
     return out, kind
-
-
-def _is_number(cell: str) -> bool:
-    try:
-        float(cell)
-        return True
-    except ValueError:
-        return False

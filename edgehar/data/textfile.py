@@ -49,14 +49,15 @@ def read_numeric_table(path, sep: str | None = None, columns: int | None = None,
         try:
             rows.append([float(c) for c in cells])
         except ValueError:
-            bad = next(i for i, c in enumerate(cells) if not _is_number(c))
+            bad = next(i for i, c in enumerate(cells) if not is_number(c))
             raise UserError(path, f"line {n}, column {bad + 1}: not a number: {cells[bad]!r}") from None
     if not rows:
         raise UserError(path, "no data rows")
     return np.asarray(rows, dtype=np.float64)
 
 
-def _is_number(cell: str) -> bool:
+def is_number(cell: str) -> bool:
+    """Whether `float()` reads the cell ("1e-3", " 2 ", "nan" and "inf" included)."""
     try:
         float(cell)
         return True

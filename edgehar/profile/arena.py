@@ -171,7 +171,8 @@ def _unsupported_ops(worker: _Worker, path: str) -> tuple[list[str], dict[str, s
 def _serve() -> None:
     """Answer allocation requests on stdin; C-level output of TFLM is captured per request."""
     import numpy as np
-    from tflite_micro.python.tflite_micro import runtime
+
+    from edgehar.interpreters import c_output_to, micro_interpreter
 
     reply_stream = os.fdopen(os.dup(1), "w")
     cache: dict[str, bytes] = {}
@@ -182,28 +183,19 @@ def _serve() -> None:
             data = cache[req["path"]] = open(req["path"], "rb").read()
         ok, error = False, ""
         with tempfile.TemporaryFile() as log:
-            saved = os.dup(1), os.dup(2)
-            os.dup2(log.fileno(), 1)
-            os.dup2(log.fileno(), 2)
             try:
-                interp = runtime.Interpreter.from_bytes(data, arena_size=int(req["size"]))
-                if req.get("invoke"):
-                    for i in range(_count_inputs(data)):
-                        d = interp.get_input_details(i)
-                        interp.set_input(np.zeros(d["shape"], d["dtype"]), i)
-                    interp.invoke()
-                if req.get("record"):
-                    interp.print_allocations()
+                with c_output_to(log):
+                    interp = micro_interpreter(data, int(req["size"]))
+                    if req.get("invoke"):
+                        for i in range(_count_inputs(data)):
+                            d = interp.get_input_details(i)
+                            interp.set_input(np.zeros(d["shape"], d["dtype"]), i)
+                        interp.invoke()
+                    if req.get("record"):
+                        interp.print_allocations()
                 ok = True
             except (RuntimeError, ValueError) as e:
                 error = str(e)
-            finally:
-                sys.stdout.flush()
-                sys.stderr.flush()
-                os.dup2(saved[0], 1)
-                os.dup2(saved[1], 2)
-                os.close(saved[0])
-                os.close(saved[1])
             log.seek(0)
             text = log.read().decode("utf-8", "replace")
         reply_stream.write(json.dumps({"ok": ok, "log": (text + "\n" + error).strip()}) + "\n")

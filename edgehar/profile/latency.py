@@ -8,13 +8,11 @@ input's dtype range; latency of these models does not depend on the values.
 
 from __future__ import annotations
 
-import contextlib
-import os
-import sys
 import time
 
 import numpy as np
 
+from edgehar.interpreters import c_stderr_silenced, litert_interpreter, onnx_session
 from edgehar.profile.graph import Graph
 
 
@@ -55,14 +53,7 @@ def measure_latency(graph: Graph, runs: int = 50, warmup: int = 5) -> dict:
 def _litert_runner(graph: Graph, rng):
     from importlib.metadata import version
 
-    from ai_edge_litert.interpreter import Interpreter
-
-    interp = Interpreter(model_path=graph.path, num_threads=1)
-    for d in interp.get_input_details():  # dynamic dims -> 1, as in the MAC count
-        sig = d.get("shape_signature")
-        if sig is not None and len(sig) and (np.asarray(sig) < 0).any():
-            interp.resize_tensor_input(d["index"], np.where(np.asarray(sig) < 0, 1, sig))
-    interp.allocate_tensors()
+    interp = litert_interpreter(graph.path, 1, dynamic_dims_to_one=True)
     feeds = [(d["index"], random_input(d["shape"], np.dtype(d["dtype"]).name, rng))
              for d in interp.get_input_details()]
 
@@ -77,11 +68,7 @@ def _litert_runner(graph: Graph, rng):
 def _onnxruntime_runner(graph: Graph, rng):
     import onnxruntime as ort
 
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = 1
-    opts.inter_op_num_threads = 1
-    opts.log_severity_level = 3
-    session = ort.InferenceSession(graph.path, opts, providers=["CPUExecutionProvider"])
+    session = onnx_session(graph.path, 1)
     # the graph's inputs already carry numpy dtypes and concrete shapes (dynamic dims -> 1)
     feeds = {t.name: random_input(t.shape, t.dtype, rng) for t in graph.inputs}
 
@@ -90,17 +77,3 @@ def _onnxruntime_runner(graph: Graph, rng):
 
     return run, f"onnxruntime {ort.__version__} (CPUExecutionProvider)"
 
-
-@contextlib.contextmanager
-def c_stderr_silenced():
-    """Send file descriptor 2 (C/C++ logging) to /dev/null for the block."""
-    sys.stderr.flush()
-    saved = os.dup(2)
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    try:
-        os.dup2(devnull, 2)
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(devnull)

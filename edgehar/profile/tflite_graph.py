@@ -11,9 +11,8 @@ from __future__ import annotations
 import os
 import struct
 
-import numpy as np
-
 from edgehar.errors import UserError
+from edgehar.interpreters import litert_interpreter
 from edgehar.profile.graph import Graph, Layer, Tensor
 
 TFLITE_IDENTIFIER = b"TFL3"
@@ -134,19 +133,9 @@ def _options(opts) -> dict:
 
 def _resolve_dynamic_shapes(path: str, data: bytes, tensors: list[Tensor], graph: Graph) -> None:
     """Fill concrete shapes by allocating in LiteRT with dynamic input dims set to 1."""
-    from ai_edge_litert.interpreter import Interpreter
-
-    from edgehar.profile.latency import c_stderr_silenced
-
     try:
-        with c_stderr_silenced():
-            interp = Interpreter(model_content=data, num_threads=1)
-            for d in interp.get_input_details():
-                sig = d.get("shape_signature")
-                if sig is not None and len(sig) and (np.asarray(sig) < 0).any():
-                    interp.resize_tensor_input(d["index"], np.where(np.asarray(sig) < 0, 1, sig))
-            interp.allocate_tensors()
-            by_index = {d["index"]: d for d in interp.get_tensor_details()}
+        interp = litert_interpreter(data, 1, dynamic_dims_to_one=True)
+        by_index = {d["index"]: d for d in interp.get_tensor_details()}
     except Exception as e:  # noqa: BLE001 - shapes stay as declared; say so
         graph.notes.append(f"dynamic shapes not resolved ({type(e).__name__}: {e})")
         return
