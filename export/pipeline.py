@@ -4,6 +4,7 @@
     model.onnx          model_int8.onnx     (QDQ, per-channel weights, static activations)
     model_int8.h/.cc    (C array for TFLite-Micro, + labels, normalisation, int8 I/O constants)
     modelcard.json      (also embedded in every .tflite / .onnx)
+                        (.tflite files are compacted losslessly: see edgehar.export.compact)
     parity.json         (PyTorch vs each artifact on held-out real windows)
 
 The exported graph computes the main task's logits from one normalised window (batch 1, as a
@@ -157,16 +158,29 @@ def export_student(checkpoint, out=None, int8: bool = True, calib=None, data: st
             "parity": report}
 
 
+def compact_checked(model: bytes, card, probe: np.ndarray) -> bytes:
+    """`compact(model, card)`, after checking it gives bit-identical outputs on `probe` (the
+    model's input dtype) in ai-edge-litert."""
+    from edgehar.export import tflite
+    from edgehar.export.compact import compact
+
+    out = compact(model, card)
+    if not np.array_equal(tflite.run_litert(model, probe), tflite.run_litert(out, probe)):
+        raise RuntimeError("the compacted TFLite file computes differently from the converter's")
+    return out
+
+
 def write_models(tmp: Path, model, card, state, calib, int8: bool, bar) -> tuple[dict, object]:
     """Convert and write every model file (card embedded) into `tmp`; (files, exported card)."""
     import torch
 
     from edgehar.atomic import write_text
     from edgehar.card import provenance
-    from edgehar.card_io import CARD_FILE, embed_card_tflite
+    from edgehar.card_io import CARD_FILE
     from edgehar.export import onnx as onnx_export
     from edgehar.export import tflite
     from edgehar.export.c_array import write_c_array
+    from edgehar.export.compact import short_float32
     from edgehar.export.keras_mirror import build_keras_mirror
 
     cal_x = card.normalise(calib.x)
@@ -186,6 +200,7 @@ def write_models(tmp: Path, model, card, state, calib, int8: bool, bar) -> tuple
     bar.update(1)
     files = {"fp32_tflite": tmp / FILES["fp32_tflite"], "fp32_onnx": tmp / FILES["fp32_onnx"]}
     export_card = replace(card, quantization={"output": "logits"},
+                          text_prototypes=short_float32(card.text_prototypes),
                           provenance={**card.provenance, "export": provenance(tools=_versions(), calibration={
                               k: calib.provenance.get(k) for k in
                               ("dataset", "n", "seed", "subjects", "counts", "created")})})
@@ -205,9 +220,12 @@ def write_models(tmp: Path, model, card, state, calib, int8: bool, bar) -> tuple
         files["int8_tflite"] = tmp / FILES["int8_tflite"]
         files["int8_onnx"] = tmp / FILES["int8_onnx"]
     bar.update(2)
-    files["fp32_tflite"].write_bytes(embed_card_tflite(fp32, export_card))
+    # both files get the same lossless rewrite (export/compact.py), checked to compute the same
+    files["fp32_tflite"].write_bytes(compact_checked(fp32, export_card, probe))
     if int8:
-        int8_bytes = embed_card_tflite(i8, export_card)
+        int8_bytes = compact_checked(i8, export_card, tflite.quantize(probe, {
+            "scale": export_card.quantization["input_scale"],
+            "zero_point": export_card.quantization["input_zero_point"]}))
         files["int8_tflite"].write_bytes(int8_bytes)
     bar.set_postfix_str("onnx fp32")
     onnx_export.export_fp32(model, card.window, len(card.channels), files["fp32_onnx"])

@@ -171,6 +171,77 @@ def test_c_array_bytes_equal_the_tflite_file_and_compile(exported, tmp_path):
     assert "g_edgehar_model" in syms
 
 
+@pytest.fixture(scope="module")
+def raw_tflite():
+    """A tiny student's fp32 and int8 files straight from the converter (not compacted), with
+    windows to run them on (float for fp32, int8 for int8)."""
+    torch.manual_seed(2)
+    model = build({"name": "student", "config": student_config("tiny", 128, 6, {"acc": [0, 1, 2], "gyro": [3, 4, 5]},
+                                                               {"activity": 4})})
+    randomise_norms(model)
+    model.eval()
+    x = np.random.default_rng(3).normal(size=(40, 128, 6)).astype(np.float32)
+    with tflite.quiet():
+        mirror = build_keras_mirror(model.cfg, model.state_dict())
+    fp32, i8 = tflite.convert_fp32(mirror), tflite.convert_int8(mirror, x)
+    xq = tflite.quantize(x, tflite.io_quantization(i8)["input"])
+    return {"fp32": (fp32, x), "int8": (i8, xq)}
+
+
+def test_compact_tflite_computes_bit_identically_and_is_smaller(raw_tflite, exported):
+    from edgehar.export.compact import breakdown, card_json, compact
+
+    card = exported["card"]
+    sizes = {}
+    for kind, (raw, x) in raw_tflite.items():
+        small = compact(raw, card)
+        assert compact(small) == small  # idempotent: a compacted file is already compact
+        assert len(small) < len(raw)
+        assert np.array_equal(tflite.run_litert(raw, x), tflite.run_litert(small, x))
+        if kind == "int8":
+            assert np.array_equal(tflite.run_micro(raw, x), tflite.run_micro(small, x))
+            assert tflite.io_quantization(raw) == tflite.io_quantization(small)
+        parts = breakdown(small)
+        assert parts["total"] == len(small)
+        assert sum(parts[k] for k in ("weights", "quantization", "card", "tensor_names", "structure")) == len(small)
+        assert parts["card"] >= len(card_json(card)) and parts["weights"] > 10_000
+        sizes[kind] = len(small)
+    # the card is the only thing compact adds; the int8 file stays under the converter's ratio
+    assert sizes["int8"] / sizes["fp32"] < len(raw_tflite["int8"][0]) / len(raw_tflite["fp32"][0])
+
+
+def test_exported_tflite_files_are_compact_aligned_and_keep_their_signature(exported):
+    from ai_edge_litert import schema_py_generated as schema
+
+    from edgehar.card import CARD_KEY
+    from edgehar.export.compact import compact
+
+    d = exported["dir"]
+    sidecar = ModelCard.from_json((d / "modelcard.json").read_text())
+    for name in (FILES["fp32_tflite"], FILES["int8_tflite"]):
+        data = (d / name).read_bytes()
+        assert compact(data) == data
+        m = schema.Model.GetRootAs(data, 0)
+        sub = m.Subgraphs(0)
+        io = {sub.Inputs(0), sub.Outputs(0)}
+        names = [sub.Tensors(i).Name().decode() for i in range(sub.TensorsLength())]
+        assert all(names[i] == str(i) for i in range(len(names)) if i not in io)
+        assert names[sub.Inputs(0)] == "serving_default_window:0"
+        sig = m.SignatureDefs(0)
+        assert (sig.Inputs(0).Name(), sig.Outputs(0).Name()) == (b"window", b"output_0")
+        meta = {m.Metadata(i).Name().decode(): m.Metadata(i).Buffer() for i in range(m.MetadataLength())}
+        assert {"min_runtime_version", "CONVERSION_METADATA", CARD_KEY} <= set(meta)
+        text = m.Buffers(meta[CARD_KEY]).DataAsNumpy().tobytes()
+        assert b"\n" not in text and ModelCard.from_json(text) == sidecar  # compact, and the same card
+        for i in range(1, m.BuffersLength()):  # weights are read in place: 16-byte aligned
+            buf = m.Buffers(i)
+            if buf.DataLength():
+                start = buf._tab.Vector(buf._tab.Offset(4))
+                assert start % 16 == 0, (name, i, start)
+        empty = [i for i in range(1, m.BuffersLength()) if not m.Buffers(i).DataLength()]
+        assert empty == []  # activations share the empty buffer 0
+
+
 def test_parity_json_compares_every_artifact(exported):
     p = json.loads((exported["dir"] / "parity.json").read_text())
     fig = p["figures"]
@@ -182,6 +253,11 @@ def test_parity_json_compares_every_artifact(exported):
     assert fig["int8_micro_max_lsb"] <= 4
     assert p["held_out"]["subjects"] == [4]
     assert set(p["bounds"]) >= {"fp32_tflite_max_abs_diff", "int8_tflite_top1_agreement", "int8_tflite_file_ratio"}
+    parts = fig["tflite_bytes_breakdown"]
+    for key in ("fp32_tflite", "int8_tflite"):
+        assert parts[key]["total"] == fig["bytes"][key]
+    assert parts["int8_tflite"]["card"] == parts["fp32_tflite"]["card"]
+    assert fig["int8_tflite_weights_ratio"] < fig["int8_tflite_ratio_floor"] <= fig["int8_tflite_file_ratio"]
 
 
 def test_runtime_predictor_reads_the_folder(exported):
@@ -295,3 +371,15 @@ def test_c_float_literals_are_valid():
 
     assert _cfloat(50) == "50.0f" and _cfloat(0) == "0.0f" and _cfloat(0.25) == "0.25f"
     assert _cfloat(1e-12) == "1e-12f"
+
+
+def test_short_float32_keeps_every_float32_and_halves_the_json():
+    from edgehar.export.compact import short_float32
+
+    protos = np.random.default_rng(0).normal(size=(6, 64)).astype(np.float32)
+    protos[0, :4] = [0.0, -0.0, 1e-38, 3.4e38]  # zero, signed zero, a subnormal-ish and a huge one
+    full = protos.astype(np.float64).tolist()
+    short = short_float32(full)
+    assert np.array_equal(np.asarray(short, np.float32), protos)
+    assert len(json.dumps(short)) < 0.7 * len(json.dumps(full))
+    assert short_float32([0.1, 2, None, "x"]) == [0.1, 2, None, "x"]  # 0.1 is no float32: kept

@@ -54,11 +54,12 @@ def test_parity_bounds_on_hapt_test_subjects(hapt_export):
     if os.environ.get(TFLITE_RUNTIME_ENV):
         assert fig["int8_tflite_runtime_max_lsb"] <= 4
         assert fig["int8_tflite_runtime_top1_agreement"] >= 0.995
-    # int8 weights are <= 30% of the float weights. The whole-file ratio of a ~15k-parameter
-    # student cannot reach 30%: the flatbuffer's per-tensor tables and per-channel scales and
-    # (int64) zero points weigh as much as its int8 weights; it is reported, not hidden.
+    # int8 weights are <= 30% of the float weights. The whole-file ratio of a ~17k-parameter
+    # student cannot reach 30% even after compacting both files: its floor (int8 weights + int32
+    # biases + a float32 scale per output channel, over the fp32 weights) is ~0.37 already; the
+    # tables and card common to both files lift it to ~0.5. It is reported, not hidden.
     assert fig["int8_tflite_weights_ratio"] <= 0.30
-    assert fig["int8_tflite_file_ratio"] < 0.75
+    assert fig["int8_tflite_ratio_floor"] <= fig["int8_tflite_file_ratio"] < 0.55
     assert set(p["failed"]) <= {"int8_tflite_file_ratio"}
 
 
