@@ -24,30 +24,18 @@ def quiet():
     import tempfile
     import warnings
 
+    from edgehar.interpreters import c_output_to
+
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    sys.stdout.flush()
-    sys.stderr.flush()
-    saved = os.dup(1), os.dup(2)
     with tempfile.TemporaryFile() as log, warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        os.dup2(log.fileno(), 1)
-        os.dup2(log.fileno(), 2)
         try:
-            yield
+            with c_output_to(log):
+                yield
         except BaseException:
-            sys.stdout.flush()
-            sys.stderr.flush()
-            os.dup2(saved[1], 2)
             log.seek(0)
             sys.stderr.write(log.read().decode("utf-8", "replace")[-4000:])
             raise
-        finally:
-            sys.stdout.flush()
-            sys.stderr.flush()
-            os.dup2(saved[0], 1)
-            os.dup2(saved[1], 2)
-            os.close(saved[0])
-            os.close(saved[1])
 
 
 def convert_fp32(keras_model) -> bytes:
@@ -76,12 +64,9 @@ def convert_int8(keras_model, calib_x: np.ndarray) -> bytes:
 def interpreter(model: bytes | str):
     """An ai-edge-litert interpreter with tensors allocated (built-in kernels, no XNNPACK, so
     int8 results do not depend on the delegate)."""
-    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+    from edgehar.interpreters import litert_interpreter
 
-    kw = {"model_content": model} if isinstance(model, (bytes, bytearray)) else {"model_path": str(model)}
-    it = Interpreter(**kw, experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
-    it.allocate_tensors()
-    return it
+    return litert_interpreter(model, num_threads=None, xnnpack=False)
 
 
 def graph_report(model: bytes) -> dict:
@@ -129,10 +114,9 @@ def run_litert(model: bytes | str, x: np.ndarray) -> np.ndarray:
 
 def run_micro(model: bytes | str, x: np.ndarray, arena_size: int = 1 << 20) -> np.ndarray:
     """Raw outputs from the TFLite-Micro Python interpreter (reference kernels)."""
-    from tflite_micro.python.tflite_micro import runtime
+    from edgehar.interpreters import micro_interpreter
 
-    it = (runtime.Interpreter.from_bytes(bytes(model), arena_size=arena_size)
-          if isinstance(model, (bytes, bytearray)) else runtime.Interpreter.from_file(str(model), arena_size=arena_size))
+    it = micro_interpreter(model, arena_size)
     outs = []
     for i in range(len(x)):
         it.set_input(x[i:i + 1], 0)
