@@ -211,21 +211,10 @@ def torch_macs(model, card) -> int:
 
 def export_onnx(model, card, fp32: Path, int8: Path | None, calib_x: np.ndarray | None) -> None:
     """ONNX files (float, and QDQ int8 when `int8`) of any window classifier, card embedded."""
-    from torch import nn
-
     from edgehar.export import onnx as onnx_export
-    from edgehar.train.supervised import logits_of
-
-    class AsTuple(nn.Module):  # export_fp32 writes output [0] of the model it is given
-        def __init__(self, inner):
-            super().__init__()
-            self.inner = inner
-
-        def forward(self, x):
-            return (logits_of(self.inner(x)),)
 
     fp32.parent.mkdir(parents=True, exist_ok=True)
-    onnx_export.export_fp32(AsTuple(model.eval()), card.window, len(card.channels), fp32)
+    onnx_export.export_fp32(model.eval(), card.window, len(card.channels), fp32)
     onnx_export.embed_card(fp32, card)
     if int8 is not None:
         onnx_export.quantize_int8(fp32, int8, calib_x)

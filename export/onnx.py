@@ -19,32 +19,15 @@ import numpy as np
 INPUT, OUTPUT = "window", "logits"
 
 
-class _LogitsOnly:
-    """Wraps the student so the exported graph has one output: the main-task logits."""
-
-    @staticmethod
-    def wrap(model):
-        import torch
-
-        class Wrapped(torch.nn.Module):
-            def __init__(self, inner):
-                super().__init__()
-                self.inner = inner
-
-            def forward(self, x):
-                return self.inner(x)[0]
-
-        return Wrapped(model).eval()
-
-
 def export_fp32(model, window: int, channels: int, path: str | os.PathLike) -> None:
     """Write the float ONNX model (input "window" (N, T, C) normalised, output "logits")."""
     import onnx
     import torch
 
     from edgehar.export.tflite import quiet
+    from edgehar.train.supervised import LogitsOnly
 
-    wrapped = _LogitsOnly.wrap(model)
+    wrapped = LogitsOnly(model).eval()
     x = torch.zeros(2, window, channels)
     batch = torch.export.Dim("batch", min=1, max=4096)
     with quiet():  # the exporter prints progress lines and warnings

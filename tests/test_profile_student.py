@@ -7,6 +7,7 @@ import torch
 
 from edgehar.profile.report import profile_model
 from edgehar.profile.torch_macs import torch_macs
+from edgehar.train.supervised import LogitsOnly
 from test_profile import allocates
 
 pytestmark = pytest.mark.slow
@@ -15,17 +16,6 @@ student = pytest.importorskip("edgehar.models.student")
 keras_mirror = pytest.importorskip("edgehar.export.keras_mirror")
 export_tflite = pytest.importorskip("edgehar.export.tflite")
 export_onnx = pytest.importorskip("edgehar.export.onnx")
-
-
-class LogitsOnly(torch.nn.Module):
-    """The deployed graph: the student's main-task logits (the embedding head is not exported)."""
-
-    def __init__(self, model):
-        super().__init__()
-        self.model = model
-
-    def forward(self, x):
-        return self.model(x)[0]
 
 
 @pytest.fixture(scope="module", params=[("tiny", 128, 6, {"acc": [0, 1, 2], "gyro": [3, 4, 5]}),

@@ -19,6 +19,17 @@ def logits_of(output) -> torch.Tensor:
     return output[0] if isinstance(output, (tuple, list)) else output
 
 
+class LogitsOnly(nn.Module):
+    """A model seen as its deployed graph: one output, the main-task logits."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x):
+        return logits_of(self.model(x))
+
+
 def batches(n: int, batch_size: int, rng: np.random.Generator | None):
     """Index batches over n items, shuffled when `rng` is given."""
     order = rng.permutation(n) if rng is not None else np.arange(n)
