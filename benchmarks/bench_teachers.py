@@ -34,7 +34,6 @@ import torch
 from edgehar.atomic import write_json, write_text
 from edgehar.data import hapt
 from edgehar.data.datasets import activity_windows
-from edgehar.data.normalise import channel_stats
 from edgehar.data.splits import split_subjects
 from edgehar.metrics import report
 from edgehar.models import FAMILIES, build
@@ -56,7 +55,8 @@ def embed(teacher, x: np.ndarray, batch: int = 512) -> np.ndarray:
 
 
 def linear_probe(teacher, train, test, card, steps: int = 300) -> dict:
-    """Logistic regression (full-batch Adam, standardised features) on frozen features."""
+    """Logistic regression (full-batch Adam, standardised features) on frozen `features()`
+    (SelfPAB: the weighted sum of every layer's output its downstream head reads)."""
     f_tr, f_te = embed(teacher, card.normalise(train.x)), embed(teacher, card.normalise(test.x))
     mu, sd = f_tr.mean(0), f_tr.std(0) + 1e-6
     xt, xe = torch.from_numpy((f_tr - mu) / sd), torch.from_numpy((f_te - mu) / sd)
@@ -91,14 +91,17 @@ def run_family(name, windows, train, test, args, models: Path) -> dict:
     # every training-subject window, unlabelled ones included; --transductive: every window of
     # every subject (the test subjects' signals, never their labels, as `edgehar pretrain` does)
     pre_windows = windows if args.transductive else train
-    mean, std = channel_stats(pre_windows)
     tag = name + ("_transductive" if args.transductive else "")
-    x = ((pre_windows.x - np.float32(mean)) / np.float32(std)).astype(np.float32)
     config = family_config(name, "cpu", windows)
     torch.manual_seed(args.seed)
     teacher = build({"name": name, "config": config})
     torch.manual_seed(args.seed + 1)
     random_teacher = build({"name": name, "config": config})
+    mean, std = teacher.normalisation(pre_windows)  # the family's (language: rotation-safe)
+    x = ((pre_windows.x - np.float32(mean)) / np.float32(std)).astype(np.float32)
+    # the control keeps the same input pipeline (SelfPAB: per-cell spectrogram statistics;
+    # `pretrain` fits the teacher's): only the weights stay random
+    random_teacher.fit_statistics(torch.from_numpy(x))
     params = sum(p.numel() for p in teacher.parameters())
     card = make_teacher_card(teacher, windows, mean, std)
     labelled_train, labelled_test = train.labelled(), test.labelled()
@@ -106,10 +109,13 @@ def run_family(name, windows, train, test, args, models: Path) -> dict:
     t0 = time.perf_counter()
     result = pretrain(teacher, x, pre_windows.y, pre_windows.subject, args.steps, 64, args.lr, seed=args.seed)
     pre_s = time.perf_counter() - t0
+    # first/last loss of every stage (RelCon: distance, then the encoder's relative loss)
+    phases = {n: [c[0][1], c[-1][1]] for n, c in result.phase_curves().items() if c}
+    first, last = list(phases.values())[-1]
     card = make_teacher_card(teacher, windows, mean, std, stage="pretrain", pretrain={
         "method": name, "config": "cpu", "data": "hapt", "steps": args.steps, "batch_size": 64,
         "subjects": sorted(set(pre_windows.subject.tolist())), "seconds": round(pre_s, 1),
-        "first_loss": result.loss_curve[0][1], "final_loss": result.loss_curve[-1][1]})
+        "first_loss": first, "final_loss": last, "phases": phases})
     save_teacher(models / f"{tag}_pretrained.pt", teacher, card, extra={"loss_curve": result.loss_curve})
 
     t0 = time.perf_counter()
@@ -136,7 +142,8 @@ def run_family(name, windows, train, test, args, models: Path) -> dict:
         "params": params, "config": config, "pretrain_steps": args.steps,
         "pretrain_seconds": round(pre_s, 1), "finetune_epochs": args.epochs,
         "finetune_seconds": round(ft_s, 1), "probe_seconds": round(probe_s, 1),
-        "loss_first": curve[0][1], "loss_last": curve[-1][1], "loss_curve": curve,
+        "loss_first": first, "loss_last": last, "loss_phases": phases, "loss_curve": curve,
+        "phase_starts": result.phases, "normalisation": {"mean": mean, "std": std},
         "finetuned_macro_f1": fine["macro_f1"], "finetuned_accuracy": fine["accuracy"],
         "random_finetuned_macro_f1": fine_random["macro_f1"] if fine_random else None,
         "probe_macro_f1": probe["macro_f1"], "random_probe_macro_f1": probe_random["macro_f1"],
@@ -157,8 +164,10 @@ def markdown(results: dict, meta: dict) -> str:
         "| linear probe F1 | random-init probe F1 | pretrain s | finetune s (epochs) |",
         "|---|---:|---:|---|---:|---:|---:|---:|---:|---:|"]
     for r in results.values():
+        # a family with stages: the last stage's loss, the earlier ones in brackets
+        stages = "".join(f" ({n} {a:.3f} -> {b:.3f})" for n, (a, b) in list(r.get("loss_phases", {}).items())[:-1])
         lines.append(f"| {r['family']} | {r['params']:,} | {r['pretrain_steps']} | {r['loss_first']:.3f} -> "
-                     f"{r['loss_last']:.3f} | {f(r['finetuned_macro_f1'])} | {f(r['random_finetuned_macro_f1'])} | "
+                     f"{r['loss_last']:.3f}{stages} | {f(r['finetuned_macro_f1'])} | {f(r['random_finetuned_macro_f1'])} | "
                      f"{f(r['probe_macro_f1'])} | {f(r['random_probe_macro_f1'])} | {r['pretrain_seconds']:.0f} | "
                      f"{r['finetune_seconds']:.0f} ({r['finetune_epochs']}) |")
     lines += [""] + [f"- {n}" for n in meta.get("notes", [])]
@@ -170,8 +179,8 @@ def main(argv=None) -> int:
     p.add_argument("--data", default=os.environ.get("EDGEHAR_DATA"), help="EDGEHAR_DATA folder")
     p.add_argument("--out", default=str(HERE / "results"), help="results folder")
     p.add_argument("--only", default=",".join(ALL), help="comma-separated families")
-    p.add_argument("--steps", type=int, default=1500, help="pre-training steps (default 1500)")
-    p.add_argument("--epochs", type=int, default=15, help="fine-tuning epochs (default 15)")
+    p.add_argument("--steps", type=int, default=3000, help="pre-training steps (default 3000)")
+    p.add_argument("--epochs", type=int, default=30, help="fine-tuning epochs (default 30)")
     p.add_argument("--lr", type=float, default=1e-3, help="pre-training peak learning rate")
     p.add_argument("--no-random-finetune", action="store_true", help="skip fine-tuning the random copy")
     p.add_argument("--transductive", action="store_true",

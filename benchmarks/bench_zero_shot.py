@@ -99,15 +99,15 @@ def main() -> int:
     train, test = split_subjects(windows, hapt.TEST_SUBJECTS)
     train, test = train.labelled(), test.labelled()
     labels = list(windows.label_names)
-    # one scale for all three axes and no offset: a rotation of normalised data is still a rotation
-    scale = float(train.x.std())
     over = {"labels": labels, **({"encoder": args.encoder} if args.encoder else {})}
     config = language.default_config(args.size, channels=ACC, rate=50.0, window=windows.length, **over)
     torch.manual_seed(args.seed)
     teacher = language.build({"name": "language", "config": config})
+    # one scale for all three axes and no offset: a rotation of normalised data is still a rotation
+    mean, std = teacher.normalisation(train)
+    scale = std[0]
     card = ModelCard(labels=labels, rate=50.0, window=windows.length, hop=windows.hop, channels=list(ACC),
-                     units=["g"] * 3, norm_mean=[0.0] * 3, norm_std=[scale] * 3, kind="teacher",
-                     arch=teacher.arch)
+                     units=["g"] * 3, norm_mean=mean, norm_std=std, kind="teacher", arch=teacher.arch)
 
     t0 = time.perf_counter()
     res = pretrain(teacher, card.normalise(train.x), train.y, train.subject, args.steps, args.batch_size,

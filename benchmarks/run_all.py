@@ -127,7 +127,6 @@ def module_file(family: str) -> Path:
 # -- training -----------------------------------------------------------------------------------------
 def train_teacher(family: str, train, root: Path, plan: dict, stamp: dict, test_subjects, path: Path, seed: int):
     """Pre-train on the training subjects' windows (unlabelled included), fine-tune on their labels."""
-    from edgehar.data.normalise import channel_stats
     from edgehar.models import build
     from edgehar.models.teacher import make_teacher_card, save_teacher
     from edgehar.text import activity_prompt, embed_texts
@@ -140,7 +139,7 @@ def train_teacher(family: str, train, root: Path, plan: dict, stamp: dict, test_
     if family == "language":  # it pre-trains on the class texts of the labelled windows
         config["labels"] = list(train.label_names)
     teacher = build({"name": family, "config": config})
-    mean, std = channel_stats(train)
+    mean, std = teacher.normalisation(train)  # the family's choice (language: one scale per sensor)
     x = ((train.x - np.float32(mean)) / np.float32(std)).astype(np.float32)
     t0 = time.perf_counter()
     pre = pretrain(teacher, x, train.y, train.subject, plan["pretrain_steps"], 64, 1e-3, seed=seed)

@@ -52,9 +52,9 @@ def test_finetune_reports_macro_f1_and_stores_it(pretrained, tmp_path, run):
     assert 0 <= summary["macro_f1"] <= 1 and summary["n"] > 0
     teacher, card, _ = load_teacher(out)
     assert card.provenance["metrics"]["macro_f1"] == summary["macro_f1"]
-    assert card.provenance["finetune"]["test_subjects"] == [2, 5]
+    assert card.provenance["finetune"]["test_subjects"] == [2, 5, 9]
     assert card.provenance["pretrain"]["steps"] == 12  # pre-training provenance kept
-    assert teacher.n_classes == 3 and len(card.text_prototypes) == 3
+    assert teacher.n_classes == 6 and len(card.text_prototypes) == 6
 
     code, stdout, _ = run("finetune", pretrained, "--data", "synthetic", "--epochs", "1", "--linear-probe",
                           "--out", tmp_path / "probe.pt")

@@ -90,7 +90,7 @@ def test_finetune_stage_b_keeps_quantizer_frozen_and_probe_trains_only_head():
     finetune(m, w, card, epochs=1, batch_size=32, progress=False)
     assert all(torch.equal(q_before[k], v) for k, v in m.quantizer.state_dict().items())
     assert not torch.equal(s_before, m.stack2.layers[0].linear1.weight)
-    assert m.label_text.shape == (3, TEXT_DIM) and m.label_text.norm(dim=1).allclose(torch.ones(3))
+    assert m.label_text.shape == (6, TEXT_DIM) and m.label_text.norm(dim=1).allclose(torch.ones(6))
     loss, logs = m.finetune_loss(torch.from_numpy(w.labelled().x[:8]), torch.from_numpy(w.labelled().y[:8]))
     assert {"ce", "index", "align"} <= set(logs)
 
@@ -116,7 +116,7 @@ def test_checkpoint_reloads_bit_exactly(tmp_path):
         for fn in ("forward", "features", "tokens", "text_projection"):
             assert torch.equal(getattr(m, fn)(x), getattr(m2, fn)(x)), fn
     assert card2.kind == "teacher" and card2.arch == m.arch and card2.arch["config"]["n_classes"] == 3
-    assert card2.norm_std == [2.0] * 6 and card2.prompts["slow"] == activity_prompt("slow")
+    assert card2.norm_std == [2.0] * 6 and card2.prompts["walking"] == activity_prompt("walking")
     assert extra["loss_curve"] == [[1, 2.0]] and isinstance(m2, Teacher)
 
 

@@ -135,3 +135,33 @@ def test_checkpoint_round_trip_is_bit_exact(tmp_path):
     with torch.no_grad():
         assert torch.equal(model(x), again(x))
         assert model.text_projection(x).shape == (4, model.text_dim) == (4, 384)
+
+
+def test_pretraining_normalisation_keeps_rotations_physical():
+    from edgehar.train.pretrain import synthetic_windows
+
+    w = synthetic_windows(n=64)
+    model = tiny()
+    mean, std = model.normalisation(w)
+    assert mean == [0.0] * 6  # no offset: a shift would not rotate with the vector
+    assert len(set(std[:3])) == 1 and len(set(std[3:])) == 1 and std[0] != std[3]  # one scale per stream
+    x = torch.from_numpy(w.x)
+    scale = torch.tensor(std, dtype=torch.float32)
+    r1 = augment.rotate(x, torch.Generator().manual_seed(2), model.positions) / scale
+    r2 = augment.rotate(x / scale, torch.Generator().manual_seed(2), model.positions)
+    torch.testing.assert_close(r1, r2)  # rotating normalised windows = normalising rotated ones
+    # the magnitude of every sensor vector survives the rotation of normalised windows
+    torch.testing.assert_close(r2[..., :3].norm(dim=-1), (x / scale)[..., :3].norm(dim=-1))
+
+
+def test_shared_config_rules_for_every_family():
+    from edgehar.models import relcon, selfpab
+
+    for module in (language, relcon, selfpab):
+        cfg = module.full_config({})
+        assert cfg["size"] == "cpu" and cfg["in_channels"] == 6 and cfg["window"] == 128
+        assert module.full_config({"in_channels": 3})["channels"] is None  # unnamed channels
+        with pytest.raises(ValueError, match=f"unknown {module.__name__.rsplit('.', 1)[1]} size"):
+            module.full_config({"size": "huge"})
+        with pytest.raises(ValueError, match="channel names"):
+            module.full_config({"channels": ["a", "b"], "in_channels": 3})

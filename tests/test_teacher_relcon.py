@@ -103,6 +103,41 @@ def test_phases_train_disjoint_parts():
         assert all(p.grad is None for p in frozen.parameters())
 
 
+def test_encoder_phase_candidates_are_the_other_batch_windows(monkeypatch):
+    x, y, s = synthetic(n=8)
+    seen = {}
+    real = relcon.relative_contrastive_loss
+
+    def spy(sim, dist, valid):
+        seen.update(sim=sim, dist=dist, valid=valid)
+        return real(sim, dist, valid)
+
+    monkeypatch.setattr(relcon, "relative_contrastive_loss", spy)
+    for view, width in ((False, 8), (True, 9)):  # `view_candidate` adds the augmented copy
+        model = tiny(distance_fraction=0.0, view_candidate=view)
+        assert model.windows_per_subject() == 8  # pretrain draws same-subject groups
+        model.pretrain_loss({"x": x, "y": y, "subject": s, "step": 0, "total_steps": 1,
+                             "generator": torch.Generator().manual_seed(0)})
+        assert seen["sim"].shape == seen["dist"].shape == (8, width)
+        assert not seen["valid"][:, :8].diagonal().any() and seen["valid"].sum() == 8 * (width - 1)
+
+
+def test_projection_feeds_the_loss_not_the_features():
+    model = tiny(distance_fraction=0.0, projection=12)
+    x, y, s = synthetic(n=8)
+    assert model.projector[-1].out_features == 12
+    before = model.features(x).detach()
+    loss, _ = model.pretrain_loss({"x": x, "y": y, "subject": s, "step": 0, "total_steps": 1,
+                                   "generator": torch.Generator().manual_seed(0)})
+    loss.backward()
+    assert all(p.grad is not None for p in model.projector.parameters())
+    with torch.no_grad():
+        model.projector[0].weight.add_(1.0)
+    torch.testing.assert_close(model.features(x).detach(), before)  # features read the encoder only
+    frozen = {id(p) for p in model.frozen_in_finetune()}
+    assert all(id(p) in frozen for p in model.projector.parameters())  # fine-tuning leaves it alone
+
+
 def test_features_and_tokens_shape():
     model = tiny().eval()
     x, _, _ = synthetic(n=5)

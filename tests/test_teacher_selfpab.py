@@ -80,6 +80,8 @@ def test_features_tokens_and_layer_mix_head():
     assert model.tokens(x).shape == (4, 128 // 25 + 1, 32)
     assert model.features(x).shape == (4, model.embed_dim)
     model.set_task(3)
+    with torch.no_grad():  # before a task: the layer sum with the head's initial equal weights
+        torch.testing.assert_close(model.head.pool(model.states(x)), model.states(x).mean(0).mean(1))
     assert isinstance(model.head, selfpab.LayerMixHead)
     loss, _ = model.finetune_loss(x, y)
     loss.backward()
@@ -90,8 +92,23 @@ def test_features_tokens_and_layer_mix_head():
     assert paper.embed_dim == 1500 and len(paper.layers) == 4
 
 
+def test_spectrogram_statistics_are_fitted_preprocessing():
+    model = tiny()
+    x, _ = synthetic(n=32)
+    before = {k: v.clone() for k, v in model.named_parameters()}
+    model.fit_statistics(x)
+    cells = model.spectrogram(x).flatten(0, 1)
+    torch.testing.assert_close(cells.mean(0), torch.zeros(cells.shape[1]), atol=1e-4, rtol=0)
+    varying = model.spec_std > 1e-5
+    torch.testing.assert_close(cells.std(0, unbiased=False)[varying], torch.ones(int(varying.sum())),
+                               atol=1e-3, rtol=0)
+    assert all(torch.equal(before[k], v) for k, v in model.named_parameters())  # no weights touched
+    assert {"spec_mean", "spec_std"} <= set(model.state_dict())  # travel with the checkpoint
+
+
 def test_checkpoint_round_trip_is_bit_exact(tmp_path):
     model = tiny()
+    model.fit_statistics(synthetic(n=8)[0])
     model.set_task(3)
     with torch.no_grad():
         model.head.layer_weights.copy_(torch.tensor([0.3, -1.0, 2.0]))

@@ -24,13 +24,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from edgehar.errors import UserError
-from edgehar.models.augment import default_positions, rotate, sensor_positions
+from edgehar.models.augment import default_positions, rotate, rotation_safe_stats, sensor_positions
+from edgehar.models import teacher
 from edgehar.models.teacher import Teacher
 
 TEXT_DIM = 384
 
-DEFAULT_INPUT = {"channels": ["acc_x", "acc_y", "acc_z", "gyro_x", "gyro_y", "gyro_z"],
-                 "window": 128, "rate": 50.0}
 CONFIGS = {
     "tiny": {"encoder": "cnn", "widths": [16, 32], "strides": [2, 2], "kernel": 5,
              "placement": "waist", "placements": {}, "rotate": True, "init_temperature": 0.07},
@@ -286,14 +285,10 @@ class LanguageTeacher(Teacher):
         return self._bank
 
     # -- pretraining -------------------------------------------------------------------------
-    def rotate(self, x, generator=None):
-        """Random SO(3) rotation per window and sensor position, in physical units when the
-        config carries the card's normalisation (a per-channel shift is not rotation-safe)."""
-        mean, std = self.config.get("norm_mean"), self.config.get("norm_std")
-        if mean is None:
-            return rotate(x, generator, self.positions)
-        mean, std = torch.tensor(mean, dtype=x.dtype), torch.tensor(std, dtype=x.dtype)
-        return (rotate(x * std + mean, generator, self.positions) - mean) / std
+    def normalisation(self, windows):
+        """Rotation-safe: no offset, one scale per sensor triple (`rotation_safe_stats`), so the
+        SO(3) augmentation of normalised windows stays a physical rotation."""
+        return rotation_safe_stats(windows.x, self.positions)
 
     def pretrain_loss(self, batch: dict):
         x, y, gen = batch["x"], batch["y"], batch.get("generator")
@@ -301,8 +296,8 @@ class LanguageTeacher(Teacher):
         if keep.sum() < 2:  # nothing to align: a zero loss that still has a graph
             return self.logit_scale * 0.0, {"clip": 0.0, "labelled": float(keep.sum())}
         x, y = x[keep], y[keep]
-        if self.config["rotate"]:
-            x = self.rotate(x, gen)
+        if self.config["rotate"]:  # in card units: a rotation, see `normalisation`
+            x = rotate(x, gen, self.positions)
         texts, cls = self.text_bank()
         # one random description of each window's class
         pick = torch.empty(len(y), dtype=torch.long)
@@ -345,22 +340,12 @@ def clip_side(logits: torch.Tensor, match: torch.Tensor) -> torch.Tensor:
 
 def full_config(config: dict) -> dict:
     """`config` over its named size (`CONFIGS`, default "cpu") and the default HAPT input."""
-    size = config.get("size", "cpu")
-    if size not in CONFIGS:
-        raise ValueError(f"unknown language size {size!r} (known: {', '.join(CONFIGS)})")
-    cfg = {"size": size, **DEFAULT_INPUT, **CONFIGS[size], **config}
-    if "channels" not in config and "in_channels" in config:
-        cfg["channels"] = None  # unnamed channels: consecutive x/y/z triples of one sensor
-    cfg.setdefault("in_channels", len(cfg["channels"]))
-    if cfg["channels"] is not None and len(cfg["channels"]) != int(cfg["in_channels"]):
-        raise ValueError(f"{len(cfg['channels'])} channel names for in_channels={cfg['in_channels']}")
-    return cfg
+    return teacher.full_config("language", CONFIGS, config)
 
 
 def default_config(size: str = "cpu", *, channels, rate: float, window: int, **overrides) -> dict:
     """A full config for windows of `window` samples of `channels` at `rate` Hz."""
-    return full_config({"size": size, "channels": [str(c) for c in channels], "rate": float(rate),
-                        "window": int(window), **overrides})
+    return full_config(teacher.input_config(size, channels, rate, window, **overrides))
 
 
 def build(arch: dict) -> LanguageTeacher:

@@ -7,9 +7,11 @@ Two phases inside one `pretrain_loss`, switched by the step counter:
    back with the candidate's RevIN statistics);
    its reconstruction error is the distance d(anchor, candidate).
 2. encoder phase: the distance network is frozen; a 1-D pre-activation ResNet is trained with
-   the relative contrastive loss: every candidate (the anchor's augmented copy, windows of the same
-   subject, other batch members) is a positive in turn, and every candidate farther from the
-   anchor by the learned distance is one of its negatives.
+   the relative contrastive loss: every candidate is a positive in turn, and every candidate
+   farther from the anchor by the learned distance is one of its negatives. Candidates are the
+   other windows of the batch, which `pretrain` draws as groups of `same_subject` windows of one
+   subject (`windows_per_subject`): each anchor meets windows of its own subject from other
+   times and windows of other subjects.
 """
 
 from __future__ import annotations
@@ -20,22 +22,24 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from edgehar.models import teacher
 from edgehar.models.augment import default_positions, random_augment, sensor_positions
 from edgehar.models.teacher import Teacher
 
 # A CPU-sized default (trains in minutes) and the paper's ResNet-34-like encoder (256-d).
-DEFAULT_INPUT = {"channels": ["acc_x", "acc_y", "acc_z", "gyro_x", "gyro_y", "gyro_z"],
-                 "window": 128, "rate": 50.0}
+# `projection`: width of the MLP the relative loss reads (0: the loss reads the pooled embedding
+# itself); without it the encoder reproduces the learned distance's ranking almost exactly
+# (Spearman 0.97) and its embedding collapses to a few directions, which a linear probe pays for.
 _COMMON = {"mask_fraction": 0.25, "mask_span": 8, "temperature": 0.1, "distance_fraction": 0.3,
-           "augmentations": 2, "stem_kernel": 7}
+           "augmentations": 2, "stem_kernel": 7, "same_subject": 8, "view_candidate": False}
 CONFIGS = {
     "tiny": {"widths": [8, 16], "blocks": [1, 1], "dist_dim": 16, "dist_dilations": [1, 2],
-             "dist_stride": 4, **_COMMON},  # tests
+             "dist_stride": 4, "projection": 16, **_COMMON},  # tests
     "cpu": {"widths": [16, 32, 64], "blocks": [1, 1, 1], "dist_dim": 32, "dist_dilations": [1, 2, 4],
-            "dist_stride": 4, **_COMMON},
+            "dist_stride": 4, "projection": 128, **_COMMON},
     # paper: ResNet-34-like stages 3/4/6 at 64/128/256 channels, distance attention per sample
     "paper": {"widths": [64, 128, 256], "blocks": [3, 4, 6], "dist_dim": 64,
-              "dist_dilations": [1, 2, 4, 8], "dist_stride": 1, **_COMMON},
+              "dist_dilations": [1, 2, 4, 8], "dist_stride": 1, "projection": 256, **_COMMON},
 }
 
 
@@ -89,9 +93,11 @@ class PreActBlock(nn.Module):
 
 
 class ResNet1d(nn.Module):
-    """Stem conv, stages of pre-activation blocks (stride 2 from the second stage), final BN-ReLU."""
+    """Stem conv, stages of pre-activation blocks (stride 2 from the second stage), final BN
+    (then ReLU with `out_relu`; without it embeddings can point anywhere, which a cosine
+    similarity needs to push windows apart)."""
 
-    def __init__(self, in_channels: int, widths, blocks, stem_kernel: int = 7):
+    def __init__(self, in_channels: int, widths, blocks, stem_kernel: int = 7, out_relu: bool = True):
         super().__init__()
         self.stem = nn.Conv1d(in_channels, widths[0], stem_kernel, 1, stem_kernel // 2, bias=False)
         layers, c = [], widths[0]
@@ -101,11 +107,12 @@ class ResNet1d(nn.Module):
                 c = w
         self.blocks = nn.Sequential(*layers)
         self.bn = nn.BatchNorm1d(c)
+        self.out_relu = out_relu
         self.out_channels = c
 
     def forward(self, x):  # (B, T, C) -> (B, T', D)
-        h = self.blocks(self.stem(x.transpose(1, 2)))
-        return F.relu(self.bn(h)).transpose(1, 2)
+        h = self.bn(self.blocks(self.stem(x.transpose(1, 2))))
+        return (F.relu(h) if self.out_relu else h).transpose(1, 2)
 
 
 # -- learned distance: cross-attention reconstruction ----------------------------------------
@@ -226,17 +233,23 @@ class RelCon(Teacher):
     """1-D ResNet encoder + frozen learned distance; see the module docstring."""
 
     family = "relcon"
+    phases = ("distance", "relcon")
 
     def __init__(self, config: dict):
         super().__init__(full_config(config))
         cfg = self.config
         c = int(cfg["in_channels"])
-        self.encoder = ResNet1d(c, cfg["widths"], cfg["blocks"], cfg["stem_kernel"])
+        self.encoder = ResNet1d(c, cfg["widths"], cfg["blocks"], cfg["stem_kernel"], cfg.get("out_relu", True))
         self.embed_dim = self.encoder.out_channels
         self.distance = ReconstructionDistance(c, cfg["dist_dim"], cfg["dist_dilations"],
                                                cfg["mask_fraction"], cfg["mask_span"], cfg["dist_stride"])
         channels = cfg.get("channels")
         self.positions = sensor_positions(channels) if channels else default_positions(c)
+        # optional MLP between the pooled embedding and the loss (SimCLR's projection head): the
+        # loss shapes its output, `features` stays the richer pooled embedding before it
+        width = int(cfg.get("projection") or 0)
+        self.projector = (nn.Sequential(nn.Linear(self.embed_dim, width), nn.ReLU(), nn.Linear(width, width))
+                          if width else nn.Identity())
 
     # -- representation ----------------------------------------------------------------------
     def tokens(self, x):
@@ -246,8 +259,8 @@ class RelCon(Teacher):
         return self.encoder(x).mean(1)
 
     def frozen_in_finetune(self):
-        """The learned distance only serves pre-training."""
-        return list(self.distance.parameters())
+        """The learned distance and the projection only serve pre-training."""
+        return list(self.distance.parameters()) + list(self.projector.parameters())
 
     # -- pretraining -------------------------------------------------------------------------
     def distance_steps(self, total_steps: int) -> int:
@@ -257,50 +270,50 @@ class RelCon(Teacher):
     def augment(self, x, generator=None):
         return random_augment(x, generator, n=self.config["augmentations"], positions=self.positions)
 
+    def windows_per_subject(self) -> int:
+        return int(self.config["same_subject"])
+
     def pretrain_loss(self, batch: dict):
         x, gen = batch["x"], batch.get("generator")
         in_distance_phase = batch["step"] < self.distance_steps(batch["total_steps"])
         self.distance.requires_grad_(in_distance_phase)
         self.encoder.requires_grad_(not in_distance_phase)
-        view = self.augment(x, gen)
+        self.projector.requires_grad_(not in_distance_phase)
         if in_distance_phase:
+            view = self.augment(x, gen)
             hidden = self.distance.mask(x.shape[:2], gen)
             loss = self.distance.pair_loss(x, view, hidden).mean()
             return loss, {"phase": 0.0, "recon": loss.item()}
-        # candidates: every other batch window (same subject at other times, other subjects)
-        # plus the anchor's own augmented copy
-        d_batch = self.distance.matrix(x, x, gen)  # (B, B)
-        with torch.no_grad():  # (B,) each anchor to its own augmented copy
-            d_view = self.distance.pair_loss(x, view, self.distance.mask(x.shape[:2], gen))
-        z = F.normalize(self.features(torch.cat([x, view])), dim=1)
-        za, zv = z[:len(x)], z[len(x):]
-        tau = self.config["temperature"]
-        sim = torch.cat([za @ za.T, (za * zv).sum(1, keepdim=True)], dim=1) / tau
-        dist = torch.cat([d_batch, d_view[:, None]], dim=1)
+        # candidates: every other window of the batch (same subject at other times, other
+        # subjects); `view_candidate` adds the anchor's augmented copy
+        n = len(x)
+        dist = self.distance.matrix(x, x, gen)  # (B, B)
+        inputs = x
+        if self.config["view_candidate"]:
+            view = self.augment(x, gen)
+            with torch.no_grad():
+                d_view = self.distance.pair_loss(x, view, self.distance.mask(x.shape[:2], gen))
+            dist = torch.cat([dist, d_view[:, None]], dim=1)
+            inputs = torch.cat([x, view])
+        z = F.normalize(self.projector(self.features(inputs)), dim=1)
+        za = z[:n]
+        sim = za @ z[:n].T
+        if self.config["view_candidate"]:
+            sim = torch.cat([sim, (za * z[n:]).sum(1, keepdim=True)], dim=1)
         valid = torch.ones_like(dist, dtype=torch.bool)
-        valid[:, :len(x)] &= ~torch.eye(len(x), dtype=torch.bool)
-        loss = relative_contrastive_loss(sim, dist, valid)
+        valid[:, :n] &= ~torch.eye(n, dtype=torch.bool)  # the anchor is not its own candidate
+        loss = relative_contrastive_loss(sim / self.config["temperature"], dist, valid)
         return loss, {"phase": 1.0, "relcon": loss.item()}
 
 
 def full_config(config: dict) -> dict:
     """`config` over its named size (`CONFIGS`, default "cpu") and the default HAPT input."""
-    size = config.get("size", "cpu")
-    if size not in CONFIGS:
-        raise ValueError(f"unknown relcon size {size!r} (known: {', '.join(CONFIGS)})")
-    cfg = {"size": size, **DEFAULT_INPUT, **CONFIGS[size], **config}
-    if "channels" not in config and "in_channels" in config:
-        cfg["channels"] = None  # unnamed channels: consecutive x/y/z triples of one sensor
-    cfg.setdefault("in_channels", len(cfg["channels"]))
-    if cfg["channels"] is not None and len(cfg["channels"]) != int(cfg["in_channels"]):
-        raise ValueError(f"{len(cfg['channels'])} channel names for in_channels={cfg['in_channels']}")
-    return cfg
+    return teacher.full_config("relcon", CONFIGS, config)
 
 
 def default_config(size: str = "cpu", *, channels, rate: float, window: int, **overrides) -> dict:
     """A full config for windows of `window` samples of `channels` at `rate` Hz."""
-    return full_config({"size": size, "channels": [str(c) for c in channels], "rate": float(rate),
-                        "window": int(window), **overrides})
+    return full_config(teacher.input_config(size, channels, rate, window, **overrides))
 
 
 def build(arch: dict) -> RelCon:

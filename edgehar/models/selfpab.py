@@ -5,7 +5,8 @@ per frame concatenates all channels' frequency bins, normalised per cell by data
 A transformer encoder rebuilds the altered cells (TERA-style): time spans of frames are zeroed
 (80%), swapped with other frames of the window (10%) or kept (10%), and frequency bands are
 zeroed; the loss is L1 on the altered cells only. Downstream (`LayerMixHead`, which replaces the
-default head): a learned softmax-weighted sum of every layer's output, mean-pooled, then an MLP.
+default head): a learned softmax-weighted sum of every layer's output, mean-pooled, then an MLP;
+`features` (probes, distillation) is that weighted sum.
 """
 
 from __future__ import annotations
@@ -15,10 +16,9 @@ import math
 import torch
 from torch import nn
 
+from edgehar.models import teacher
 from edgehar.models.teacher import Teacher
 
-DEFAULT_INPUT = {"channels": ["acc_x", "acc_y", "acc_z", "gyro_x", "gyro_y", "gyro_z"],
-                 "window": 128, "rate": 50.0}
 _ALTER = {"frame_seconds": 1.0, "hop_seconds": 0.5, "time_fraction": 0.15, "freq_fraction": 0.2,
           "freq_width": 3}
 CONFIGS = {
@@ -130,9 +130,11 @@ class SelfPAB(Teacher):
         c, d = int(cfg["in_channels"]), int(cfg["d_model"])
         self.spec = Spectrogram(float(cfg["rate"]), cfg["frame_seconds"], cfg["hop_seconds"])
         self.n_channels, token_dim = c, c * self.spec.bins
-        # data-set mean/std of every spectrogram cell (running statistics, no weights), as the
-        # paper normalises its STFT features; also the reconstruction target's scale
-        self.spec_norm = nn.BatchNorm1d(token_dim, affine=False, momentum=None)
+        # data-set mean/std of every spectrogram cell, as the paper normalises its STFT features
+        # (also the reconstruction target's scale): preprocessing fitted on the pre-training
+        # windows (`fit_statistics`), not weights
+        self.register_buffer("spec_mean", torch.zeros(token_dim))
+        self.register_buffer("spec_std", torch.ones(token_dim))
         self.inp = nn.Sequential(nn.Linear(token_dim, d), nn.LayerNorm(d))
         self.layers = nn.ModuleList(
             nn.TransformerEncoderLayer(d, cfg["heads"], cfg["ff"], cfg["dropout"], activation="gelu",
@@ -154,8 +156,19 @@ class SelfPAB(Teacher):
 
     def spectrogram(self, x):
         """Normalised spectrogram tokens (B, frames, C * bins)."""
-        s = self.spec(x)
-        return self.spec_norm(s.flatten(0, 1)).view_as(s)
+        return (self.spec(x) - self.spec_mean) / self.spec_std
+
+    @torch.no_grad()
+    def fit_statistics(self, x, batch: int = 1024) -> None:
+        """Mean and std of every spectrogram cell over all frames of windows x (N, T, C)."""
+        x = torch.as_tensor(x)
+        total, total_sq, n = 0.0, 0.0, 0
+        for i in range(0, len(x), batch):
+            s = self.spec(x[i:i + batch]).flatten(0, 1).double()
+            total, total_sq, n = total + s.sum(0), total_sq + (s * s).sum(0), n + len(s)
+        mean = total / n
+        self.spec_mean.copy_(mean)
+        self.spec_std.copy_((total_sq / n - mean * mean).clamp_min(0).sqrt().clamp_min(1e-6))
 
     def states(self, x):
         return torch.stack(self.hidden_states(self.spectrogram(x)))  # (L+1, B, n, d)
@@ -164,10 +177,13 @@ class SelfPAB(Teacher):
         return self.hidden_states(self.spectrogram(x))[-1]
 
     def features(self, x):
-        """The head's learned layer mix, mean-pooled; the last layer's mean before a task exists."""
+        """The downstream representation: the head's learned weighted sum of every layer's
+        output, mean-pooled; before a task exists, the sum with the head's initial (equal)
+        weights. (A masked-reconstruction model's last layer alone specialises in rebuilding
+        spectrogram cells.)"""
         if isinstance(self.head, LayerMixHead):
             return self.head.pool(self.states(x))
-        return self.tokens(x).mean(1)
+        return self.states(x).mean(0).mean(1)
 
     # -- downstream head: overrides the default ---------------------------------------------
     def make_head(self, n_classes: int) -> nn.Module:
@@ -192,22 +208,12 @@ class SelfPAB(Teacher):
 
 def full_config(config: dict) -> dict:
     """`config` over its named size (`CONFIGS`, default "cpu") and the default HAPT input."""
-    size = config.get("size", "cpu")
-    if size not in CONFIGS:
-        raise ValueError(f"unknown selfpab size {size!r} (known: {', '.join(CONFIGS)})")
-    cfg = {"size": size, **DEFAULT_INPUT, **CONFIGS[size], **config}
-    if "channels" not in config and "in_channels" in config:
-        cfg["channels"] = None  # unnamed channels: consecutive x/y/z triples of one sensor
-    cfg.setdefault("in_channels", len(cfg["channels"]))
-    if cfg["channels"] is not None and len(cfg["channels"]) != int(cfg["in_channels"]):
-        raise ValueError(f"{len(cfg['channels'])} channel names for in_channels={cfg['in_channels']}")
-    return cfg
+    return teacher.full_config("selfpab", CONFIGS, config)
 
 
 def default_config(size: str = "cpu", *, channels, rate: float, window: int, **overrides) -> dict:
     """A full config for windows of `window` samples of `channels` at `rate` Hz."""
-    return full_config({"size": size, "channels": [str(c) for c in channels], "rate": float(rate),
-                        "window": int(window), **overrides})
+    return full_config(teacher.input_config(size, channels, rate, window, **overrides))
 
 
 def build(arch: dict) -> SelfPAB:

@@ -23,6 +23,33 @@ from torch import nn
 from edgehar.card import ModelCard, provenance
 from edgehar.errors import UserError
 
+# The input every family defaults to: HAPT's waist phone, acc + gyro at 50 Hz, 2.56 s windows.
+DEFAULT_INPUT = {"channels": ["acc_x", "acc_y", "acc_z", "gyro_x", "gyro_y", "gyro_z"],
+                 "window": 128, "rate": 50.0}
+
+
+def full_config(family: str, configs: dict, config: dict) -> dict:
+    """`config` over its named size (one of the family's `configs`, default "cpu") and the
+    default HAPT input; `in_channels` without channel names means unnamed channels
+    (consecutive x/y/z triples of one sensor)."""
+    size = config.get("size", "cpu")
+    if size not in configs:
+        raise ValueError(f"unknown {family} size {size!r} (known: {', '.join(configs)})")
+    cfg = {"size": size, **DEFAULT_INPUT, **configs[size], **config}
+    if "channels" not in config and "in_channels" in config:
+        cfg["channels"] = None
+    if "in_channels" not in cfg:
+        cfg["in_channels"] = len(cfg["channels"])
+    if cfg["channels"] is not None and len(cfg["channels"]) != int(cfg["in_channels"]):
+        raise ValueError(f"{len(cfg['channels'])} channel names for in_channels={cfg['in_channels']}")
+    return cfg
+
+
+def input_config(size: str, channels, rate: float, window: int, **overrides) -> dict:
+    """The config items naming a size and an input of `window` samples of `channels` at `rate` Hz."""
+    return {"size": size, "channels": [str(c) for c in channels], "rate": float(rate),
+            "window": int(window), **overrides}
+
 
 class Teacher(nn.Module):
     """Base class of the teacher families. Subclasses build their modules in `__init__`
@@ -53,6 +80,25 @@ class Teacher(nn.Module):
         return {"name": self.family, "config": copy.deepcopy(self.config)}
 
     # -- self-supervised pre-training -----------------------------------------------------
+    phases: tuple[str, ...] = ("pretrain",)  # names of `logs["phase"]` 0, 1, ... if a family has stages
+
+    def normalisation(self, windows) -> tuple[list[float], list[float]]:
+        """(mean, std) per channel the card normalises this teacher's input with; computed on
+        pre-training windows. Default: each channel's own mean and std."""
+        from edgehar.data.normalise import channel_stats
+
+        return channel_stats(windows)
+
+    def fit_statistics(self, x: torch.Tensor) -> None:
+        """Fit data statistics that are part of the input pipeline, not weights (SelfPAB: the
+        mean/std of every spectrogram cell), on normalised pre-training windows (N, T, C);
+        `pretrain` calls it first. None by default."""
+
+    def windows_per_subject(self) -> int:
+        """Pre-training batches are drawn as groups of this many windows of one subject when
+        > 1 (families whose loss compares windows of the same person); 0: uniform draws."""
+        return 0
+
     def pretrain_loss(self, batch: dict) -> tuple[torch.Tensor, dict[str, float]]:
         """Loss of one pre-training step. `batch`: x (N,T,C) float32 normalised, subject (N,)
         long, y (N,) long (-1 unlabelled), step, total_steps (ints), generator."""

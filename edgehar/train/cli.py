@@ -102,7 +102,6 @@ def run_pretrain(args: argparse.Namespace) -> int:
     import numpy as np
     import torch
 
-    from edgehar.data.normalise import channel_stats
     from edgehar.data.splits import split_subjects
     from edgehar.errors import UserError
     from edgehar.models import build
@@ -124,16 +123,18 @@ def run_pretrain(args: argparse.Namespace) -> int:
             windows, _ = split_subjects(windows, test_subjects)
         torch.manual_seed(args.seed)  # same initial weights on every rank
         teacher = build({"name": args.method, "config": family_config(args.method, args.config, windows)})
-        mean, std = channel_stats(windows)
+        mean, std = teacher.normalisation(windows)  # the family's choice (language: rotation-safe)
         x = ((windows.x - np.float32(mean)) / np.float32(std)).astype(np.float32)
         result = pretrain(teacher, x, windows.y, windows.subject, args.steps, args.batch_size,
                           args.lr, seed=args.seed, ctx=ctx)
+        # first/final loss of the last stage (RelCon: the encoder's relative contrastive loss)
+        phases = {name: [c[0][1], c[-1][1]] for name, c in result.phase_curves().items() if c}
+        last = list(phases.values())[-1]
         summary = {"method": args.method, "config": args.config, "data": args.data,
                    "windows": len(windows), "subjects": sorted(set(windows.subject.tolist())),
                    "steps": args.steps, "batch_size": args.batch_size, "world_size": ctx.world,
                    "seed": args.seed, "seconds": round(result.seconds, 1),
-                   "first_loss": result.loss_curve[0][1], "final_loss": result.loss_curve[-1][1],
-                   "out": out}
+                   "first_loss": last[0], "final_loss": last[1], "phases": phases, "out": out}
         if ctx.main:
             card = make_teacher_card(teacher, windows, mean, std, stage="pretrain",
                                      pretrain={k: v for k, v in summary.items() if k != "out"})
@@ -142,8 +143,8 @@ def run_pretrain(args: argparse.Namespace) -> int:
             if args.json:
                 print(json.dumps(summary, indent=2))
             else:
-                print(f"{args.method}: loss {summary['first_loss']:.3f} -> {summary['final_loss']:.3f} "
-                      f"in {args.steps} steps ({result.seconds:.0f} s) -> {out}")
+                losses = ", ".join(f"{name} {a:.3f} -> {b:.3f}" for name, (a, b) in phases.items())
+                print(f"{args.method}: loss {losses} in {args.steps} steps ({result.seconds:.0f} s) -> {out}")
         ddp.barrier(ctx)
     finally:
         ddp.teardown(ctx)

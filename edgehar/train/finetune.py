@@ -14,13 +14,26 @@ from edgehar.models.teacher import Teacher
 from edgehar.train.supervised import batches
 
 
+def label_subset(w: Windows, fraction: float, seed: int = 0) -> Windows:
+    """A seeded random `fraction` of the labelled windows of `w`, drawn per class (at least one
+    window of every class present): fine-tuning with few labels."""
+    if not 0 < fraction <= 1:
+        raise ValueError(f"label fraction must be in (0, 1], got {fraction}")
+    w = w.labelled()
+    rng = np.random.default_rng(seed)
+    keep = [rng.choice(np.flatnonzero(w.y == k), max(1, round(fraction * (w.y == k).sum())), replace=False)
+            for k in np.unique(w.y)]
+    return w.take(np.sort(np.concatenate(keep))) if keep else w
+
+
 def finetune(teacher: Teacher, train: Windows, card: ModelCard, epochs: int = 10,
              batch_size: int = 64, lr: float | None = None, weight_decay: float = 0.01,
              linear_probe: bool = False, augment: bool = True, seed: int = 0,
-             progress: bool = True) -> list[float]:
+             progress: bool = True, label_fraction: float = 1.0) -> list[float]:
     """Set up the task head for `card.labels` and train on the labelled windows of `train`
-    (AdamW + one-cycle); returns the mean loss of every epoch."""
-    train = train.labelled()
+    (y == -1: unlabelled, skipped; `label_fraction` < 1: a seeded per-class share of them,
+    `label_subset`) with AdamW + one-cycle; returns the mean loss of every epoch."""
+    train = label_subset(train, label_fraction, seed) if label_fraction < 1 else train.labelled()
     if len(train) == 0:
         raise ValueError("no labelled windows to fine-tune on")
     torch.manual_seed(seed)

@@ -10,37 +10,39 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from edgehar.data.windows import Windows
+from edgehar.data.windows import Windows, make_windows
 from edgehar.models.teacher import Teacher
 from edgehar.train import ddp
 
-SYNTHETIC = "synthetic"  # hidden data set name: generated windows for tests and smoke runs
-SYNTHETIC_TEST_SUBJECTS = (2, 5)
+SYNTHETIC = "synthetic"  # data set name of edgehar.data.synthetic's generated waist recordings
 
 
-def synthetic_windows(n: int = 256, length: int = 64, rate: float = 25.0, seed: int = 0) -> Windows:
-    """Class-dependent noisy sines on 6 channels (acc + gyro), 8 subjects, 3 classes and some
-    unlabelled windows: enough structure for a model to learn, generated in milliseconds."""
-    rng = np.random.default_rng(seed)
-    y = rng.integers(-1, 3, n)
-    t = np.arange(length) / rate
-    freq = np.where(y < 0, rng.uniform(0.5, 3.0, n), 0.7 + 0.9 * np.maximum(y, 0))[:, None, None]
-    phase = rng.uniform(0, 2 * np.pi, (n, 1, 6))
-    x = np.sin(2 * np.pi * freq * t[None, :, None] + phase) * rng.uniform(0.5, 1.5, (n, 1, 6))
-    x = x + 0.1 * rng.standard_normal(x.shape)
-    return Windows(x=x.astype(np.float32), y=y.astype(np.int64),
-                   subject=rng.integers(1, 9, n).astype(np.int64), rate=rate,
-                   channels=("acc_x", "acc_y", "acc_z", "gyro_x", "gyro_y", "gyro_z"),
-                   units=("g", "g", "g", "rad/s", "rad/s", "rad/s"),
-                   label_names=("slow", "medium", "fast"), hop=length // 2)
+def synthetic_windows(n: int | None = None, length: int = 64, rate: float = 25.0, seed: int = 0,
+                      channels=None, subjects: int = 10, seconds: float = 8.0) -> Windows:
+    """Windows of `length` samples at `rate` Hz of the generated HAPT stand-in
+    (`edgehar.data.synthetic`: 6 activities, unlabelled transitions, `subjects` subjects with
+    each activity once for about `seconds` s), small enough for tests and smoke runs; with `n`,
+    n windows drawn at random (seeded) from them."""
+    from edgehar.data import synthetic
+    from edgehar.data.datasets import prepare
+
+    recs = synthetic.synthetic_dataset(subjects, "waist", seconds, bouts=1, seed=seed)
+    recs = prepare(recs, rate, channels or synthetic.CHANNELS)
+    w = make_windows(recs, length, length // 2, purity=0.8)
+    if n is not None:
+        w = w.take(np.sort(np.random.default_rng(seed).choice(len(w), min(n, len(w)), replace=False)))
+    return w
 
 
 def load_windows(data: str, root=None, card=None) -> tuple[Windows, tuple[int, ...]]:
     """(windows, default test subjects) of a named data set; at the card's rate, window length
     and channels when a card is given."""
     if data == SYNTHETIC:
-        w = synthetic_windows(length=card.window if card else 64, rate=card.rate if card else 25.0)
-        return w, SYNTHETIC_TEST_SUBJECTS
+        from edgehar.data.synthetic import TEST_SUBJECTS
+
+        w = (synthetic_windows() if card is None else
+             synthetic_windows(length=card.window, rate=card.rate, channels=card.channels))
+        return w, TEST_SUBJECTS
     from edgehar.data import hapt
     from edgehar.data.datasets import activity_windows
 
@@ -55,9 +57,35 @@ def load_windows(data: str, root=None, card=None) -> tuple[Windows, tuple[int, .
 @dataclass
 class PretrainResult:
     loss_curve: list[list[float]] = field(default_factory=list)  # [step, mean loss] points
+    phases: list[list] = field(default_factory=list)  # [first step, name] of each stage
     last_logs: dict = field(default_factory=dict)
     steps: int = 0
     seconds: float = 0.0
+
+    def phase_curves(self) -> dict[str, list[list[float]]]:
+        """The loss curve cut at the stage boundaries (a family with stages, like RelCon's
+        distance then encoder phase, optimises a different loss in each)."""
+        if not self.phases:
+            return {"pretrain": self.loss_curve}
+        out = {}
+        for k, (start, name) in enumerate(self.phases):
+            end = self.phases[k + 1][0] if k + 1 < len(self.phases) else float("inf")
+            out[name] = [p for p in self.loss_curve if start < p[0] <= end]
+        return out
+
+
+def subject_groups(subject: torch.Tensor, batch_size: int, group: int, generator) -> torch.Tensor:
+    """Indices of a batch made of groups of `group` windows of one subject: each group's
+    subject is that of a uniformly drawn window (so subjects count by their windows), its
+    windows are drawn uniformly (with replacement) among that subject's."""
+    order = torch.argsort(subject, stable=True)
+    ids, counts = torch.unique_consecutive(subject[order], return_counts=True)
+    starts = torch.cumsum(counts, 0) - counts
+    which = torch.searchsorted(ids, subject)  # subject slot of every window
+    n_groups = -(-batch_size // group)
+    heads = which[torch.randint(0, len(subject), (n_groups,), generator=generator)]
+    offsets = (torch.rand(n_groups, group, generator=generator) * counts[heads, None]).long()
+    return order[(starts[heads, None] + offsets).flatten()[:batch_size]]
 
 
 def lr_at(step: int, total: int, lr: float, warmup: float = 0.05) -> float:
@@ -74,18 +102,23 @@ def pretrain(teacher: Teacher, x: np.ndarray, y: np.ndarray, subject: np.ndarray
              ctx: ddp.Context | None = None, progress: bool = True, points: int = 100) -> PretrainResult:
     """Train `teacher` for `steps` optimiser steps on normalised windows x (N, T, C).
 
-    Every rank draws its batches from its own disjoint shard; the logged loss is the mean over
-    ranks, kept as about `points` averaged [step, loss] points.
+    Every rank draws its batches from its own disjoint shard (as groups of windows of one
+    subject when the family asks, `Teacher.windows_per_subject`); the logged loss is the mean
+    over ranks, kept as about `points` averaged [step, loss] points, never averaged across a
+    stage boundary (`logs["phase"]`, named by `Teacher.phases`).
     """
     import time
 
     ctx = ctx or ddp.Context()
+    teacher.fit_statistics(torch.from_numpy(x))  # on every window: the same on every rank
     mine = ddp.shard(len(x), ctx, seed)
     if len(mine) == 0:
         raise ValueError(f"rank {ctx.rank} has no windows ({len(x)} windows, {ctx.world} ranks)")
     xs = torch.from_numpy(np.ascontiguousarray(x[mine]))
     ys, ss = torch.from_numpy(y[mine]), torch.from_numpy(subject[mine])
     gen = torch.Generator().manual_seed(seed * 1000 + ctx.rank)
+    per_subject = teacher.windows_per_subject()
+    size = min(batch_size, len(xs))
     step_fn = ddp.wrap(teacher, ctx, "pretrain_loss")
     opt = torch.optim.AdamW([p for p in teacher.parameters() if p.requires_grad], lr=lr,
                             weight_decay=weight_decay)
@@ -96,7 +129,8 @@ def pretrain(teacher: Teacher, x: np.ndarray, y: np.ndarray, subject: np.ndarray
     start = time.perf_counter()
     teacher.train()
     for step in range(steps):
-        idx = torch.randint(0, len(xs), (min(batch_size, len(xs)),), generator=gen)
+        idx = (subject_groups(ss, size, per_subject, gen) if per_subject > 1
+               else torch.randint(0, len(xs), (size,), generator=gen))
         batch = {"x": xs[idx], "y": ys[idx], "subject": ss[idx], "step": step,
                  "total_steps": steps, "generator": gen}
         for group in opt.param_groups:
@@ -109,6 +143,12 @@ def pretrain(teacher: Teacher, x: np.ndarray, y: np.ndarray, subject: np.ndarray
         value = ddp.mean_across(float(loss.detach()), ctx)
         if not math.isfinite(value):
             raise FloatingPointError(f"pre-training diverged at step {step} (loss {value})")
+        phase = teacher.phases[int(logs.get("phase", 0))]
+        if not result.phases or result.phases[-1][1] != phase:
+            if window_losses:  # close the previous stage's last point
+                result.loss_curve.append([step, float(np.mean(window_losses))])
+                window_losses = []
+            result.phases.append([step, phase])
         window_losses.append(value)
         if len(window_losses) == every or step == steps - 1:
             result.loss_curve.append([step + 1, float(np.mean(window_losses))])
