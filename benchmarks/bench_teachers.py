@@ -50,13 +50,14 @@ ALL = ("harfm", "relcon", "selfpab", "language")
 @torch.no_grad()
 def embed(teacher, x: np.ndarray, batch: int = 512) -> np.ndarray:
     teacher.eval()
-    return np.concatenate([teacher.features(torch.from_numpy(x[i:i + batch])).numpy()
+    return np.concatenate([teacher.probe_features(torch.from_numpy(x[i:i + batch])).numpy()
                            for i in range(0, len(x), batch)])
 
 
 def linear_probe(teacher, train, test, card, steps: int = 300) -> dict:
-    """Logistic regression (full-batch Adam, standardised features) on frozen `features()`
-    (SelfPAB: the weighted sum of every layer's output its downstream head reads)."""
+    """Logistic regression (full-batch Adam, standardised features) on frozen `probe_features()`
+    (SelfPAB: the weighted sum of every layer's output its downstream head reads; HAR-FM: the
+    contrastive context of stack 1)."""
     f_tr, f_te = embed(teacher, card.normalise(train.x)), embed(teacher, card.normalise(test.x))
     mu, sd = f_tr.mean(0), f_tr.std(0) + 1e-6
     xt, xe = torch.from_numpy((f_tr - mu) / sd), torch.from_numpy((f_te - mu) / sd)
@@ -87,12 +88,14 @@ def available(only) -> list[str]:
     return out
 
 
-def run_family(name, windows, train, test, args, models: Path) -> dict:
+def run_family(name, windows, train, test, args, models: Path, previous: dict) -> dict:
     # every training-subject window, unlabelled ones included; --transductive: every window of
     # every subject (the test subjects' signals, never their labels, as `edgehar pretrain` does)
     pre_windows = windows if args.transductive else train
-    tag = name + ("_transductive" if args.transductive else "")
-    config = family_config(name, "cpu", windows)
+    tag = name + ("" if args.config == "cpu" else f"_{args.config}") + ("_transductive" if args.transductive else "")
+    config = family_config(name, args.config, windows)
+    if args.reuse and (models / f"{tag}_finetuned.pt").is_file():
+        return reused_family(name, tag, windows, train, test, config, args, models, previous.get(tag, {}))
     torch.manual_seed(args.seed)
     teacher = build({"name": name, "config": config})
     torch.manual_seed(args.seed + 1)
@@ -113,7 +116,7 @@ def run_family(name, windows, train, test, args, models: Path) -> dict:
     phases = {n: [c[0][1], c[-1][1]] for n, c in result.phase_curves().items() if c}
     first, last = list(phases.values())[-1]
     card = make_teacher_card(teacher, windows, mean, std, stage="pretrain", pretrain={
-        "method": name, "config": "cpu", "data": "hapt", "steps": args.steps, "batch_size": 64,
+        "method": name, "config": args.config, "data": "hapt", "steps": args.steps, "batch_size": 64,
         "subjects": sorted(set(pre_windows.subject.tolist())), "seconds": round(pre_s, 1),
         "first_loss": first, "final_loss": last, "phases": phases})
     save_teacher(models / f"{tag}_pretrained.pt", teacher, card, extra={"loss_curve": result.loss_curve})
@@ -151,8 +154,48 @@ def run_family(name, windows, train, test, args, models: Path) -> dict:
     }
 
 
+def reused_family(name, tag, windows, train, test, config, args, models: Path, previous: dict) -> dict:
+    """A row from checkpoints made earlier by `edgehar pretrain` + `edgehar finetune` (the same
+    recipe, e.g. the paper-size HAR-FM that takes ~40 CPU minutes): the fine-tuned model is scored
+    again and the probes are run; pre-training figures come from the checkpoint's provenance."""
+    from edgehar.models.teacher import load_teacher
+
+    teacher, pcard, _ = load_teacher(models / f"{tag}_pretrained.pt")
+    pre = pcard.provenance.get("pretrain") or {}
+    if set(pre.get("subjects") or []) & set(hapt.TEST_SUBJECTS) and not args.transductive:
+        raise SystemExit(f"bench_teachers: {tag}_pretrained.pt saw test subjects; use --transductive")
+    torch.manual_seed(args.seed + 1)
+    random_teacher = build({"name": name, "config": config})
+    mean, std = pcard.norm_mean, pcard.norm_std
+    random_teacher.fit_statistics(torch.from_numpy(
+        ((train.x - np.float32(mean)) / np.float32(std)).astype(np.float32)))
+    card = make_teacher_card(teacher, windows, mean, std)
+    t0 = time.perf_counter()
+    probe = linear_probe(teacher, train.labelled(), test.labelled(), card)
+    probe_random = linear_probe(random_teacher, train.labelled(), test.labelled(), card)
+    probe_s = time.perf_counter() - t0
+    fine_teacher, fcard, _ = load_teacher(models / f"{tag}_finetuned.pt")
+    fine = evaluate(fine_teacher, test, fcard)
+    ft = fcard.provenance.get("finetune") or {}
+    phases = pre.get("phases") or {"pretrain": [pre.get("first_loss"), pre.get("final_loss")]}
+    first, last = list(phases.values())[-1]
+    return {
+        "family": tag, "pretrain_subjects": "all" if args.transductive else "train",
+        "params": sum(p.numel() for p in fine_teacher.parameters()), "config": config,
+        "pretrain_steps": pre.get("steps"), "pretrain_seconds": pre.get("seconds", previous.get("pretrain_seconds")),
+        "finetune_epochs": ft.get("epochs"), "finetune_seconds": ft.get("seconds", previous.get("finetune_seconds")),
+        "probe_seconds": round(probe_s, 1), "loss_first": first, "loss_last": last, "loss_phases": phases,
+        "normalisation": {"mean": mean, "std": std}, "reused": [f"{tag}_pretrained.pt", f"{tag}_finetuned.pt"],
+        "finetuned_macro_f1": fine["macro_f1"], "finetuned_accuracy": fine["accuracy"],
+        "random_finetuned_macro_f1": previous.get("random_finetuned_macro_f1"),  # from the run that trained it
+        "probe_macro_f1": probe["macro_f1"], "random_probe_macro_f1": probe_random["macro_f1"],
+        "per_class_f1": fine["per_class_f1"],
+    }
+
+
 def markdown(results: dict, meta: dict) -> str:
     f = lambda v: "-" if v is None else f"{v:.4f}"
+    secs = lambda v: "-" if v is None else f"{v:.0f}"
     lines = [
         "# Teachers on HAPT (6 activities, official test subjects, 1 CPU thread)", "",
         f"Pre-training: every training-subject window ({meta['pretrain_windows']}, unlabelled "
@@ -168,8 +211,8 @@ def markdown(results: dict, meta: dict) -> str:
         stages = "".join(f" ({n} {a:.3f} -> {b:.3f})" for n, (a, b) in list(r.get("loss_phases", {}).items())[:-1])
         lines.append(f"| {r['family']} | {r['params']:,} | {r['pretrain_steps']} | {r['loss_first']:.3f} -> "
                      f"{r['loss_last']:.3f}{stages} | {f(r['finetuned_macro_f1'])} | {f(r['random_finetuned_macro_f1'])} | "
-                     f"{f(r['probe_macro_f1'])} | {f(r['random_probe_macro_f1'])} | {r['pretrain_seconds']:.0f} | "
-                     f"{r['finetune_seconds']:.0f} ({r['finetune_epochs']}) |")
+                     f"{f(r['probe_macro_f1'])} | {f(r['random_probe_macro_f1'])} | {secs(r['pretrain_seconds'])} | "
+                     f"{secs(r['finetune_seconds'])} ({r['finetune_epochs']}) |")
     lines += [""] + [f"- {n}" for n in meta.get("notes", [])]
     return "\n".join(lines) + "\n"
 
@@ -186,6 +229,10 @@ def main(argv=None) -> int:
     p.add_argument("--transductive", action="store_true",
                    help="pre-train on every subject's windows (test subjects' signals, not labels); "
                         "results go under '<family>_transductive'")
+    p.add_argument("--config", default="cpu", help="model size: cpu (default) or paper")
+    p.add_argument("--reuse", action="store_true",
+                   help="score <family>[_<config>]_{pretrained,finetuned}.pt already in models/ instead of "
+                        "training (e.g. made by `edgehar pretrain --holdout-test` + `edgehar finetune`)")
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
     if not args.data:
@@ -212,7 +259,7 @@ def main(argv=None) -> int:
             "notes": previous.get("meta", {}).get("notes", [])}
     for name in available([n.strip() for n in args.only.split(",") if n.strip()]):
         print(f"== {name}", file=sys.stderr)
-        r = run_family(name, windows, train, test, args, models)
+        r = run_family(name, windows, train, test, args, models, results)
         results[r["family"]] = r
         print(f"{r['family']}: fine-tuned {r['finetuned_macro_f1']:.4f} (random {r['random_finetuned_macro_f1']}), "
               f"probe {r['probe_macro_f1']:.4f} (random {r['random_probe_macro_f1']:.4f})")

@@ -63,6 +63,15 @@ def test_stage_a_loss_trains_encoders_quantizer_and_both_stacks():
         assert grad is not None and grad.abs().sum() > 0, name
 
 
+def test_probe_reads_the_contrastive_context_of_stack_1():
+    m = tiny().eval()
+    x = torch.randn(3, 64, 6)
+    with torch.no_grad():
+        h1, h2 = m.run(m.frame_tokens(x))
+        assert torch.equal(m.probe_features(x), h1.mean(1))
+        assert torch.equal(m.features(x), h2.mean(1))  # fine-tuning and distillation read stack 2
+
+
 def test_temperature_anneals_from_2_to_half_and_masks_are_spans():
     m = tiny()
     assert m.tau(0, 100) == pytest.approx(2.0) and m.tau(99, 100) == pytest.approx(0.5)

@@ -154,6 +154,13 @@ class HarFM(Teacher):
     def tokens(self, x):
         return self.run(self.frame_tokens(x))[1]
 
+    def probe_features(self, x):
+        # stack 1 is the contrastive context (wav2vec 2.0's representation); stack 2 is shaped by
+        # masked index prediction. Probes on HAPT (pre-trained vs random weights, macro-F1):
+        # stack 1 0.883 vs 0.858 (cpu), 0.871 vs 0.846 (paper); stack 2 0.878 vs 0.874 (cpu),
+        # 0.809 vs 0.844 (paper); both concatenated 0.886 vs 0.875 (cpu), 0.867 vs 0.855 (paper).
+        return self.run(self.frame_tokens(x))[0].mean(1)
+
     def text_projection(self, x):
         return F.normalize(F.normalize(self.text_proj(self.tokens(x)), dim=-1).mean(1), dim=-1)
 

@@ -113,6 +113,11 @@ class Teacher(nn.Module):
         """Pooled window embedding (N, D): the mean of the tokens unless a family overrides."""
         return self.tokens(x).mean(dim=1)
 
+    def probe_features(self, x: torch.Tensor) -> torch.Tensor:
+        """What a linear probe reads to judge pre-training: the representation the
+        self-supervised objective shapes (`features` unless a family says otherwise)."""
+        return self.features(x)
+
     # -- supervised task ------------------------------------------------------------------
     def make_head(self, n_classes: int) -> nn.Module:
         """The task head `set_task` installs; default: Linear on `features`."""

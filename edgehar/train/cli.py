@@ -6,6 +6,7 @@ import argparse
 import json
 import os
 import sys
+import time
 from pathlib import Path
 
 METHODS = ("harfm", "relcon", "selfpab", "language")
@@ -181,6 +182,7 @@ def run_finetune(args: argparse.Namespace) -> int:
     card.labels = list(windows.label_names)
     card.tasks = {"activity": card.labels}
     card.prompts = {n: activity_prompt(n) for n in card.labels}
+    t0 = time.perf_counter()
     history = finetune(teacher, train, card, args.epochs, args.batch_size, args.lr,
                        linear_probe=args.linear_probe, augment=not args.no_augment, seed=args.seed)
     metrics = evaluate(teacher, test, card)
@@ -191,7 +193,7 @@ def run_finetune(args: argparse.Namespace) -> int:
         "data": args.data, "epochs": args.epochs, "batch_size": args.batch_size,
         "linear_probe": args.linear_probe, "seed": args.seed, "from": str(args.teacher),
         "train_subjects": sorted(set(train.subject.tolist())), "test_subjects": sorted(test_subjects),
-        "epoch_losses": history}
+        "epoch_losses": history, "seconds": round(time.perf_counter() - t0, 1)}
     card.provenance["metrics"] = {k: metrics[k] for k in ("macro_f1", "accuracy", "n", "per_class_f1")}
     save_teacher(out, teacher, card, extra={**extra, "confusion": metrics["confusion"]})
     summary = {"teacher": str(args.teacher), "out": out, **card.provenance["metrics"]}
