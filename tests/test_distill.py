@@ -13,8 +13,8 @@ from edgehar.data.windows import Windows
 from edgehar.errors import UserError
 from edgehar.models.harfm import HarFM
 from edgehar.models.teacher import make_teacher_card, save_teacher
-from edgehar.train.distill import (DistillConfig, distill, keep_label_fraction, reduction_basis,
-                                   student_metrics, without_stream)
+from edgehar.train.distill import (DistillConfig, distill, distill_loss, keep_label_fraction, prepare_targets,
+                                   reduction_basis, student_metrics, teacher_outputs, without_stream)
 
 CHANNELS = ("acc_x", "acc_y", "acc_z", "gyro_x", "gyro_y", "gyro_z")
 LABELS = ("walking", "sitting", "lying")
@@ -89,6 +89,34 @@ def test_distill_learns_and_round_trips(teacher, tmp_path):
     assert torch.equal(again(x)[0], student(x)[0]) and card2 == card
 
 
+def test_teacher_outputs_run_the_backbone_once_with_the_same_result(teacher):
+    t, tcard = teacher
+    x = tcard.normalise(synthetic_windows(20).x)
+    calls = []
+    hook = t.stack2.register_forward_hook(lambda *a: calls.append(1))
+    logits, embed, tokens = teacher_outputs(t, x, batch_size=8, progress=False)
+    hook.remove()
+    assert len(calls) == 3  # one backbone pass per batch of 8, 8, 4 windows
+    assert "tokens" not in vars(t)  # the per-batch shortcut is gone afterwards
+    with torch.no_grad():
+        xb = torch.from_numpy(x)
+        torch.testing.assert_close(torch.from_numpy(tokens), t.tokens(xb))
+        torch.testing.assert_close(torch.from_numpy(embed), t.text_projection(xb))
+        torch.testing.assert_close(torch.from_numpy(logits), t(xb))
+
+
+def test_distill_from_precomputed_targets_with_augmentation(teacher):
+    t, tcard = teacher
+    w = synthetic_windows(60)
+    targets = prepare_targets(t, tcard, tcard.normalise(w.x), progress=False)
+    cfg = DistillConfig(epochs=1, batch_size=16, augment=True, max_steps=3)
+    student, card, history = distill(None, tcard, w, "tiny", cfg, targets=targets, progress=False)
+    assert card.provenance["training"]["steps"] == 3 and card.provenance["training"]["augment"]
+    assert np.isfinite(history).all()
+    with pytest.raises(ValueError, match="targets cover 60 windows"):
+        distill(None, tcard, synthetic_windows(30), "tiny", cfg, targets=targets, progress=False)
+
+
 def test_absent_stream_is_zero_after_normalising(teacher):
     _, tcard = teacher
     card = ModelCard(**{**tcard.to_dict(), "norm_mean": [0.5] * 6, "norm_std": [2.0] * 6})
@@ -118,3 +146,28 @@ def test_distill_errors_name_both_sides(teacher, tmp_path, data_root):
     save_calib(tmp_path / "w20.npz", calib_from_windows(w20, 20))
     out = run_cli("--teacher", str(path), "--windows", str(tmp_path / "w20.npz"))
     assert out.returncode == 2 and "20 Hz but the teacher takes 50 Hz" in out.stderr
+
+
+def test_negative_loss_weight_is_a_one_line_error():
+    out = run_cli("--teacher", "whatever.pt", "--w-hint", "-0.5")
+    assert out.returncode == 2 and out.stderr == "edgehar: error: --w-hint: must be >= 0, got -0.5\n"
+
+
+def test_soft_labels_can_skip_labelled_windows():
+    from edgehar.models.student import build, make_student_card
+
+    w = synthetic_windows(8)
+    card = make_student_card("tiny", w)
+    torch.manual_seed(0)
+    student, hint = build(card.arch).eval(), torch.nn.Linear(32, 16)
+    x = torch.from_numpy(card.normalise(w.x))
+    t_logits, t_embed, t_tokens = torch.randn(8, 3), torch.randn(8, 64), torch.randn(8, 13, 16)
+    y = torch.from_numpy(w.y)
+    cfg = DistillConfig(kd_on_labelled=False)
+    _, all_labelled = distill_loss(student, hint, x, y.clamp(min=0), t_logits, t_embed, t_tokens, cfg)
+    assert "kd" not in all_labelled and "label" in all_labelled
+    y_half = y.clone()
+    y_half[:4] = -1
+    _, half = distill_loss(student, hint, x, y_half, t_logits, t_embed, t_tokens, cfg)
+    _, first4 = distill_loss(student, hint, x[:4], y_half[:4], t_logits[:4], t_embed[:4], t_tokens[:4], cfg)
+    assert half["kd"] == pytest.approx(first4["kd"], rel=1e-5)  # the mean over the unlabelled rows only

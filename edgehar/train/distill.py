@@ -50,6 +50,8 @@ class DistillConfig:
     label_fraction: float = 1.0
     seed: int = 0
     max_steps: int | None = None
+    augment: bool = False  # jitter + scale on the student's input (the teacher targets stay cached)
+    kd_on_labelled: bool = True  # False: soft labels only where there is no label to trust
 
 
 @dataclass
@@ -100,20 +102,31 @@ def class_text_embeddings(teacher, card: ModelCard) -> np.ndarray | None:
 
 @torch.no_grad()
 def teacher_outputs(teacher, x: np.ndarray, batch_size: int = 256, progress: bool = True):
-    """(logits or None, embedding, tokens) of the teacher for normalised windows."""
+    """(logits or None, embedding, tokens) of the teacher for normalised windows.
+
+    The backbone runs once per batch: while the embedding and the logits are computed,
+    `teacher.tokens` answers the batch from the tokens already computed (every family derives
+    features, text projection and head output from `self.tokens(x)`; eval mode, so the result
+    is the same as three separate passes, for a third of the cost of a paper-size teacher)."""
     teacher.eval()
     logits, embeds, tokens = [], [], []
     text = is_text_aligned(teacher)
     head = has_task_head(teacher)
-    for idx in tqdm(list(batches(len(x), batch_size, None)), desc="teacher", disable=not progress,
-                    leave=False):
-        xb = torch.from_numpy(x[idx])
-        tok = teacher.tokens(xb)
-        tokens.append(tok.numpy().astype(np.float32))
-        embeds.append((teacher.text_projection(xb) if text else teacher.features(xb)).numpy())
-        if head:
-            out = teacher(xb)
-            logits.append((out[0] if isinstance(out, (tuple, list)) else out).numpy())
+    backbone = teacher.tokens
+    try:
+        for idx in tqdm(list(batches(len(x), batch_size, None)), desc="teacher", disable=not progress,
+                        leave=False):
+            xb = torch.from_numpy(x[idx])
+            tok = backbone(xb)
+            teacher.tokens = lambda x_, xb=xb, tok=tok: tok if x_ is xb else backbone(x_)
+            tokens.append(tok.numpy().astype(np.float32))
+            embeds.append((teacher.text_projection(xb) if text else teacher.features(xb)).numpy())
+            if head:
+                out = teacher(xb)
+                logits.append((out[0] if isinstance(out, (tuple, list)) else out).numpy())
+    finally:
+        if "tokens" in vars(teacher):
+            del teacher.tokens
     return (np.concatenate(logits) if head else None, np.concatenate(embeds), np.concatenate(tokens))
 
 
@@ -135,7 +148,13 @@ def unit(a: np.ndarray) -> np.ndarray:
 
 
 def prepare_targets(teacher, card: ModelCard, x: np.ndarray, progress: bool = True) -> TeacherTargets:
-    logits, embed, tokens = teacher_outputs(teacher, x, progress=progress)
+    """The teacher's distillation targets for normalised windows x."""
+    return targets_from_outputs(teacher, card, *teacher_outputs(teacher, x, progress=progress))
+
+
+def targets_from_outputs(teacher, card: ModelCard, logits: np.ndarray | None, embed: np.ndarray,
+                         tokens: np.ndarray) -> TeacherTargets:
+    """Targets from `teacher_outputs` (e.g. cached): embeddings reduced, prototypes projected."""
     protos = class_text_embeddings(teacher, card)
     basis = reduction_basis(embed, protos, EMBED_DIM)
     return TeacherTargets(logits=logits, embed=unit(embed @ basis), tokens=tokens, basis=basis,
@@ -195,10 +214,12 @@ def distill_loss(student, hint_map: nn.Module, xb, yb, t_logits, t_embed, t_toke
     logits = student.heads[student.main_task](pooled)
     emb = student.embed(pooled)
     parts = {}
-    if t_logits is not None and cfg.w_kd > 0:
+    labelled = yb >= 0
+    kd_rows = torch.ones_like(labelled) if cfg.kd_on_labelled else ~labelled
+    if t_logits is not None and cfg.w_kd > 0 and kd_rows.any():
         t = cfg.temperature
-        parts["kd"] = cfg.w_kd * t * t * F.kl_div(F.log_softmax(logits / t, 1),
-                                                  F.log_softmax(t_logits / t, 1),
+        parts["kd"] = cfg.w_kd * t * t * F.kl_div(F.log_softmax(logits[kd_rows] / t, 1),
+                                                  F.log_softmax(t_logits[kd_rows] / t, 1),
                                                   log_target=True, reduction="batchmean")
     if cfg.w_embed > 0:
         parts["embed"] = cfg.w_embed * (1 - F.cosine_similarity(emb, t_embed, dim=1)).mean()
@@ -207,7 +228,6 @@ def distill_loss(student, hint_map: nn.Module, xb, yb, t_logits, t_embed, t_toke
         pred = hint_map(tok)
         parts["hint"] = cfg.w_hint * F.mse_loss(F.layer_norm(pred, pred.shape[-1:]),
                                                 F.layer_norm(target, target.shape[-1:]))
-    labelled = yb >= 0
     if labelled.any() and cfg.w_label > 0:
         parts["label"] = cfg.w_label * F.cross_entropy(logits[labelled], yb[labelled])
     loss = sum(parts.values())
@@ -215,15 +235,22 @@ def distill_loss(student, hint_map: nn.Module, xb, yb, t_logits, t_embed, t_toke
 
 
 def distill(teacher, teacher_card: ModelCard, train: Windows, size: str, cfg: DistillConfig,
-            teacher_spec: str = "", data: dict | None = None, progress: bool = True):
-    """(student, card, history): a student of `size` distilled from `teacher` on `train`."""
+            teacher_spec: str = "", data: dict | None = None, progress: bool = True,
+            targets: TeacherTargets | None = None):
+    """(student, card, history): a student of `size` distilled from `teacher` on `train`.
+    `targets`: the teacher's outputs on `train` computed earlier (`prepare_targets`), e.g. from
+    a cache; the teacher is then not run at all."""
+    from edgehar.models.augment import jitter, scale
     from edgehar.models.student import build
 
     if has_task_head(teacher) and getattr(teacher, "n_classes", len(teacher_card.labels)) not in (
             None, len(teacher_card.labels)):
         raise UserError(teacher_spec, "teacher head and card disagree on the number of classes")
     x = teacher_card.normalise(train.x)
-    targets = prepare_targets(teacher, teacher_card, x, progress)
+    if targets is None:
+        targets = prepare_targets(teacher, teacher_card, x, progress)
+    elif len(targets.embed) != len(x):
+        raise ValueError(f"targets cover {len(targets.embed)} windows, the training set has {len(x)}")
     card = student_card_from_teacher(size, teacher_card, targets, teacher_spec, data or {})
     torch.manual_seed(cfg.seed)
     student = build(card.arch)
@@ -238,7 +265,7 @@ def distill(teacher, teacher_card: ModelCard, train: Windows, size: str, cfg: Di
     if cfg.max_steps is not None:
         total = min(total, cfg.max_steps)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=max(total, 1))
-    rng = np.random.default_rng(cfg.seed)
+    rng, gen = np.random.default_rng(cfg.seed), torch.Generator().manual_seed(cfg.seed)
     history, step = [], 0
     bar = tqdm(total=total, desc=f"distill-{size}", disable=not progress, leave=False)
     while step < total:
@@ -248,6 +275,8 @@ def distill(teacher, teacher_card: ModelCard, train: Windows, size: str, cfg: Di
             if step >= total:
                 break
             xb, yb, eb, tb = (t[idx] for t in tensors)
+            if cfg.augment:
+                xb = scale(jitter(xb, gen), gen)
             loss, parts = distill_loss(student, hint_map, xb, yb,
                                        None if t_logits is None else t_logits[idx], eb, tb, cfg)
             opt.zero_grad(set_to_none=True)
@@ -264,6 +293,7 @@ def distill(teacher, teacher_card: ModelCard, train: Windows, size: str, cfg: Di
     card.provenance["training"] = {
         "method": "distillation", "teacher": teacher_spec, "epochs": cfg.epochs, "steps": step,
         "seed": cfg.seed, "label_fraction": cfg.label_fraction, "temperature": cfg.temperature,
+        "augment": cfg.augment, "kd_on_labelled": cfg.kd_on_labelled,
         "weights": {"kd": cfg.w_kd, "embed": cfg.w_embed, "hint": cfg.w_hint, "label": cfg.w_label},
         "soft_labels": targets.logits is not None, "train_windows": len(x),
         "labelled_windows": int((y >= 0).sum()), "final_loss": history[-1] if history else None}

@@ -26,6 +26,12 @@ def register(sub) -> None:
     p.add_argument("--batch-size", type=int, default=64, help="windows per step (default 64)")
     p.add_argument("--lr", type=float, default=3e-3, help="peak learning rate (default 3e-3)")
     p.add_argument("--temperature", type=float, default=4.0, help="soft-label temperature (default 4)")
+    p.add_argument("--w-kd", type=float, default=1.0, help="weight of the soft-label loss (default 1)")
+    p.add_argument("--w-embed", type=float, default=1.0, help="weight of the embedding loss (default 1)")
+    p.add_argument("--w-hint", type=float, default=0.5, help="weight of the token-hint loss (default 0.5)")
+    p.add_argument("--w-label", type=float, default=1.0, help="weight of the label loss (default 1)")
+    p.add_argument("--augment", action="store_true",
+                   help="jitter and scale the student's input windows (the teacher sees them clean)")
     p.add_argument("--label-fraction", type=float, default=1.0,
                    help="keep labels on only this class-stratified fraction of training windows")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
@@ -68,6 +74,9 @@ def run_distill(args: argparse.Namespace) -> int:
 
     if not 0 < args.label_fraction <= 1:
         raise UserError("--label-fraction", f"must be in (0, 1], got {args.label_fraction}")
+    for name in ("w_kd", "w_embed", "w_hint", "w_label"):
+        if getattr(args, name) < 0:
+            raise UserError("--" + name.replace("_", "-"), f"must be >= 0, got {getattr(args, name)}")
     if args.threads:
         torch.set_num_threads(args.threads)
     out = args.out or f"student-{args.student}.pt"
@@ -75,7 +84,8 @@ def run_distill(args: argparse.Namespace) -> int:
     train, test = load_training_windows(args, tcard)
     cfg = DistillConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                         temperature=args.temperature, label_fraction=args.label_fraction,
-                        seed=args.seed, max_steps=args.max_steps)
+                        seed=args.seed, max_steps=args.max_steps, w_kd=args.w_kd, w_embed=args.w_embed,
+                        w_hint=args.w_hint, w_label=args.w_label, augment=args.augment)
     data = {"dataset": args.data if not args.windows else args.windows, "root": args.root,
             "split": "HAPT official test subjects" if test is not None else "none"}
     if test is not None:
