@@ -37,11 +37,6 @@ TITLES = {"cnn": "plain 3-layer 1-D CNN", "ignatov": "Ignatov 2018 CNN (STM32 'i
           "tinyhar": "TinyHAR (Zhou et al. ISWC 2022)"}
 
 
-def macs_per_window(model, window: int, channels: int) -> int:
-    """Multiply-accumulates of one window (edgehar.profile.torch_macs)."""
-    return torch_macs(model, torch.zeros(1, window, channels))
-
-
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data", default=os.environ.get("EDGEHAR_DATA"), help="EDGEHAR_DATA folder")
@@ -79,7 +74,7 @@ def main(argv=None) -> int:
                "accuracy": metrics["accuracy"], "per_class_f1": metrics["per_class_f1"],
                "confusion": metrics["confusion"], "test_windows": metrics["n"],
                "params": int(sum(q.numel() for q in model.parameters())),
-               "macs_per_window": macs_per_window(model, w.length, len(w.channels)),
+               "macs_per_window": torch_macs(model, torch.zeros(1, w.length, len(w.channels))),
                "epochs": epochs, "train_s": round(train_s, 1), "final_loss": losses[-1],
                "checkpoint": str((out / "models" / f"{name}.pt").relative_to(HERE.parent))
                if out.resolve().is_relative_to(HERE.parent) else str(out / "models" / f"{name}.pt")}

@@ -29,11 +29,6 @@ from edgehar.models.limubert import teacher_from_spec
 HERE = Path(__file__).resolve().parent
 
 
-def macs_per_window(model, window: int, channels: int) -> int:
-    """Multiply-accumulates of one window (edgehar.profile.torch_macs)."""
-    return torch_macs(model, torch.zeros(1, window, channels))
-
-
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data", default=os.environ.get("EDGEHAR_DATA"), help="EDGEHAR_DATA folder")
@@ -79,8 +74,8 @@ def main(argv=None) -> int:
         "test_subjects": {"subjects": list(hapt.TEST_SUBJECTS), **scores(test)},
         "params": int(sum(p.numel() for p in model.parameters())),
         "params_inference": int(sum(p.numel() for p in model.parameters()) - pretrain_only),
-        "macs_per_window": macs_per_window(model, card.window, len(card.channels)),
-        "encoder_macs_per_window": macs_per_window(model.encoder, card.window, len(card.channels)),
+        "macs_per_window": torch_macs(model, torch.zeros(1, card.window, len(card.channels))),
+        "encoder_macs_per_window": torch_macs(model.encoder, torch.zeros(1, card.window, len(card.channels))),
         "preprocess_s": round(prep_s, 2),
         "inference_s_2088_windows_1_thread": round(infer_s, 2),
         "card": {"rate": card.rate, "window": card.window, "hop": card.hop, "labels": card.labels},

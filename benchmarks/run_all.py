@@ -196,16 +196,10 @@ def distil_student(size: str, teacher_path: Path, train, root: Path, plan: dict,
 
 # -- measuring --------------------------------------------------------------------------------------
 def torch_macs(model, card) -> int:
-    """MACs of one window by torch's FLOP counter, on a copy in training mode: in eval mode
-    `nn.TransformerEncoderLayer` takes a fused fast path the counter does not see."""
-    import copy
+    """MACs of one window (edgehar.profile.torch_macs: the counter every benchmark uses)."""
+    from edgehar.profile.torch_macs import torch_macs as count
 
-    from torch.utils.flop_counter import FlopCounterMode
-
-    m = copy.deepcopy(model).train()
-    with torch.no_grad(), FlopCounterMode(display=False) as counter:
-        m(torch.zeros(2, card.window, len(card.channels)))  # 2: BatchNorm needs > 1 sample to train
-    return int(counter.get_total_flops() // 4)
+    return count(model, torch.zeros(1, card.window, len(card.channels)))
 
 
 def export_onnx(model, card, fp32: Path, int8: Path | None, calib_x: np.ndarray | None) -> None:
