@@ -31,7 +31,7 @@ from tqdm.auto import tqdm
 from edgehar.card import ModelCard
 from edgehar.data.windows import Windows
 from edgehar.errors import UserError
-from edgehar.train.supervised import batches, evaluate, predict_logits
+from edgehar.train.supervised import batches, evaluate, optimiser_step, predict_logits
 
 EMBED_DIM = 64  # at most this many dimensions in the student's embedding head
 
@@ -279,14 +279,8 @@ def distill(teacher, teacher_card: ModelCard, train: Windows, size: str, cfg: Di
                 xb = scale(jitter(xb, gen), gen)
             loss, parts = distill_loss(student, hint_map, xb, yb,
                                        None if t_logits is None else t_logits[idx], eb, tb, cfg)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-            losses.append(float(loss.detach()))
+            losses.append(optimiser_step(loss, opt, sched, bar))
             step += 1
-            bar.update(1)
-            bar.set_postfix(loss=f"{losses[-1]:.3f}")
         history.append(float(np.mean(losses)))
     bar.close()
     student.eval()

@@ -11,7 +11,7 @@ from edgehar.card import ModelCard
 from edgehar.data.windows import Windows
 from edgehar.models.augment import random_augment
 from edgehar.models.teacher import Teacher
-from edgehar.train.supervised import batches
+from edgehar.train.supervised import batches, optimiser_step
 
 
 def label_subset(w: Windows, fraction: float, seed: int = 0) -> Windows:
@@ -65,15 +65,8 @@ def finetune(teacher: Teacher, train: Windows, card: ModelCard, epochs: int = 10
                 loss = torch.nn.functional.cross_entropy(teacher(x), y)
             else:
                 loss, _ = teacher.finetune_loss(x, y, step, total)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(params, 1.0)
-            opt.step()
-            sched.step()
-            losses.append(float(loss.detach()))
+            losses.append(optimiser_step(loss, opt, sched, bar, clip_params=params))
             step += 1
-            bar.update(1)
-            bar.set_postfix(loss=f"{losses[-1]:.3f}")
         history.append(float(np.mean(losses)))
     bar.close()
     for p in teacher.parameters():

@@ -37,6 +37,21 @@ def batches(n: int, batch_size: int, rng: np.random.Generator | None):
         yield order[i:i + batch_size]
 
 
+def optimiser_step(loss: torch.Tensor, opt, sched, bar, clip_params=None) -> float:
+    """Backward pass, one optimiser and schedule step (gradient norm clipped to 1 over
+    `clip_params` when given); ticks the progress bar; returns the loss value."""
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    if clip_params is not None:
+        torch.nn.utils.clip_grad_norm_(clip_params, 1.0)
+    opt.step()
+    sched.step()
+    value = float(loss.detach())
+    bar.update(1)
+    bar.set_postfix(loss=f"{value:.3f}")
+    return value
+
+
 @torch.no_grad()
 def predict_logits(model: nn.Module, x: np.ndarray, batch_size: int = 512) -> np.ndarray:
     """Logits for already-normalised windows (N, T, C)."""
@@ -77,15 +92,8 @@ def fit(model: nn.Module, train: Windows, card: ModelCard, epochs: int = 10, bat
             x = x_all[idx]
             if augment is not None:
                 x = augment(x, gen)
-            loss = loss_fn(logits_of(model(x)), y_all[idx])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-            losses.append(loss.item())
+            losses.append(optimiser_step(loss_fn(logits_of(model(x)), y_all[idx]), opt, sched, bar))
             step += 1
-            bar.update(1)
-            bar.set_postfix(loss=f"{loss.item():.3f}")
         if losses:
             history.append(float(np.mean(losses)))
     bar.close()
