@@ -36,7 +36,7 @@ def embed_card_tflite(tflite_bytes: bytes, card: ModelCard) -> bytes:
         raise UserError(None, "TFLite model stores buffers outside the flatbuffer; cannot embed a card")
     payload = np.frombuffer(card.to_json().encode("utf-8"), dtype=np.uint8).copy()
     model.metadata = list(model.metadata or [])
-    entry = next((m for m in model.metadata if _name(m.name) == CARD_KEY), None)
+    entry = next((m for m in model.metadata if flatbuffer_text(m.name) == CARD_KEY), None)
     if entry is not None:  # replace the old card's buffer in place (keeps indices valid)
         model.buffers[entry.buffer].data = payload
     else:
@@ -47,29 +47,29 @@ def embed_card_tflite(tflite_bytes: bytes, card: ModelCard) -> bytes:
         entry.name = CARD_KEY
         entry.buffer = len(model.buffers) - 1
         model.metadata.append(entry)
-    model.buffers = [_AlignedBuffer(b) for b in model.buffers]
+    model.buffers = [AlignedBuffer(b) for b in model.buffers]
     builder = flatbuffers.Builder(len(tflite_bytes) + len(payload) + 1024)
     builder.Finish(model.Pack(builder), file_identifier=TFLITE_IDENTIFIER)
     return bytes(builder.Output())
 
 
-class _AlignedBuffer:
+class AlignedBuffer:
     """Packs a `BufferT` with its data 16-byte aligned, as the TFLite schema asks
     (`force_align: 16`); the generated Python packer aligns to 1, which MCU kernels reading
-    int32 biases or float weights in place may not tolerate."""
+    int32 biases or float weights in place may not tolerate. An empty buffer gets no vector."""
 
     ALIGN = 16
 
     def __init__(self, buf):
         self.buf = buf
 
-    def Pack(self, builder):
+    def Pack(self, builder):  # noqa: N802 - flatbuffers' API
         import numpy as np
         from ai_edge_litert import schema_py_generated as schema
 
         data = self.buf.data
         vec = None
-        if data is not None:
+        if data is not None and len(data):
             payload = np.asarray(data, dtype=np.uint8).tobytes()
             builder.StartVector(1, len(payload), self.ALIGN)
             builder.head -= len(payload)
@@ -83,7 +83,8 @@ class _AlignedBuffer:
         return schema.BufferEnd(builder)
 
 
-def _name(name) -> str:
+def flatbuffer_text(name) -> str:
+    """A flatbuffer string field (bytes or str) as text."""
     return name.decode("utf-8", "replace") if isinstance(name, bytes) else str(name)
 
 
@@ -96,7 +97,7 @@ def _card_from_tflite(data: bytes, where: str) -> ModelCard:
         model = schema.Model.GetRootAs(data, 0)
         for i in range(model.MetadataLength()):
             meta = model.Metadata(i)
-            if _name(meta.Name()) == CARD_KEY:
+            if flatbuffer_text(meta.Name()) == CARD_KEY:
                 buf = model.Buffers(meta.Buffer())
                 return ModelCard.from_json(buf.DataAsNumpy().tobytes(), where)
     except UserError:

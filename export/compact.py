@@ -39,8 +39,7 @@ import json
 
 import numpy as np
 
-TFLITE_IDENTIFIER = b"TFL3"
-ALIGN = 16  # TFLite schema: Buffer.data is `force_align: 16`
+from edgehar.card_io import TFLITE_IDENTIFIER, AlignedBuffer, flatbuffer_text
 
 
 def card_json(card) -> str:
@@ -96,9 +95,9 @@ def breakdown(tflite_bytes: bytes) -> dict:
 
     def no_card(model):
         for m in model.metadata or []:
-            if _text(m.name) == CARD_KEY:
+            if flatbuffer_text(m.name) == CARD_KEY:
                 model.buffers[m.buffer].data = None
-        model.metadata = [m for m in model.metadata or [] if _text(m.name) != CARD_KEY]
+        model.metadata = [m for m in model.metadata or [] if flatbuffer_text(m.name) != CARD_KEY]
 
     def no_names(model):
         for sub in model.subgraphs or []:
@@ -139,7 +138,7 @@ def _pack(model, card=None) -> bytes:
     buffers = list(model.buffers)
     metadata = list(model.metadata or [])
     if card is not None:
-        metadata = [m for m in metadata if _text(m.name) != CARD_KEY]
+        metadata = [m for m in metadata if flatbuffer_text(m.name) != CARD_KEY]
         entry = schema.MetadataT()
         entry.name = CARD_KEY
         buffers.append(schema.BufferT())
@@ -171,7 +170,7 @@ def _pack(model, card=None) -> bytes:
     for m in metadata:
         m.buffer = new_index[m.buffer]
     model.metadata = metadata
-    model.buffers = [_AlignedBuffer(buffers[i]) for i in keep]
+    model.buffers = [AlignedBuffer(buffers[i]) for i in keep]
 
     builder = _sharing_builder()
     builder.Finish(model.Pack(builder), file_identifier=TFLITE_IDENTIFIER)
@@ -189,10 +188,6 @@ def _is_empty(q) -> bool:
 
 def _ints(v) -> np.ndarray:
     return np.asarray([] if v is None else v, dtype=np.int64)
-
-
-def _text(name) -> str:
-    return name.decode("utf-8", "replace") if isinstance(name, bytes) else str(name)
 
 
 def _key(obj):
@@ -246,27 +241,3 @@ class _Shared:
         return builder.shared[key]
 
 
-class _AlignedBuffer:
-    """Packs a `BufferT` with its data 16-byte aligned, as the TFLite schema asks (the
-    generated Python packer aligns to 1). Weight buffers are never shared: each tensor keeps
-    its own, as the converter wrote it."""
-
-    def __init__(self, buf):
-        self.buf = buf
-
-    def Pack(self, builder):  # noqa: N802 - flatbuffers' API
-        from ai_edge_litert import schema_py_generated as schema
-
-        vec = None
-        if _size(self.buf):
-            payload = np.asarray(self.buf.data, dtype=np.uint8).tobytes()
-            builder.StartVector(1, len(payload), ALIGN)
-            builder.head -= len(payload)
-            builder.Bytes[builder.head:builder.head + len(payload)] = payload
-            vec = builder.EndVector()
-        schema.BufferStart(builder)
-        if vec is not None:
-            schema.BufferAddData(builder, vec)
-        schema.BufferAddOffset(builder, self.buf.offset)
-        schema.BufferAddSize(builder, self.buf.size)
-        return schema.BufferEnd(builder)
