@@ -9,11 +9,12 @@ import torch
 
 from edgehar.card import ModelCard
 from edgehar.checkpoint import load_model, save_checkpoint
+from edgehar.data.splits import keep_label_fraction
 from edgehar.data.windows import Windows
 from edgehar.errors import UserError
 from edgehar.models.harfm import HarFM
 from edgehar.models.teacher import make_teacher_card, save_teacher
-from edgehar.train.distill import (DistillConfig, distill, distill_loss, keep_label_fraction, prepare_targets,
+from edgehar.train.distill import (DistillConfig, distill, distill_loss, prepare_targets,
                                    reduction_basis, student_metrics, teacher_outputs, without_stream)
 
 CHANNELS = ("acc_x", "acc_y", "acc_z", "gyro_x", "gyro_y", "gyro_z")

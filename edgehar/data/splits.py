@@ -29,3 +29,17 @@ def leave_subjects_out(subjects, k: int, seed: int = 0) -> list[tuple[list[int],
     order = np.random.default_rng(seed).permutation(subjects)
     folds = np.array_split(order, k)
     return [(sorted(set(subjects) - set(f.tolist())), sorted(f.tolist())) for f in folds]
+
+
+def keep_label_fraction(y: np.ndarray, fraction: float, seed: int) -> np.ndarray:
+    """A copy of y where only a class-stratified `fraction` of the labelled windows keep labels."""
+    if fraction >= 1.0:
+        return y.copy()
+    rng = np.random.default_rng(seed)
+    out = np.full_like(y, -1)
+    for c in np.unique(y[y >= 0]):
+        idx = np.flatnonzero(y == c)
+        k = max(1, int(round(fraction * len(idx))))
+        keep = rng.choice(idx, size=k, replace=False)
+        out[keep] = c
+    return out

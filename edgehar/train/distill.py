@@ -29,6 +29,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from edgehar.card import ModelCard
+from edgehar.data.splits import keep_label_fraction
 from edgehar.data.windows import Windows
 from edgehar.errors import UserError
 from edgehar.train.supervised import batches, evaluate, optimiser_step, predict_logits
@@ -170,20 +171,6 @@ def check_windows_fit(w: Windows, card: ModelCard, where: str) -> None:
     if list(w.channels) != list(card.channels) or w.length != card.window:
         raise UserError(where, f"windows are {w.length} samples x {', '.join(w.channels)} but the teacher "
                                f"takes {card.window} x {', '.join(card.channels)}")
-
-
-def keep_label_fraction(y: np.ndarray, fraction: float, seed: int) -> np.ndarray:
-    """A copy of y where only a class-stratified `fraction` of the labelled windows keep labels."""
-    if fraction >= 1.0:
-        return y.copy()
-    rng = np.random.default_rng(seed)
-    out = np.full_like(y, -1)
-    for c in np.unique(y[y >= 0]):
-        idx = np.flatnonzero(y == c)
-        k = max(1, int(round(fraction * len(idx))))
-        keep = rng.choice(idx, size=k, replace=False)
-        out[keep] = c
-    return out
 
 
 # -- the student side ---------------------------------------------------------------------

@@ -3,11 +3,14 @@ stage B multi-task), or a linear probe (frozen backbone, only the task head lear
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
 from edgehar.card import ModelCard
+from edgehar.data.splits import keep_label_fraction
 from edgehar.data.windows import Windows
 from edgehar.models.augment import random_augment
 from edgehar.models.teacher import Teacher
@@ -15,15 +18,11 @@ from edgehar.train.supervised import batches, optimiser_step
 
 
 def label_subset(w: Windows, fraction: float, seed: int = 0) -> Windows:
-    """A seeded random `fraction` of the labelled windows of `w`, drawn per class (at least one
-    window of every class present): fine-tuning with few labels."""
+    """The labelled windows `keep_label_fraction` keeps (a seeded per-class share, at least one
+    window of every class): fine-tuning with few labels, on the same windows `distill` keeps."""
     if not 0 < fraction <= 1:
         raise ValueError(f"label fraction must be in (0, 1], got {fraction}")
-    w = w.labelled()
-    rng = np.random.default_rng(seed)
-    keep = [rng.choice(np.flatnonzero(w.y == k), max(1, round(fraction * (w.y == k).sum())), replace=False)
-            for k in np.unique(w.y)]
-    return w.take(np.sort(np.concatenate(keep))) if keep else w
+    return replace(w, y=keep_label_fraction(w.y, fraction, seed)).labelled()
 
 
 def finetune(teacher: Teacher, train: Windows, card: ModelCard, epochs: int = 10,
