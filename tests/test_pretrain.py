@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import torch
 
+from edgehar.data.normalise import rotation_safe_stats
 from edgehar.models import augment, build
 from edgehar.train.cli import family_config
 from edgehar.train.finetune import label_subset
@@ -75,7 +76,7 @@ def test_rotation_safe_normalisation_commutes_with_rotations():
     g = np.random.default_rng(0)
     x = (g.normal(size=(32, 50, 7)) * [1, 2, 3, 10, 20, 30, 5] + [0.5, -1, 1, 0, 0, 0, 9]).astype(np.float32)
     positions = augment.sensor_positions(["acc_x", "acc_y", "acc_z", "gyro_x", "gyro_y", "gyro_z", "temp"])
-    mean, std = augment.rotation_safe_stats(x, positions)
+    mean, std = rotation_safe_stats(x, positions)
     assert mean[:6] == [0.0] * 6 and len(set(std[:3])) == 1 and len(set(std[3:6])) == 1
     assert mean[6] == pytest.approx(9, abs=0.5) and std[6] == pytest.approx(5, rel=0.1)
     norm = lambda a: (a - np.float32(mean)) / np.float32(std)  # noqa: E731

@@ -7,7 +7,6 @@ and gyroscope triples turn by the same matrix, so the physics between them is pr
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 
 AXES = ("x", "y", "z")
@@ -37,22 +36,6 @@ def sensor_positions(channels) -> list[list[list[int]]]:
 def default_positions(n_channels: int) -> list[list[list[int]]]:
     """Unnamed channels: consecutive triples of one sensor (acc, gyro, ...)."""
     return [[[i, i + 1, i + 2] for i in range(0, n_channels - n_channels % 3, 3)]] if n_channels >= 3 else []
-
-
-def rotation_safe_stats(x: np.ndarray, positions, min_std: float = 1e-6) -> tuple[list[float], list[float]]:
-    """Per-channel (mean, std) normalisation of windows x (N, T, C) that commutes with rotations:
-    no offset and one scale shared by the three axes of every sensor triple (acc x/y/z share
-    one std, gyro x/y/z another), so rotating normalised windows rotates the physical vectors
-    (a per-axis shift or scale would skew them). Channels outside a triple keep their own mean
-    and std."""
-    flat = x.reshape(-1, x.shape[-1]).astype(np.float64)
-    mean = flat.mean(axis=0)
-    std = np.maximum(flat.std(axis=0), min_std)
-    for triples in positions:
-        for idx in triples:
-            mean[idx] = 0.0
-            std[idx] = max(float(flat[:, idx].std()), min_std)  # pooled over the three axes
-    return mean.tolist(), std.tolist()
 
 
 def random_rotation(n: int, generator: torch.Generator | None = None, dtype=torch.float32) -> torch.Tensor:

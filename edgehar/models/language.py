@@ -23,8 +23,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from edgehar.data.normalise import rotation_safe_stats
 from edgehar.errors import UserError
-from edgehar.models.augment import default_positions, rotate, rotation_safe_stats, sensor_positions
+from edgehar.models.augment import default_positions, rotate, sensor_positions
 from edgehar.models import teacher
 from edgehar.models.teacher import Teacher
 
