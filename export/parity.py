@@ -18,6 +18,7 @@ Bounds (the export issue's acceptance figures):
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import numpy as np
 
@@ -112,12 +113,13 @@ def parity_report(model, card, held_out, files: dict, micro: bool = True,
     fig["bytes"] = sizes
     if "fp32_tflite" in files and "int8_tflite" in files:
         fig["int8_tflite_file_ratio"] = sizes["int8_tflite"] / sizes["fp32_tflite"]
-        w32, w8 = (weight_bytes(open(files[k], "rb").read()) for k in ("fp32_tflite", "int8_tflite"))
-        fig["weight_bytes"] = {"fp32_tflite": w32, "int8_tflite": w8}
-        fig["int8_tflite_weights_ratio"] = w8 / w32
         from edgehar.export.compact import breakdown
 
-        parts = {k: breakdown(open(files[k], "rb").read()) for k in ("fp32_tflite", "int8_tflite")}
+        data = {k: Path(files[k]).read_bytes() for k in ("fp32_tflite", "int8_tflite")}
+        w32, w8 = (weight_bytes(data[k]) for k in ("fp32_tflite", "int8_tflite"))
+        fig["weight_bytes"] = {"fp32_tflite": w32, "int8_tflite": w8}
+        fig["int8_tflite_weights_ratio"] = w8 / w32
+        parts = {k: breakdown(v) for k, v in data.items()}
         fig["tflite_bytes_breakdown"] = parts
         fig["int8_tflite_ratio_floor"] = (w8 + parts["int8_tflite"]["per_channel_scales"]) / w32
     checks = check_bounds(fig)

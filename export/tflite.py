@@ -93,11 +93,16 @@ def io_quantization(model: bytes) -> dict:
 
 def quantize(x: np.ndarray, q: dict) -> np.ndarray:
     """Float -> int8 with a card's {"scale", "zero_point"}."""
-    return np.clip(np.round(x / q["scale"] + q["zero_point"]), -128, 127).astype(np.int8)
+    from edgehar import interpreters
+
+    return interpreters.quantize(x, np.int8, q["scale"], q["zero_point"])
 
 
 def dequantize(x: np.ndarray, q: dict) -> np.ndarray:
-    return ((x.astype(np.float32) - q["zero_point"]) * q["scale"]).astype(np.float32)
+    """int8 -> float32 with a card's {"scale", "zero_point"}."""
+    from edgehar import interpreters
+
+    return interpreters.dequantize(x, q["scale"], q["zero_point"])
 
 
 def run_litert(model: bytes | str, x: np.ndarray) -> np.ndarray:
