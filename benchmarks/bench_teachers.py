@@ -229,7 +229,7 @@ def main(argv=None) -> int:
     p.add_argument("--transductive", action="store_true",
                    help="pre-train on every subject's windows (test subjects' signals, not labels); "
                         "results go under '<family>_transductive'")
-    p.add_argument("--config", default="cpu", help="model size: cpu (default) or paper")
+    p.add_argument("--config", default="cpu", choices=["cpu", "paper"], help="model size: cpu (default) or paper")
     p.add_argument("--reuse", action="store_true",
                    help="score <family>[_<config>]_{pretrained,finetuned}.pt already in models/ instead of "
                         "training (e.g. made by `edgehar pretrain --holdout-test` + `edgehar finetune`)")
