@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from edgehar.data.registry import data_arg, names
+
 
 def register(sub) -> None:
     p = sub.add_parser("data", help="inspect and fetch recordings",
@@ -15,7 +17,9 @@ def register(sub) -> None:
     s = dsub.add_parser("summary", help="subjects, recordings, hours, classes, windows per class",
                         description="Summarise a data set: subjects, recordings, hours, classes "
                                     "and windows per class at the default 2.56 s window, 50%% hop.")
-    s.add_argument("dataset", choices=["hapt", "banglejs", "axivity"], help="data set name")
+    s.add_argument("dataset", type=data_arg, metavar="DATA",
+                   help=f"a data set ({', '.join(names())}; dsads:UNIT for one unit) or a folder "
+                        "of your own CSV recordings with an edgehar.json manifest")
     s.add_argument("--root", help="its folder (default: $EDGEHAR_DATA/<dataset folder>)")
     s.add_argument("--json", action="store_true", help="print JSON for scripts")
     s.set_defaults(func=run_summary)
@@ -43,11 +47,15 @@ def run_summary(args: argparse.Namespace) -> int:
     print(f"  hours       {info['hours']:.2f}")
     print(f"  rate        {', '.join(f'{r:g}' for r in info['rate_hz'])} Hz")
     print(f"  channels    {', '.join(f'{c} [{u}]' for c, u in zip(info['channels'], info['units']))}")
+    print(f"  placements  {', '.join(info['placements'])}")
+    print(f"  devices     {', '.join(info['devices'])}")
     if info["classes"]:
         win = info["window"]
         print(f"  {'class':<22}{'hours':>8}{'windows':>10}   ({win['samples']} samples, hop {win['hop']})")
         for name, hours in info["classes"].items():
-            print(f"  {name:<22}{hours:>8.3f}{info['windows_per_class'][name]:>10}")
+            canon = info["canonical"].get(name, name)
+            print(f"  {name:<22}{hours:>8.3f}{info['windows_per_class'][name]:>10}"
+                  + (f"   -> {canon}" if canon != name else ""))
         print(f"  {'(unlabelled)':<22}{'':>8}{info['unlabelled_windows']:>10}")
     return 0
 
