@@ -100,7 +100,7 @@ def test_real_summary(data_root, name, subjects, classes, placements):
     info = summary(name)
     assert info["subjects"] == subjects
     assert info["n_classes"] == classes and len(info["placements"]) == placements
-    assert sum(info["windows_per_class"].values()) > 500
+    assert sum(info["windows_per_class"].values()) > 300  # GeoTec segments last 1-3 s
 
 
 def test_real_recordings_carry_provenance(data_root):
