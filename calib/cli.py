@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from edgehar.data.registry import DATA_HELP, data_arg
+
 
 def register(sub) -> None:
     p = sub.add_parser("calib", help="build calibration sets for int8 export",
@@ -17,7 +19,7 @@ def register(sub) -> None:
                     "a class, over subjects, from a data set's training subjects (the HAPT official "
                     "test subjects are left out), windowed as the model expects. Writes an .npz "
                     "(x raw windows, y, subject) with a JSON provenance string.")
-    b.add_argument("--data", required=True, choices=["hapt", "banglejs", "axivity"], help="data set name")
+    b.add_argument("--data", required=True, type=data_arg, help=DATA_HELP)
     b.add_argument("--root", help="its folder (default: $EDGEHAR_DATA/<dataset folder>)")
     b.add_argument("--n", type=int, default=500, help="number of windows (default 500)")
     b.add_argument("--out", required=True, help="output .npz file")

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from edgehar.data.registry import data_arg
+
 
 def register(sub) -> None:
     p = sub.add_parser(
@@ -20,7 +22,7 @@ def register(sub) -> None:
     p.add_argument("--out", help="output folder (default: <checkpoint>_export next to it)")
     p.add_argument("--calib", help="calibration set from `edgehar calib build` (default: draw 500 "
                                    "windows from the card's data set, test subjects left out)")
-    p.add_argument("--data", choices=["hapt", "banglejs", "axivity"],
+    p.add_argument("--data", type=data_arg,
                    help="data set for calibration and parity (default: the one named in the card)")
     p.add_argument("--root", help="its folder (default: $EDGEHAR_DATA/<dataset folder>)")
     p.add_argument("--n-calib", type=int, default=500, help="windows drawn when no --calib is given")

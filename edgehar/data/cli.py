@@ -1,4 +1,4 @@
-"""`edgehar data summary|download`."""
+"""`edgehar data summary|check|download|corpus`."""
 
 from __future__ import annotations
 
@@ -23,6 +23,15 @@ def register(sub) -> None:
     s.add_argument("--root", help="its folder (default: $EDGEHAR_DATA/<dataset folder>)")
     s.add_argument("--json", action="store_true", help="print JSON for scripts")
     s.set_defaults(func=run_summary)
+
+    c = dsub.add_parser("check", help="read a folder of your own recordings and report every problem",
+                        description="Read a folder of CSV recordings and its edgehar.json manifest "
+                                    "(README: Your own data); print per file its rows, rate, channels "
+                                    "and labels, then every problem with file and line. Exit status "
+                                    "2 when there is any problem.")
+    c.add_argument("folder", help="folder holding edgehar.json and the CSV files")
+    c.add_argument("--json", action="store_true", help="print JSON for scripts")
+    c.set_defaults(func=run_check)
 
     d = dsub.add_parser("download", help="fetch, verify and cache a public data set",
                         description="Download the public UCI HAPT archive, verify its checksum and "
@@ -58,6 +67,30 @@ def run_summary(args: argparse.Namespace) -> int:
                   + (f"   -> {canon}" if canon != name else ""))
         print(f"  {'(unlabelled)':<22}{'':>8}{info['unlabelled_windows']:>10}")
     return 0
+
+
+def run_check(args: argparse.Namespace) -> int:
+    import sys
+
+    from edgehar.data.owndata import check_folder
+
+    info = check_folder(args.folder)
+    if args.json:
+        print(json.dumps(info, indent=2))
+    else:
+        print(f"{info['folder']}: {len(info['files'])} files")
+        for f in info["files"]:
+            if not f["ok"]:
+                print(f"  {f['file']}: unreadable (see below)")
+                continue
+            labels = ", ".join(f"{k} {v}" for k, v in f["labels"].items()) or "none"
+            print(f"  {f['file']}: {f['rows']} rows, {f['rate_hz']:g} Hz"
+                  f"{' (resampled on its times)' if f['resampled'] else ''}, "
+                  f"{', '.join(f'{c} [{u}]' for c, u in zip(f['channels'], f['units']))}; "
+                  f"subject {f['subject']}; labels {labels}; unlabelled {f['unlabelled']}")
+    for problem in info["problems"]:
+        print(f"edgehar: error: {problem}", file=sys.stderr)
+    return 2 if info["problems"] else 0
 
 
 def run_download(args: argparse.Namespace) -> int:

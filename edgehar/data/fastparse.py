@@ -28,7 +28,7 @@ def split_table(path: Path, text: str, columns: int | None = None, skip: int = 0
     `columns`: expected width (default: the first row's). Ragged rows are a `UserError`
     naming the line.
     """
-    lines = text.replace(";", "").split("\n")[skip:]
+    lines = (text if sep == ";" else text.replace(";", "")).split("\n")[skip:]
     lines = [ln for ln in (s.strip() for s in lines) if ln]
     if not lines:
         raise UserError(path, "no data rows")
@@ -69,7 +69,7 @@ def _line_of(text: str, row: int, skip: int) -> int:
 
 def _ragged(path: Path, text: str, width: int, skip: int, sep: str) -> None:
     for n, line in enumerate(text.split("\n"), 1):
-        line = line.replace(";", "").strip()
+        line = (line if sep == ";" else line.replace(";", "")).strip()
         if n <= skip or not line:
             continue
         if line.count(sep) + 1 != width:

@@ -106,17 +106,26 @@ def folder_of(ds: DataSet, root: str | Path | None = None) -> Path:
     return Path(env) / ds.folder
 
 
-def data_arg(text: str) -> str:
-    """argparse `type=` for --data: a registered name (`name[:option]`) or an existing folder."""
-    import argparse
-
+def check_data(text: str) -> str:
+    """`text` if it is a registered name (`name[:option]`) or an existing folder, else a
+    one-line `UserError`."""
     if is_folder_arg(text):
         if not Path(text).is_dir():
-            raise argparse.ArgumentTypeError(f"{text}: no such folder (and not a data set: "
-                                             f"{', '.join(REGISTRY)})")
+            raise UserError(text, f"no such folder (and not a data set: {', '.join(REGISTRY)})")
         return text
+    lookup(text)
+    return text
+
+
+def data_arg(text: str) -> str:
+    """argparse `type=` for --data, the one parse-time check every command uses."""
+    import argparse
+
     try:
-        lookup(text)
+        return check_data(text)
     except UserError as e:
         raise argparse.ArgumentTypeError(e.message) from None
-    return text
+
+
+DATA_HELP = ("data set: a name (hapt, banglejs, axivity, wisdm_watch, dsads[:UNIT], geotec_watch) "
+             "or a folder of your own CSV recordings with an edgehar.json manifest")

@@ -20,7 +20,7 @@ def register(sub) -> None:
                     "Runs unchanged under `torchrun --nproc_per_node N` (data-parallel; rank 0 "
                     "writes the checkpoint).")
     p.add_argument("--method", required=True, choices=METHODS, help="teacher family")
-    p.add_argument("--data", default="hapt", help="data set (hapt, banglejs, axivity; default hapt)")
+    p.add_argument("--data", default="hapt", help="data set name or own-data folder (default hapt; see `edgehar data summary -h`)")
     p.add_argument("--root", help="data folder (default: $EDGEHAR_DATA/<data set folder>)")
     p.add_argument("--config", default="cpu",
                    help="model size: cpu (small, trains on a laptop) or paper (the published size)")
@@ -41,7 +41,7 @@ def register(sub) -> None:
                     "training split (HAPT: all but the official test subjects), then report "
                     "macro-F1 on the test subjects. HAR-FM runs its multi-task stage B.")
     f.add_argument("teacher", help="teacher checkpoint from `edgehar pretrain`")
-    f.add_argument("--data", default="hapt", help="data set (default hapt)")
+    f.add_argument("--data", default="hapt", help="data set name or own-data folder (default hapt)")
     f.add_argument("--root", help="data folder (default: $EDGEHAR_DATA/<data set folder>)")
     f.add_argument("--epochs", type=int, default=10, help="passes over the training windows (default 10)")
     f.add_argument("--batch-size", type=int, default=64, help="windows per step (default 64)")
@@ -57,12 +57,11 @@ def register(sub) -> None:
 
 
 def _check_data(name: str) -> None:
-    from edgehar.data.datasets import DATASETS
-    from edgehar.errors import UserError
+    from edgehar.data.registry import check_data
     from edgehar.train.pretrain import SYNTHETIC
 
-    if name not in DATASETS and name != SYNTHETIC:
-        raise UserError(name, f"unknown data set (known: {', '.join(DATASETS)})")
+    if name != SYNTHETIC:
+        check_data(name)
 
 
 def _check_out(path: str) -> None:

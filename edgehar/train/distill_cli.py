@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from edgehar.data.registry import data_arg
+
 
 def register(sub) -> None:
     p = sub.add_parser(
@@ -18,7 +20,8 @@ def register(sub) -> None:
     p.add_argument("--teacher", required=True,
                    help="teacher checkpoint (from pretrain/finetune) or limu-bert:DIR (published weights)")
     p.add_argument("--student", default="small", choices=["tiny", "small"], help="student size (default small)")
-    p.add_argument("--data", default="hapt", help="data set (default hapt)")
+    p.add_argument("--data", default="hapt", type=data_arg,
+                   help="data set name or own-data folder (default hapt)")
     p.add_argument("--root", help="data folder (default: $EDGEHAR_DATA/<data set folder>)")
     p.add_argument("--windows", help="train on this windows .npz (calib format) instead of --data")
     p.add_argument("--epochs", type=int, default=30, help="passes over the training windows (default 30)")
