@@ -6,7 +6,7 @@ Builds the corpus of every named wrist set + HAPT + Axivity (`edgehar data corpu
 code) into benchmarks/results/tmp/corpus (replaced each run), then streams every shard back in
 a fresh subprocess and reports that process's peak RSS (`resource.getrusage`, ru_maxrss) next
 to the corpus bytes: streaming reads through memory maps, so the peak stays far below the
-corpus size. Writes `corpus.json` + `corpus.md` under benchmarks/results/.
+corpus size. The build runs in its own subprocess too (and its time is measured there). Writes `corpus.json` + `corpus.md` under benchmarks/results/.
 """
 
 from __future__ import annotations
@@ -22,6 +22,15 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 DEFAULT = "hapt,wisdm_watch,dsads,geotec_watch,axivity"
+BUILD = """
+import json, sys, time
+from edgehar.data.corpus import build_corpus
+t = time.perf_counter()
+build_corpus(sys.argv[1].split(","), float(sys.argv[2]), int(sys.argv[3]), sys.argv[4])
+print(time.perf_counter() - t)
+"""
+# its own process, started from this small one: Linux keeps ru_maxrss across fork + exec, so a
+# child of the (large) building process would report the builder's peak
 STREAM = """
 import resource, sys, time
 from edgehar.data.corpus import stream
@@ -41,15 +50,16 @@ def main() -> int:
     args = p.parse_args()
     if not os.environ.get("EDGEHAR_DATA"):
         sys.exit("bench_corpus: set EDGEHAR_DATA")
-    from edgehar.data.corpus import build_corpus
-
     work = HERE / "results" / "tmp" / "corpus"
     if work.exists():
         shutil.rmtree(work)
     work.parent.mkdir(parents=True, exist_ok=True)
-    t0 = time.perf_counter()
-    m = build_corpus(args.data.split(","), args.rate, args.window, work)
-    build_s = time.perf_counter() - t0
+    r = subprocess.run([sys.executable, "-c", BUILD, args.data, str(args.rate), str(args.window), str(work)],
+                       capture_output=True, text=True)
+    if r.returncode:
+        sys.exit(f"bench_corpus: build failed: {r.stderr.strip().splitlines()[-1]}")
+    build_s = float(r.stdout.split()[-1])
+    m = json.loads((work / "corpus.json").read_text())
     r = subprocess.run([sys.executable, "-c", STREAM, str(work)], capture_output=True, text=True, check=True)
     n, stream_s, rss = r.stdout.split()
     assert int(n) == m["windows"]
