@@ -29,7 +29,8 @@ from edgehar.data.normalise import channel_stats
 from edgehar.data.splits import split_subjects
 from edgehar.models import build
 from edgehar.models.baselines import arch_for
-from edgehar.train.supervised import evaluate, fit
+from edgehar.models.inference import evaluate
+from edgehar.train.supervised import fit
 
 HERE = Path(__file__).resolve().parent
 EPOCHS = {"cnn": 30, "ignatov": 30, "tinyhar": 20}  # TinyHAR is ~5x slower per step on CPU

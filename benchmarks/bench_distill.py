@@ -42,7 +42,8 @@ from edgehar.data import hapt
 from edgehar.data.datasets import windows_for_card
 from edgehar.data.splits import keep_label_fraction, split_subjects
 from edgehar.metrics import report
-from edgehar.models.student import make_student_card, train_student_supervised
+from edgehar.models.student import make_student_card
+from edgehar.recipes import train_student_supervised
 from edgehar.profile.torch_macs import torch_macs
 from edgehar.train.distill import (DistillConfig, distill, load_teacher_spec,
                                    student_metrics, targets_from_outputs, teacher_outputs,

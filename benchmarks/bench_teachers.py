@@ -38,10 +38,10 @@ from edgehar.data.splits import split_subjects
 from edgehar.metrics import report
 from edgehar.models import FAMILIES, build
 from edgehar.models.teacher import make_teacher_card, save_teacher
-from edgehar.train.cli import family_config
+from edgehar.recipes import family_config
 from edgehar.train.finetune import finetune
 from edgehar.train.pretrain import pretrain
-from edgehar.train.supervised import evaluate
+from edgehar.models.inference import evaluate
 
 HERE = Path(__file__).resolve().parent
 ALL = ("harfm", "relcon", "selfpab", "language")

@@ -93,7 +93,7 @@ def main() -> int:
     from edgehar.models import language
     from edgehar.train.finetune import finetune
     from edgehar.train.pretrain import pretrain
-    from edgehar.train.supervised import evaluate
+    from edgehar.models.inference import evaluate
 
     windows = activity_windows("hapt", rate=50.0, channels=ACC, units=("g",) * 3)
     train, test = split_subjects(windows, hapt.TEST_SUBJECTS)

@@ -524,7 +524,7 @@ def limubert_row(limu: Path, root: Path, test_subjects, plan) -> dict:
     from edgehar.data.datasets import windows_for_card
     from edgehar.metrics import report
     from edgehar.models.limubert import teacher_from_spec
-    from edgehar.train.supervised import predict_logits
+    from edgehar.models.inference import predict_logits
 
     model, card = teacher_from_spec(f"limu-bert:{limu}")
     w = windows_for_card(card, "hapt", root / "hapt").labelled()

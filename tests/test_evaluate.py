@@ -23,7 +23,7 @@ def acc_student(data_root, tmp_path_factory):
     from edgehar.data import hapt
     from edgehar.data.datasets import activity_windows
     from edgehar.data.splits import split_subjects
-    from edgehar.models.student import train_student_supervised
+    from edgehar.recipes import train_student_supervised
 
     w = activity_windows("hapt", data_root / "hapt", channels=["acc_x", "acc_y", "acc_z"])
     train, test = split_subjects(w, hapt.TEST_SUBJECTS)
@@ -38,7 +38,7 @@ def edgehar(*args):
 
 
 def test_eval_cli_equals_in_process(acc_student):
-    from edgehar.train.supervised import evaluate
+    from edgehar.models.inference import evaluate
 
     path, model, card, test = acc_student
     out = edgehar("eval", str(path), "--json")

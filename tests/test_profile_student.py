@@ -7,7 +7,7 @@ import torch
 
 from edgehar.profile.report import profile_model
 from edgehar.profile.torch_macs import torch_macs
-from edgehar.train.supervised import LogitsOnly
+from edgehar.models.inference import LogitsOnly
 from test_profile import allocates
 
 pytestmark = pytest.mark.slow

@@ -8,8 +8,9 @@ from edgehar.card import ModelCard
 from edgehar.checkpoint import load_model, save_checkpoint
 from edgehar.data.windows import Windows
 from edgehar.models import build
-from edgehar.models.student import (SIZES, count_macs, count_params, make_student_card, student_config,
-                                    token_count, train_student_supervised)
+from edgehar.models.student import SIZES, count_params, make_student_card, student_config, token_count
+from edgehar.profile.torch_macs import torch_macs as count_macs
+from edgehar.recipes import train_student_supervised
 
 ACC_GYRO = {"acc": [0, 1, 2], "gyro": [3, 4, 5]}
 LIMITS = {"tiny": (20_000, 1_000_000), "small": (60_000, 4_000_000)}
