@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import importlib
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import torch
@@ -53,6 +53,7 @@ class TeacherRecipe:
     finetune_batch_size: int = 64
     finetune_lr: float | None = None  # the family's default (1e-3, probe 1e-2)
     seed: int = 0
+    overrides: dict = field(default_factory=dict)  # config entries over the named config's
 
 
 def family_config(method: str, size: str, windows: Windows) -> dict:
@@ -85,7 +86,8 @@ def pretrain_teacher(recipe: TeacherRecipe, windows: Windows, ctx=None, **proven
     from edgehar.train.pretrain import pretrain
 
     torch.manual_seed(recipe.seed)  # same initial weights on every rank
-    teacher = build({"name": recipe.family, "config": family_config(recipe.family, recipe.config, windows)})
+    config = {**family_config(recipe.family, recipe.config, windows), **recipe.overrides}
+    teacher = build({"name": recipe.family, "config": config})
     mean, std = teacher.normalisation(windows)  # the family's choice (language: rotation-safe)
     x = ((windows.x - np.float32(mean)) / np.float32(std)).astype(np.float32)
     result = pretrain(teacher, x, windows.y, windows.subject, recipe.pretrain_steps,
