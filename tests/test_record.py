@@ -61,7 +61,7 @@ def test_takes_hold_the_replayed_samples(replay_file, tmp_path, protocol):
         out, err = rec.communicate(timeout=120)
     finally:
         sim.send_signal(signal.SIGTERM)
-        sim.wait(timeout=10)
+        device = sim.communicate(timeout=10)[0]  # its summary: bytes it could not deliver
     assert rec.returncode == 0, err
     takes = [json.loads(line) for line in out.splitlines()]
     assert len(takes) == 2 and all(t["samples"] == 400 and t["rate"] == RATE for t in takes)
@@ -70,10 +70,10 @@ def test_takes_hold_the_replayed_samples(replay_file, tmp_path, protocol):
     recs = sorted(load_folder(tmp_path / "takes"), key=lambda r: r.name)
     assert [r.label_names[r.labels[0]] for r in recs] == ["walking", "walking"]
     assert all(r.subject == 7 and r.rate == RATE for r in recs)
-    np.testing.assert_array_equal(recs[0].data, sent[:400])  # the first take starts the stream
+    np.testing.assert_array_equal(recs[0].data, sent[:400], err_msg=device + err)  # the stream's start
     # the second take is a later stretch of the same stream, sample for sample
     start = int(np.flatnonzero((sent == recs[1].data[0]).all(1))[0])
-    np.testing.assert_array_equal(recs[1].data, sent[start:start + 400])
+    np.testing.assert_array_equal(recs[1].data, sent[start:start + 400], err_msg=device + err)
     assert start >= 400
 
 
