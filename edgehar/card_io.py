@@ -14,7 +14,7 @@ import os
 from pathlib import Path
 
 from edgehar.card import CARD_KEY, ModelCard
-from edgehar.errors import UserError
+from edgehar.errors import UserError, first_line
 
 CARD_FILE = "modelcard.json"
 TFLITE_IDENTIFIER = b"TFL3"
@@ -103,7 +103,7 @@ def _card_from_tflite(data: bytes, where: str) -> ModelCard:
     except UserError:
         raise
     except Exception as e:  # a corrupt flatbuffer raises anything (struct.error, IndexError...)
-        raise UserError(where, f"corrupt TFLite model ({type(e).__name__}: {e})") from None
+        raise UserError(where, f"corrupt TFLite model ({type(e).__name__}: {first_line(e, 120)})") from None
     raise UserError(where, f"TFLite model has no {CARD_KEY} metadata (export it with edgehar export)")
 
 
@@ -125,7 +125,7 @@ def _card_from_onnx(path: str) -> ModelCard:
         # the card sits in the graph proto header; skip external weight files
         model = onnx.load(path, load_external_data=False)
     except Exception as e:
-        raise UserError(path, f"not an ONNX model ({str(e).splitlines()[0][:120] if str(e) else type(e).__name__})") from None
+        raise UserError(path, f"not an ONNX model ({first_line(e, 120)})") from None
     for prop in model.metadata_props:
         if prop.key == CARD_KEY:
             return ModelCard.from_json(prop.value, path)
@@ -134,19 +134,9 @@ def _card_from_onnx(path: str) -> ModelCard:
 
 # -- torch checkpoints ------------------------------------------------------------------------
 def _card_from_torch(path: str) -> ModelCard:
-    import pickle
-    import zipfile
+    from edgehar.checkpoint import load_checkpoint
 
-    import torch
-
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except (RuntimeError, pickle.UnpicklingError, zipfile.BadZipFile, EOFError, ValueError) as e:
-        raise UserError(path, f"not a torch checkpoint ({str(e).splitlines()[0][:120]})") from None
-    if not isinstance(ckpt, dict) or "card" not in ckpt:
-        raise UserError(path, "torch file holds no model card (make it with pretrain, finetune or distill)")
-    card = ckpt["card"]
-    return card if isinstance(card, ModelCard) else ModelCard.from_dict(card, path)
+    return load_checkpoint(path)["card"]
 
 
 # -- any artifact -----------------------------------------------------------------------------

@@ -42,3 +42,25 @@ def require_dir(path: str | os.PathLike, what: str = "folder") -> str:
     if not os.path.isdir(path):
         raise UserError(path, f"is not a folder")
     return path
+
+
+def first_line(error: BaseException | str, limit: int = 160) -> str:
+    """The first non-empty line of an exception's message (or its type name when it has
+    none), shortened to `limit` characters at a word boundary, for one-line messages."""
+    text = error if isinstance(error, str) else str(error)
+    line = next((ln.strip() for ln in text.splitlines() if ln.strip()), "")
+    if not line:
+        return "" if isinstance(error, str) else type(error).__name__
+    if len(line) <= limit:
+        return line
+    cut = line[:limit + 1].rsplit(None, 1)[0] if " " in line[:limit + 1] else line[:limit]
+    return cut.rstrip(" ,;:(") + " ..."
+
+
+def warn(where: str | os.PathLike | None, what: str) -> None:
+    """Print a one-line warning (`edgehar: warning: <where>: <what>`) on stderr."""
+    import sys
+
+    message = f"{where}: {what}" if where else what
+    sys.stderr.write(f"edgehar: warning: {message}\n")
+    sys.stderr.flush()

@@ -22,7 +22,7 @@ import numpy as np
 
 from edgehar.card import ModelCard
 from edgehar.card_io import model_file_in, read_card
-from edgehar.errors import UserError
+from edgehar.errors import UserError, first_line, warn
 from edgehar.interpreters import dequantize, litert_interpreter, onnx_session, quantize
 
 BACKENDS = ("litert", "tflite-runtime", "onnxruntime", "torch")
@@ -138,7 +138,7 @@ class _TFLiteEngine:
         try:
             self.it = litert_interpreter(p.model_path, p.num_threads, runtime=p.backend)
         except (ValueError, RuntimeError) as e:
-            raise UserError(p.model_path, f"TFLite cannot load the model ({str(e).splitlines()[0][:160]})") from None
+            raise UserError(p.model_path, f"TFLite cannot load the model ({first_line(e, 160)})") from None
         self.inputs = self.it.get_input_details()
         outs = self.it.get_output_details()
         # TFLite may list outputs in any order: take the first whose last dim is the class count
@@ -176,7 +176,7 @@ class _OnnxEngine:
         try:
             self.sess = onnx_session(p.model_path, p.num_threads)
         except Exception as e:  # onnxruntime raises its own exception types
-            raise UserError(p.model_path, f"ONNX Runtime cannot load the model ({str(e).splitlines()[0][:160]})") from None
+            raise UserError(p.model_path, f"ONNX Runtime cannot load the model ({first_line(e, 160)})") from None
         self.inputs = self.sess.get_inputs()
         self.out_name = self.sess.get_outputs()[0].name
         self.streams = _stream_split(p, len(self.inputs))
