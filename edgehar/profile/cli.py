@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from edgehar.cli_types import positive_int
+
 
 def register(sub) -> None:
     from edgehar.profile.targets import TARGETS
@@ -21,7 +23,7 @@ def register(sub) -> None:
     p.add_argument("--target", nargs="+", metavar="NAME[@MHZ]",
                    help=f"MCUs to estimate for (default: all of {', '.join(TARGETS)}); "
                         "@MHZ overrides the clock, e.g. cortex-m7@216")
-    p.add_argument("--runs", type=int, default=50, help="timed host runs after warm-up (default 50)")
+    p.add_argument("--runs", type=positive_int, default=50, help="timed host runs after warm-up (default 50)")
     p.add_argument("--no-arena", action="store_true", help="skip the tflite-micro arena search")
     p.add_argument("--no-latency", action="store_true", help="skip host latency")
     p.set_defaults(func=run_profile)
