@@ -57,10 +57,48 @@ def first_line(error: BaseException | str, limit: int = 160) -> str:
     return cut.rstrip(" ,;:(") + " ..."
 
 
-def warn(where: str | os.PathLike | None, what: str) -> None:
-    """Print a one-line warning (`edgehar: warning: <where>: <what>`) on stderr."""
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised like Ctrl-C so every `finally` and staging cleanup runs."""
+
+
+def _open_bars() -> list:
+    """Progress bars (tqdm) still on screen; tqdm is only looked at when already imported."""
     import sys
 
-    message = f"{where}: {what}" if where else what
-    sys.stderr.write(f"edgehar: warning: {message}\n")
-    sys.stderr.flush()
+    std = sys.modules.get("tqdm.std")
+    if std is None:
+        return []
+    return [b for b in list(getattr(std.tqdm, "_instances", [])) if not getattr(b, "disable", True)]
+
+
+def end_progress_bars() -> None:
+    """Close every open progress bar and end its line, so what is printed next starts a line
+    of its own (an error is never glued to a half-drawn bar)."""
+    import sys
+
+    bars = _open_bars()
+    for bar in bars:
+        try:
+            leave = bar.leave
+            bar.close()
+            if not leave:  # a bar that clears itself leaves the cursor after a bare \r
+                (bar.fp or sys.stderr).write("\n")
+        except Exception:  # noqa: BLE001 - a bar on a closed stream must not hide the error
+            pass
+    if bars:
+        sys.stderr.flush()
+
+
+def warn(where: str | os.PathLike | None, what: str) -> None:
+    """Print a one-line warning (`edgehar: warning: <where>: <what>`) on stderr, on a line
+    of its own even while a progress bar is drawn."""
+    import sys
+
+    message = f"edgehar: warning: {f'{where}: {what}' if where else what}"
+    if _open_bars():
+        from tqdm import tqdm
+
+        tqdm.write(message, file=sys.stderr)
+    else:
+        sys.stderr.write(message + "\n")
+        sys.stderr.flush()

@@ -117,7 +117,7 @@ def export_student(checkpoint, out=None, int8: bool = True, calib=None, data: st
     import torch
     from tqdm.auto import tqdm
 
-    from edgehar.atomic import staged_folder, write_json
+    from edgehar.atomic import scratch_folder, staged_folder, temp_dir, write_json
     from edgehar.calib.build import CalibSet, check_fits_card, load_calib
     from edgehar.export.parity import parity_report
 
@@ -130,7 +130,9 @@ def export_student(checkpoint, out=None, int8: bool = True, calib=None, data: st
         check_fits_card(calib, card, where)
     tflite_runtime_python = tflite_runtime_python or os.environ.get(TFLITE_RUNTIME_ENV)
     bar = tqdm(total=7, desc="export", disable=not progress, leave=False)
-    with staged_folder(out) as tmp:
+    # TensorFlow writes generated code (__autograph_generated_file*.py) to the temp folder and
+    # deletes it only at a clean exit: give it a scratch folder that goes on every exit path
+    with staged_folder(out) as tmp, scratch_folder(out) as scratch, temp_dir(scratch):
         bar.set_postfix_str("data")
         if windows is None:
             windows, dataset = card_windows(card, data, root)
