@@ -32,7 +32,23 @@ def register(sub) -> None:
 def run_profile(args: argparse.Namespace) -> int:
     from edgehar.profile.report import format_table, profile_model
 
+    warn_if_changed(args.model)
     report = profile_model(args.model, per_layer=args.per_layer, targets=args.target,
                            runs=args.runs, arena=not args.no_arena, latency=not args.no_latency)
     print(json.dumps(report, indent=2) if args.json else format_table(report))
     return 0
+
+
+def warn_if_changed(path) -> None:
+    """A one-line warning when an edgehar model no longer matches the content hash its
+    embedded card records (a model without a card is profiled without one)."""
+    from edgehar.card_io import content_mismatch, read_card
+    from edgehar.errors import UserError, warn
+
+    try:
+        card = read_card(path)
+    except UserError:
+        return
+    mismatch = content_mismatch(path, card)
+    if mismatch:
+        warn(path, mismatch)
