@@ -173,8 +173,9 @@ def validated_fields(d: dict, where) -> dict:
     if protos is not None:
         if not isinstance(protos, list) or len(protos) != len(d["labels"]):
             raise _bad(where, "text_prototypes", f"must hold one embedding per class ({len(d['labels'])})", protos)
+        width = len(_numbers(protos[0], "text_prototypes", where)) if protos else 0
         for row in protos:
-            _numbers(row, "text_prototypes", where, len(protos[0]))
+            _numbers(row, "text_prototypes", where, width)
     for key in ("quantization", "arch", "provenance", "content_sha256"):
         if not isinstance(d.get(key, {}), dict):
             raise _bad(where, key, "must be a JSON object", d[key])

@@ -103,6 +103,8 @@ def test_every_command_reading_a_checkpoint_gives_one_line(art, tmp_path, capsys
                  ["calib", "build", "--data", "hapt", "--like", path, "--out", tmp_path / "c.npz"],
                  ["finetune", path, "--out", tmp_path / "f.pt"],
                  ["distill", "--teacher", path, "--out", tmp_path / "s.pt"]):
+        if case == "shape" and argv[0] == "calib":
+            continue  # --like reads only the card, which is sound here
         code, err = run(argv, capsys)
         if case == "shape" and argv[0] in ("finetune", "distill"):
             needle_here = "is a student checkpoint, expected a teacher"  # refused before the weights
@@ -149,9 +151,11 @@ def edited_folder(art, tmp_path, **changes) -> Path:
     ({"rate": 0}, "rate"), ({"rate": "fast"}, "rate"), ({"rate": float("nan")}, "rate"),
     ({"window": -128}, "window"), ({"hop": 1.5}, "hop"), ({"labels": []}, "labels"),
     ({"channels": ["bogus", "acc_y", "acc_z"]}, "channels"), ({"channels": []}, "channels"),
-    ({"norm_std": [0.0, 1.0, 1.0]}, "norm_std"),
-    ({"channels": list(KNOWN_CHANNELS[:6]), "units": ["g"] * 6, "norm_mean": [0.0] * 6,
-      "norm_std": [1.0] * 6, "streams": {}}, "the card says 128 samples x 6 channels"),
+    ({"norm_std": [0.0] + [1.0] * 5}, "norm_std"), ({"norm_mean": [0.0] * 3}, "norm_mean"),
+    # the tiny student reads 6 channels (acc + gyro): a card cut to 3, or another window
+    ({"channels": list(KNOWN_CHANNELS[:3]), "units": ["g"] * 3, "norm_mean": [0.0] * 3,
+      "norm_std": [1.0] * 3, "streams": {"acc": [0, 1, 2]}}, "the card says 128 samples x 3 channels"),
+    ({"window": 64}, "the card says 64 samples x 6 channels"),
 ])
 def test_an_edited_card_is_one_line(art, tmp_path, capsys, changes, needle):
     folder = edited_folder(art, tmp_path, **changes)
@@ -187,7 +191,8 @@ def _flip_weights(data: bytes, n: int = 128) -> bytes:
 
     model = schema.Model.GetRootAs(data, 0)
     biggest = max((model.Buffers(i).DataAsNumpy() for i in range(model.BuffersLength())
-                   if model.Buffers(i).DataLength() >= n), key=len)
+                   if model.Buffers(i).DataLength() >= n
+                   and not model.Buffers(i).DataAsNumpy().tobytes().startswith(b"{")), key=len)
     weights = biggest.tobytes()
     at = data.find(weights)
     assert at > 0 and not weights.startswith(b"{")  # a weight buffer, not the card
