@@ -128,11 +128,11 @@ def load_calib(path) -> CalibSet:
         raise UserError(path, "calibration provenance is not JSON") from None
     if not isinstance(prov, dict):
         raise UserError(path, "calibration provenance is not a JSON object")
-    if x.dtype.kind not in "fiu" or y.dtype.kind not in "iu" or subject.dtype.kind not in "iu":
-        raise UserError(path, f"calibration arrays have the wrong types (x {x.dtype}, y {y.dtype}, "
-                              f"subject {subject.dtype})")
     if x.ndim != 3 or len(x) == 0:
         raise UserError(path, f"calibration windows must be (N, T, C) with N >= 1, got shape {x.shape}")
+    if any(a.dtype.kind not in "fiu" for a in (x, y, subject)):
+        raise UserError(path, f"calibration arrays are not numbers (x {x.dtype}, y {y.dtype}, "
+                              f"subject {subject.dtype})")
     if not np.isfinite(x).all():
         raise UserError(path, "calibration windows hold NaN or infinite values")
     if y.shape != (len(x),) or subject.shape != (len(x),):

@@ -120,12 +120,13 @@ def check_writable(path: str | os.PathLike) -> None:
     """Raise a one-line `UserError` unless a file could be created at `path`: its nearest
     existing ancestor must be a folder we can write in (probed by creating a file, so
     read-only mounts and permission bits both count). Creates nothing that stays."""
+    given = path
     path = Path(os.path.abspath(path))
     parent = path.parent
     while not parent.exists() and parent != parent.parent:
         parent = parent.parent
     if not parent.is_dir():
-        raise UserError(path, f"cannot be created: {parent} is a file, not a folder")
+        raise UserError(given, f"cannot be created: {parent} is a file, not a folder")
     try:
         fd, probe = tempfile.mkstemp(prefix=".edgehar-probe.", dir=parent)
     except OSError as e:

@@ -129,10 +129,10 @@ def export_student(checkpoint, out=None, int8: bool = True, calib=None, data: st
         calib = calib if isinstance(calib, CalibSet) else load_calib(calib)
         check_fits_card(calib, card, where)
     tflite_runtime_python = tflite_runtime_python or os.environ.get(TFLITE_RUNTIME_ENV)
-    bar = tqdm(total=7, desc="export", disable=not progress, leave=False)
     # TensorFlow writes generated code (__autograph_generated_file*.py) to the temp folder and
     # deletes it only at a clean exit: give it a scratch folder that goes on every exit path
     with staged_folder(out) as tmp, scratch_folder(out) as scratch, temp_dir(scratch):
+        bar = tqdm(total=7, desc="export", disable=not progress, leave=False)
         bar.set_postfix_str("data")
         if windows is None:
             windows, dataset = card_windows(card, data, root)
