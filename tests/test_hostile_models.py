@@ -56,7 +56,7 @@ def one_line_error(code, err, *needles):
 @pytest.fixture(scope="module")
 def art(tmp_path_factory):
     from edgehar.export.pipeline import export_student
-    from edgehar.models.student import train_student_supervised
+    from edgehar.recipes import train_student_supervised
 
     torch.manual_seed(0)
     tmp = tmp_path_factory.mktemp("hostile")
