@@ -23,6 +23,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from edgehar.cli_types import nonneg_int, positive_float, positive_int
+
 ACC = ("acc_x", "acc_y", "acc_z")
 WINDOW, HOP = 128, 64  # 2.56 s at 50 Hz, the UCI-HAR window; live stride 1.28 s
 
@@ -52,9 +54,9 @@ def register(sub) -> None:
     p.add_argument("--synthetic", action="store_true", help="use the embedded synthetic data even when "
                                                             "$EDGEHAR_DATA is set")
     p.add_argument("--out", default="edgehar-demo", help="output folder (default ./edgehar-demo)")
-    p.add_argument("--threads", type=int, help="torch CPU threads (default: half the cores, at most 4)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    p.add_argument("--live-seconds", type=float, help="seconds of live view (default 4 quick, 8 full)")
+    p.add_argument("--threads", type=positive_int, help="torch CPU threads (default: half the cores, at most 4)")
+    p.add_argument("--seed", type=nonneg_int, default=0, help="random seed (default 0)")
+    p.add_argument("--live-seconds", type=positive_float, help="seconds of live view (default 4 quick, 8 full)")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.set_defaults(func=run_demo)
 
@@ -267,10 +269,21 @@ def run_demo(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise UserError(out, "exists and is not a folder")
+    created = not out.exists()
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise UserError(out, f"cannot create the output folder ({e.strerror or e})") from None
+    try:
+        return _run_demo(args, plan, seconds, root, out)
+    finally:
+        if created and out.is_dir() and not any(out.iterdir()):
+            out.rmdir()  # a run that failed before writing anything leaves no empty folder
+
+
+def _run_demo(args, plan: dict, seconds: float, root, out: Path) -> int:
+    from edgehar.errors import UserError
+
     if not os.access(out, os.W_OK):
         raise UserError(out, "folder is not writable")
 

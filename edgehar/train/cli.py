@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
+
+from edgehar.cli_types import nonneg_int, positive_float, positive_int
 
 METHODS = ("harfm", "relcon", "selfpab", "language")
 
@@ -23,14 +24,14 @@ def register(sub) -> None:
     p.add_argument("--root", help="data folder (default: $EDGEHAR_DATA/<data set folder>)")
     p.add_argument("--config", default="cpu",
                    help="model size: cpu (small, trains on a laptop) or paper (the published size)")
-    p.add_argument("--steps", type=int, default=2000, help="optimiser steps (default 2000)")
-    p.add_argument("--batch-size", type=int, default=64, help="windows per step and rank (default 64)")
-    p.add_argument("--lr", type=float, default=1e-3, help="peak learning rate (default 1e-3)")
+    p.add_argument("--steps", type=positive_int, default=2000, help="optimiser steps (default 2000)")
+    p.add_argument("--batch-size", type=positive_int, default=64, help="windows per step and rank (default 64)")
+    p.add_argument("--lr", type=positive_float, default=1e-3, help="peak learning rate (default 1e-3)")
     p.add_argument("--holdout-test", action="store_true",
                    help="leave the data set's test subjects out of pre-training")
     p.add_argument("--out", help="checkpoint path (default teacher-<method>.pt)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    p.add_argument("--threads", type=int, help="torch CPU threads per process")
+    p.add_argument("--seed", type=nonneg_int, default=0, help="random seed (default 0)")
+    p.add_argument("--threads", type=positive_int, help="torch CPU threads per process")
     p.add_argument("--json", action="store_true", help="print a JSON summary")
     p.set_defaults(func=run_pretrain)
 
@@ -42,15 +43,15 @@ def register(sub) -> None:
     f.add_argument("teacher", help="teacher checkpoint from `edgehar pretrain`")
     f.add_argument("--data", default="hapt", help="data set name or own-data folder (default hapt)")
     f.add_argument("--root", help="data folder (default: $EDGEHAR_DATA/<data set folder>)")
-    f.add_argument("--epochs", type=int, default=10, help="passes over the training windows (default 10)")
-    f.add_argument("--batch-size", type=int, default=64, help="windows per step (default 64)")
-    f.add_argument("--lr", type=float, help="peak learning rate (default 1e-3, probe 1e-2)")
+    f.add_argument("--epochs", type=positive_int, default=10, help="passes over the training windows (default 10)")
+    f.add_argument("--batch-size", type=positive_int, default=64, help="windows per step (default 64)")
+    f.add_argument("--lr", type=positive_float, help="peak learning rate (default 1e-3, probe 1e-2)")
     f.add_argument("--linear-probe", action="store_true",
                    help="freeze the backbone and train only the task head")
     f.add_argument("--no-augment", action="store_true", help="no jitter/scale augmentation")
     f.add_argument("--out", help="checkpoint path (default <teacher>-finetuned.pt / -probe.pt)")
-    f.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    f.add_argument("--threads", type=int, help="torch CPU threads")
+    f.add_argument("--seed", type=nonneg_int, default=0, help="random seed (default 0)")
+    f.add_argument("--threads", type=positive_int, help="torch CPU threads")
     f.add_argument("--json", action="store_true", help="print the metrics as JSON")
     f.set_defaults(func=run_finetune)
 
@@ -65,13 +66,9 @@ def _check_data(name: str) -> None:
 
 def _check_out(path: str) -> None:
     """Fail before training, not after, when the checkpoint cannot be written."""
-    from edgehar.errors import UserError
+    from edgehar.checkpoint import check_checkpoint_out
 
-    parent = Path(path).resolve().parent
-    if parent.exists() and not os.access(parent, os.W_OK):
-        raise UserError(parent, "folder is not writable")
-    if Path(path).is_dir():
-        raise UserError(path, "is a folder, expected a checkpoint file path")
+    check_checkpoint_out(path)
 
 
 def run_pretrain(args: argparse.Namespace) -> int:
@@ -133,10 +130,10 @@ def run_finetune(args: argparse.Namespace) -> int:
     _check_data(args.data)
     if args.epochs < 1 or args.batch_size < 1:
         raise UserError("--epochs/--batch-size", "must be at least 1")
-    teacher, card, extra = load_teacher(args.teacher)
     stem = str(Path(args.teacher).with_suffix(""))
     out = args.out or f"{stem}-{'probe' if args.linear_probe else 'finetuned'}.pt"
     _check_out(out)
+    teacher, card, extra = load_teacher(args.teacher)
     if args.threads:
         torch.set_num_threads(args.threads)
     windows, test_subjects = load_windows(args.data, args.root, card)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
+from edgehar.cli_types import fraction, nonneg_float, nonneg_int, positive_float, positive_int
 from edgehar.data.registry import data_arg
 
 
@@ -24,21 +25,21 @@ def register(sub) -> None:
                    help="data set name or own-data folder (default hapt)")
     p.add_argument("--root", help="data folder (default: $EDGEHAR_DATA/<data set folder>)")
     p.add_argument("--windows", help="train on this windows .npz (calib format) instead of --data")
-    p.add_argument("--epochs", type=int, default=30, help="passes over the training windows (default 30)")
-    p.add_argument("--max-steps", type=int, help="stop after this many optimiser steps")
-    p.add_argument("--batch-size", type=int, default=64, help="windows per step (default 64)")
-    p.add_argument("--lr", type=float, default=3e-3, help="peak learning rate (default 3e-3)")
-    p.add_argument("--temperature", type=float, default=4.0, help="soft-label temperature (default 4)")
-    p.add_argument("--w-kd", type=float, default=1.0, help="weight of the soft-label loss (default 1)")
-    p.add_argument("--w-embed", type=float, default=1.0, help="weight of the embedding loss (default 1)")
-    p.add_argument("--w-hint", type=float, default=0.5, help="weight of the token-hint loss (default 0.5)")
-    p.add_argument("--w-label", type=float, default=1.0, help="weight of the label loss (default 1)")
+    p.add_argument("--epochs", type=positive_int, default=30, help="passes over the training windows (default 30)")
+    p.add_argument("--max-steps", type=positive_int, help="stop after this many optimiser steps")
+    p.add_argument("--batch-size", type=positive_int, default=64, help="windows per step (default 64)")
+    p.add_argument("--lr", type=positive_float, default=3e-3, help="peak learning rate (default 3e-3)")
+    p.add_argument("--temperature", type=positive_float, default=4.0, help="soft-label temperature (default 4)")
+    p.add_argument("--w-kd", type=nonneg_float, default=1.0, help="weight of the soft-label loss (default 1)")
+    p.add_argument("--w-embed", type=nonneg_float, default=1.0, help="weight of the embedding loss (default 1)")
+    p.add_argument("--w-hint", type=nonneg_float, default=0.5, help="weight of the token-hint loss (default 0.5)")
+    p.add_argument("--w-label", type=nonneg_float, default=1.0, help="weight of the label loss (default 1)")
     p.add_argument("--augment", action="store_true",
                    help="jitter and scale the student's input windows (the teacher sees them clean)")
-    p.add_argument("--label-fraction", type=float, default=1.0,
+    p.add_argument("--label-fraction", type=fraction, default=1.0,
                    help="keep labels on only this class-stratified fraction of training windows")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    p.add_argument("--threads", type=int, help="torch CPU threads")
+    p.add_argument("--seed", type=nonneg_int, default=0, help="random seed (default 0)")
+    p.add_argument("--threads", type=positive_int, help="torch CPU threads")
     p.add_argument("--out", help="student checkpoint path (default student-<size>.pt)")
     p.add_argument("--json", action="store_true", help="print the metrics as JSON")
     p.set_defaults(func=run_distill)
@@ -71,19 +72,14 @@ def load_training_windows(args, card):
 def run_distill(args: argparse.Namespace) -> int:
     import torch
 
-    from edgehar.checkpoint import save_checkpoint
-    from edgehar.errors import UserError
+    from edgehar.checkpoint import check_checkpoint_out, save_checkpoint
     from edgehar.recipes import distill_student
     from edgehar.train.distill import DistillConfig, load_teacher_spec, student_metrics, teacher_metrics
 
-    if not 0 < args.label_fraction <= 1:
-        raise UserError("--label-fraction", f"must be in (0, 1], got {args.label_fraction}")
-    for name in ("w_kd", "w_embed", "w_hint", "w_label"):
-        if getattr(args, name) < 0:
-            raise UserError("--" + name.replace("_", "-"), f"must be >= 0, got {getattr(args, name)}")
     if args.threads:
         torch.set_num_threads(args.threads)
     out = args.out or f"student-{args.student}.pt"
+    check_checkpoint_out(out)  # before the teacher loads and training starts, not after
     teacher, tcard = load_teacher_spec(args.teacher)
     train, val, test = load_training_windows(args, tcard)
     cfg = DistillConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
