@@ -75,15 +75,12 @@ def run_pretrain(args: argparse.Namespace) -> int:
     import torch
 
     from edgehar.data.splits import split_subjects
-    from edgehar.errors import UserError
     from edgehar.models.teacher import save_teacher
     from edgehar.recipes import TeacherRecipe, pretrain_teacher
     from edgehar.train import ddp
     from edgehar.train.pretrain import load_windows
 
     _check_data(args.data)
-    if args.steps < 1 or args.batch_size < 1:
-        raise UserError("--steps/--batch-size", "must be at least 1")
     out = args.out or f"teacher-{args.method}.pt"
     _check_out(out)
     if args.threads:
