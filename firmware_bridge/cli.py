@@ -88,23 +88,27 @@ def run_simulate(args) -> int:
     if len(data) == 0:
         raise UserError(args.replay, f"nothing to replay from {args.start:g} s "
                                      f"(the recording lasts {rec.seconds:.1f} s)")
-    dev = VirtualDevice(data, rec.rate, rec.channels, rec.units, args.protocol, args.speed, faults,
-                        args.link, args.frame_samples, args.loop, declare=not args.no_declare)
-    info = {"port": dev.path, "protocol": args.protocol, "rate": rec.rate, "channels": list(rec.channels),
-            "samples": len(data), "seconds": round(len(data) / rec.rate, 2), "speed": args.speed}
-    print(json.dumps(info) if args.json else dev.path, flush=True)
-    if not args.json:
-        print(f"edgehar: streaming {info['seconds']} s of {args.replay} ({rec.rate:g} Hz x "
-              f"{len(rec.channels)}) at {args.speed:g}x in {args.protocol} mode; Ctrl-C stops",
-              file=sys.stderr, flush=True)
-    dev.start()
-    try:
+    dev = None
+    try:  # a signal at any point from here stops the device and removes the link
+        dev = VirtualDevice(data, rec.rate, rec.channels, rec.units, args.protocol, args.speed, faults,
+                            args.link, args.frame_samples, args.loop, declare=not args.no_declare)
+        info = {"port": dev.path, "protocol": args.protocol, "rate": rec.rate,
+                "channels": list(rec.channels), "samples": len(data),
+                "seconds": round(len(data) / rec.rate, 2), "speed": args.speed}
+        print(json.dumps(info) if args.json else dev.path, flush=True)
+        if not args.json:
+            print(f"edgehar: streaming {info['seconds']} s of {args.replay} ({rec.rate:g} Hz x "
+                  f"{len(rec.channels)}) at {args.speed:g}x in {args.protocol} mode; Ctrl-C stops",
+                  file=sys.stderr, flush=True)
+        dev.start()
         while not dev.wait(0.2):
             pass
     except KeyboardInterrupt:
-        pass
+        if dev is None:
+            raise
     finally:
-        dev.stop()
+        if dev is not None:
+            dev.stop()
     summary = {"sent_samples": sum(len(c) for c in dev.sent), "connections": len(dev.sent), **dev.counts}
     if args.json:
         print(json.dumps({"summary": summary}), flush=True)

@@ -131,18 +131,17 @@ def _read_rows(path: Path, delimiter: str | None) -> tuple[list[str], list[list[
         lines = [(n, line.rstrip(";").rstrip()) for n, line in lines]
 
     def split(n: int, line: str) -> list[str]:
+        if len(line) > MAX_CELL:  # before the csv module, which has its own (larger) limit
+            long = max(line.split(None if delimiter == " " else delimiter), key=len)
+            if len(long) > MAX_CELL:
+                raise UserError(path, f"line {n}: a cell of {len(long)} characters (at most {MAX_CELL})")
         if delimiter == " ":
-            cells = line.split()
-        else:
-            try:
-                cells = next(csv.reader([line], delimiter=delimiter))
-            except csv.Error as e:
-                raise UserError(path, f"line {n}: {e}") from None
-            cells = cells[:-1] if delimiter == ";" and cells and cells[-1] == "" else cells
-        long = next((c for c in cells if len(c) > MAX_CELL), None)
-        if long is not None:
-            raise UserError(path, f"line {n}: a cell of {len(long)} characters (at most {MAX_CELL})")
-        return cells
+            return line.split()
+        try:
+            cells = next(csv.reader([line], delimiter=delimiter))
+        except csv.Error as e:
+            raise UserError(path, f"line {n}: {e}") from None
+        return cells[:-1] if delimiter == ";" and cells and cells[-1] == "" else cells
 
     header = [h.strip() for h in split(*lines[0])]
     if len(lines) < 2:
