@@ -6,8 +6,8 @@ by reopening the same path every `retry` seconds, and counts bytes, lines, frame
 kind of bad item. Protocol `auto` picks frame mode when a 0x00 byte shows up in the first
 bytes (text never contains one), text mode otherwise; until the chosen decoder has proved itself
 (`AUTO_LOCK` good items) the other one reads the same bytes, and when it decodes
-(`AUTO_SWITCH` items) while the chosen one decodes nothing (a 0x00 among a noisy text stream's
-garbage), the reader switches and says so on stderr, replaying what the other decoder read.
+(`AUTO_SWITCH` items, 4x more than the chosen one: a 0x00 among a noisy text stream's garbage
+picks frames, which then never decode), the reader switches and says so on stderr, replaying what the other decoder read.
 A stream where nothing decodes in `SILENT_BYTES` bytes gets a one-line hint on stderr (wrong
 `--protocol` or `--baud`).
 """
@@ -33,7 +33,7 @@ from edgehar.errors import UserError
 COMMON_RATES = (1, 5, 10, 12.5, 20, 25, 26, 30, 32, 50, 52, 60, 64, 100, 104, 120, 128, 200, 208,
                 250, 256, 400, 416, 500, 512, 800, 833, 1000, 1600, 3200)
 RATE_PROBE_S = 2.0  # text mode without a declared rate: measure arrivals this long
-AUTO_SWITCH = 8  # good items of the other protocol (and none of the chosen one) that switch auto
+AUTO_SWITCH = 8  # good items of the other protocol (and 4x those of the chosen one) that switch auto
 AUTO_LOCK = 64  # good items after which auto stops watching the other protocol
 SILENT_BYTES = 4096  # bytes with nothing decoded before the reader says why on stderr
 
@@ -88,7 +88,6 @@ class SerialReader(threading.Thread):
         self._halt = threading.Event()
         self._probe: list[tuple[float, tuple]] = []  # text readings held while measuring the rate
         self._pending = b""  # first bytes, before auto picks the protocol
-        self._auto = protocol == "auto"
         self._shadow = None  # auto: the other protocol's decoder, reading the same bytes
         self._shadow_items: list[tuple[list, float]] = []
         self._switches = 0
