@@ -39,6 +39,7 @@ from edgehar.errors import UserError
 # (float() also skips whitespace at a field's ends and "_" between digits: excluded too.)
 _TEXT_GARBAGE = bytes(b for b in range(256)
                       if chr(b) not in "0123456789+-.eE,;#_" and not chr(b).isspace() and b != 0x7F)
+LINGER_S = 0.5  # the device stays after the replay's end, so the host reads its last bytes
 DEVICE_T0_US = 2**32 - 5_000_000  # device clock starts 5 s before the uint32 wraps: exercises it
 
 
@@ -272,7 +273,9 @@ class VirtualDevice:
     def _wait_for_host(self) -> None:
         while not self._stop.is_set() and not self._host_listening():
             time.sleep(0.01)
-        if not self._stop.is_set():
+        # pyserial flushes the input right after it opens the port: bytes sent at the very
+        # moment the host appears (the declaration) would be lost at random
+        if not self._stop.wait(0.1):
             self._write(self._preamble())
             self.sent.append([])
 
@@ -312,6 +315,10 @@ class VirtualDevice:
                 continue
             self._send(s, e, seq, lap)
             seq += 1
+        # A board stays plugged in after its last sample; closing the pty at once would flush
+        # what the host has not read yet (the last lines of a replay, lost at random).
+        if self._host_listening():
+            self._stop.wait(LINGER_S)
 
     def _send(self, s: int, e: int, seq: int, lap: int) -> None:
         f = self.faults
