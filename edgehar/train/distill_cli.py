@@ -42,9 +42,10 @@ def register(sub) -> None:
 
 
 def load_training_windows(args, card):
-    """(train, test) windows in the teacher's format; test is None without a test split."""
+    """(train, validation, test) windows in the teacher's format (validation: subjects drawn
+    from the training subjects); validation and test are None without a test split."""
     from edgehar.data import hapt
-    from edgehar.data.splits import split_subjects
+    from edgehar.recipes import split_train_validation
     from edgehar.data.windows import Windows
     from edgehar.data.datasets import windows_for_card
     from edgehar.train.distill import check_windows_fit
@@ -57,11 +58,11 @@ def load_training_windows(args, card):
                     channels=tuple(p.get("channels", ())), units=tuple(p.get("units", ())),
                     label_names=tuple(p.get("label_names", card.labels)), hop=int(p.get("hop", 0)))
         check_windows_fit(w, card, args.windows)
-        return w, None
+        return w, None, None
     w = windows_for_card(card, args.data, args.root)
     if args.data != "hapt":
-        return w, None
-    return split_subjects(w, hapt.TEST_SUBJECTS)
+        return w, None, None
+    return split_train_validation(w, hapt.TEST_SUBJECTS, args.seed)
 
 
 def run_distill(args: argparse.Namespace) -> int:
@@ -69,8 +70,8 @@ def run_distill(args: argparse.Namespace) -> int:
 
     from edgehar.checkpoint import save_checkpoint
     from edgehar.errors import UserError
-    from edgehar.train.distill import (DistillConfig, distill, load_teacher_spec, student_metrics,
-                                       teacher_metrics)
+    from edgehar.recipes import distill_student
+    from edgehar.train.distill import DistillConfig, load_teacher_spec, student_metrics, teacher_metrics
 
     if not 0 < args.label_fraction <= 1:
         raise UserError("--label-fraction", f"must be in (0, 1], got {args.label_fraction}")
@@ -81,7 +82,7 @@ def run_distill(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     out = args.out or f"student-{args.student}.pt"
     teacher, tcard = load_teacher_spec(args.teacher)
-    train, test = load_training_windows(args, tcard)
+    train, val, test = load_training_windows(args, tcard)
     cfg = DistillConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                         temperature=args.temperature, label_fraction=args.label_fraction,
                         seed=args.seed, max_steps=args.max_steps, w_kd=args.w_kd, w_embed=args.w_embed,
@@ -91,12 +92,13 @@ def run_distill(args: argparse.Namespace) -> int:
     if test is not None:
         from edgehar.data import hapt
         data["test_subjects"] = list(hapt.TEST_SUBJECTS)
-    student, card, history = distill(teacher, tcard, train, args.student, cfg, args.teacher, data)
+    student, card, history = distill_student(teacher, tcard, train, val, args.student, cfg, args.teacher, data)
     metrics = {}
-    if test is not None:
+    if test is not None:  # test subjects: scored once, for the report
         metrics = student_metrics(student, card, test)
         metrics["teacher_test"] = teacher_metrics(teacher, tcard, test)
-    card.provenance["metrics"] = {k: v for k, v in metrics.items() if k != "confusion"}
+        metrics["validation"] = card.provenance["metrics"]["validation"]
+    card.provenance.setdefault("metrics", {}).update({k: v for k, v in metrics.items() if k != "confusion"})
     save_checkpoint(out, student, card, extra={"history": history, "confusion": metrics.get("confusion")})
     summary = {"out": out, "student": args.student, "teacher": args.teacher, "loss": history, **metrics}
     if args.json:
