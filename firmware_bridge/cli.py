@@ -7,6 +7,7 @@ import json
 import sys
 
 from edgehar.bridge import flags
+from edgehar.cli_types import nonneg_float, positive_float, positive_int
 
 
 def register(sub) -> None:
@@ -29,14 +30,14 @@ def register(sub) -> None:
                      help="recording file (Bangle.js, HAPT, CSV, .cwa)")
     sim.add_argument("--rate", type=flags.rate_hz, metavar="HZ",
                      help="device sample rate: the recording is resampled to it (default: its own)")
-    sim.add_argument("--speed", type=flags.positive_float, default=1.0, metavar="X", help="replay X times faster than real time")
+    sim.add_argument("--speed", type=positive_float, default=1.0, metavar="X", help="replay X times faster than real time")
     sim.add_argument("--protocol", choices=["text", "frame"], default="text")
     sim.add_argument("--faults", type=flags.faults, metavar="SPEC", help="faults to inject (see below)")
     sim.add_argument("--link", type=flags.link_path, metavar="PATH",
                      help="stable symlink to the pty, re-pointed after a simulated unplug (an existing "
                           "file is never replaced; a link to a pty, e.g. left by a killed simulator, is)")
-    sim.add_argument("--start", type=flags.nonneg_float, default=0.0, metavar="S", help="start S seconds into the recording")
-    sim.add_argument("--seconds", type=flags.positive_float, metavar="S", help="replay only S seconds")
+    sim.add_argument("--start", type=nonneg_float, default=0.0, metavar="S", help="start S seconds into the recording")
+    sim.add_argument("--seconds", type=positive_float, metavar="S", help="replay only S seconds")
     sim.add_argument("--frame-samples", type=flags.frame_samples, metavar="N", help="samples per frame (default: rate/10)")
     sim.add_argument("--loop", action="store_true", help="replay forever")
     sim.add_argument("--no-declare", action="store_true",
@@ -51,8 +52,8 @@ def register(sub) -> None:
                     "Ctrl-C ends it.")
     live.add_argument("--port", required=True, help="serial port (e.g. /dev/ttyACM0, or a simulator's path)")
     live.add_argument("--model", required=True, help="model (.tflite, .onnx, .pt) or artifact folder")
-    live.add_argument("--baud", type=flags.positive_int, default=115200, help="baud rate (default 115200)")
-    live.add_argument("--duration", type=flags.positive_float, metavar="S", help="stop after S seconds")
+    live.add_argument("--baud", type=positive_int, default=115200, help="baud rate (default 115200)")
+    live.add_argument("--duration", type=positive_float, metavar="S", help="stop after S seconds")
     live.add_argument("--log", type=flags.log_path, metavar="FILE",
                       help="write every prediction to FILE (.csv, or JSON lines for .jsonl/.json); "
                            "it replaces FILE only when the run ends")
@@ -62,8 +63,8 @@ def register(sub) -> None:
     live.add_argument("--smooth", default="ema:0.5", metavar="SPEC", help="none, vote:N or ema:A (default ema:0.5)")
     live.add_argument("--backend", choices=["litert", "tflite-runtime", "onnxruntime", "torch"],
                       help="runtime (default: the first available for the model file)")
-    live.add_argument("--threads", type=flags.positive_int, default=1, help="inference threads (default 1)")
-    live.add_argument("--max-gap", type=flags.nonneg_float, default=0.25, metavar="S",
+    live.add_argument("--threads", type=positive_int, default=1, help="inference threads (default 1)")
+    live.add_argument("--max-gap", type=nonneg_float, default=0.25, metavar="S",
                       help="frame mode: interpolate gaps up to S seconds, start a new segment after longer")
     live.add_argument("--json", action="store_true", help="JSON lines: one per prediction, then a summary")
     live.set_defaults(func=run_live)

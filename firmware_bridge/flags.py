@@ -8,46 +8,12 @@ import argparse
 import math
 import os
 
+from edgehar.cli_types import finite_float, positive_int
 from edgehar.data.recording import MAX_RATE_HZ
 from edgehar.errors import UserError
 
 MIN_RATE_HZ = 0.1  # slower than any activity sensor; keeps the live resampler's filter small
 LOG_FORMATS = (".csv", ".jsonl", ".json")  # what PredictionLog writes (.json = JSON lines)
-
-
-def _number(text: str, kind=float):
-    try:
-        value = kind(text)
-    except (TypeError, ValueError):
-        raise argparse.ArgumentTypeError(f"not a{'n integer' if kind is int else ' number'}: {text!r}") from None
-    if kind is float and not math.isfinite(value):
-        raise argparse.ArgumentTypeError(f"must be a finite number, got {text!r}")
-    return value
-
-
-def finite_float(text: str) -> float:
-    return _number(text)
-
-
-def positive_float(text: str) -> float:
-    value = _number(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be > 0, got {text!r}")
-    return value
-
-
-def nonneg_float(text: str) -> float:
-    value = _number(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {text!r}")
-    return value
-
-
-def positive_int(text: str) -> int:
-    value = _number(text, int)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be an integer > 0, got {text!r}")
-    return value
 
 
 def rate_problem(rate) -> str | None:
@@ -63,7 +29,7 @@ def rate_problem(rate) -> str | None:
 
 def rate_hz(text: str) -> float:
     """A sample rate in MIN_RATE_HZ..MAX_RATE_HZ (no wearable sensor streams faster)."""
-    value = _number(text)
+    value = finite_float(text)
     problem = rate_problem(value)
     if problem:
         raise argparse.ArgumentTypeError(problem)

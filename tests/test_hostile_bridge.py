@@ -17,6 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from edgehar.bridge import flags, frames
+from edgehar.cli_types import MAX_INT, finite_float, nonneg_float, positive_float, positive_int
 from edgehar.bridge.live import PredictionLog
 from edgehar.bridge.ring import Ring
 from edgehar.bridge.serial_reader import SILENT_BYTES, SerialReader
@@ -72,9 +73,9 @@ def test_bad_flags_are_argparse_errors(capsys, argv, flag):
     _argparse_error(capsys, argv, f"argument {flag}")
 
 
-_VALIDATORS = [(flags.finite_float, lambda v: math.isfinite(v)),
-               (flags.positive_float, lambda v: math.isfinite(v) and v > 0),
-               (flags.nonneg_float, lambda v: math.isfinite(v) and v >= 0),
+_VALIDATORS = [(finite_float, lambda v: math.isfinite(v)),
+               (positive_float, lambda v: math.isfinite(v) and v > 0),
+               (nonneg_float, lambda v: math.isfinite(v) and v >= 0),
                (flags.rate_hz, lambda v: flags.MIN_RATE_HZ <= v <= flags.MAX_RATE_HZ)]
 
 
@@ -98,7 +99,7 @@ def test_numeric_flag_validators_accept_exactly_their_range(text):
 @settings(max_examples=200, deadline=None)
 @given(st.one_of(st.integers(-10**20, 10**20).map(str), st.text(max_size=8)))
 def test_integer_flag_validators(text):
-    for check, lo, hi in [(flags.positive_int, 1, math.inf), (flags.frame_samples, 1, 255)]:
+    for check, lo, hi in [(positive_int, 1, MAX_INT), (flags.frame_samples, 1, 255)]:
         try:
             value = check(text)
         except argparse.ArgumentTypeError:
