@@ -1,0 +1,131 @@
+"""Regression tests for the classes the hostile sweep (benchmarks/bench_hostile.py) found after
+issue 16's fixes: links as outputs, numeric flags typed by hand, too many threads, a window
+longer than the data, and a recording folder made before the port opened."""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+import numpy as np
+import pytest
+
+from edgehar import atomic, cli_types
+from edgehar.cli import build_parser, main
+from edgehar.data.recording import Recording
+from edgehar.data.windows import make_windows
+from edgehar.errors import UserError
+
+
+def _loop(tmp_path):
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.symlink_to(b)
+    b.symlink_to(a)
+    return a
+
+
+@pytest.mark.parametrize("write", [
+    lambda p: atomic.write_bytes(p, b"x"),
+    lambda p: atomic.check_writable(p),
+    lambda p: atomic.staged_file(p).__enter__(),
+    lambda p: atomic.staged_folder(p).__enter__(),
+    lambda p: atomic.scratch_folder(p).__enter__(),
+], ids=["write_bytes", "check_writable", "staged_file", "staged_folder", "scratch_folder"])
+def test_a_link_loop_as_output_is_one_user_error_before_any_work(tmp_path, write):
+    loop = _loop(tmp_path)
+    with pytest.raises(UserError, match="symbolic link that cannot be followed"):
+        write(loop)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a", "b"]  # nothing staged
+    assert os.readlink(tmp_path / "a") == str(tmp_path / "b")
+
+
+def test_a_link_to_a_file_stays_a_link_and_its_target_gets_the_content(tmp_path):
+    real = tmp_path / "real.json"
+    real.write_text("old")
+    link = tmp_path / "out.json"
+    link.symlink_to(real)
+    atomic.write_text(link, "new")
+    assert link.is_symlink() and real.read_text() == "new"
+    with atomic.staged_file(link) as tmp:
+        tmp.write_text("newer")
+    assert link.is_symlink() and real.read_text() == "newer"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.json", "real.json"]
+
+
+def test_a_link_to_a_folder_stays_a_link_when_an_artifact_folder_is_replaced(tmp_path):
+    real = tmp_path / "disk" / "art"
+    real.mkdir(parents=True)
+    (real / "old.txt").write_text("old")
+    link = tmp_path / "art"
+    link.symlink_to(real)
+    with atomic.staged_folder(link) as tmp:
+        (tmp / "model.tflite").write_bytes(b"m")
+    assert link.is_symlink() and sorted(os.listdir(real)) == ["model.tflite"]
+    assert sorted(os.listdir(real.parent)) == ["art"]  # no staging left beside the target
+
+
+def test_export_refuses_a_link_loop_as_out_at_once(tmp_path, capsys):
+    loop = _loop(tmp_path)
+    code = main(["export", str(tmp_path / "missing.pt"), "--out", str(loop)])
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith("edgehar: error: ") and "Traceback" not in err
+
+
+def _actions(parser, path=()):
+    for a in parser._actions:
+        if isinstance(a, argparse._SubParsersAction):
+            for name, sub in a.choices.items():
+                yield from _actions(sub, path + (name,))
+        else:
+            yield path, a
+
+
+def test_no_flag_takes_a_bare_int_or_float():
+    """int() and float() accept "nan", "inf", "-5" and 10**30: every numeric flag goes through
+    edgehar.cli_types (or a check built on it), so a bad number fails at parse time."""
+    bare = [(" ".join(p), a.option_strings or a.dest) for p, a in _actions(build_parser())
+            if a.type in (int, float)]
+    assert bare == []
+
+
+def test_threads_are_bounded_by_the_machine():
+    most = cli_types.MAX_THREADS_PER_CORE * (os.cpu_count() or 1)
+    assert cli_types.threads("1") == 1 and cli_types.threads(str(most)) == most
+    for bad in ("0", "-1", str(most + 1), "1000000", "nan", "2.5"):
+        with pytest.raises(argparse.ArgumentTypeError):
+            cli_types.threads(bad)
+    thread_flags = [(p, a.type) for p, a in _actions(build_parser()) if "--threads" in a.option_strings]
+    assert thread_flags and all(t is cli_types.threads for _, t in thread_flags), thread_flags
+
+
+@pytest.mark.parametrize("argv", [
+    ["live", "--port", "p", "--model", "m", "--threads", "1000"],
+    ["data", "corpus", "build", "--data", "hapt", "--rate", "nan", "--window", "128", "--out", "c"],
+    ["data", "corpus", "build", "--data", "hapt", "--rate", "50", "--window", "0", "--out", "c"],
+    ["data", "corpus", "build", "--data", "hapt", "--rate", "50", "--window", "128", "--hop", "-1", "--out", "c"],
+    ["record", "--port", "p", "--label", "walking", "--out", "o", "--takes", "0"],
+    ["record", "--port", "p", "--label", "walking", "--out", "o", "--baud", "-9600"],
+    ["record", "--port", "p", "--label", "walking", "--out", "o", "--seconds", "inf"],
+    ["record", "--port", "p", "--label", "walking", "--out", "o", "--rate", "1e9"],
+])
+def test_bad_numbers_found_by_the_sweep_fail_at_parse_time(argv, capsys):
+    with pytest.raises(SystemExit) as e:
+        main(argv)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert e.value.code == 2 and "error: argument" in err[-1], err
+
+
+def test_a_window_longer_than_every_recording_is_one_user_error():
+    rec = Recording(data=np.zeros((500, 3), np.float32), rate=50.0, channels=("acc_x", "acc_y", "acc_z"), units=("g",) * 3,
+                    source="short.csv")
+    with pytest.raises(UserError, match=r"short.csv: every recording is shorter than one window of 1000 samples "
+                                        r"\(the longest has 500 at 50 Hz\)"):
+        make_windows([rec], 1000, 500)
+
+
+def test_record_makes_no_folder_when_the_port_cannot_be_opened(tmp_path, capsys):
+    out = tmp_path / "mydata"
+    code = main(["record", "--port", str(tmp_path / "ttyACM9"), "--label", "walking", "--out", str(out)])
+    err = capsys.readouterr().err
+    assert code == 2 and "no such serial port" in err and "Traceback" not in err
+    assert not out.exists() and list(tmp_path.iterdir()) == []
