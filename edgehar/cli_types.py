@@ -88,3 +88,13 @@ def channel_list(text: str) -> list[str]:
     if len(set(names)) != len(names):
         raise argparse.ArgumentTypeError(f"a channel is named twice in {text!r}")
     return names
+
+
+def label_list(text: str) -> list[str]:
+    """Comma-separated class names for zero-shot scoring ("walking,brushing teeth")."""
+    from edgehar.zeroshot import parse_labels
+
+    try:
+        return parse_labels(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None

@@ -66,6 +66,10 @@ def register(sub) -> None:
     live.add_argument("--threads", type=threads, default=1, help="inference threads (default 1)")
     live.add_argument("--max-gap", type=nonneg_float, default=0.25, metavar="S",
                       help="frame mode: interpolate gaps up to S seconds, start a new segment after longer")
+    from edgehar.cli_types import label_list
+    live.add_argument("--labels", type=label_list, metavar="A,B,...",
+                      help="predict these classes zero-shot, from their text alone: cosine of the "
+                           "model's embedding output to each label's prototype (no retraining)")
     live.add_argument("--json", action="store_true", help="JSON lines: one per prediction, then a summary")
     live.set_defaults(func=run_live)
 
@@ -132,6 +136,9 @@ def run_live(args) -> int:
 
     Smoother(args.smooth)  # every argument is checked before the port is touched
     predictor = Predictor(args.model, args.backend, args.threads)
+    if args.labels:
+        from edgehar.zeroshot import ZeroShotPredictor
+        predictor = ZeroShotPredictor(predictor, args.labels)
     signal.signal(signal.SIGTERM, _interrupt)  # `kill` ends it like Ctrl-C: log kept, port closed
     ok, log = False, None
     try:
