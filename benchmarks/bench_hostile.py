@@ -195,6 +195,14 @@ def own_folder(c: Ctx, manifest, csv: str | bytes | None = None, name="own"):
     return folder
 
 
+def tiny_own_data(c: Ctx):
+    """Three subjects of 6 s each, one class: the smallest folder the demo accepts."""
+    folder = c / "own"
+    write(folder / "edgehar.json", json.dumps({"rate": 50, "label": {"value": "walking"}, "subject": {"folder": 1}}))
+    for s in (1, 2, 3):
+        write(folder / f"s{s}" / "a.csv", "acc_x,acc_y,acc_z\n" + "0.1,0.2,0.9\n" * 300)
+
+
 def flip_weights(c: Ctx):
     raw = bytearray((c.art / "model_int8.tflite").read_bytes())
     mid = len(raw) // 2
@@ -513,6 +521,12 @@ def cases() -> list[Case]:
     add("new-record-takes-0", "new",
         lambda c: ["record", "--port", c / "dv", "--label", "walking", "--out", c / "rec", "--takes", "0"],
         expect="usage", needle="--takes")
+    add("new-demo-data-images", "new", lambda c: ["demo", "--quick", "--data", c / "imgs", "--out", c / "d"],
+        setup=lambda c: [write(c / "imgs" / f"img{i}.png", b"\x89PNG\r\n\x1a\n" + os.urandom(200)) for i in range(3)])
+    add("new-demo-out-is-a-file", "new", lambda c: ["demo", "--quick", "--out", c / "notes.txt"],
+        setup=lambda c: write(c / "notes.txt", "my notes\n"), needle="notes.txt")
+    add("new-demo-tiny-own-data", "new", lambda c: ["demo", "--quick", "--data", c / "own", "--out", c / "d"],
+        expect="ok", outputs=("d",), setup=tiny_own_data, timeout=600)
     add("new-sigint-distill", "new",
         lambda c: ["distill", "--teacher", c.D / "teacher.pt", "--data", "banglejs", "--epochs", "50",
                    "--out", c / "s.pt"], expect="interrupted", signal=(signal.SIGINT, r"distill.*\d+/\d+"))
@@ -680,6 +694,8 @@ def judge(case: Case, r: Result) -> list:
     want = {"error": 2, "usage": 2, "ok": 0, "interrupted": 130, "terminated": 143, "killed": -9}[case.expect]
     if r.rc != want:
         problems.append(f"exit {r.rc}, expected {want}")
+    if ERROR_LINE.match(last) and re.search(r"\b[A-Z]\w*(Error|Exception): ", last[len("edgehar: error: "):]):
+        problems.append(f"a bug dressed as a user error: {last[:200]!r}")
     if case.expect == "error":
         errs = [ln for ln in r.err.split("\n") if "error" in ln.lower()]
         if not ERROR_LINE.match(last) or len(errs) != 1 or not errs[0].startswith("edgehar: error: "):

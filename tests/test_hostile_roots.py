@@ -129,3 +129,29 @@ def test_record_makes_no_folder_when_the_port_cannot_be_opened(tmp_path, capsys)
     err = capsys.readouterr().err
     assert code == 2 and "no such serial port" in err and "Traceback" not in err
     assert not out.exists() and list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("pct_start", [0.1, 0.3])
+def test_one_cycle_runs_for_any_number_of_steps(pct_start):
+    """torch's OneCycleLR divides by zero when the warm-up is exactly one step (10 steps at
+    0.1: `edgehar demo --data` on a small folder, `finetune --epochs 10` on under 64 windows)."""
+    import torch
+
+    from edgehar.train.schedule import one_cycle
+
+    for total in range(1, 61):
+        opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1e-3)
+        sched = one_cycle(opt, 1e-3, total, pct_start=pct_start)
+        for _ in range(total):
+            opt.step()
+            sched.step()
+            assert np.isfinite(opt.param_groups[0]["lr"])
+
+
+def test_every_trainer_uses_the_one_schedule():
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    direct = [str(p.relative_to(root)) for d in ("edgehar", "calib", "export", "firmware_bridge")
+              for p in (root / d).rglob("*.py") if "OneCycleLR(" in p.read_text() and p.name != "schedule.py"]
+    assert direct == []
