@@ -58,15 +58,34 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as e:
         return _fail(f"error: {e.message}", 2)
     except KeyboardInterrupt:
-        return _fail("terminated", 143) if _TERMINATED else _fail("interrupted", 130)
+        return _stopped()
     except BrokenPipeError:
         return 0
     except Exception as e:
         if _interrupted(e):  # Ctrl-C inside an import (TensorFlow re-raises it as ImportError)
-            return _fail("terminated", 143) if _TERMINATED else _fail("interrupted", 130)
+            return _stopped()
         raise
     finally:
         restore()
+
+
+def _stopped() -> int:
+    """Ctrl-C or SIGTERM, handled: one line, exit 143 or 130."""
+    _forget_unhandled_interrupt()
+    return _fail("terminated", 143) if _TERMINATED else _fail("interrupted", 130)
+
+
+def _forget_unhandled_interrupt() -> None:
+    """CPython sets a sticky flag when a KeyboardInterrupt leaves code a C extension runs
+    through PyRun_String (an import of TensorFlow does), and at exit kills the process with
+    SIGINT whatever status it returns: exit -2 instead of edgehar's 130. The interrupt was
+    handled here, so clear the flag (a CPython internal; absent elsewhere, then nothing to do)."""
+    import ctypes
+
+    try:
+        ctypes.c_int.in_dll(ctypes.pythonapi, "_Py_UnhandledKeyboardInterrupt").value = 0
+    except (AttributeError, ValueError, OSError):
+        pass
 
 
 def _fail(message: str, status: int) -> int:

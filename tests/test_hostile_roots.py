@@ -155,3 +155,28 @@ def test_every_trainer_uses_the_one_schedule():
     direct = [str(p.relative_to(root)) for d in ("edgehar", "calib", "export", "firmware_bridge")
               for p in (root / d).rglob("*.py") if "OneCycleLR(" in p.read_text() and p.name != "schedule.py"]
     assert direct == []
+
+
+RUN_STRING_INTERRUPT = """
+import ctypes, sys
+import edgehar.evaluate as e
+from edgehar.cli import main
+
+def importing(*a, **k):  # Ctrl-C landing in code a C extension runs (TensorFlow's import)
+    run = ctypes.pythonapi.PyRun_String
+    run.restype, run.argtypes = ctypes.py_object, [ctypes.c_char_p, ctypes.c_int, ctypes.py_object, ctypes.py_object]
+    run(b"raise KeyboardInterrupt", 257, {}, {})
+e.evaluate_file = importing
+sys.exit(main(["eval", "m.tflite"]))
+"""
+
+
+def test_ctrl_c_inside_extension_code_still_exits_130(tmp_path):
+    import subprocess
+    import sys
+
+    # run as a module, as `python -m edgehar` is: only then does CPython act on the flag
+    (tmp_path / "interrupted_run.py").write_text(RUN_STRING_INTERRUPT)
+    p = subprocess.run([sys.executable, "-m", "interrupted_run"], capture_output=True, text=True,
+                       cwd=tmp_path, timeout=120)
+    assert p.returncode == 130 and p.stderr.strip().splitlines()[-1] == "edgehar: interrupted", (p.returncode, p.stderr)
