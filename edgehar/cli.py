@@ -45,13 +45,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-_TERMINATED: list[int] = []  # set by the SIGTERM handler
+_SIGNALLED: list[int] = []  # the stop signals received (SIGINT, SIGTERM) during this command
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    _TERMINATED.clear()
+    _SIGNALLED.clear()
     restore = _catch_signals()
     try:
         return int(args.func(args) or 0)
@@ -62,7 +62,10 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:
         return 0
     except Exception as e:
-        if _interrupted(e):  # Ctrl-C inside an import (TensorFlow re-raises it as ImportError)
+        # A library may turn the interrupt into another error (TensorFlow re-raises Ctrl-C in an
+        # import as ImportError; Keras then fails on the half-imported module): once a stop
+        # signal came, what follows is its consequence, not a bug.
+        if _SIGNALLED or _interrupted(e):
             return _stopped()
         raise
     finally:
@@ -72,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
 def _stopped() -> int:
     """Ctrl-C or SIGTERM, handled: one line, exit 143 or 130."""
     _forget_unhandled_interrupt()
-    return _fail("terminated", 143) if _TERMINATED else _fail("interrupted", 130)
+    return _fail("terminated", 143) if signal.SIGTERM in _SIGNALLED else _fail("interrupted", 130)
 
 
 def _forget_unhandled_interrupt() -> None:
@@ -113,11 +116,15 @@ def _catch_signals():
         return lambda: None
 
     def terminate(signum, frame):
-        _TERMINATED.append(signum)  # a library may re-raise the interrupt as another type
+        _SIGNALLED.append(signum)
         raise Terminated()
 
+    def interrupt(signum, frame):
+        _SIGNALLED.append(signum)
+        raise KeyboardInterrupt()
+
     old = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
-    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGINT, interrupt)
     signal.signal(signal.SIGTERM, terminate)
 
     def restore():

@@ -180,3 +180,35 @@ def test_ctrl_c_inside_extension_code_still_exits_130(tmp_path):
     p = subprocess.run([sys.executable, "-m", "interrupted_run"], capture_output=True, text=True,
                        cwd=tmp_path, timeout=120)
     assert p.returncode == 130 and p.stderr.strip().splitlines()[-1] == "edgehar: interrupted", (p.returncode, p.stderr)
+
+
+SWALLOWING_LIBRARY = """
+import sys, time
+import edgehar.evaluate as e
+from edgehar.cli import main
+
+def importing(*a, **k):
+    try:
+        print("ready", flush=True)
+        time.sleep(60)
+    except KeyboardInterrupt:
+        pass  # a library swallowing the interrupt half-way through an import
+    raise ImportError("To use Keras, you need to have `optree` installed.")
+e.evaluate_file = importing
+sys.exit(main(["eval", "m.tflite"]))
+"""
+
+
+@pytest.mark.parametrize("sig,code,word", [("SIGTERM", 143, "terminated"), ("SIGINT", 130, "interrupted")])
+def test_an_error_after_a_stop_signal_is_the_signal_not_a_traceback(tmp_path, sig, code, word):
+    import signal
+    import subprocess
+    import sys
+
+    p = subprocess.Popen([sys.executable, "-c", SWALLOWING_LIBRARY], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True, cwd=tmp_path)
+    assert p.stdout.readline().strip() == "ready"
+    p.send_signal(getattr(signal, sig))
+    _, err = p.communicate(timeout=60)
+    assert p.returncode == code and err.strip().splitlines()[-1] == f"edgehar: {word}", err
+    assert "Traceback" not in err
