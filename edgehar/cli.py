@@ -24,6 +24,7 @@ COMMAND_MODULES = [
     "edgehar.export.cli",
     "edgehar.evaluate",
     "edgehar.bridge.cli",
+    "edgehar.bridge.firmware_cli",
     "edgehar.demo",
 ]
 
