@@ -77,6 +77,7 @@ class EmulatedDevice:
         if pty:
             self.master, self.slave = os.openpty()
             tty.setraw(self.slave)
+            os.set_blocking(self.master, False)  # a full pty drops output, never stalls the MCU
             self.path = os.ttyname(self.slave)
         self._decoder = frames.FrameDecoder()
         self._seq = 0

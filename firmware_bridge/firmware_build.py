@@ -54,10 +54,10 @@ def arena_for(tflite: Path) -> int:
     32-bit MCU needs) rounded up to 1 KiB, plus 1 KiB of headroom."""
     from edgehar.profile.arena import measure_arena
 
-    found = measure_arena(tflite)
-    if not found.to_dict().get("arena_bytes"):
-        raise UserError(tflite, f"tflite-micro cannot run it: {found.to_dict().get('tflm_error')}")
-    return (found.to_dict()["arena_bytes"] + 1023) // 1024 * 1024 + 1024
+    found = measure_arena(str(tflite)).to_dict()
+    if not found.get("arena_bytes"):
+        raise UserError(tflite, f"tflite-micro cannot run it: {found.get('tflm_error')}")
+    return (found["arena_bytes"] + 1023) // 1024 * 1024 + 1024
 
 
 def build_firmware(folder: str, board: str = "nrf52840", toolchains: str | None = None,

@@ -133,19 +133,22 @@ def _run_jobs(commands: list[list[str]], what: str) -> None:
 
 def _cached_dir(key_dir: Path, build) -> Path:
     """Run `build(tmp)` into a fresh folder and move it into place atomically, once."""
+    import fcntl
+
     if key_dir.is_dir():
         return key_dir
     key_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=key_dir.name + ".tmp-", dir=key_dir.parent))
-    try:
-        build(tmp)
+    # One builder per key: parallel test workers wait for the first instead of compiling twice.
+    with open(key_dir.parent / f"{key_dir.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if key_dir.is_dir():
+            return key_dir
+        tmp = Path(tempfile.mkdtemp(prefix=key_dir.name + ".tmp-", dir=key_dir.parent))
         try:
+            build(tmp)
             os.rename(tmp, key_dir)
-        except OSError:  # another process finished the same build first
-            if not key_dir.is_dir():
-                raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
     return key_dir
 
 
