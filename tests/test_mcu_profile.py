@@ -126,10 +126,14 @@ def test_profile_without_measure_labels_the_fallback(tiny_int8, capsys):
 def test_missing_op_is_named(toolchain, m4_runner, tmp_path, capsys):
     import tensorflow as tf
 
-    inp = tf.keras.Input((8,), batch_size=1)
-    model = tf.keras.Model(inp, tf.keras.layers.Dense(2)(tf.math.floor(inp)))
+    @tf.function(input_signature=[tf.TensorSpec([1, 8], tf.float32)])
+    def floor_twice(x):
+        return tf.math.floor(x) * 2.0
+
     path = tmp_path / "floor.tflite"
-    path.write_bytes(tf.lite.TFLiteConverter.from_keras_model(model).convert())
+    conv = tf.lite.TFLiteConverter.from_concrete_functions([floor_twice.get_concrete_function()],
+                                                           floor_twice)
+    path.write_bytes(conv.convert())
     assert main(["profile", str(path), "--no-latency", "--no-arena", "--measure", "cortex-m4"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "op FLOOR is not in edgehar's TFLM runner" in err[0]
