@@ -129,11 +129,17 @@ def run_live_on_device(args) -> int:
     labels = (ModelCard.from_json(card_path.read_text(), str(card_path)).labels if card_path.is_file()
               else Predictor(args.model, args.backend, args.threads).card.labels)
     port = open_port(args.port, args.baud)
-    decoder, count, errors = frames.FrameDecoder(), 0, 0
+    import serial
+
+    decoder, count, errors, gone = frames.FrameDecoder(), 0, 0, False
     end = None if args.duration is None else time.monotonic() + args.duration
     try:
         while end is None or time.monotonic() < end:
-            data = port.read(4096)
+            try:
+                data = port.read(4096)
+            except (serial.SerialException, OSError):  # the device went away: the session ends
+                gone = True
+                break
             for item in decoder.feed(data or b""):
                 if not isinstance(item, frames.Message):
                     continue
@@ -152,7 +158,7 @@ def run_live_on_device(args) -> int:
         pass
     finally:
         port.close()
-    summary = {"windows": count, "device_errors": errors, "on_device": True}
+    summary = {"windows": count, "device_errors": errors, "on_device": True, "device_gone": gone}
     print(json.dumps({"summary": summary}) if args.json else
           f"edgehar: {count} on-device predictions, device errors {errors}", file=sys.stderr
           if not args.json else sys.stdout)

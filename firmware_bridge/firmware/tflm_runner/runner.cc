@@ -17,6 +17,10 @@
 #include "tensorflow/lite/schema/schema_generated.h"
 
 extern "C" void initialise_monitor_handles(void);
+// The reference tree's cortex_m_generic DebugLog prints only through a registered callback (the
+// CMSIS-NN tree's prints to stderr itself): weak, so the runner links against either.
+extern "C" void RegisterDebugLogCallback(void (*callback)(const char*)) __attribute__((weak));
+static void log_to_stderr(const char* s) { fputs(s, stderr); }
 
 // Distinct bodies + noipa: GCC must neither merge nor inline them, the plugin needs each address.
 volatile int edgehar_mark_sink;
@@ -66,6 +70,7 @@ size_t read_file(const char* path, uint8_t* buf, size_t cap) {
 
 int main() {
   initialise_monitor_handles();
+  if (RegisterDebugLogCallback) RegisterDebugLogCallback(log_to_stderr);
   size_t model_bytes = read_file("model.tflite", model_buf, kModelMax);
   if (model_bytes == 0 || model_bytes == kModelMax) {
     printf("error model.tflite missing or larger than %u bytes\n", (unsigned)kModelMax);
