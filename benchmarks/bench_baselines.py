@@ -14,22 +14,18 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
 from pathlib import Path
 
 import torch
 from edgehar.profile.torch_macs import torch_macs
 
 from edgehar.atomic import write_json, write_text
-from edgehar.card import ModelCard, provenance
+from edgehar.bench.provenance import Run
 from edgehar.checkpoint import save_checkpoint
 from edgehar.data import hapt
 from edgehar.data.datasets import activity_windows
-from edgehar.data.normalise import channel_stats
-from edgehar.data.splits import split_subjects
-from edgehar.models import build
-from edgehar.models.baselines import arch_for
-from edgehar.train.supervised import evaluate, fit
+from edgehar.models.inference import evaluate
+from edgehar.recipes import split_train_validation, train_baseline
 
 HERE = Path(__file__).resolve().parent
 EPOCHS = {"cnn": 30, "ignatov": 30, "tinyhar": 20}  # TinyHAR is ~5x slower per step on CPU
@@ -54,49 +50,41 @@ def main(argv=None) -> int:
     torch.set_num_threads(1)
     out = Path(args.out)
 
+    run = Run(__file__, argv, HERE.parent)
     w = activity_windows("hapt", Path(args.data) / "hapt", rate=50.0, window=128, hop=64)
-    train, test = split_subjects(w, hapt.TEST_SUBJECTS)
-    mean, std = channel_stats(train.labelled())
+    train, val, test = split_train_validation(w, hapt.TEST_SUBJECTS, args.seed)
+    split = {"test_subjects": list(hapt.TEST_SUBJECTS), "validation_subjects": sorted(set(val.subject.tolist()))}
     results = []
     for name in names:
-        torch.manual_seed(args.seed)
         epochs = args.epochs or EPOCHS[name]
-        arch = arch_for(name, len(w.channels), len(w.label_names), w.length)
-        card = ModelCard(labels=list(w.label_names), rate=w.rate, window=w.length, hop=w.hop,
-                         channels=list(w.channels), units=list(w.units), norm_mean=mean, norm_std=std,
-                         kind="baseline", arch=arch)
-        model = build(arch)
-        t0 = time.perf_counter()
-        losses = fit(model, train, card, epochs=epochs, seed=args.seed, desc=name)
-        train_s = time.perf_counter() - t0
-        metrics = evaluate(model, test, card)
-        row = {"model": name, "title": TITLES[name], "macro_f1": metrics["macro_f1"],
-               "accuracy": metrics["accuracy"], "per_class_f1": metrics["per_class_f1"],
+        model, card = train_baseline(name, train, val, epochs, args.seed, data="hapt", split=split)
+        metrics = evaluate(model, test, card)  # test subjects: scored once, for the report
+        card.provenance["metrics"]["test"] = {k: metrics[k] for k in ("macro_f1", "accuracy", "n")}
+        row = {"model": name, "title": TITLES[name], "validation_macro_f1": card.provenance["metrics"]["validation"]["macro_f1"],
+               "macro_f1": metrics["macro_f1"], "accuracy": metrics["accuracy"], "per_class_f1": metrics["per_class_f1"],
                "confusion": metrics["confusion"], "test_windows": metrics["n"],
                "params": int(sum(q.numel() for q in model.parameters())),
                "macs_per_window": torch_macs(model, torch.zeros(1, w.length, len(w.channels))),
-               "epochs": epochs, "train_s": round(train_s, 1), "final_loss": losses[-1],
+               "epochs": epochs, "train_s": card.provenance["train_s"], "final_loss": card.provenance["epoch_losses"][-1],
                "checkpoint": str((out / "models" / f"{name}.pt").relative_to(HERE.parent))
                if out.resolve().is_relative_to(HERE.parent) else str(out / "models" / f"{name}.pt")}
-        card.provenance = provenance(
-            data="hapt", split={"test_subjects": list(hapt.TEST_SUBJECTS)}, epochs=epochs,
-            seed=args.seed, metrics={"macro_f1": row["macro_f1"], "accuracy": row["accuracy"]},
-            method=TITLES[name])
         save_checkpoint(out / "models" / f"{name}.pt", model, card)
         results.append(row)
         print(f"{name}: macro-F1 {row['macro_f1']:.4f} accuracy {row['accuracy']:.4f} "
-              f"params {row['params']:,} MACs {row['macs_per_window']:,} ({train_s:.0f} s)", file=sys.stderr)
+              f"params {row['params']:,} MACs {row['macs_per_window']:,} ({row['train_s']:.0f} s)", file=sys.stderr)
 
     summary = {"data": "hapt", "rate": w.rate, "window": w.length, "hop": w.hop,
                "channels": list(w.channels), "test_subjects": list(hapt.TEST_SUBJECTS),
-               "train_windows": int(len(train.labelled())), "test_windows": int(len(test.labelled())),
-               "threads": 1, "torch": torch.__version__, "results": results}
+               **split, "train_windows": int(len(train.labelled())), "test_windows": int(len(test.labelled())),
+               "provenance": run.stamp(), "results": results}
     write_json(out / "baselines.json", summary)
     md = ["# Baselines on HAPT (6 activities, 50 Hz, 128 x 6 windows, hop 64, official test subjects)", "",
-          f"Train windows {summary['train_windows']}, test windows {summary['test_windows']}; 1 CPU thread.", "",
-          "| model | macro-F1 | accuracy | params | MACs / window | epochs | train s |",
-          "|---|---:|---:|---:|---:|---:|---:|"]
-    md += [f"| {r['title']} | {r['macro_f1']:.4f} | {r['accuracy']:.4f} | {r['params']:,} | "
+          f"Train windows {summary['train_windows']} (validation subjects {summary['validation_subjects']} held "
+          f"out), test windows {summary['test_windows']}; 1 CPU thread. Command: `{summary['provenance']['command']}` "
+          f"at commit `{summary['provenance']['commit'][:12]}`.", "",
+          "| model | validation macro-F1 | macro-F1 | accuracy | params | MACs / window | epochs | train s |",
+          "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    md += [f"| {r['title']} | {r['validation_macro_f1']:.4f} | {r['macro_f1']:.4f} | {r['accuracy']:.4f} | {r['params']:,} | "
            f"{r['macs_per_window']:,} | {r['epochs']} | {r['train_s']:.0f} |" for r in results]
     write_text(out / "baselines.md", "\n".join(md) + "\n")
     print("\n".join(md))

@@ -34,7 +34,7 @@ def build_default_model(root: Path, out: Path) -> Path:
     from edgehar.checkpoint import save_checkpoint
     from edgehar.data.datasets import activity_windows
     from edgehar.export.pipeline import export_student
-    from edgehar.models.student import train_student_supervised
+    from edgehar.recipes import train_student_supervised
 
     torch.set_num_threads(1)
     w = activity_windows("banglejs", root / "banglejs_wrist", rate=50.0, window=128, hop=64)

@@ -4,8 +4,8 @@
         --pretrained PRETRAINED.pt [--parts full,few,limu] [--epochs 30] [--seeds 0,1,2] --threads 1
 
 HAPT default split (6 activities, UCI-HAR official test subjects held out; training windows of
-the other subjects, unlabelled ones included). Parts (results merge into one JSON, so parts can
-run separately):
+the other subjects, unlabelled ones included). Parts (the run rewrites distill.json whole with the
+parts it ran):
 - `full`: `small` and `tiny` distilled from `--teacher` with every training label: fp32 test
   macro-F1 against the teacher's, MACs (edgehar.profile.torch_macs for both), the plain-CNN
   floor (results/baselines.json), the score with the gyroscope absent.
@@ -37,12 +37,14 @@ import numpy as np
 import torch
 
 from edgehar.atomic import staged_file, write_json, write_text
+from edgehar.bench.provenance import Run
 from edgehar.checkpoint import save_checkpoint
 from edgehar.data import hapt
 from edgehar.data.datasets import windows_for_card
 from edgehar.data.splits import keep_label_fraction, split_subjects
 from edgehar.metrics import report
-from edgehar.models.student import make_student_card, train_student_supervised
+from edgehar.models.student import make_student_card
+from edgehar.recipes import train_student_supervised
 from edgehar.profile.torch_macs import torch_macs
 from edgehar.train.distill import (DistillConfig, distill, load_teacher_spec,
                                    student_metrics, targets_from_outputs, teacher_outputs,
@@ -181,7 +183,7 @@ def part_full(args, root: Path, models: Path, cache: Path, cnn: dict) -> dict:
 def few_label_teacher(args, train10, seed: int, cache: Path):
     """The pre-trained teacher fine-tuned on the labelled windows of train10 (cached checkpoint)."""
     from edgehar.models.teacher import load_teacher, save_teacher
-    from edgehar.train.finetune import finetune
+    from edgehar.recipes import TeacherRecipe, finetune_teacher
 
     pid = teacher_id(args.pretrained)
     key = hashlib.sha256(f"{pid}-{args.fraction}-{seed}-{args.teacher_epochs}-{args.teacher_lr}".encode()
@@ -194,14 +196,13 @@ def few_label_teacher(args, train10, seed: int, cache: Path):
     teacher, card, _ = load_teacher(args.pretrained)
     log(f"seed {seed}: fine-tune the pre-trained teacher on {int((train10.y >= 0).sum())} labels "
         f"({args.teacher_epochs} epochs)")
-    t0 = time.perf_counter()
-    # finetune() trains on the labelled windows only: the masked labels (-1) never reach it
-    finetune(teacher, train10, card, epochs=args.teacher_epochs, lr=args.teacher_lr, seed=seed)
-    seconds = time.perf_counter() - t0
-    card.provenance["stage"] = "finetune"
-    card.provenance["finetune"] = {"data": "hapt", "epochs": args.teacher_epochs, "lr": args.teacher_lr,
-                                   "label_fraction": args.fraction,
-                                   "seed": seed, "pretrained": args.pretrained}
+    recipe = TeacherRecipe(family=card.arch["name"], finetune_epochs=args.teacher_epochs,
+                           finetune_lr=args.teacher_lr, seed=seed)
+    # the teacher recipe trains on the labelled windows only: the masked labels (-1) never reach it
+    finetune_teacher(teacher, card, train10, None, recipe, progress=False)
+    seconds = card.provenance["finetune"]["seconds"]
+    card.provenance["finetune"].update({"data": "hapt", "label_fraction": args.fraction,
+                                        "pretrained": args.pretrained})
     cache.mkdir(parents=True, exist_ok=True)
     save_teacher(path, teacher, card)
     return teacher, card, str(path), seconds
@@ -435,7 +436,10 @@ def markdown(res: dict, meta: dict) -> str:
                          f"{r['test_resampled']['macro_f1']:.4f} | within 2 points | "
                          f"{'**met**' if all(r['checks'].values()) else '**missed**'} |")
         lines.append("")
-    lines += [f"- {n}" for n in meta.get("notes", [])]
+    if meta.get("provenance"):
+        prov = meta["provenance"]
+        lines += [f"Command: `{prov['command']}` at commit `{prov['commit'][:12]}`, {prov['cpu_seconds'] / 60:.1f} "
+                  f"CPU minutes on {prov['hardware']['cpu']} ({prov['finished']})."]
     return "\n".join(lines) + "\n"
 
 
@@ -479,13 +483,11 @@ def main(argv=None) -> int:
     p.add_argument("--augment", action="store_true", help="jitter + scale the students' inputs")
     p.add_argument("--kd-unlabelled-only", action="store_true",
                    help="soft labels only on windows without a label (labelled ones: the label loss)")
-    p.add_argument("--note", action="append", default=[], help="a note for the markdown (repeatable)")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
     p.add_argument("--tag", help="store the parts' results under '<part>_<tag>' (a tuning variant)")
     p.add_argument("--reuse-labels-only", action="store_true",
                    help="part few: take the labels-only students from the stored 'few' run when their "
                         "config (seed, epochs, lr, augmentation, fraction) is the same")
-    p.add_argument("--report-only", action="store_true", help="rewrite distill.md from distill.json")
     args = p.parse_args(argv)
     if not args.data:
         sys.exit("bench_distill: set EDGEHAR_DATA or pass --data")
@@ -502,21 +504,13 @@ def main(argv=None) -> int:
     root = Path(args.data) / "hapt"
     cnn = cnn_floor(out)
     json_path = out / "distill.json"
-    previous = json.loads(json_path.read_text()) if json_path.exists() else {}
-    if args.report_only:
-        meta = {**previous.get("meta", {}), "cnn": previous.get("meta", {}).get("cnn") or cnn}
-        if args.note:
-            meta["notes"] = args.note
-            write_json(json_path, {**previous, "meta": meta})
-        write_text(out / "distill.md", markdown(previous.get("results", {}), meta))
-        print((out / "distill.md").read_text())
-        return 0
-    results = previous.get("results", {})
+    run = Run(__file__, argv, HERE.parent)
+    results = {}  # this run's parts only: the files are rewritten whole, never merged
     meta = {"epochs": args.epochs, "temperature": args.temperature, "w_kd": args.w_kd, "w_embed": args.w_embed,
             "w_hint": args.w_hint, "w_label": args.w_label, "lr": args.lr, "augment": args.augment,
             "kd_unlabelled_only": args.kd_unlabelled_only,
             "threads": args.threads, "torch": torch.__version__, "test_subjects": list(hapt.TEST_SUBJECTS),
-            "cnn": cnn, "notes": args.note or previous.get("meta", {}).get("notes", [])}
+            "cnn": cnn}
     for part in parts:
         log(f"== part {part}")
         t0 = time.perf_counter()
@@ -527,9 +521,7 @@ def main(argv=None) -> int:
         results[key] = {**fn(), "seconds": round(time.perf_counter() - t0, 1), "config": {
             k: meta[k] for k in ("epochs", "temperature", "w_kd", "w_embed", "w_hint", "w_label", "lr", "augment",
                                  "kd_unlabelled_only")}}
-        # merge with whatever another run (another part) wrote meanwhile
-        latest = json.loads(json_path.read_text()).get("results", {}) if json_path.exists() else {}
-        results = {**latest, key: results[key]}
+        meta["provenance"] = run.stamp()
         write_json(json_path, {"meta": meta, "results": results})
         write_text(out / "distill.md", markdown(results, meta))
         log(f"part {key}: {results[key]['seconds']:.0f} s")

@@ -28,8 +28,10 @@ from edgehar.data import hapt
 from edgehar.data.datasets import activity_windows
 from edgehar.data.splits import split_subjects
 from edgehar.export.pipeline import export_student
-from edgehar.models.student import count_macs, count_params, train_student_supervised
-from edgehar.train.supervised import evaluate
+from edgehar.models.student import count_params
+from edgehar.profile.torch_macs import torch_macs as count_macs
+from edgehar.recipes import train_student_supervised
+from edgehar.models.inference import evaluate
 
 HERE = Path(__file__).resolve().parent
 EPOCHS = {"tiny": 30, "small": 30}

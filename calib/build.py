@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from edgehar.atomic import staged_file
-from edgehar.errors import UserError, require_file
+from edgehar.errors import UserError, first_line, require_file
 
 FORMAT = "edgehar-calib/1"
 UNLABELLED_NAME = "unlabelled"
@@ -117,14 +117,22 @@ def load_calib(path) -> CalibSet:
             if missing:
                 raise UserError(path, f"not an edgehar calibration set (lacks {', '.join(missing)})")
             x, y, subject, prov = z["x"], z["y"], z["subject"], str(z["provenance"])
-    except (ValueError, OSError, EOFError) as e:
-        raise UserError(path, f"not a readable .npz calibration set ({str(e).splitlines()[0][:100]})") from None
+    except UserError:
+        raise
+    except Exception as e:  # noqa: BLE001 - a cut or damaged zip raises BadZipFile, EOFError, zlib.error...
+        raise UserError(path, f"not a readable .npz calibration set, truncated or damaged "
+                              f"({first_line(e, 100)})") from None
     try:
         prov = json.loads(prov)
     except ValueError:
         raise UserError(path, "calibration provenance is not JSON") from None
+    if not isinstance(prov, dict):
+        raise UserError(path, "calibration provenance is not a JSON object")
     if x.ndim != 3 or len(x) == 0:
         raise UserError(path, f"calibration windows must be (N, T, C) with N >= 1, got shape {x.shape}")
+    if any(a.dtype.kind not in "fiu" for a in (x, y, subject)):
+        raise UserError(path, f"calibration arrays are not numbers (x {x.dtype}, y {y.dtype}, "
+                              f"subject {subject.dtype})")
     if not np.isfinite(x).all():
         raise UserError(path, "calibration windows hold NaN or infinite values")
     if y.shape != (len(x),) or subject.shape != (len(x),):

@@ -5,6 +5,9 @@ from __future__ import annotations
 import argparse
 import json
 
+from edgehar.cli_types import channel_list, nonneg_int, positive_float, positive_int
+from edgehar.data.registry import DATA_HELP, data_arg
+
 
 def register(sub) -> None:
     p = sub.add_parser("calib", help="build calibration sets for int8 export",
@@ -17,16 +20,16 @@ def register(sub) -> None:
                     "a class, over subjects, from a data set's training subjects (the HAPT official "
                     "test subjects are left out), windowed as the model expects. Writes an .npz "
                     "(x raw windows, y, subject) with a JSON provenance string.")
-    b.add_argument("--data", required=True, choices=["hapt", "banglejs", "axivity"], help="data set name")
+    b.add_argument("--data", required=True, type=data_arg, help=DATA_HELP)
     b.add_argument("--root", help="its folder (default: $EDGEHAR_DATA/<dataset folder>)")
-    b.add_argument("--n", type=int, default=500, help="number of windows (default 500)")
+    b.add_argument("--n", type=positive_int, default=500, help="number of windows (default 500)")
     b.add_argument("--out", required=True, help="output .npz file")
     b.add_argument("--like", metavar="MODEL.pt", help="take rate, window, channels and units from this "
                                                        "checkpoint's model card")
-    b.add_argument("--rate", type=float, default=50.0, help="Hz (default 50; ignored with --like)")
-    b.add_argument("--window", type=int, help="samples per window (default 2.56 s)")
-    b.add_argument("--channels", help="comma-separated channel names (default: all of the data set)")
-    b.add_argument("--seed", type=int, default=0, help="selection seed (default 0)")
+    b.add_argument("--rate", type=positive_float, default=50.0, help="Hz (default 50; ignored with --like)")
+    b.add_argument("--window", type=positive_int, help="samples per window (default 2.56 s)")
+    b.add_argument("--channels", type=channel_list, help="comma-separated channel names (default: all of the data set)")
+    b.add_argument("--seed", type=nonneg_int, default=0, help="selection seed (default 0)")
     b.add_argument("--include-test-subjects", action="store_true",
                    help="also draw from the official test subjects (not recommended)")
     b.add_argument("--json", action="store_true", help="print the provenance as JSON")
@@ -37,7 +40,7 @@ def run_build(args: argparse.Namespace) -> int:
     from edgehar.calib.build import build_calibration, save_calib
 
     rate, window, units = args.rate, args.window, None
-    channels = args.channels.split(",") if args.channels else None
+    channels = args.channels
     if args.like:
         from edgehar.checkpoint import load_checkpoint
 

@@ -3,6 +3,11 @@
 Files are written to a temporary sibling and renamed over the target (`os.replace` is atomic
 on POSIX); artifact folders are built in a temporary sibling folder and renamed into place, so
 a failed export leaves nothing half-written behind.
+
+Every temporary sibling is named `.<target>.<kind>-<pid>-<random>`: it goes on every exit path
+Python sees (error, Ctrl-C, SIGTERM via `edgehar.cli`), and one left by a process that was
+killed outright (SIGKILL, power loss) is removed by the next write to the same target once
+that pid is gone.
 """
 
 from __future__ import annotations
@@ -10,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -43,11 +49,98 @@ def _check_parent_writable(path: Path) -> None:
         raise UserError(parent, "folder is not writable")
 
 
+def _staging_prefix(path: Path, kind: str) -> str:
+    return f".{path.name}.{kind}-{os.getpid()}-"
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return True  # someone else's live process (or a pid we cannot judge): leave it
+    return True
+
+
+def remove_stale_staging(path: str | os.PathLike) -> list[Path]:
+    """Remove the temporary siblings of `path` (`.<name>.<kind>-<pid>-<random>`) whose process
+    no longer runs; returns what was removed."""
+    path = Path(path)
+    pattern = re.compile(rf"\.{re.escape(path.name)}\.(?:new|old|tmp|scratch)-(\d+)-[A-Za-z0-9_]{{8}}(?:\.\w+)?")
+    removed = []
+    try:
+        entries = list(path.parent.iterdir()) if str(path.parent) else list(Path(".").iterdir())
+    except OSError:
+        return removed
+    for entry in entries:
+        m = pattern.fullmatch(entry.name)
+        if not m or int(m.group(1)) == os.getpid() or _pid_alive(int(m.group(1))):
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            with contextlib.suppress(OSError):
+                entry.unlink()
+        removed.append(entry)
+    return removed
+
+
+@contextlib.contextmanager
+def scratch_folder(beside: str | os.PathLike) -> Iterator[Path]:
+    """A temporary folder next to `beside` for a tool's scratch files (TensorFlow's generated
+    code), removed on exit, and by a later run if this process is killed."""
+    beside = Path(beside)
+    _check_parent_writable(beside)
+    remove_stale_staging(beside)
+    tmp = Path(tempfile.mkdtemp(prefix=_staging_prefix(beside, "scratch"), dir=beside.parent))
+    try:
+        yield tmp
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def temp_dir(folder: str | os.PathLike) -> Iterator[None]:
+    """Point Python's `tempfile` (and $TMPDIR, for libraries that read it) at `folder`."""
+    old_dir, old_env = tempfile.tempdir, os.environ.get("TMPDIR")
+    tempfile.tempdir = os.fspath(folder)
+    os.environ["TMPDIR"] = os.fspath(folder)
+    try:
+        yield
+    finally:
+        tempfile.tempdir = old_dir
+        if old_env is None:
+            os.environ.pop("TMPDIR", None)
+        else:
+            os.environ["TMPDIR"] = old_env
+
+
+def check_writable(path: str | os.PathLike) -> None:
+    """Raise a one-line `UserError` unless a file could be created at `path`: its nearest
+    existing ancestor must be a folder we can write in (probed by creating a file, so
+    read-only mounts and permission bits both count). Creates nothing that stays."""
+    given = path
+    path = Path(os.path.abspath(path))
+    parent = path.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise UserError(given, f"cannot be created: {parent} is a file, not a folder")
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".edgehar-probe.", dir=parent)
+    except OSError as e:
+        raise UserError(parent, f"folder is not writable ({e.strerror or e})") from None
+    os.close(fd)
+    os.unlink(probe)
+
+
 def write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     """Write `data` to `path` atomically and return the path."""
     path = Path(path)
     _check_parent_writable(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    remove_stale_staging(path)
+    fd, tmp = tempfile.mkstemp(prefix=_staging_prefix(path, "tmp"), dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
@@ -77,7 +170,8 @@ def staged_file(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path to write to (by any library); renamed onto `path` on success."""
     path = Path(path)
     _check_parent_writable(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix, dir=path.parent)
+    remove_stale_staging(path)
+    fd, tmp = tempfile.mkstemp(prefix=_staging_prefix(path, "tmp"), suffix=path.suffix, dir=path.parent)
     os.close(fd)
     try:
         yield Path(tmp)
@@ -100,12 +194,13 @@ def staged_folder(path: str | os.PathLike, overwrite: bool = True) -> Iterator[P
         raise UserError(path, "exists and is not a folder")
     if path.exists() and not overwrite:
         raise UserError(path, "already exists (pass --force to replace it)")
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    remove_stale_staging(path)
+    tmp = Path(tempfile.mkdtemp(prefix=_staging_prefix(path, "new"), dir=path.parent))
     try:
         yield tmp
         _publish(tmp, 0o777)
         if path.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{path.name}.old.", dir=path.parent))
+            old = Path(tempfile.mkdtemp(prefix=_staging_prefix(path, "old"), dir=path.parent))
             os.replace(path, old / "x")
             os.replace(tmp, path)
             shutil.rmtree(old, ignore_errors=True)

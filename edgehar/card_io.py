@@ -14,7 +14,7 @@ import os
 from pathlib import Path
 
 from edgehar.card import CARD_KEY, ModelCard
-from edgehar.errors import UserError
+from edgehar.errors import UserError, first_line
 
 CARD_FILE = "modelcard.json"
 TFLITE_IDENTIFIER = b"TFL3"
@@ -103,7 +103,7 @@ def _card_from_tflite(data: bytes, where: str) -> ModelCard:
     except UserError:
         raise
     except Exception as e:  # a corrupt flatbuffer raises anything (struct.error, IndexError...)
-        raise UserError(where, f"corrupt TFLite model ({type(e).__name__}: {e})") from None
+        raise UserError(where, f"corrupt TFLite model ({type(e).__name__}: {first_line(e, 120)})") from None
     raise UserError(where, f"TFLite model has no {CARD_KEY} metadata (export it with edgehar export)")
 
 
@@ -125,7 +125,7 @@ def _card_from_onnx(path: str) -> ModelCard:
         # the card sits in the graph proto header; skip external weight files
         model = onnx.load(path, load_external_data=False)
     except Exception as e:
-        raise UserError(path, f"not an ONNX model ({str(e).splitlines()[0][:120] if str(e) else type(e).__name__})") from None
+        raise UserError(path, f"not an ONNX model ({first_line(e, 120)})") from None
     for prop in model.metadata_props:
         if prop.key == CARD_KEY:
             return ModelCard.from_json(prop.value, path)
@@ -134,15 +134,9 @@ def _card_from_onnx(path: str) -> ModelCard:
 
 # -- torch checkpoints ------------------------------------------------------------------------
 def _card_from_torch(path: str) -> ModelCard:
-    import pickle
-    import zipfile
+    from edgehar.checkpoint import read_torch_file
 
-    import torch
-
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except (RuntimeError, pickle.UnpicklingError, zipfile.BadZipFile, EOFError, ValueError) as e:
-        raise UserError(path, f"not a torch checkpoint ({str(e).splitlines()[0][:120]})") from None
+    ckpt = read_torch_file(path)
     if not isinstance(ckpt, dict) or "card" not in ckpt:
         raise UserError(path, "torch file holds no model card (make it with pretrain, finetune or distill)")
     card = ckpt["card"]
@@ -177,6 +171,61 @@ def read_card(path: str | os.PathLike) -> ModelCard:
     if head[:2] == b"PK":
         return _card_from_torch(where)
     raise UserError(where, "not a model (expected .tflite, .onnx, .pt/.pth or an artifact folder)")
+
+
+# -- content hash: ties a model file to its card ------------------------------------------------
+def embedded_card_payload(data: bytes, suffix: str) -> bytes | None:
+    """The card bytes embedded in a .tflite / .onnx file's bytes (None when there is none)."""
+    try:
+        if suffix == ".tflite":
+            from ai_edge_litert import schema_py_generated as schema
+
+            model = schema.Model.GetRootAs(data, 0)
+            for i in range(model.MetadataLength()):
+                meta = model.Metadata(i)
+                if flatbuffer_text(meta.Name()) == CARD_KEY:
+                    return model.Buffers(meta.Buffer()).DataAsNumpy().tobytes()
+        elif suffix == ".onnx":
+            import onnx
+
+            for prop in onnx.load_from_string(data).metadata_props:
+                if prop.key == CARD_KEY:
+                    return prop.value.encode("utf-8")
+    except Exception:  # noqa: BLE001 - a damaged file has no readable card; its digest then differs
+        return None
+    return None
+
+
+def content_digest(data: bytes, suffix: str) -> str:
+    """sha256 of a model file's bytes without its embedded card, so the card can hold the
+    digest of the very file it sits in (every other byte counts: weights, graph, anything
+    appended)."""
+    import hashlib
+
+    payload = embedded_card_payload(data, suffix)
+    at = data.find(payload) if payload else -1
+    h = hashlib.sha256()
+    if at < 0:
+        h.update(data)
+    else:
+        h.update(data[:at])
+        h.update(data[at + len(payload):])
+    return h.hexdigest()
+
+
+def content_mismatch(model_path: str | os.PathLike, card: ModelCard) -> str | None:
+    """Why `model_path` no longer matches the digests its card records (None when it does, or
+    when the card records none: a model not exported by edgehar)."""
+    recorded = card.content_sha256 or {}
+    suffix = Path(model_path).suffix.lower()
+    if not recorded or suffix not in (".tflite", ".onnx"):
+        return None
+    digest = content_digest(Path(model_path).read_bytes(), suffix)
+    if digest in recorded.values():
+        return None
+    return (f"model bytes do not match the content hash in its card (sha256 {digest[:12]}..., card "
+            f"records {', '.join(f'{k} {v[:12]}...' for k, v in recorded.items())}): the file was "
+            "changed or damaged after export; its predictions cannot be trusted")
 
 
 def model_file_in(path: str | os.PathLike) -> Path:

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import signal
 import sys
+import threading
 
 from edgehar import __version__
-from edgehar.errors import UserError
+from edgehar.errors import Terminated, UserError, end_progress_bars
 
 # Modules that add sub-commands, in the order `--help` lists them.
 COMMAND_MODULES = [
@@ -24,6 +26,7 @@ COMMAND_MODULES = [
     "edgehar.export.cli",
     "edgehar.evaluate",
     "edgehar.bridge.cli",
+    "edgehar.bridge.record",
     "edgehar.bridge.firmware_cli",
     "edgehar.demo",
 ]
@@ -43,19 +46,67 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+_TERMINATED: list[int] = []  # set by the SIGTERM handler
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    _TERMINATED.clear()
+    restore = _catch_signals()
     try:
         return int(args.func(args) or 0)
     except UserError as e:
-        print(f"edgehar: error: {e.message}", file=sys.stderr)
-        return 2
+        return _fail(f"error: {e.message}", 2)
     except KeyboardInterrupt:
-        print("edgehar: interrupted", file=sys.stderr)
-        return 130
+        return _fail("terminated", 143) if _TERMINATED else _fail("interrupted", 130)
     except BrokenPipeError:
         return 0
+    except Exception as e:
+        if _interrupted(e):  # Ctrl-C inside an import (TensorFlow re-raises it as ImportError)
+            return _fail("terminated", 143) if _TERMINATED else _fail("interrupted", 130)
+        raise
+    finally:
+        restore()
+
+
+def _fail(message: str, status: int) -> int:
+    end_progress_bars()
+    print(f"edgehar: {message}", file=sys.stderr)
+    return status
+
+
+def _interrupted(e: BaseException) -> bool:
+    """Whether `e` was caused by Ctrl-C or SIGTERM somewhere down its chain."""
+    seen = set()
+    while e is not None and id(e) not in seen:
+        if isinstance(e, KeyboardInterrupt):
+            return True
+        seen.add(id(e))
+        e = e.__cause__ or e.__context__
+    return False
+
+
+def _catch_signals():
+    """Ctrl-C raises KeyboardInterrupt (even when started with SIGINT ignored, as a shell's
+    background job is) and SIGTERM raises `Terminated`, so every command's cleanup (staging
+    folders, temp files) runs on both. Returns a function that restores the old handlers."""
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+
+    def terminate(signum, frame):
+        _TERMINATED.append(signum)  # a library may re-raise the interrupt as another type
+        raise Terminated()
+
+    old = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, terminate)
+
+    def restore():
+        for sig, handler in old.items():
+            if handler is not None:
+                signal.signal(sig, handler)
+    return restore
 
 
 if __name__ == "__main__":

@@ -23,6 +23,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from edgehar.cli_types import nonneg_int, positive_float, positive_int
+
 ACC = ("acc_x", "acc_y", "acc_z")
 WINDOW, HOP = 128, 64  # 2.56 s at 50 Hz, the UCI-HAR window; live stride 1.28 s
 
@@ -52,9 +54,9 @@ def register(sub) -> None:
     p.add_argument("--synthetic", action="store_true", help="use the embedded synthetic data even when "
                                                             "$EDGEHAR_DATA is set")
     p.add_argument("--out", default="edgehar-demo", help="output folder (default ./edgehar-demo)")
-    p.add_argument("--threads", type=int, help="torch CPU threads (default: half the cores, at most 4)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    p.add_argument("--live-seconds", type=float, help="seconds of live view (default 4 quick, 8 full)")
+    p.add_argument("--threads", type=positive_int, help="torch CPU threads (default: half the cores, at most 4)")
+    p.add_argument("--seed", type=nonneg_int, default=0, help="random seed (default 0)")
+    p.add_argument("--live-seconds", type=positive_float, help="seconds of live view (default 4 quick, 8 full)")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.set_defaults(func=run_demo)
 
@@ -64,8 +66,9 @@ def register(sub) -> None:
 class DemoData:
     source: str  # "hapt" or "synthetic"
     description: str
-    train: object  # Windows
-    test: object  # Windows
+    train: object  # Windows of the training subjects, less validation
+    validation: object  # Windows of subjects drawn from the training subjects: every choice
+    test: object  # Windows of the test subjects: scored once, for the report
     test_subjects: list[int]
     replay: object  # Recording (acc only) for the simulated device
     replay_start: int  # first sample replayed
@@ -92,7 +95,7 @@ def resolve_data_root(args) -> Path | None:
 def load_demo_data(root: Path | None, plan: dict, seed: int, out: Path) -> DemoData:
     import numpy as np
 
-    from edgehar.data.splits import split_subjects
+    from edgehar.recipes import split_train_validation
 
     if root is None:
         from edgehar.data import synthetic
@@ -100,18 +103,18 @@ def load_demo_data(root: Path | None, plan: dict, seed: int, out: Path) -> DemoD
         cfg = plan["synthetic"]
         recs = synthetic.synthetic_dataset(cfg["subjects"], "wrist", cfg["seconds"], cfg["bouts"], seed)
         w = synthetic.synthetic_windows(recs, ACC, WINDOW, HOP)
-        train, test = split_subjects(w, synthetic.TEST_SUBJECTS)
+        train, val, test = split_train_validation(w, synthetic.TEST_SUBJECTS, seed)
         held = recs[synthetic.TEST_SUBJECTS[0] - 1]
         path = synthetic.write_banglejs(held, out / "replay")
         return DemoData("synthetic", f"embedded synthetic wrist recordings (edgehar.data.synthetic, seed {seed}): "
                         f"{cfg['subjects']} subjects x 6 activities, acc + gyro at 50 Hz",
-                        train, test, list(synthetic.TEST_SUBJECTS), held.select(list(ACC)), 0,
+                        train, val, test, list(synthetic.TEST_SUBJECTS), held.select(list(ACC)), 0,
                         f"{path} (held-out synthetic subject {held.subject}, Bangle.js layout)")
     from edgehar.data import hapt
     from edgehar.data.datasets import activity_windows
 
     w = activity_windows("hapt", root / "hapt", rate=50.0, window=WINDOW, hop=HOP, channels=ACC)
-    train, test = split_subjects(w, hapt.TEST_SUBJECTS)
+    train, val, test = split_train_validation(w, hapt.TEST_SUBJECTS, seed)
     if plan["max_train_windows"] and len(train) > plan["max_train_windows"]:
         keep = np.random.default_rng(seed).choice(len(train), plan["max_train_windows"], replace=False)
         train = train.take(np.sort(keep))
@@ -126,55 +129,41 @@ def load_demo_data(root: Path | None, plan: dict, seed: int, out: Path) -> DemoD
         rec = hapt.load_hapt(root / "hapt")[0].select(list(ACC))
         start, note = 0, f"{rec.source} (real HAPT, waist: no banglejs_wrist/ folder found)"
     return DemoData("hapt", f"real HAPT recordings ({root / 'hapt'}), accelerometer channels, "
-                    "official test subjects held out", train, test, list(hapt.TEST_SUBJECTS), rec, start, note)
+                    "official test subjects held out", train, val, test, list(hapt.TEST_SUBJECTS), rec, start, note)
 
 
 # -- steps --------------------------------------------------------------------------------------
 def step_teacher(data: DemoData, plan: dict, out: Path, seed: int) -> dict:
-    import numpy as np
-    import torch
+    from edgehar.models.inference import evaluate
+    from edgehar.models.teacher import save_teacher
+    from edgehar.recipes import TeacherRecipe, scores, train_teacher
 
-    from edgehar.card import default_streams
-    from edgehar.data.normalise import channel_stats
-    from edgehar.models import build
-    from edgehar.models.harfm import CONFIGS
-    from edgehar.models.teacher import make_teacher_card, save_teacher
-    from edgehar.train.finetune import finetune
-    from edgehar.train.pretrain import pretrain
-    from edgehar.train.supervised import evaluate
-
-    train = data.train
-    torch.manual_seed(seed)
-    config = {**CONFIGS[plan["teacher"]], "channels": list(ACC), "window": WINDOW, "rate": float(train.rate),
-              "streams": default_streams(ACC), "dataset": data.source}
-    teacher = build({"name": "harfm", "config": config})
-    mean, std = channel_stats(train)
-    x = ((train.x - np.float32(mean)) / np.float32(std)).astype(np.float32)
-    pre = pretrain(teacher, x, train.y, train.subject, plan["pretrain_steps"], 64, 1e-3, seed=seed)
-    card = make_teacher_card(teacher, train, mean, std, stage="finetune",
-                             data={"dataset": data.source, "test_subjects": data.test_subjects})
-    history = finetune(teacher, train, card, plan["finetune_epochs"], 64, seed=seed)
-    metrics = evaluate(teacher, data.test, card)
-    card.provenance["metrics"] = {k: metrics[k] for k in ("macro_f1", "accuracy", "n", "per_class_f1")}
-    card.provenance["pretrain"] = {"steps": plan["pretrain_steps"], "final_loss": pre.loss_curve[-1][1]}
-    card.provenance["finetune"] = {"epochs": plan["finetune_epochs"], "epoch_losses": history}
+    recipe = TeacherRecipe(family="harfm", config=plan["teacher"], pretrain_steps=plan["pretrain_steps"],
+                           finetune_epochs=plan["finetune_epochs"], seed=seed)
+    teacher, card, pre = train_teacher(recipe, data.train, data.validation, data={
+        "dataset": data.source, "test_subjects": data.test_subjects,
+        "validation_subjects": sorted(set(data.validation.subject.tolist()))})
+    metrics = evaluate(teacher, data.test, card)  # test subjects: scored once, for the report
+    card.provenance["metrics"]["test"] = scores(metrics)
     path = out / "teacher.pt"
     save_teacher(path, teacher, card, extra={"loss_curve": pre.loss_curve, "confusion": metrics["confusion"]})
     return {"path": path, "model": teacher, "card": card, "config": plan["teacher"],
             "params": sum(p.numel() for p in teacher.parameters()),
-            "macro_f1": metrics["macro_f1"], "accuracy": metrics["accuracy"], "test_windows": metrics["n"]}
+            "macro_f1": metrics["macro_f1"], "accuracy": metrics["accuracy"], "test_windows": metrics["n"],
+            "validation_macro_f1": card.provenance["metrics"]["validation"]["macro_f1"]}
 
 
 def step_student(data: DemoData, teacher: dict, plan: dict, out: Path, seed: int) -> dict:
     from edgehar.checkpoint import save_checkpoint
-    from edgehar.train.distill import DistillConfig, distill, student_metrics
+    from edgehar.recipes import distill_student
+    from edgehar.train.distill import DistillConfig, student_metrics
 
     cfg = DistillConfig(epochs=plan["distill_epochs"], seed=seed)
     meta = {"dataset": data.source, "test_subjects": data.test_subjects}
-    student, card, history = distill(teacher["model"], teacher["card"], data.train, plan["student"], cfg,
-                                     "teacher.pt", meta)
+    student, card, history = distill_student(teacher["model"], teacher["card"], data.train, data.validation,
+                                             plan["student"], cfg, "teacher.pt", meta)
     m = student_metrics(student, card, data.test)
-    card.provenance["metrics"] = {k: v for k, v in m.items() if k != "confusion"}
+    card.provenance["metrics"].update({k: v for k, v in m.items() if k != "confusion"})
     path = out / "student.pt"
     save_checkpoint(path, student, card, extra={"history": history, "confusion": m["confusion"]})
     return {"path": path, "size": plan["student"], "params": m["params"], "macs": m["macs"],
@@ -185,7 +174,7 @@ def step_export(data: DemoData, student: dict, plan: dict, out: Path, seed: int)
     from edgehar.data.windows import Windows
     from edgehar.export.pipeline import export_student
 
-    windows = Windows.concat([data.train, data.test])
+    windows = Windows.concat([data.train, data.validation, data.test])
     res = export_student(student["path"], out / "export", int8=True, windows=windows,
                          data=data.source, test_subjects=data.test_subjects, n_calib=plan["n_calib"],
                          seed=seed)
@@ -280,10 +269,21 @@ def run_demo(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise UserError(out, "exists and is not a folder")
+    created = not out.exists()
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise UserError(out, f"cannot create the output folder ({e.strerror or e})") from None
+    try:
+        return _run_demo(args, plan, seconds, root, out)
+    finally:
+        if created and out.is_dir() and not any(out.iterdir()):
+            out.rmdir()  # a run that failed before writing anything leaves no empty folder
+
+
+def _run_demo(args, plan: dict, seconds: float, root, out: Path) -> int:
+    from edgehar.errors import UserError
+
     if not os.access(out, os.W_OK):
         raise UserError(out, "folder is not writable")
 

@@ -42,3 +42,63 @@ def require_dir(path: str | os.PathLike, what: str = "folder") -> str:
     if not os.path.isdir(path):
         raise UserError(path, f"is not a folder")
     return path
+
+
+def first_line(error: BaseException | str, limit: int = 160) -> str:
+    """The first non-empty line of an exception's message (or its type name when it has
+    none), shortened to `limit` characters at a word boundary, for one-line messages."""
+    text = error if isinstance(error, str) else str(error)
+    line = next((ln.strip() for ln in text.splitlines() if ln.strip()), "")
+    if not line:
+        return "" if isinstance(error, str) else type(error).__name__
+    if len(line) <= limit:
+        return line
+    cut = line[:limit + 1].rsplit(None, 1)[0] if " " in line[:limit + 1] else line[:limit]
+    return cut.rstrip(" ,;:(") + " ..."
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised like Ctrl-C so every `finally` and staging cleanup runs."""
+
+
+def _open_bars() -> list:
+    """Progress bars (tqdm) still on screen; tqdm is only looked at when already imported."""
+    import sys
+
+    std = sys.modules.get("tqdm.std")
+    if std is None:
+        return []
+    return [b for b in list(getattr(std.tqdm, "_instances", [])) if not getattr(b, "disable", True)]
+
+
+def end_progress_bars() -> None:
+    """Close every open progress bar and end its line, so what is printed next starts a line
+    of its own (an error is never glued to a half-drawn bar)."""
+    import sys
+
+    bars = _open_bars()
+    for bar in bars:
+        try:
+            leave = bar.leave
+            bar.close()
+            if not leave:  # a bar that clears itself leaves the cursor after a bare \r
+                (bar.fp or sys.stderr).write("\n")
+        except Exception:  # noqa: BLE001 - a bar on a closed stream must not hide the error
+            pass
+    if bars:
+        sys.stderr.flush()
+
+
+def warn(where: str | os.PathLike | None, what: str) -> None:
+    """Print a one-line warning (`edgehar: warning: <where>: <what>`) on stderr, on a line
+    of its own even while a progress bar is drawn."""
+    import sys
+
+    message = f"edgehar: warning: {f'{where}: {what}' if where else what}"
+    if _open_bars():
+        from tqdm import tqdm
+
+        tqdm.write(message, file=sys.stderr)
+    else:
+        sys.stderr.write(message + "\n")
+        sys.stderr.flush()

@@ -77,7 +77,8 @@ def register(sub) -> None:
                                    "on real windows prepared exactly as its model card says. HAPT: "
                                    "the official test subjects unless --split all.")
     p.add_argument("model", help="model file or export folder")
-    p.add_argument("--data", default="hapt", help="data set: hapt, banglejs (default hapt)")
+    from edgehar.data.registry import DATA_HELP, data_arg
+    p.add_argument("--data", default="hapt", type=data_arg, help=DATA_HELP + " (default hapt)")
     p.add_argument("--root", help="data folder (default: $EDGEHAR_DATA/<data set folder>)")
     p.add_argument("--split", default=None, choices=["test", "all"],
                    help="windows to score (default: test for hapt, all otherwise)")

@@ -21,8 +21,8 @@ from pathlib import Path
 import numpy as np
 
 from edgehar.card import ModelCard
-from edgehar.card_io import model_file_in, read_card
-from edgehar.errors import UserError
+from edgehar.card_io import content_mismatch, model_file_in, read_card
+from edgehar.errors import UserError, first_line, warn
 from edgehar.interpreters import dequantize, litert_interpreter, onnx_session, quantize
 
 BACKENDS = ("litert", "tflite-runtime", "onnxruntime", "torch")
@@ -82,6 +82,10 @@ class Predictor:
                                        "expected 'logits' or 'probs'")
         self._engine = {"litert": _TFLiteEngine, "tflite-runtime": _TFLiteEngine,
                         "onnxruntime": _OnnxEngine, "torch": _TorchEngine}[backend](self)
+        _check_inputs_fit(self, getattr(self._engine, "input_shapes", None))
+        mismatch = content_mismatch(self.model_path, self.card)
+        if mismatch:
+            warn(self.model_path, mismatch)
 
     # -- public API -------------------------------------------------------------------------
     def predict_scores(self, windows_raw: np.ndarray) -> np.ndarray:
@@ -138,8 +142,9 @@ class _TFLiteEngine:
         try:
             self.it = litert_interpreter(p.model_path, p.num_threads, runtime=p.backend)
         except (ValueError, RuntimeError) as e:
-            raise UserError(p.model_path, f"TFLite cannot load the model ({str(e).splitlines()[0][:160]})") from None
+            raise UserError(p.model_path, f"TFLite cannot load the model ({first_line(e, 160)})") from None
         self.inputs = self.it.get_input_details()
+        self.input_shapes = [list(d["shape"]) for d in self.inputs]
         outs = self.it.get_output_details()
         # TFLite may list outputs in any order: take the first whose last dim is the class count
         fits = [o for o in outs if len(o["shape"]) and o["shape"][-1] == p.n_classes]
@@ -176,8 +181,9 @@ class _OnnxEngine:
         try:
             self.sess = onnx_session(p.model_path, p.num_threads)
         except Exception as e:  # onnxruntime raises its own exception types
-            raise UserError(p.model_path, f"ONNX Runtime cannot load the model ({str(e).splitlines()[0][:160]})") from None
+            raise UserError(p.model_path, f"ONNX Runtime cannot load the model ({first_line(e, 160)})") from None
         self.inputs = self.sess.get_inputs()
+        self.input_shapes = [list(d.shape) for d in self.inputs]
         self.out_name = self.sess.get_outputs()[0].name
         self.streams = _stream_split(p, len(self.inputs))
         b = self.inputs[0].shape[0]
@@ -230,6 +236,25 @@ class _TorchEngine:
 
     def describe(self) -> dict:
         return {"input_dtype": "float32", "batch": None}
+
+
+def _check_inputs_fit(p: Predictor, shapes) -> None:
+    """Raise a one-line `UserError` when the graph's inputs cannot take the windows its card
+    describes (a card edited to 6 channels for a 3-channel model, another window length);
+    a symbolic dimension (ONNX) fits anything."""
+    if not shapes:
+        return
+    parts = [len(p.card.channels)] if len(shapes) == 1 else [len(i) for i in p.card.streams.values()]
+    for shape, channels in zip(shapes, parts):
+        dims = [int(d) if isinstance(d, (int, np.integer)) and int(d) > 0 else None for d in shape]
+        want = (p.card.window, channels)
+        fits = len(dims) == 3 and any(all(g is None or g == w for g, w in zip(dims[1:], order))
+                                      for order in (want, want[::-1]))
+        if not fits:
+            shown = ", ".join("?" if d is None else str(d) for d in dims)
+            raise UserError(p.path, f"model card does not fit the model: the card says {p.card.window} samples x "
+                                    f"{channels} channels ({', '.join(p.card.channels)}), the model's input is "
+                                    f"({shown})")
 
 
 def _stream_split(p: Predictor, n_inputs: int):

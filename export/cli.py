@@ -5,6 +5,9 @@ from __future__ import annotations
 import argparse
 import json
 
+from edgehar.cli_types import positive_int
+from edgehar.data.registry import data_arg
+
 
 def register(sub) -> None:
     p = sub.add_parser(
@@ -20,10 +23,10 @@ def register(sub) -> None:
     p.add_argument("--out", help="output folder (default: <checkpoint>_export next to it)")
     p.add_argument("--calib", help="calibration set from `edgehar calib build` (default: draw 500 "
                                    "windows from the card's data set, test subjects left out)")
-    p.add_argument("--data", choices=["hapt", "banglejs", "axivity"],
+    p.add_argument("--data", type=data_arg,
                    help="data set for calibration and parity (default: the one named in the card)")
     p.add_argument("--root", help="its folder (default: $EDGEHAR_DATA/<dataset folder>)")
-    p.add_argument("--n-calib", type=int, default=500, help="windows drawn when no --calib is given")
+    p.add_argument("--n-calib", type=positive_int, default=500, help="windows drawn when no --calib is given")
     p.add_argument("--no-micro", action="store_true", help="skip the TFLite-Micro parity run")
     p.add_argument("--strict", action="store_true", help="exit 1 when a parity bound fails")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")

@@ -25,7 +25,7 @@ def export_fp32(model, window: int, channels: int, path: str | os.PathLike) -> N
     import torch
 
     from edgehar.export.tflite import quiet
-    from edgehar.train.supervised import LogitsOnly
+    from edgehar.models.inference import LogitsOnly
 
     wrapped = LogitsOnly(model).eval()
     x = torch.zeros(2, window, channels)
@@ -77,18 +77,11 @@ def quantize_int8(fp32_path: str | os.PathLike, out_path: str | os.PathLike, cal
                             extra_options={"ActivationSymmetric": False, "WeightSymmetric": True})
 
 
-def session(path: str | os.PathLike):
-    import onnxruntime as ort
-
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = opts.inter_op_num_threads = 1
-    opts.log_severity_level = 3
-    return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-
-
 def run_onnx(path: str | os.PathLike, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
     """Logits of an ONNX model for normalised windows x (N, T, C)."""
-    sess = session(path)
+    from edgehar.interpreters import onnx_session
+
+    sess = onnx_session(path)
     outs = [sess.run([OUTPUT], {INPUT: np.asarray(x[i:i + batch_size], np.float32)})[0]
             for i in range(0, len(x), batch_size)]
     return np.concatenate(outs)

@@ -66,7 +66,7 @@ def parity_report(model, card, held_out, files: dict, micro: bool = True,
     int8_onnx -> path) on the windows of `held_out` (raw `Windows`)."""
     from edgehar.export import onnx as onnx_export
     from edgehar.export import tflite
-    from edgehar.train.supervised import predict_logits
+    from edgehar.models.inference import predict_logits
 
     x = card.normalise(held_out.x)
     ref = predict_logits(model, x)

@@ -117,7 +117,7 @@ def export_student(checkpoint, out=None, int8: bool = True, calib=None, data: st
     import torch
     from tqdm.auto import tqdm
 
-    from edgehar.atomic import staged_folder, write_json
+    from edgehar.atomic import scratch_folder, staged_folder, temp_dir, write_json
     from edgehar.calib.build import CalibSet, check_fits_card, load_calib
     from edgehar.export.parity import parity_report
 
@@ -129,8 +129,10 @@ def export_student(checkpoint, out=None, int8: bool = True, calib=None, data: st
         calib = calib if isinstance(calib, CalibSet) else load_calib(calib)
         check_fits_card(calib, card, where)
     tflite_runtime_python = tflite_runtime_python or os.environ.get(TFLITE_RUNTIME_ENV)
-    bar = tqdm(total=7, desc="export", disable=not progress, leave=False)
-    with staged_folder(out) as tmp:
+    # TensorFlow writes generated code (__autograph_generated_file*.py) to the temp folder and
+    # deletes it only at a clean exit: give it a scratch folder that goes on every exit path
+    with staged_folder(out) as tmp, scratch_folder(out) as scratch, temp_dir(scratch):
+        bar = tqdm(total=7, desc="export", disable=not progress, leave=False)
         bar.set_postfix_str("data")
         if windows is None:
             windows, dataset = card_windows(card, data, root)
@@ -168,6 +170,35 @@ def compact_checked(model: bytes, card, probe: np.ndarray) -> bytes:
     if not np.array_equal(tflite.run_litert(model, probe), tflite.run_litert(out, probe)):
         raise RuntimeError("the compacted TFLite file computes differently from the converter's")
     return out
+
+
+def placeholder_hashes(files: dict) -> dict:
+    """A distinct 64-hex-digit stand-in per model file, replaced by `stamp_content_hashes`."""
+    return {Path(f).name: f"{i + 1:064x}" for i, f in enumerate(files.values())}
+
+
+def stamp_content_hashes(files: dict, card) -> None:
+    """Put each model file's content digest (its bytes without the embedded card,
+    `card_io.content_digest`) into `card.content_sha256` and into the card embedded in every
+    file. The digests replace same-length placeholders in place, so no file changes anywhere
+    but inside its card and every digest stays valid."""
+    from edgehar.atomic import write_bytes
+    from edgehar.card_io import content_digest, embedded_card_payload
+
+    placeholders = dict(card.content_sha256)
+    datas = {name: Path(f).read_bytes() for name, f in ((Path(f).name, f) for f in files.values())}
+    digests = {name: content_digest(data, Path(name).suffix) for name, data in datas.items()}
+    for f in files.values():
+        name = Path(f).name
+        data = datas[name]
+        old = embedded_card_payload(data, Path(name).suffix)
+        new = old
+        for key, stand_in in placeholders.items():
+            new = new.replace(f'"{stand_in}"'.encode(), f'"{digests[key]}"'.encode())
+        if old is None or len(new) != len(old) or data.count(old) != 1:
+            raise RuntimeError(f"cannot stamp the content hash into {name}")
+        write_bytes(f, data.replace(old, new))
+    card.content_sha256 = digests
 
 
 def write_models(tmp: Path, model, card, state, calib, int8: bool, bar) -> tuple[dict, object]:
@@ -219,6 +250,7 @@ def write_models(tmp: Path, model, card, state, calib, int8: bool, bar) -> tuple
             "ops": graph["ops"]}
         files["int8_tflite"] = tmp / FILES["int8_tflite"]
         files["int8_onnx"] = tmp / FILES["int8_onnx"]
+    export_card.content_sha256 = placeholder_hashes(files)  # same length as the real ones
     bar.update(2)
     # both files get the same lossless rewrite (export/compact.py), checked to compute the same
     files["fp32_tflite"].write_bytes(compact_checked(fp32, export_card, probe))
@@ -234,8 +266,10 @@ def write_models(tmp: Path, model, card, state, calib, int8: bool, bar) -> tuple
         bar.set_postfix_str("onnx int8")
         onnx_export.quantize_int8(files["fp32_onnx"], files["int8_onnx"], cal_x)
         onnx_export.embed_card(files["int8_onnx"], export_card)
-        write_c_array(int8_bytes, export_card, tmp / "model_int8.h", tmp / "model_int8.cc")
     onnx_export.embed_card(files["fp32_onnx"], export_card)
+    stamp_content_hashes(files, export_card)
+    if int8:
+        write_c_array(files["int8_tflite"].read_bytes(), export_card, tmp / "model_int8.h", tmp / "model_int8.cc")
     write_text(tmp / CARD_FILE, export_card.to_json() + "\n")
     bar.update(2)
     return files, export_card

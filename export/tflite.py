@@ -107,44 +107,28 @@ def dequantize(x: np.ndarray, q: dict) -> np.ndarray:
 
 def run_litert(model: bytes | str, x: np.ndarray) -> np.ndarray:
     """Raw outputs of a batch-1 TFLite model for each window of x (already in its input dtype)."""
-    it = interpreter(model)
-    inp, out = it.get_input_details()[0]["index"], it.get_output_details()[0]["index"]
-    outs = []
-    for i in range(len(x)):
-        it.set_tensor(inp, x[i:i + 1])
-        it.invoke()
-        outs.append(it.get_tensor(out)[0].copy())
-    return np.stack(outs)
+    from edgehar.interpreters import run_each
+
+    return run_each(interpreter(model), x)
 
 
 def run_micro(model: bytes | str, x: np.ndarray, arena_size: int = 1 << 20) -> np.ndarray:
     """Raw outputs from the TFLite-Micro Python interpreter (reference kernels)."""
-    from edgehar.interpreters import micro_interpreter
+    from edgehar.interpreters import micro_interpreter, run_each
 
-    it = micro_interpreter(model, arena_size)
-    outs = []
-    for i in range(len(x)):
-        it.set_input(x[i:i + 1], 0)
-        it.invoke()
-        outs.append(np.array(it.get_output(0))[0].copy())
-    return np.stack(outs)
+    return run_each(micro_interpreter(model, arena_size), x)
 
 
-TFLITE_RUNTIME_SCRIPT = r"""
-import sys, numpy as np
-from tflite_runtime.interpreter import Interpreter
-model, src, dst = sys.argv[1:4]
-x = np.load(src)
-it = Interpreter(model_path=model)
-it.allocate_tensors()
-inp, out = it.get_input_details()[0]["index"], it.get_output_details()[0]["index"]
-outs = []
-for i in range(len(x)):
-    it.set_tensor(inp, x[i:i + 1])
-    it.invoke()
-    outs.append(it.get_tensor(out)[0].copy())
-np.save(dst, np.stack(outs))
-"""
+def tflite_runtime_script() -> str:
+    """A script for the tflite-runtime venv (numpy<2, no edgehar): `run_each`'s own source."""
+    import inspect
+
+    from edgehar.interpreters import run_each
+
+    return ("import sys\nimport numpy as np\nfrom tflite_runtime.interpreter import Interpreter\n"
+            + inspect.getsource(run_each)
+            + "model, src, dst = sys.argv[1:4]\nit = Interpreter(model_path=model)\nit.allocate_tensors()\n"
+              "np.save(dst, run_each(it, np.load(src)))\n")
 
 
 def run_tflite_runtime(python: str, model_path: str, x: np.ndarray) -> np.ndarray:
@@ -155,7 +139,7 @@ def run_tflite_runtime(python: str, model_path: str, x: np.ndarray) -> np.ndarra
     with tempfile.TemporaryDirectory() as tmp:
         src, dst = os.path.join(tmp, "x.npy"), os.path.join(tmp, "y.npy")
         np.save(src, x)
-        proc = subprocess.run([python, "-c", TFLITE_RUNTIME_SCRIPT, str(model_path), src, dst],
+        proc = subprocess.run([python, "-c", tflite_runtime_script(), str(model_path), src, dst],
                               capture_output=True, text=True)
         if proc.returncode != 0:
             raise RuntimeError(f"tflite-runtime ({python}) failed: {proc.stderr.strip().splitlines()[-1:]}")

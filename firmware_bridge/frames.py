@@ -16,15 +16,18 @@ xorout 0) over the payload, little-endian; the whole is COBS-encoded and ends in
     18  2*S*C int16 samples, sample-major (s0c0 s0c1 .. s1c0 ..)
     (type 2: bytes 2..3 seq, then UTF-8 text from offset 4)
 
-COBS is hand-written here (a dozen lines, no dependency) and in the C encoder.
+The host side uses `binascii.crc_hqx` and the `cobs` package (checked against the shared test
+vectors); the device side is the C encoder in firmware/.
 """
 
 from __future__ import annotations
 
+import binascii
 import struct
 from dataclasses import dataclass
 
 import numpy as np
+from cobs import cobs
 
 from edgehar.bridge.resync import DelimitedSplitter
 
@@ -35,70 +38,26 @@ HEADER = struct.Struct("<BBHIIfBB")  # version, type, seq, t_us, period_us, scal
 MAX_FRAME = 4096  # longest encoded frame accepted before resyncing on the next 0x00
 
 
-# -- CRC-16/CCITT-FALSE ---------------------------------------------------------------------
-def _crc_table() -> list[int]:
-    table = []
-    for byte in range(256):
-        crc = byte << 8
-        for _ in range(8):
-            crc = ((crc << 1) ^ 0x1021) if crc & 0x8000 else (crc << 1)
-        table.append(crc & 0xFFFF)
-    return table
-
-
-_CRC_TABLE = _crc_table()
-
-
+# -- CRC-16/CCITT-FALSE and COBS: the standard library's and the `cobs` package's ---------------
 def crc16(data: bytes, crc: int = 0xFFFF) -> int:
-    """CRC-16/CCITT-FALSE (check value of b"123456789" is 0x29B1)."""
-    for b in data:
-        crc = ((crc << 8) & 0xFFFF) ^ _CRC_TABLE[((crc >> 8) ^ b) & 0xFF]
-    return crc
+    """CRC-16/CCITT-FALSE (check value of b"123456789" is 0x29B1): binascii's CRC-CCITT (XModem
+    polynomial, no reflection) started at 0xFFFF."""
+    return binascii.crc_hqx(data, crc)
 
 
-# -- COBS -----------------------------------------------------------------------------------
 def cobs_encode(data: bytes) -> bytes:
     """Consistent Overhead Byte Stuffing: `data` without any 0x00 (delimiter not added).
-
-    As in Cheshire & Baker's reference code, input that ends exactly on a full 254-byte run
-    gets no empty trailing block.
-    """
-    out, block = bytearray(), bytearray()
-    last = len(data) - 1
-    for i, b in enumerate(data):
-        if b == 0:
-            out.append(len(block) + 1)
-            out += block
-            block.clear()
-            continue
-        block.append(b)
-        if len(block) == 254:
-            out.append(0xFF)
-            out += block
-            block.clear()
-            if i == last:
-                return bytes(out)
-    out.append(len(block) + 1)
-    out += block
-    return bytes(out)
+    Input that ends exactly on a full 254-byte run gets no empty trailing block, as in Cheshire
+    & Baker's reference code and the C encoder."""
+    return cobs.encode(data)
 
 
 def cobs_decode(data: bytes) -> bytes | None:
     """Inverse of `cobs_encode` (also accepts an empty trailing block); None if not COBS."""
-    out = bytearray()
-    i, n = 0, len(data)
-    while i < n:
-        code = data[i]
-        if code == 0 or i + code > n:
-            return None
-        block = data[i + 1:i + code]
-        if 0 in block:
-            return None
-        out += block
-        i += code
-        if code < 0xFF and i < n:
-            out.append(0)
-    return bytes(out)
+    try:
+        return cobs.decode(data)
+    except cobs.DecodeError:
+        return None
 
 
 # -- frames ---------------------------------------------------------------------------------

@@ -23,7 +23,8 @@ from edgehar.export.c_array import parse_c_array
 from edgehar.export.keras_mirror import build_keras_mirror
 from edgehar.export.pipeline import FILES, TFLITE_RUNTIME_ENV, export_student
 from edgehar.models import build
-from edgehar.models.student import student_config, train_student_supervised
+from edgehar.models.student import student_config
+from edgehar.recipes import train_student_supervised
 from test_student import synthetic_windows
 
 pytestmark = pytest.mark.slow

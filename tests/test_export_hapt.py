@@ -15,7 +15,7 @@ from edgehar.data import hapt
 from edgehar.data.datasets import activity_windows
 from edgehar.data.splits import split_subjects
 from edgehar.export.pipeline import TFLITE_RUNTIME_ENV
-from edgehar.models.student import train_student_supervised
+from edgehar.recipes import train_student_supervised
 
 pytestmark = [pytest.mark.slow, pytest.mark.data]
 

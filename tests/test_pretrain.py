@@ -7,7 +7,7 @@ import torch
 
 from edgehar.data.normalise import rotation_safe_stats
 from edgehar.models import augment, build
-from edgehar.train.cli import family_config
+from edgehar.recipes import family_config
 from edgehar.train.finetune import label_subset
 from edgehar.train.pretrain import PretrainResult, pretrain, subject_groups, synthetic_windows
 

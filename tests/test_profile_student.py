@@ -7,15 +7,15 @@ import torch
 
 from edgehar.profile.report import profile_model
 from edgehar.profile.torch_macs import torch_macs
-from edgehar.train.supervised import LogitsOnly
+from edgehar.models.inference import LogitsOnly
 from test_profile import allocates
 
 pytestmark = pytest.mark.slow
 
-student = pytest.importorskip("edgehar.models.student")
-keras_mirror = pytest.importorskip("edgehar.export.keras_mirror")
-export_tflite = pytest.importorskip("edgehar.export.tflite")
-export_onnx = pytest.importorskip("edgehar.export.onnx")
+from edgehar.export import keras_mirror
+from edgehar.export import onnx as export_onnx
+from edgehar.export import tflite as export_tflite
+from edgehar.models import student
 
 
 @pytest.fixture(scope="module", params=[("tiny", 128, 6, {"acc": [0, 1, 2], "gyro": [3, 4, 5]}),

@@ -61,7 +61,7 @@ def test_tflite_float_and_int8_agree():
 def test_torch_checkpoint_backend(tmp_path, monkeypatch):
     import torch
 
-    checkpoint = pytest.importorskip("edgehar.checkpoint")
+    from edgehar import checkpoint
     card = bangle_card()
     torch.save({"format": checkpoint.FORMAT, "card": card.to_dict(),
                 "state_dict": torch_model().state_dict(), "extra": {}}, tmp_path / "m.pt")

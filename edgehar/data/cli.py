@@ -1,9 +1,11 @@
-"""`edgehar data summary|download`."""
+"""`edgehar data summary|check|download|corpus`."""
 
 from __future__ import annotations
 
 import argparse
 import json
+
+from edgehar.data.registry import data_arg, names
 
 
 def register(sub) -> None:
@@ -15,10 +17,47 @@ def register(sub) -> None:
     s = dsub.add_parser("summary", help="subjects, recordings, hours, classes, windows per class",
                         description="Summarise a data set: subjects, recordings, hours, classes "
                                     "and windows per class at the default 2.56 s window, 50%% hop.")
-    s.add_argument("dataset", choices=["hapt", "banglejs", "axivity"], help="data set name")
+    s.add_argument("dataset", type=data_arg, metavar="DATA",
+                   help=f"a data set ({', '.join(names())}; dsads:UNIT for one unit) or a folder "
+                        "of your own CSV recordings with an edgehar.json manifest")
     s.add_argument("--root", help="its folder (default: $EDGEHAR_DATA/<dataset folder>)")
     s.add_argument("--json", action="store_true", help="print JSON for scripts")
     s.set_defaults(func=run_summary)
+
+    c = dsub.add_parser("check", help="read a folder of your own recordings and report every problem",
+                        description="Read a folder of CSV recordings and its edgehar.json manifest "
+                                    "(README: Your own data); print per file its rows, rate, channels "
+                                    "and labels, then every problem with file and line. Exit status "
+                                    "2 when there is any problem.")
+    c.add_argument("folder", help="folder holding edgehar.json and the CSV files")
+    c.add_argument("--json", action="store_true", help="print JSON for scripts")
+    c.set_defaults(func=run_check)
+
+    co = dsub.add_parser("corpus", help="pooled training corpus of many data sets",
+                         description="Pooled training corpus (memory-mapped shards).")
+    cosub = co.add_subparsers(dest="corpus_command", metavar="ACTION")
+    cosub.required = True
+    b = cosub.add_parser(
+        "build", help="resample, convert to g, window and shard several data sets",
+        description="Resample every recording of the listed data sets to --rate, convert "
+                    "acceleration to g, cut --window-sample windows and write them to "
+                    "memory-mapped .npy shards with per-window provenance (data set, subject, "
+                    "placement, device, channels present, canonical and original label), a "
+                    "subject-disjoint train/validation/test split per data set (HAPT: its official "
+                    "test subjects) and corpus.json with content hashes. Bangle.js is refused: it "
+                    "is the unseen-device test.")
+    b.add_argument("--data", required=True, type=_data_list, metavar="LIST",
+                   help="comma-separated data set names and/or own-data folders, e.g. "
+                        "hapt,wisdm_watch,dsads,geotec_watch,axivity")
+    b.add_argument("--rate", required=True, type=float, help="corpus rate in Hz")
+    b.add_argument("--window", required=True, type=int, help="window length in samples")
+    b.add_argument("--hop", type=int, help="window hop in samples (default: half a window)")
+    b.add_argument("--shard-windows", type=int, default=16384, help="windows per shard (default 16384)")
+    b.add_argument("--seed", type=int, default=0, help="seed of the subject splits (default 0)")
+    b.add_argument("--root", help="folder holding the data set folders (default: $EDGEHAR_DATA)")
+    b.add_argument("--out", required=True, help="corpus folder (must not exist)")
+    b.add_argument("--json", action="store_true", help="print the manifest's figures as JSON")
+    b.set_defaults(func=run_corpus_build)
 
     d = dsub.add_parser("download", help="fetch, verify and cache a public data set",
                         description="Download the public UCI HAPT archive, verify its checksum and "
@@ -43,12 +82,74 @@ def run_summary(args: argparse.Namespace) -> int:
     print(f"  hours       {info['hours']:.2f}")
     print(f"  rate        {', '.join(f'{r:g}' for r in info['rate_hz'])} Hz")
     print(f"  channels    {', '.join(f'{c} [{u}]' for c, u in zip(info['channels'], info['units']))}")
+    print(f"  placements  {', '.join(info['placements'])}")
+    print(f"  devices     {', '.join(info['devices'])}")
     if info["classes"]:
         win = info["window"]
         print(f"  {'class':<22}{'hours':>8}{'windows':>10}   ({win['samples']} samples, hop {win['hop']})")
         for name, hours in info["classes"].items():
-            print(f"  {name:<22}{hours:>8.3f}{info['windows_per_class'][name]:>10}")
+            canon = info["canonical"].get(name, name)
+            print(f"  {name:<22}{hours:>8.3f}{info['windows_per_class'][name]:>10}"
+                  + (f"   -> {canon}" if canon != name else ""))
         print(f"  {'(unlabelled)':<22}{'':>8}{info['unlabelled_windows']:>10}")
+    return 0
+
+
+def run_check(args: argparse.Namespace) -> int:
+    import sys
+
+    from edgehar.data.owndata import check_folder
+
+    info = check_folder(args.folder)
+    if args.json:
+        print(json.dumps(info, indent=2))
+    else:
+        print(f"{info['folder']}: {len(info['files'])} files")
+        for f in info["files"]:
+            if not f["ok"]:
+                print(f"  {f['file']}: unreadable (see below)")
+                continue
+            labels = ", ".join(f"{k} {v}" for k, v in f["labels"].items()) or "none"
+            print(f"  {f['file']}: {f['rows']} rows, {f['rate_hz']:g} Hz"
+                  f"{' (resampled on its times)' if f['resampled'] else ''}, "
+                  f"{', '.join(f'{c} [{u}]' for c, u in zip(f['channels'], f['units']))}; "
+                  f"subject {f['subject']}; labels {labels}; unlabelled {f['unlabelled']}")
+    for problem in info["problems"]:
+        print(f"edgehar: error: {problem}", file=sys.stderr)
+    return 2 if info["problems"] else 0
+
+
+def _data_list(text: str) -> list[str]:
+    items = [t.strip() for t in text.split(",") if t.strip()]
+    if not items:
+        raise argparse.ArgumentTypeError("name at least one data set")
+    return [data_arg(t) for t in items]
+
+
+def run_corpus_build(args: argparse.Namespace) -> int:
+    import sys
+
+    from edgehar.data.corpus import build_corpus
+    from edgehar.errors import UserError
+
+    if not args.rate > 0 or args.window < 2 or (args.hop is not None and args.hop < 1) \
+            or args.shard_windows < 1:
+        raise UserError("--rate/--window/--hop/--shard-windows", "must be positive (window >= 2)")
+    root = args.root
+    if root is not None:  # --root holds the data set folders, like EDGEHAR_DATA
+        import os
+        os.environ["EDGEHAR_DATA"] = root
+    m = build_corpus(args.data, args.rate, args.window, args.out, args.hop, args.shard_windows,
+                     seed=args.seed, log=None if args.json else lambda s: print(s, file=sys.stderr))
+    figures = {k: m[k] for k in ("windows", "bytes", "build_seconds", "channels", "counts", "splits")}
+    if args.json:
+        print(json.dumps({"out": args.out, **figures}, indent=2))
+    else:
+        print(f"{args.out}: {m['windows']} windows, {m['bytes'] / 1e6:.1f} MB in {len(m['shards'])} "
+              f"shards, {m['build_seconds']} s; channels {', '.join(m['channels'])}")
+        for name, c in m["counts"].items():
+            print(f"  {name:<16} {c['windows']:>8} windows  " +
+                  ", ".join(f"{s} {n}" for s, n in c["per_split"].items()))
     return 0
 
 

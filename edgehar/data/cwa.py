@@ -281,3 +281,14 @@ def _unpack_dwords(body: bytes, n_blocks: int) -> np.ndarray:
         signed = (((v >> shift) & 0x3FF).astype(np.int16) ^ 0x200) - 0x200  # sign-extend 10 bits
         out[..., axis] = signed << exponent  # at most 511 << 3: fits int16
     return out
+
+
+def load_cwa_folder(root: str | Path) -> list[Recording]:
+    """Every `.cwa` / `.cwa.gz` file of a folder, by name."""
+    from edgehar.errors import require_dir
+
+    files = sorted(p for p in Path(require_dir(root, "Axivity folder")).iterdir()
+                   if p.name.endswith((".cwa", ".cwa.gz")))
+    if not files:
+        raise UserError(root, "no .cwa or .cwa.gz files")
+    return [load_cwa(p) for p in files]

@@ -2,53 +2,49 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
-from edgehar.data import hapt
 from edgehar.data.recording import Recording
+from edgehar.data.registry import REGISTRY, folder_of, is_folder_arg, lookup
+from edgehar.data.vocabulary import canonical_names
 from edgehar.data.resample import convert_units, resample
 from edgehar.data.windows import Windows, make_windows
 from edgehar.errors import UserError
 
-# name -> its sub-folder under EDGEHAR_DATA
-DATASETS = {
-    "hapt": "hapt",
-    "banglejs": "banglejs_wrist",
-    "axivity": "axivity_wrist",
-}
 WINDOW_SECONDS = 2.56  # 128 samples at 50 Hz, the UCI-HAR window
 PURITY = 0.8
+DATASETS = REGISTRY  # name -> DataSet (registry.py), kept under its old name
 
 
 def data_root(name: str, root: str | Path | None = None) -> Path:
-    """Folder of data set `name`: `root` if given, else `$EDGEHAR_DATA/<folder>`."""
-    if name not in DATASETS:
-        raise UserError(name, f"unknown data set (known: {', '.join(DATASETS)})")
-    if root is not None:
-        return Path(root)
-    env = os.environ.get("EDGEHAR_DATA")
-    if not env:
-        raise UserError(name, "no --root given and EDGEHAR_DATA is unset")
-    return Path(env) / DATASETS[name]
+    """Folder of data set `name` (or the folder itself, for your own data)."""
+    if is_folder_arg(name):
+        return Path(name)
+    return folder_of(lookup(name)[0], root)
 
 
 def load_dataset(name: str, root: str | Path | None = None) -> list[Recording]:
-    """All recordings of a named data set."""
-    path = data_root(name, root)
-    if name == "hapt":
-        return hapt.load_hapt(path)
-    if name == "banglejs":
-        from edgehar.data.banglejs import load_banglejs
-        return load_banglejs(path)
-    from edgehar.data.cwa import load_cwa
-    files = sorted(p for p in Path(path).iterdir() if p.name.endswith((".cwa", ".cwa.gz")))
-    if not files:
-        raise UserError(path, "no .cwa or .cwa.gz files")
-    return [load_cwa(p) for p in files]
+    """All recordings of `name`: a registered data set (`name[:option]`, from `root` or
+    $EDGEHAR_DATA) or a folder of your own CSV recordings with a manifest. The one entry point
+    every command loads data through; each recording comes back with its data set, placement,
+    device and canonical class names filled in."""
+    if is_folder_arg(name):
+        from edgehar.data.owndata import load_folder
+        return load_folder(name)
+    ds, option = lookup(name)
+    recs = ds.load(folder_of(ds, root), option)
+    return [replace(r, dataset=name, placement=r.placement or r.meta.get("placement") or ds.placement,
+                    device=r.device or r.meta.get("device") or ds.device,
+                    canonical_names=canonical_names(r.label_names, ds.labels))
+            for r in recs]
+
+
+def test_subjects(name: str) -> tuple[int, ...]:
+    """The official test subjects of a data set (HAPT's UCI-HAR split), else ()."""
+    return () if is_folder_arg(name) else lookup(name)[0].test_subjects
 
 
 def prepare(recordings: list[Recording], rate: float, channels, units=None) -> list[Recording]:
@@ -65,17 +61,19 @@ def activity_windows(name: str = "hapt", root=None, rate: float = 50.0, window: 
                      purity: float = PURITY) -> Windows:
     """The activity-recognition windows of a data set.
 
-    HAPT: the 6 activities are the classes; postural transitions and unlabelled stretches
-    become unlabelled windows (y = -1), kept for self-supervised use.
+    A data set whose registry entry keeps only its first N classes (HAPT: the 6 activities)
+    turns the others (postural transitions) into unlabelled windows (y = -1), kept for
+    self-supervised use.
     """
     recs = load_dataset(name, root)
     channels = tuple(channels or recs[0].channels)
     window = window or int(round(WINDOW_SECONDS * rate))
     hop = hop or window // 2
     recs = prepare(recs, rate, channels, units)
-    if name == "hapt":
-        w = make_windows(recs, window, hop, purity, keep_label=set(range(hapt.ACTIVITIES)))
-        return replace(w, label_names=w.label_names[:hapt.ACTIVITIES])
+    keep = None if is_folder_arg(name) else lookup(name)[0].classes
+    if keep is not None:
+        w = make_windows(recs, window, hop, purity, keep_label=set(range(keep)))
+        return replace(w, label_names=w.label_names[:keep])
     return make_windows(recs, window, hop, purity)
 
 
@@ -104,10 +102,15 @@ def summary(name: str, root=None) -> dict:
     rate = recs[0].rate
     window = int(round(WINDOW_SECONDS * rate))
     w = make_windows([r for r in recs if r.rate == rate], window, window // 2, PURITY)
+    canon = recs[0].canonical_names or label_names
     return {
         "dataset": name,
         "root": str(data_root(name, root)),
         "subjects": len({r.subject for r in recs}),
+        "placements": sorted({r.placement for r in recs}),
+        "devices": sorted({r.device for r in recs}),
+        "n_classes": len(label_names),
+        "canonical": {n: c for n, c in zip(label_names, canon)},
         "recordings": len(recs),
         "hours": round(sum(r.seconds for r in recs) / 3600, 3),
         "rate_hz": sorted({r.rate for r in recs}),

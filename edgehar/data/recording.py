@@ -14,6 +14,9 @@ class Recording:
     """Samples x channels at a fixed rate, with names, units and optional per-sample labels.
 
     `labels[i]` indexes `label_names`, or is `UNLABELLED` (-1) where no label was given.
+    `canonical_names[k]` is class k on the activity vocabulary (`vocabulary.py`; empty: not
+    mapped). `placement` (wrist, left arm, waist...), `device` and `dataset` say where the
+    samples come from.
     """
 
     data: np.ndarray  # (samples, channels) float32
@@ -27,6 +30,10 @@ class Recording:
     source: str = ""  # file the samples came from
     start_time: float | None = None  # POSIX seconds of the first sample, if known
     meta: dict = field(default_factory=dict)
+    placement: str = ""
+    device: str = ""
+    dataset: str = ""
+    canonical_names: tuple[str, ...] = ()
 
     def __post_init__(self):
         self.data = np.asarray(self.data, dtype=np.float32)
@@ -44,6 +51,7 @@ class Recording:
             if self.labels.shape != (self.data.shape[0],):
                 raise ValueError(f"labels shape {self.labels.shape} != ({self.data.shape[0]},)")
         self.label_names = tuple(self.label_names)
+        self.canonical_names = tuple(self.canonical_names)
 
     @property
     def n_samples(self) -> int:

@@ -213,25 +213,18 @@ def _json(path: Path, key: str) -> dict:
 
 
 def _state_dict(path: Path) -> dict:
-    import pickle
-    import zipfile
+    from edgehar.checkpoint import read_torch_file
 
-    path = require_file(path, "LIMU-BERT weights file")
-    try:
-        sd = torch.load(path, map_location="cpu", weights_only=True)
-    except (RuntimeError, pickle.UnpicklingError, zipfile.BadZipFile, EOFError, ValueError) as e:
-        raise UserError(path, f"not a torch state_dict ({str(e).splitlines()[0][:120]})") from None
+    sd = read_torch_file(path, "LIMU-BERT weights file")
     if not isinstance(sd, dict):
         raise UserError(path, "not a torch state_dict")
     return sd
 
 
 def _load_strict(module: nn.Module, sd: dict, path: Path) -> None:
-    try:
-        module.load_state_dict(sd, strict=True)
-    except RuntimeError as e:
-        first = str(e).splitlines()[1:2] or [str(e)]
-        raise UserError(path, f"weights do not fit LIMU-BERT: {first[0].strip()[:200]}") from None
+    from edgehar.checkpoint import load_weights
+
+    load_weights(module, sd, path, "LIMU-BERT", strict=True)
 
 
 def configs(limu_dir: str | Path, dataset: str = "uci") -> tuple[dict, dict, dict]:

@@ -192,14 +192,6 @@ def build(arch: dict) -> Student:
     return Student(arch["config"])
 
 
-def count_macs(model: nn.Module, x: torch.Tensor) -> int:
-    """Multiply-accumulates of one forward pass over `x` (the kit's one counter,
-    `edgehar.profile.torch_macs`: torch's FLOP counter, flops / 2, fused attention included)."""
-    from edgehar.profile.torch_macs import torch_macs
-
-    return torch_macs(model, x)
-
-
 def count_params(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
@@ -242,23 +234,3 @@ def make_student_card(size: str, source, labels=None, tasks: dict[str, list[str]
     prov.update(provenance(data=data or prov.get("data") or {}))
     return replace(card, tasks={t: list(c) for t, c in tasks.items()}, kind="student",
                    arch={"name": "student", "config": cfg}, provenance=prov, quantization={})
-
-
-def train_student_supervised(train, size: str = "tiny", card=None, epochs: int = 20, seed: int = 0,
-                             data: dict | None = None, progress: bool = True, **fit_kwargs):
-    """(student, card) trained with plain cross-entropy on the labelled windows of `train`
-    (the distillation path adds teacher losses on top; this is the supervised baseline)."""
-    from edgehar.train.supervised import evaluate, fit
-
-    torch.manual_seed(seed)
-    card = card or make_student_card(size, train, data=data)
-    model = build(card.arch)
-    history = fit(model, train, card, epochs=epochs, seed=seed, progress=progress,
-                  desc=f"student-{size}", **fit_kwargs)
-    card.provenance["training"] = {"method": "supervised", "epochs": epochs, "seed": seed,
-                                   "final_loss": history[-1] if history else None,
-                                   "train_windows": int((train.y >= 0).sum())}
-    card.provenance.setdefault("metrics", {})["train"] = {
-        k: v for k, v in evaluate(model, train, card).items() if k in ("macro_f1", "accuracy")}
-    return model, card
-

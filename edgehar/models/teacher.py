@@ -185,21 +185,15 @@ def save_teacher(path, teacher: Teacher, card: ModelCard, extra: dict | None = N
 
 def load_teacher(path) -> tuple[Teacher, ModelCard, dict]:
     """(teacher in eval mode, card, extra) from a teacher checkpoint; weights load strictly."""
-    from edgehar.checkpoint import load_checkpoint
+    from edgehar.checkpoint import build_from_card, load_checkpoint, load_weights
     from edgehar.models import build
 
-    try:
-        ckpt = load_checkpoint(path)
-    except (KeyError, IndexError, TypeError, AttributeError) as e:  # torch's unpickler on junk
-        raise UserError(path, f"not a torch checkpoint ({type(e).__name__})") from None
+    ckpt = load_checkpoint(path)
     card = ckpt["card"]
     if card.kind != "teacher":
         raise UserError(path, f"is a {card.kind} checkpoint, expected a teacher")
-    model = build(card.arch)
+    model = build_from_card(card, path, build)
     if not isinstance(model, Teacher):
         raise UserError(path, f"family {card.arch.get('name')} is not a teacher")
-    missing, unexpected = model.load_state_dict(ckpt["state_dict"], strict=False)
-    if missing or unexpected:
-        raise UserError(path, f"weights do not fit {card.arch.get('name')}: missing {list(missing)[:3]}, "
-                              f"unexpected {list(unexpected)[:3]}")
+    load_weights(model, ckpt["state_dict"], path, card.arch.get("name"))
     return model.eval(), card, ckpt.get("extra", {})

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 
-from edgehar.errors import UserError
+from edgehar.errors import UserError, first_line
 from edgehar.profile.graph import Graph, Layer, Tensor
 
 
@@ -27,7 +27,7 @@ def load_onnx(path: str):
     try:
         onnx.checker.check_model(proto)
     except Exception as e:  # noqa: BLE001 - onnx raises several checker error types
-        raise UserError(path, f"invalid ONNX model: {str(e).splitlines()[0][:160]}")
+        raise UserError(path, f"invalid ONNX model: {first_line(e, 160)}")
     return proto
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 
-from edgehar.errors import UserError, require_file
+from edgehar.errors import UserError, first_line, require_file
 from edgehar.profile.graph import Graph
 from edgehar.profile.macs import UNCOUNTED, count_layers, weight_totals
 from edgehar.profile.targets import NOTE, TARGETS, compute_class, estimate, parse_target
@@ -116,7 +116,7 @@ def profile_model(path: str | os.PathLike, *, per_layer: bool = False,
         try:
             report["latency_ms"] = measure_latency(graph, runs=runs, warmup=warmup)
         except Exception as e:  # noqa: BLE001 - a runtime refusing the model is a finding
-            report["latency_error"] = f"{type(e).__name__}: {str(e).strip().splitlines()[0][:200]}"
+            report["latency_error"] = f"{type(e).__name__}: {first_line(e, 200)}"
 
     report["mcu_measured"] = None
     if measure:

@@ -73,7 +73,7 @@ def parse_target(spec: str) -> Target:
             clock = float(mhz.removesuffix("mhz"))
         except ValueError:
             clock = -1.0
-        if not clock > 0:
+        if not 0 < clock < float("inf"):
             raise UserError("--target", f"bad clock in {spec!r}; expected NAME@MHZ, e.g. cortex-m7@216")
         target = Target(target.name, target.core, clock, target.cycles_per_mac, target.example)
     return target

@@ -32,7 +32,8 @@ from edgehar.card import ModelCard
 from edgehar.data.splits import keep_label_fraction
 from edgehar.data.windows import Windows
 from edgehar.errors import UserError
-from edgehar.train.supervised import batches, evaluate, optimiser_step, predict_logits
+from edgehar.models.inference import batches, evaluate, predict_logits
+from edgehar.train.supervised import optimiser_step
 
 EMBED_DIM = 64  # at most this many dimensions in the student's embedding head
 
@@ -311,12 +312,13 @@ def zero_shot_report(student, card: ModelCard, w: Windows) -> dict | None:
 
 def student_metrics(student, card: ModelCard, test: Windows) -> dict:
     """Test macro-F1/accuracy, the same with every non-acc stream absent, and zero-shot."""
-    from edgehar.models.student import count_macs, count_params
+    from edgehar.models.student import count_params
+    from edgehar.profile.torch_macs import torch_macs
 
     full = evaluate(student, test, card)
     out = {"test": {k: full[k] for k in ("macro_f1", "accuracy", "n")}, "confusion": full["confusion"],
            "params": count_params(student),
-           "macs": int(count_macs(student, torch.zeros(1, card.window, len(card.channels))))}
+           "macs": int(torch_macs(student, torch.zeros(1, card.window, len(card.channels))))}
     for stream in card.streams:
         if stream != "acc" and "acc" in card.streams:
             r = evaluate(student, without_stream(test, card, stream), card)

@@ -5,6 +5,9 @@ from __future__ import annotations
 import argparse
 import json
 
+from edgehar.cli_types import fraction, nonneg_float, nonneg_int, positive_float, positive_int
+from edgehar.data.registry import data_arg
+
 
 def register(sub) -> None:
     p = sub.add_parser(
@@ -18,33 +21,35 @@ def register(sub) -> None:
     p.add_argument("--teacher", required=True,
                    help="teacher checkpoint (from pretrain/finetune) or limu-bert:DIR (published weights)")
     p.add_argument("--student", default="small", choices=["tiny", "small"], help="student size (default small)")
-    p.add_argument("--data", default="hapt", help="data set (default hapt)")
+    p.add_argument("--data", default="hapt", type=data_arg,
+                   help="data set name or own-data folder (default hapt)")
     p.add_argument("--root", help="data folder (default: $EDGEHAR_DATA/<data set folder>)")
     p.add_argument("--windows", help="train on this windows .npz (calib format) instead of --data")
-    p.add_argument("--epochs", type=int, default=30, help="passes over the training windows (default 30)")
-    p.add_argument("--max-steps", type=int, help="stop after this many optimiser steps")
-    p.add_argument("--batch-size", type=int, default=64, help="windows per step (default 64)")
-    p.add_argument("--lr", type=float, default=3e-3, help="peak learning rate (default 3e-3)")
-    p.add_argument("--temperature", type=float, default=4.0, help="soft-label temperature (default 4)")
-    p.add_argument("--w-kd", type=float, default=1.0, help="weight of the soft-label loss (default 1)")
-    p.add_argument("--w-embed", type=float, default=1.0, help="weight of the embedding loss (default 1)")
-    p.add_argument("--w-hint", type=float, default=0.5, help="weight of the token-hint loss (default 0.5)")
-    p.add_argument("--w-label", type=float, default=1.0, help="weight of the label loss (default 1)")
+    p.add_argument("--epochs", type=positive_int, default=30, help="passes over the training windows (default 30)")
+    p.add_argument("--max-steps", type=positive_int, help="stop after this many optimiser steps")
+    p.add_argument("--batch-size", type=positive_int, default=64, help="windows per step (default 64)")
+    p.add_argument("--lr", type=positive_float, default=3e-3, help="peak learning rate (default 3e-3)")
+    p.add_argument("--temperature", type=positive_float, default=4.0, help="soft-label temperature (default 4)")
+    p.add_argument("--w-kd", type=nonneg_float, default=1.0, help="weight of the soft-label loss (default 1)")
+    p.add_argument("--w-embed", type=nonneg_float, default=1.0, help="weight of the embedding loss (default 1)")
+    p.add_argument("--w-hint", type=nonneg_float, default=0.5, help="weight of the token-hint loss (default 0.5)")
+    p.add_argument("--w-label", type=nonneg_float, default=1.0, help="weight of the label loss (default 1)")
     p.add_argument("--augment", action="store_true",
                    help="jitter and scale the student's input windows (the teacher sees them clean)")
-    p.add_argument("--label-fraction", type=float, default=1.0,
+    p.add_argument("--label-fraction", type=fraction, default=1.0,
                    help="keep labels on only this class-stratified fraction of training windows")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    p.add_argument("--threads", type=int, help="torch CPU threads")
+    p.add_argument("--seed", type=nonneg_int, default=0, help="random seed (default 0)")
+    p.add_argument("--threads", type=positive_int, help="torch CPU threads")
     p.add_argument("--out", help="student checkpoint path (default student-<size>.pt)")
     p.add_argument("--json", action="store_true", help="print the metrics as JSON")
     p.set_defaults(func=run_distill)
 
 
 def load_training_windows(args, card):
-    """(train, test) windows in the teacher's format; test is None without a test split."""
+    """(train, validation, test) windows in the teacher's format (validation: subjects drawn
+    from the training subjects); validation and test are None without a test split."""
     from edgehar.data import hapt
-    from edgehar.data.splits import split_subjects
+    from edgehar.recipes import split_train_validation
     from edgehar.data.windows import Windows
     from edgehar.data.datasets import windows_for_card
     from edgehar.train.distill import check_windows_fit
@@ -57,31 +62,26 @@ def load_training_windows(args, card):
                     channels=tuple(p.get("channels", ())), units=tuple(p.get("units", ())),
                     label_names=tuple(p.get("label_names", card.labels)), hop=int(p.get("hop", 0)))
         check_windows_fit(w, card, args.windows)
-        return w, None
+        return w, None, None
     w = windows_for_card(card, args.data, args.root)
     if args.data != "hapt":
-        return w, None
-    return split_subjects(w, hapt.TEST_SUBJECTS)
+        return w, None, None
+    return split_train_validation(w, hapt.TEST_SUBJECTS, args.seed)
 
 
 def run_distill(args: argparse.Namespace) -> int:
     import torch
 
-    from edgehar.checkpoint import save_checkpoint
-    from edgehar.errors import UserError
-    from edgehar.train.distill import (DistillConfig, distill, load_teacher_spec, student_metrics,
-                                       teacher_metrics)
+    from edgehar.checkpoint import check_checkpoint_out, save_checkpoint
+    from edgehar.recipes import distill_student
+    from edgehar.train.distill import DistillConfig, load_teacher_spec, student_metrics, teacher_metrics
 
-    if not 0 < args.label_fraction <= 1:
-        raise UserError("--label-fraction", f"must be in (0, 1], got {args.label_fraction}")
-    for name in ("w_kd", "w_embed", "w_hint", "w_label"):
-        if getattr(args, name) < 0:
-            raise UserError("--" + name.replace("_", "-"), f"must be >= 0, got {getattr(args, name)}")
     if args.threads:
         torch.set_num_threads(args.threads)
     out = args.out or f"student-{args.student}.pt"
+    check_checkpoint_out(out)  # before the teacher loads and training starts, not after
     teacher, tcard = load_teacher_spec(args.teacher)
-    train, test = load_training_windows(args, tcard)
+    train, val, test = load_training_windows(args, tcard)
     cfg = DistillConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                         temperature=args.temperature, label_fraction=args.label_fraction,
                         seed=args.seed, max_steps=args.max_steps, w_kd=args.w_kd, w_embed=args.w_embed,
@@ -91,12 +91,13 @@ def run_distill(args: argparse.Namespace) -> int:
     if test is not None:
         from edgehar.data import hapt
         data["test_subjects"] = list(hapt.TEST_SUBJECTS)
-    student, card, history = distill(teacher, tcard, train, args.student, cfg, args.teacher, data)
+    student, card, history = distill_student(teacher, tcard, train, val, args.student, cfg, args.teacher, data)
     metrics = {}
-    if test is not None:
+    if test is not None:  # test subjects: scored once, for the report
         metrics = student_metrics(student, card, test)
         metrics["teacher_test"] = teacher_metrics(teacher, tcard, test)
-    card.provenance["metrics"] = {k: v for k, v in metrics.items() if k != "confusion"}
+        metrics["validation"] = card.provenance["metrics"]["validation"]
+    card.provenance.setdefault("metrics", {}).update({k: v for k, v in metrics.items() if k != "confusion"})
     save_checkpoint(out, student, card, extra={"history": history, "confusion": metrics.get("confusion")})
     summary = {"out": out, "student": args.student, "teacher": args.teacher, "loss": history, **metrics}
     if args.json:

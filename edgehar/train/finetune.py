@@ -14,7 +14,8 @@ from edgehar.data.splits import keep_label_fraction
 from edgehar.data.windows import Windows
 from edgehar.models.augment import random_augment
 from edgehar.models.teacher import Teacher
-from edgehar.train.supervised import batches, optimiser_step
+from edgehar.models.inference import batches
+from edgehar.train.supervised import optimiser_step
 
 
 def label_subset(w: Windows, fraction: float, seed: int = 0) -> Windows:

@@ -11,30 +11,7 @@ from tqdm.auto import tqdm
 
 from edgehar.card import ModelCard
 from edgehar.data.windows import Windows
-from edgehar.metrics import report
-
-
-def logits_of(output) -> torch.Tensor:
-    """Models may return logits or (logits, embedding, ...): the logits come first."""
-    return output[0] if isinstance(output, (tuple, list)) else output
-
-
-class LogitsOnly(nn.Module):
-    """A model seen as its deployed graph: one output, the main-task logits."""
-
-    def __init__(self, model: nn.Module):
-        super().__init__()
-        self.model = model
-
-    def forward(self, x):
-        return logits_of(self.model(x))
-
-
-def batches(n: int, batch_size: int, rng: np.random.Generator | None):
-    """Index batches over n items, shuffled when `rng` is given."""
-    order = rng.permutation(n) if rng is not None else np.arange(n)
-    for i in range(0, n, batch_size):
-        yield order[i:i + batch_size]
+from edgehar.models.inference import batches, logits_of
 
 
 def optimiser_step(loss: torch.Tensor, opt, sched, bar, clip_params=None) -> float:
@@ -50,21 +27,6 @@ def optimiser_step(loss: torch.Tensor, opt, sched, bar, clip_params=None) -> flo
     bar.update(1)
     bar.set_postfix(loss=f"{value:.3f}")
     return value
-
-
-@torch.no_grad()
-def predict_logits(model: nn.Module, x: np.ndarray, batch_size: int = 512) -> np.ndarray:
-    """Logits for already-normalised windows (N, T, C)."""
-    model.eval()
-    out = [logits_of(model(torch.from_numpy(x[i]))).numpy() for i in batches(len(x), batch_size, None)]
-    return np.concatenate(out) if out else np.zeros((0, 0), np.float32)
-
-
-def evaluate(model: nn.Module, w: Windows, card: ModelCard) -> dict:
-    """macro-F1, accuracy and confusion of `model` on the labelled windows of `w`."""
-    w = w.labelled()
-    pred = predict_logits(model, card.normalise(w.x)).argmax(1)
-    return report(w.y, pred, card.labels)
 
 
 def fit(model: nn.Module, train: Windows, card: ModelCard, epochs: int = 10, batch_size: int = 64,

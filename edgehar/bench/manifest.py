@@ -1,0 +1,90 @@
+"""Reuse a trained model only when nothing that made it has changed.
+
+A model's key hashes its recipe (a JSON-able dict), the source of the modules that train it
+and the exact windows it saw. `Manifest` keeps `{name: {key, sha256, recipe, created}}` beside
+the models; a file is reused only when its key and its own bytes both match, so a file from
+another run, another recipe, edited code or other data is rebuilt, never silently reused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def windows_sha256(*windows) -> str:
+    """Hash of the samples, labels and subjects of `Windows` (what a model was trained on)."""
+    h = hashlib.sha256()
+    for w in windows:
+        for a in (w.x, w.y, w.subject):
+            a = np.ascontiguousarray(a)
+            h.update(str((a.dtype.str, a.shape)).encode())
+            h.update(a.data)
+        h.update(json.dumps([list(w.channels), list(w.label_names), float(w.rate)]).encode())
+    return h.hexdigest()
+
+
+def code_sha256(modules) -> str:
+    """Hash of the source files of `modules` (dotted names), in the order given."""
+    h = hashlib.sha256()
+    for name in modules:
+        spec = importlib.util.find_spec(name)
+        if spec is None or not spec.origin:
+            raise ValueError(f"no source for module {name}")
+        h.update(name.encode())
+        h.update(Path(spec.origin).read_bytes())
+    return h.hexdigest()
+
+
+def content_key(recipe: dict, modules, data_sha256: str) -> str:
+    """The key of a model made by `recipe`, with the code of `modules`, from data `data_sha256`."""
+    h = hashlib.sha256()
+    h.update(json.dumps(recipe, sort_keys=True, default=str).encode())
+    h.update(code_sha256(modules).encode())
+    h.update(data_sha256.encode())
+    return h.hexdigest()
+
+
+class Manifest:
+    """`manifest.json` in a models folder: which file was made from which key."""
+
+    def __init__(self, folder: str | os.PathLike):
+        self.folder = Path(folder)
+        self.path = self.folder / "manifest.json"
+        self.entries = json.loads(self.path.read_text()) if self.path.is_file() else {}
+
+    def reusable(self, name: str, key: str) -> bool:
+        """True when `name` exists, was recorded under `key`, and its bytes are the ones recorded."""
+        entry, path = self.entries.get(name), self.folder / name
+        return (entry is not None and entry.get("key") == key and path.is_file()
+                and file_sha256(path) == entry.get("sha256"))
+
+    def record(self, name: str, key: str, recipe: dict) -> None:
+        from edgehar.atomic import write_json
+
+        self.entries[name] = {"key": key, "sha256": file_sha256(self.folder / name), "recipe": recipe,
+                              "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+        write_json(self.path, self.entries)
+
+    def build(self, name: str, key: str, recipe: dict, make) -> tuple[Path, bool]:
+        """(path, reused): `make(path)` writes the file unless a reusable one is there."""
+        path = self.folder / name
+        if self.reusable(name, key):
+            return path, True
+        make(path)
+        self.record(name, key, recipe)
+        return path, False

@@ -1,0 +1,211 @@
+"""One function per recipe: teacher, baseline, student, export.
+
+The CLI (`pretrain`, `finetune`, `distill`, `export`), `edgehar demo` and the benchmarks all
+call these, so a recipe is written once and a figure in the README is made by the same code a
+user runs. Every recipe takes its training windows and a *validation* split drawn from the
+training subjects: every choice (epochs, best teacher, thresholds) is made on validation;
+test subjects are scored once, by the caller, for the report.
+"""
+
+from __future__ import annotations
+
+import importlib
+import time
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import torch
+
+from edgehar.card import ModelCard
+from edgehar.data.splits import split_subjects, validation_subjects
+from edgehar.data.windows import Windows
+from edgehar.errors import UserError
+from edgehar.models.inference import evaluate
+
+VALIDATION_FRACTION = 0.15  # share of the training subjects held out for every choice
+
+
+def split_train_validation(w: Windows, test_subjects, seed: int = 0,
+                           fraction: float = VALIDATION_FRACTION) -> tuple[Windows, Windows, Windows]:
+    """(train, validation, test), subject-disjoint: test holds `test_subjects`, validation a
+    seeded `fraction` of the remaining subjects."""
+    rest, test = split_subjects(w, test_subjects)
+    val_subjects = validation_subjects(rest.subject, fraction, seed)
+    train, val = split_subjects(rest, val_subjects)
+    return train, val, test
+
+
+def scores(metrics: dict) -> dict:
+    """The figures of `edgehar.metrics.report` a card or a table keeps."""
+    return {k: metrics[k] for k in ("macro_f1", "accuracy", "n") if k in metrics}
+
+
+# -- teacher ------------------------------------------------------------------------------------
+@dataclass
+class TeacherRecipe:
+    """Pre-train without labels, then fine-tune on the labelled training windows."""
+    family: str = "harfm"
+    config: str = "cpu"
+    pretrain_steps: int = 2000
+    pretrain_batch_size: int = 64
+    pretrain_lr: float = 1e-3
+    finetune_epochs: int = 10
+    finetune_batch_size: int = 64
+    finetune_lr: float | None = None  # the family's default (1e-3, probe 1e-2)
+    seed: int = 0
+    overrides: dict = field(default_factory=dict)  # config entries over the named config's
+
+
+def family_config(method: str, size: str, windows: Windows) -> dict:
+    """The family's named config with the input format (and class names, which text-aligned
+    families pre-train on) of `windows` filled in."""
+    from edgehar.card import default_streams
+    from edgehar.models import FAMILIES
+
+    if method not in FAMILIES:
+        raise UserError(method, f"unknown teacher family (known: {', '.join(FAMILIES)})")
+    try:
+        module = importlib.import_module(FAMILIES[method])
+    except ModuleNotFoundError as e:
+        if e.name != FAMILIES[method]:
+            raise
+        raise UserError(method, "this teacher family is not available in this build") from None
+    configs = getattr(module, "CONFIGS", {})
+    if size not in configs:
+        raise UserError(size, f"unknown {method} config (known: {', '.join(configs)})")
+    return {**configs[size], "channels": list(windows.channels), "window": int(windows.length),
+            "rate": float(windows.rate), "streams": default_streams(windows.channels),
+            "labels": list(windows.label_names)}
+
+
+def pretrain_teacher(recipe: TeacherRecipe, windows: Windows, ctx=None, **provenance_items):
+    """(teacher, card, PretrainResult): a new teacher of `recipe.family` pre-trained without
+    labels on every window of `windows` (unlabelled ones included); `ctx` a torchrun context."""
+    from edgehar.models import build
+    from edgehar.models.teacher import make_teacher_card
+    from edgehar.train.pretrain import pretrain
+
+    torch.manual_seed(recipe.seed)  # same initial weights on every rank
+    config = {**family_config(recipe.family, recipe.config, windows), **recipe.overrides}
+    teacher = build({"name": recipe.family, "config": config})
+    mean, std = teacher.normalisation(windows)  # the family's choice (language: rotation-safe)
+    x = ((windows.x - np.float32(mean)) / np.float32(std)).astype(np.float32)
+    result = pretrain(teacher, x, windows.y, windows.subject, recipe.pretrain_steps,
+                      recipe.pretrain_batch_size, recipe.pretrain_lr, seed=recipe.seed, ctx=ctx)
+    phases = {name: [c[0][1], c[-1][1]] for name, c in result.phase_curves().items() if c}
+    card = make_teacher_card(teacher, windows, mean, std, stage="pretrain", pretrain={
+        "family": recipe.family, "config": recipe.config, "steps": recipe.pretrain_steps,
+        "batch_size": recipe.pretrain_batch_size, "lr": recipe.pretrain_lr, "seed": recipe.seed,
+        "windows": len(windows), "subjects": sorted(set(windows.subject.tolist())),
+        "seconds": round(result.seconds, 1), "phases": phases,
+        "world_size": getattr(ctx, "world", 1)}, **provenance_items)
+    return teacher, card, result
+
+
+def finetune_teacher(teacher, card: ModelCard, train: Windows, validation: Windows | None,
+                     recipe: TeacherRecipe, linear_probe: bool = False, augment: bool = True,
+                     label_fraction: float = 1.0, progress: bool = True) -> dict:
+    """Fine-tune `teacher` on the labelled windows of `train` (in place; `card` updated with
+    labels, prompts, text prototypes and provenance); returns its validation scores."""
+    from edgehar.text import activity_prompt, embed_texts
+    from edgehar.train.finetune import finetune
+
+    card.labels = list(train.label_names)
+    card.tasks = {"activity": card.labels}
+    card.prompts = {n: (card.prompts or {}).get(n, activity_prompt(n)) for n in card.labels}
+    t0 = time.perf_counter()
+    history = finetune(teacher, train, card, recipe.finetune_epochs, recipe.finetune_batch_size,
+                       recipe.finetune_lr, linear_probe=linear_probe, augment=augment,
+                       seed=recipe.seed, progress=progress, label_fraction=label_fraction)
+    if teacher.text_dim:
+        card.text_prototypes = embed_texts([card.prompts[n] for n in card.labels]).tolist()
+    val = scores(evaluate(teacher, validation, card)) if validation is not None and len(validation.labelled()) else None
+    card.provenance["stage"] = "probe" if linear_probe else "finetune"
+    card.provenance["finetune"] = {
+        "epochs": recipe.finetune_epochs, "batch_size": recipe.finetune_batch_size,
+        "lr": recipe.finetune_lr, "linear_probe": linear_probe, "seed": recipe.seed,
+        "label_fraction": label_fraction, "train_subjects": sorted(set(train.subject.tolist())),
+        "validation_subjects": sorted(set(validation.subject.tolist())) if validation is not None else [],
+        "epoch_losses": history, "seconds": round(time.perf_counter() - t0, 1)}
+    card.provenance.setdefault("metrics", {})["validation"] = val
+    return val
+
+
+def train_teacher(recipe: TeacherRecipe, train: Windows, validation: Windows | None,
+                  progress: bool = True, **provenance_items):
+    """(teacher, card, PretrainResult): the whole teacher recipe, pre-training on `train` (unlabelled windows
+    included), then fine-tuning on its labels; validation scores in the card's provenance."""
+    teacher, card, result = pretrain_teacher(recipe, train, **provenance_items)
+    finetune_teacher(teacher, card, train, validation, recipe, progress=progress)
+    card.provenance["recipe"] = {"teacher": asdict(recipe)}
+    return teacher, card, result
+
+
+# -- baseline -----------------------------------------------------------------------------------
+def train_baseline(name: str, train: Windows, validation: Windows | None, epochs: int, seed: int = 0,
+                   progress: bool = True, **provenance_items):
+    """(model, card): a baseline of `edgehar.models.baselines` trained from scratch on labels."""
+    from edgehar.card import provenance
+    from edgehar.data.normalise import channel_stats
+    from edgehar.models import build
+    from edgehar.models.baselines import arch_for
+    from edgehar.train.supervised import fit
+
+    torch.manual_seed(seed)
+    mean, std = channel_stats(train.labelled())
+    arch = arch_for(name, len(train.channels), len(train.label_names), train.length)
+    card = ModelCard(labels=list(train.label_names), rate=train.rate, window=train.length, hop=train.hop,
+                     channels=list(train.channels), units=list(train.units), norm_mean=mean, norm_std=std,
+                     kind="baseline", arch=arch)
+    model = build(arch)
+    t0 = time.perf_counter()
+    history = fit(model, train, card, epochs=epochs, seed=seed, desc=name, progress=progress)
+    val = scores(evaluate(model, validation, card)) if validation is not None else None
+    card.provenance = provenance(epochs=epochs, seed=seed, recipe={"baseline": name, "epochs": epochs},
+                                 train_s=round(time.perf_counter() - t0, 1), epoch_losses=history,
+                                 metrics={"validation": val}, **provenance_items)
+    return model, card
+
+
+def train_student_supervised(train: Windows, size: str = "tiny", card=None, epochs: int = 20, seed: int = 0,
+                             data: dict | None = None, progress: bool = True, **fit_kwargs):
+    """(student, card) trained with plain cross-entropy on the labelled windows of `train`
+    (the distillation recipe adds teacher losses on top; this is its labels-only control)."""
+    from edgehar.models.student import build, make_student_card
+    from edgehar.train.supervised import fit
+
+    torch.manual_seed(seed)
+    card = card or make_student_card(size, train, data=data)
+    model = build(card.arch)
+    history = fit(model, train, card, epochs=epochs, seed=seed, progress=progress,
+                  desc=f"student-{size}", **fit_kwargs)
+    card.provenance["training"] = {"method": "supervised", "epochs": epochs, "seed": seed,
+                                   "final_loss": history[-1] if history else None,
+                                   "train_windows": int((train.y >= 0).sum())}
+    card.provenance.setdefault("metrics", {})["train"] = {
+        k: v for k, v in evaluate(model, train, card).items() if k in ("macro_f1", "accuracy")}
+    return model, card
+
+
+# -- student ------------------------------------------------------------------------------------
+def distill_student(teacher, teacher_card: ModelCard, train: Windows, validation: Windows | None,
+                    size: str, cfg=None, teacher_spec: str = "", data: dict | None = None,
+                    progress: bool = True, targets=None):
+    """(student, card, history): a student of `size` distilled from `teacher` over `train`
+    (unlabelled windows included); validation scores in the card's provenance."""
+    from edgehar.train.distill import DistillConfig, distill
+
+    student, card, history = distill(teacher, teacher_card, train, size, cfg or DistillConfig(),
+                                     teacher_spec, data, progress=progress, targets=targets)
+    if validation is not None and len(validation.labelled()):
+        card.provenance.setdefault("metrics", {})["validation"] = scores(evaluate(student, validation, card))
+    return student, card, history
+
+
+# -- export -------------------------------------------------------------------------------------
+def export_artifact(checkpoint, out, **kwargs) -> dict:
+    """The artifact folder of a student checkpoint (`edgehar.export.pipeline.export_student`:
+    fp32 + int8 TFLite and ONNX, C array, card, parity)."""
+    from edgehar.export.pipeline import export_student
+
+    return export_student(checkpoint, out, **kwargs)

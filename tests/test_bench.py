@@ -1,0 +1,105 @@
+"""The benchmark logic in the package: reuse by content hash, the README table, target checks."""
+
+import json
+
+import numpy as np
+import pytest
+
+from edgehar.bench import table
+from edgehar.bench.manifest import Manifest, content_key, windows_sha256
+from edgehar.bench.provenance import Run, command_line
+from edgehar.data.windows import Windows
+
+
+def windows(seed=0, n=8):
+    rng = np.random.default_rng(seed)
+    return Windows(x=rng.normal(size=(n, 16, 3)).astype(np.float32), y=rng.integers(0, 2, n),
+                   subject=np.arange(n) % 3, rate=50.0, channels=("acc_x", "acc_y", "acc_z"),
+                   units=("g",) * 3, label_names=("a", "b"), hop=8)
+
+
+def test_content_key_changes_with_recipe_code_and_data():
+    data = windows_sha256(windows())
+    key = content_key({"epochs": 3}, ["edgehar.recipes"], data)
+    assert key == content_key({"epochs": 3}, ["edgehar.recipes"], data)
+    assert key != content_key({"epochs": 4}, ["edgehar.recipes"], data)
+    assert key != content_key({"epochs": 3}, ["edgehar.recipes", "edgehar.models.student"], data)
+    assert key != content_key({"epochs": 3}, ["edgehar.recipes"], windows_sha256(windows(seed=1)))
+    w = windows()
+    w.y[0] = 1 - w.y[0]  # one label changed is other data
+    assert windows_sha256(w) != data
+
+
+def test_manifest_reuses_only_the_same_key_and_bytes(tmp_path):
+    made = []
+
+    def make(path):
+        made.append(path.name)
+        path.write_bytes(b"model %d" % len(made))
+
+    m = Manifest(tmp_path)
+    path, reused = m.build("m.pt", "k1", {"epochs": 1}, make)
+    assert not reused and made == ["m.pt"]
+    assert Manifest(tmp_path).build("m.pt", "k1", {"epochs": 1}, make) == (path, True)  # read back from disk
+    assert not Manifest(tmp_path).build("m.pt", "k2", {"epochs": 2}, make)[1]  # another recipe
+    path.write_bytes(b"edited by hand")
+    assert not Manifest(tmp_path).build("m.pt", "k2", {"epochs": 2}, make)[1]  # other bytes
+    assert len(made) == 3
+    entry = json.loads((tmp_path / "manifest.json").read_text())["m.pt"]
+    assert entry["key"] == "k2" and entry["recipe"] == {"epochs": 2}
+
+
+def row(name, kind, fmt, f1, macs):
+    return {"name": name, "kind": kind, "format": fmt, "macro_f1": f1, "accuracy": f1, "params": 10, "macs": macs}
+
+
+def test_targets_met_and_missed():
+    best = row("teacher", "teacher", "fp32", 0.95, 10_000_000)
+    small = row("student small", "student", "int8 TFLite", 0.945, 150_000)
+    tiny = row("student tiny", "student", "int8 TFLite", 0.93, 90_000)
+    rows = [best, small, tiny, row("cnn", "baseline", "fp32 ONNX", 0.93, 1_000_000),
+            row("ign", "baseline", "fp32 ONNX", 0.90, 100_000), row("ign", "baseline", "int8 ONNX", 0.90, 100_000)]
+    t = table.check_targets(rows, best, small, [tiny])
+    met = [x["met"] for x in t]
+    # >= 0.94; within 1 point (0.5); 1.5% of MACs; beats cnn at fewer MACs; ign has fewer MACs than small
+    assert met == [True, True, True, True, False]
+    assert "student tiny meets it" in t[-1]["measured"]  # tiny: 0.93 >= 0.90 at 90k <= 100k
+    worse = dict(small, macro_f1=0.935)
+    assert [x["met"] for x in table.check_targets(rows, best, worse, [])][:2] == [False, False]
+
+
+def test_table_has_one_cell_per_column():
+    r = {**row("student small", "student", "int8 TFLite", 0.9, 5), "arena_bytes": None, "flash_bytes": 7,
+         "tflm_unsupported_ops": ["GELU"], "latency_ms": 0.1, "m4f_ms": None, "wrist_f1": 0.5,
+         "wrist_input": "acc, gyro absent"}
+    head, rule, line = table.table([r])
+    assert head.count("|") == rule.count("|") == line.count("|")
+    assert "n/a (TFLM lacks GELU)" in line and "0.500 (gyro absent)" in line
+
+
+def test_update_readme_replaces_only_the_marked_section(tmp_path):
+    readme = tmp_path / "README.md"
+    readme.write_text(f"intro\n{table.README_START}\nold\n{table.README_END}\nafter\n")
+    table.update_readme(readme, "new table\n", [("plot", tmp_path / "r" / "p.png")])
+    text = readme.read_text()
+    assert text.startswith("intro\n") and text.endswith("after\n") and "old" not in text
+    assert "new table" in text and "![plot](r/p.png)" in text
+
+
+def test_run_stamp_names_the_command(tmp_path):
+    stamp = Run(tmp_path / "bench.py", ["--fast", "a b"], tmp_path).stamp()
+    assert stamp["command"].endswith("python bench.py --fast 'a b'")
+    assert stamp["commit"] == "unknown" and stamp["cpu_seconds"] >= 0
+    assert command_line("x.py", []).endswith("python x.py")
+
+
+@pytest.mark.parametrize("fraction", [0.15, 0.3])
+def test_validation_split_is_subject_disjoint(fraction):
+    from edgehar.recipes import split_train_validation
+
+    w = windows(n=40)
+    w.subject[:] = np.arange(40) % 10
+    train, val, test = split_train_validation(w, [0, 1], seed=3, fraction=fraction)
+    s = [set(train.subject.tolist()), set(val.subject.tolist()), set(test.subject.tolist())]
+    assert s[2] == {0, 1} and len(s[1]) == round(fraction * 8)
+    assert not (s[0] & s[1] or s[0] & s[2] or s[1] & s[2]) and len(train) + len(val) + len(test) == 40
