@@ -88,7 +88,7 @@ def check_outputs(tc, demo: Path, kernels_list: list[str]) -> list[dict]:
         mcu = outputs_array(str(model), run).reshape(len(x), -1).astype(int)
         diff = np.abs(mcu - host)
         results.append({
-            "model": str(model), "cpu": "cortex-m4", "kernels": kernels, "windows": len(x),
+            "model": f"{demo.name}/{model.name}", "cpu": "cortex-m4", "kernels": kernels, "windows": len(x),
             "top1_agreement": float((mcu.argmax(1) == host.argmax(1)).mean()),
             "max_abs_diff_lsb": int(diff.max()), "identical_outputs": float((diff == 0).all(1).mean()),
             "windows_with_diff_over_2_lsb": int((diff > 2).any(1).sum()),

@@ -24,11 +24,9 @@ from pathlib import Path
 from edgehar.errors import UserError
 from edgehar.profile.mcu_toolchain import KERNEL_TREES, Toolchain
 
-FIRMWARE = Path(__file__).resolve().parents[2] / "firmware_bridge" / "firmware"
-if not FIRMWARE.is_dir():  # installed package: edgehar/bridge/firmware
-    import edgehar.bridge
+import edgehar.bridge
 
-    FIRMWARE = Path(edgehar.bridge.__file__).parent / "firmware"
+FIRMWARE = Path(edgehar.bridge.__file__).parent / "firmware"  # firmware_bridge/firmware in the repo
 
 
 @dataclass(frozen=True)
