@@ -76,7 +76,7 @@ def run_emulate(args) -> int:
     if len(values) < card.window:
         raise UserError(args.replay, f"fewer than one window ({card.window} samples) to replay")
     elf = build_firmware(args.model, "mps2-an386", args.toolchains)
-    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    signal.signal(signal.SIGTERM, _interrupt)  # `kill` ends the replay cleanly (link removed)
     with EmulatedDevice(elf, tc.qemu) as dev:
         if args.link:
             if os.path.lexists(args.link) and not os.path.islink(args.link):
@@ -111,6 +111,10 @@ def run_emulate(args) -> int:
           f"edgehar: emulated device ran {summary['windows']} windows on the MCU ({summary['device']})",
           file=sys.stdout if args.json else sys.stderr)
     return 0
+
+
+def _interrupt(*_):
+    raise KeyboardInterrupt
 
 
 def run_live_on_device(args) -> int:

@@ -11,7 +11,6 @@ the tensor arena, TFLM (+ CMSIS-NN) code, the C library and the application.
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -157,21 +156,16 @@ def _map_sizes(map_text: str) -> dict[str, dict[str, int]]:
     return sizes
 
 
-def footprint(elf: Path, board: str = "nrf52840") -> dict:
+def footprint(tc, elf: Path, board: str = "nrf52840") -> dict:
     """Flash and RAM of a linked image, split into model, arena, TFLM code, libc and app."""
-    from edgehar.profile.mcu_toolchain import find_toolchain
-
-    tc = find_toolchain(None, need_qemu=False) if not shutil.which("arm-none-eabi-nm") else None
-    nm = tc.nm if tc else shutil.which("arm-none-eabi-nm")
-    size_tool = tc.size if tc else shutil.which("arm-none-eabi-size")
     sections = {}
-    for line in subprocess.run([size_tool, "-A", str(elf)], capture_output=True, text=True,
+    for line in subprocess.run([tc.size, "-A", str(elf)], capture_output=True, text=True,
                                check=True).stdout.splitlines():
         parts = line.split()
         if len(parts) == 3 and parts[0].startswith("."):
             sections[parts[0]] = int(parts[1])
     symbols, addresses = {}, {}
-    for line in subprocess.run([nm, "-S", str(elf)], capture_output=True, text=True,
+    for line in subprocess.run([tc.nm, "-S", str(elf)], capture_output=True, text=True,
                                check=True).stdout.splitlines():
         parts = line.split()
         if len(parts) == 4:

@@ -48,12 +48,14 @@ def run_build(args) -> int:
 
     from edgehar.atomic import write_bytes
     from edgehar.bridge.firmware_build import build_firmware, footprint
+    from edgehar.profile.mcu_toolchain import find_toolchain
 
+    tc = find_toolchain(args.toolchains, need_qemu=False)
     elf = build_firmware(args.artifacts, args.board, args.toolchains,
                          args.arena_kb * 1024 if args.arena_kb else None)
     out = Path(args.out) if args.out else Path(args.artifacts) / f"firmware-{args.board}.elf"
     write_bytes(out, elf.read_bytes())
-    report = footprint(elf, args.board)
+    report = footprint(tc, elf, args.board)
     report["elf"] = str(out)
     tflite = Path(args.artifacts) / "model_int8.tflite"
     report["model_file_bytes"] = tflite.stat().st_size

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edgehar.errors import UserError
-from edgehar.profile.mcu_toolchain import KERNEL_TREES, Toolchain
+from edgehar.profile.mcu_toolchain import Toolchain
 
 import edgehar.bridge
 
@@ -254,6 +254,3 @@ def insn_plugin(tc: Toolchain) -> Path:
 
     return _cached_dir(out, build) / "libinsn_count.so"
 
-
-def kernel_sets() -> tuple[str, ...]:
-    return tuple(KERNEL_TREES)
