@@ -122,3 +122,9 @@ def test_live_on_device_shows_emulated_predictions(toolchain, export_dir, data_r
     emulated = [json.loads(l) for l in emu_out.splitlines() if l.startswith('{"window"')]
     by_window = {e["window"]: e for e in emulated}
     assert all(by_window[p["window"]]["outputs"] == p["outputs"] for p in preds)
+
+
+def test_firmware_build_names_a_missing_export_file(tmp_path, capsys):
+    assert main(["firmware", "build", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "model_int8.cc: missing; run `edgehar export" in err[0]
