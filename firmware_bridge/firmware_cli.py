@@ -47,9 +47,10 @@ def run_build(args) -> int:
     from pathlib import Path
 
     from edgehar.atomic import write_bytes
-    from edgehar.bridge.firmware_build import build_firmware, footprint
+    from edgehar.bridge.firmware_build import artifact_files, build_firmware, footprint
     from edgehar.profile.mcu_toolchain import find_toolchain
 
+    artifact_files(args.artifacts)  # the user's folder is checked before the tools
     tc = find_toolchain(args.toolchains, need_qemu=False)
     elf = build_firmware(args.artifacts, args.board, args.toolchains,
                          args.arena_kb * 1024 if args.arena_kb else None)
