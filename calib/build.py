@@ -101,6 +101,8 @@ def save_calib(path, calib: CalibSet) -> Path:
     path = Path(path)
     if path.suffix != ".npz":
         raise UserError(path, "calibration file name must end in .npz")
+    if not np.isfinite(calib.x).all():  # a NaN window would spoil every quantisation range
+        raise UserError(path, "refusing to write calibration windows holding NaN or infinite values")
     with staged_file(path) as tmp:
         with open(tmp, "wb") as f:
             np.savez(f, x=calib.x, y=calib.y, subject=calib.subject,

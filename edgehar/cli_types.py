@@ -28,38 +28,6 @@ def finite_float(text: str) -> float:
     return value
 
 
-def positive_float(text: str) -> float:
-    """A finite float > 0 (a rate, a learning rate, a temperature, a duration)."""
-    value = finite_float(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be > 0, got {text!r}")
-    return value
-
-
-def nonneg_float(text: str) -> float:
-    """A finite float >= 0 (a loss weight)."""
-    value = finite_float(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {text!r}")
-    return value
-
-
-def probability(text: str) -> float:
-    """A finite float in [0, 1]."""
-    value = finite_float(text)
-    if not 0 <= value <= 1:
-        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {text!r}")
-    return value
-
-
-def fraction(text: str) -> float:
-    """A finite float in (0, 1] (a share that must keep something)."""
-    value = finite_float(text)
-    if not 0 < value <= 1:
-        raise argparse.ArgumentTypeError(f"must be in (0, 1], got {text!r}")
-    return value
-
-
 def integer(text: str) -> int:
     """A whole number in decimal ("12"; "1e3", "2.5" and "nan" refused)."""
     try:
@@ -71,20 +39,27 @@ def integer(text: str) -> int:
     return value
 
 
-def positive_int(text: str) -> int:
-    """A whole number >= 1 (steps, epochs, batch size, windows, threads)."""
-    value = integer(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {text!r}")
-    return value
+def _within(parse, ok, needs: str, doc: str):
+    """A type function: `parse`, then refuse values for which `ok` is false ("must be {needs}")."""
+    def check(text: str):
+        value = parse(text)
+        if not ok(value):
+            raise argparse.ArgumentTypeError(f"must be {needs}, got {text!r}")
+        return value
+
+    check.__doc__ = doc
+    return check
 
 
-def nonneg_int(text: str) -> int:
-    """A whole number >= 0 (a seed)."""
-    value = integer(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {text!r}")
-    return value
+positive_float = _within(finite_float, lambda v: v > 0, "> 0",
+                         "A finite float > 0 (a rate, a learning rate, a temperature, a duration).")
+nonneg_float = _within(finite_float, lambda v: v >= 0, ">= 0", "A finite float >= 0 (a loss weight).")
+probability = _within(finite_float, lambda v: 0 <= v <= 1, "between 0 and 1", "A finite float in [0, 1].")
+fraction = _within(finite_float, lambda v: 0 < v <= 1, "in (0, 1]",
+                   "A finite float in (0, 1] (a share that must keep something).")
+positive_int = _within(integer, lambda v: v >= 1, "at least 1",
+                       "A whole number >= 1 (steps, epochs, batch size, windows, threads).")
+nonneg_int = _within(integer, lambda v: v >= 0, ">= 0", "A whole number >= 0 (a seed).")
 
 
 def channel_list(text: str) -> list[str]:
@@ -99,3 +74,13 @@ def channel_list(text: str) -> list[str]:
     if len(set(names)) != len(names):
         raise argparse.ArgumentTypeError(f"a channel is named twice in {text!r}")
     return names
+
+
+def label_list(text: str) -> list[str]:
+    """Comma-separated class names for zero-shot scoring ("walking,brushing teeth")."""
+    from edgehar.zeroshot import parse_labels
+
+    try:
+        return parse_labels(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None

@@ -31,8 +31,10 @@ def label_map(data_names, model_names) -> dict[int, int]:
 
 
 def evaluate_file(model_path, data: str = "hapt", root=None, split: str = "test",
-                  backend: str | None = None) -> dict:
-    """Scores of a model file on data set `data` (HAPT: the official test subjects by default)."""
+                  backend: str | None = None, labels: list[str] | None = None) -> dict:
+    """Scores of a model file on data set `data` (HAPT: the official test subjects by default).
+    `labels`: score these classes zero-shot (cosine of the embedding to their text) instead of
+    the model's own head."""
     from edgehar.data import hapt
     from edgehar.data.datasets import windows_for_card
     from edgehar.errors import UserError
@@ -40,6 +42,9 @@ def evaluate_file(model_path, data: str = "hapt", root=None, split: str = "test"
     from edgehar.runtime import Predictor
 
     predictor = Predictor(model_path, backend=backend)
+    if labels:
+        from edgehar.zeroshot import ZeroShotPredictor
+        predictor = ZeroShotPredictor(predictor, labels)
     card = predictor.card
     w = windows_for_card(card, data, root, hop=card.window // 2)
     if split == "test":
@@ -68,6 +73,7 @@ def evaluate_file(model_path, data: str = "hapt", root=None, split: str = "test"
     r["per_class_f1"] = {n: r["per_class_f1"][n] for n in names}
     r["macro_f1"] = float(np.mean([r["per_class_f1"][n] for n in names]))
     return {"model": str(model_path), "backend": predictor.backend, "data": data, "split": split,
+            "zero_shot": bool(labels),
             "windows": int(len(y)), "classes_left_out": left_out, **r}
 
 
@@ -83,13 +89,18 @@ def register(sub) -> None:
     p.add_argument("--split", default=None, choices=["test", "all"],
                    help="windows to score (default: test for hapt, all otherwise)")
     p.add_argument("--backend", help="runtime: litert, tflite-runtime, onnxruntime, torch")
+    from edgehar.cli_types import label_list
+    p.add_argument("--labels", type=label_list, metavar="A,B,...",
+                   help="score these classes zero-shot, by cosine of the model's embedding to each "
+                        "label's text (a student distilled from a text-aligned teacher), e.g. "
+                        "\"walking,running,sitting,lying\"")
     p.add_argument("--json", action="store_true", help="print JSON for scripts")
     p.set_defaults(func=run_eval)
 
 
 def run_eval(args: argparse.Namespace) -> int:
     split = args.split or ("test" if args.data == "hapt" else "all")
-    r = evaluate_file(args.model, args.data, args.root, split, args.backend)
+    r = evaluate_file(args.model, args.data, args.root, split, args.backend, args.labels)
     if args.json:
         print(json.dumps(r, indent=2))
         return 0

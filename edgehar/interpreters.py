@@ -66,21 +66,21 @@ def onnx_session(path: str | os.PathLike, num_threads: int = 1):
     return ort.InferenceSession(os.fspath(path), opts, providers=["CPUExecutionProvider"])
 
 
-def run_each(interp, x: np.ndarray) -> np.ndarray:
-    """The first output of a batch-1 TFLite interpreter (LiteRT, tflite-runtime or TFLite-Micro)
-    for each window of x, raw (x already in the input's dtype).
+def run_each(interp, x: np.ndarray, output: int = 0) -> np.ndarray:
+    """Output `output` (the first: the logits) of a batch-1 TFLite interpreter (LiteRT,
+    tflite-runtime or TFLite-Micro) for each window of x, raw (x already in the input's dtype).
 
     Self-contained (numpy only) on purpose: the tflite-runtime check runs this very function's
     source in a venv of its own, so every TFLite runtime is driven by one loop."""
     micro = hasattr(interp, "set_input")  # TFLite-Micro's Python API differs from LiteRT's
     if not micro:
-        inp, out = interp.get_input_details()[0]["index"], interp.get_output_details()[0]["index"]
+        inp, out = interp.get_input_details()[0]["index"], interp.get_output_details()[output]["index"]
     outs = []
     for i in range(len(x)):
         if micro:
             interp.set_input(x[i:i + 1], 0)
             interp.invoke()
-            y = np.array(interp.get_output(0))
+            y = np.array(interp.get_output(output))
         else:
             interp.set_tensor(inp, x[i:i + 1])
             interp.invoke()

@@ -8,7 +8,8 @@ point), dequantisation of the output, and the softmax.
 
 Output convention: output 0 (for TFLite, the first output whose last dimension is the number
 of classes; TFLite does not keep the exporter's output order) holds the class scores; any
-further output (e.g. an embedding) is ignored. The scores are *logits* and go through a
+further output is the embedding when the card's student has one (`predict_embedding`, for
+zero-shot labels: `edgehar.zeroshot`); otherwise it is ignored. The scores are *logits* and go through a
 softmax, unless the card says `quantization["output"] == "probs"` (a model ending in a softmax
 layer), in which case they are only clipped and renormalised.
 """
@@ -95,6 +96,16 @@ class Predictor:
             return np.zeros((0, self.n_classes), np.float32)
         return self._engine.run(self.card.normalise(x))
 
+    def predict_embedding(self, windows_raw: np.ndarray) -> np.ndarray:
+        """The model's dequantised embedding output (N, E) for raw windows (N, T, C)."""
+        x = self._check(windows_raw)
+        if not hasattr(self._engine, "run_embedding"):
+            raise UserError(self.model_path, "the model has no embedding output (export it again with "
+                                             "this edgehar from a student with text prototypes)")
+        if len(x) == 0:
+            return np.zeros((0, int(self.card.arch.get("config", {}).get("embed_dim", 0))), np.float32)
+        return self._engine.run_embedding(self.card.normalise(x))
+
     def predict_proba(self, windows_raw: np.ndarray) -> np.ndarray:
         """Class probabilities (N, K) for raw windows (N, T, C) in the card's units."""
         scores = self.predict_scores(windows_raw)
@@ -152,10 +163,15 @@ class _TFLiteEngine:
             raise UserError(p.model_path, f"no output has {p.n_classes} classes "
                                           f"(outputs: {[tuple(o['shape']) for o in outs]})")
         self.out = fits[0]
+        others = [o for o in outs if o["index"] != self.out["index"]]
+        if len(others) == 1 and p.card.arch.get("config", {}).get("embed_dim") == others[0]["shape"][-1]:
+            self.embedding = others[0]
+            self.run_embedding = lambda x: self.run(x, self.embedding)
         self.streams = _stream_split(p, len(self.inputs))
         self.batch = int(self.inputs[0]["shape"][0])  # TFLite batch is fixed unless resized
 
-    def run(self, x: np.ndarray) -> np.ndarray:
+    def run(self, x: np.ndarray, out: dict | None = None) -> np.ndarray:
+        out = out or self.out
         res = []
         for s, e in _batches(len(x), self.batch):
             chunk = x[s:e]
@@ -166,8 +182,8 @@ class _TFLiteEngine:
                 scale, zero = d["quantization"]
                 self.it.set_tensor(d["index"], quantize(_layout(part, list(d["shape"])), d["dtype"], scale, zero))
             self.it.invoke()
-            y = self.it.get_tensor(self.out["index"]).reshape(self.batch, -1)
-            res.append(dequantize(y, *self.out["quantization"])[:e - s])
+            y = self.it.get_tensor(out["index"]).reshape(self.batch, -1)
+            res.append(dequantize(y, *out["quantization"])[:e - s])
         return np.concatenate(res)
 
     def describe(self) -> dict:
@@ -184,12 +200,15 @@ class _OnnxEngine:
             raise UserError(p.model_path, f"ONNX Runtime cannot load the model ({first_line(e, 160)})") from None
         self.inputs = self.sess.get_inputs()
         self.input_shapes = [list(d.shape) for d in self.inputs]
-        self.out_name = self.sess.get_outputs()[0].name
+        names = [o.name for o in self.sess.get_outputs()]
+        self.out_name = names[0]
+        if "embedding" in names[1:]:
+            self.run_embedding = lambda x: self.run(x, "embedding")
         self.streams = _stream_split(p, len(self.inputs))
         b = self.inputs[0].shape[0]
         self.batch = b if isinstance(b, int) and b > 0 else None
 
-    def run(self, x: np.ndarray) -> np.ndarray:
+    def run(self, x: np.ndarray, name: str | None = None) -> np.ndarray:
         res = []
         for s, e in _batches(len(x), self.batch):
             chunk = x[s:e]
@@ -200,7 +219,7 @@ class _OnnxEngine:
             for d, part in zip(self.inputs, self.streams(chunk)):
                 dtype = np.int8 if "int8" in d.type else np.uint8 if "uint8" in d.type else np.float32
                 feed[d.name] = _layout(part, list(d.shape)).astype(dtype)
-            y = self.sess.run([self.out_name], feed)[0]
+            y = self.sess.run([name or self.out_name], feed)[0]
             res.append(np.asarray(y, np.float32).reshape(len(chunk), -1)[:e - s])
         return np.concatenate(res)
 
@@ -219,8 +238,10 @@ class _TorchEngine:
         torch.set_num_threads(p.num_threads)
         self.model, _ = load_model(p.model_path)
         self.model.eval()
+        if p.card.kind == "student":
+            self.run_embedding = lambda x: self.run(x, 1)
 
-    def run(self, x: np.ndarray) -> np.ndarray:
+    def run(self, x: np.ndarray, output: int = 0) -> np.ndarray:
         import torch
 
         res = []
@@ -230,7 +251,7 @@ class _TorchEngine:
                 if isinstance(y, dict):
                     y = y.get("logits", next(iter(y.values())))
                 elif isinstance(y, (tuple, list)):
-                    y = y[0]
+                    y = y[output]
                 res.append(y.detach().float().cpu().numpy().reshape(e - s, -1))
         return np.concatenate(res)
 

@@ -3,6 +3,9 @@
 The header declares the 16-byte aligned array (TFLite-Micro reads weights in place), its
 length, the class labels, the window shape, the card's normalisation and the int8 input/output
 quantisation constants, so firmware can go from raw sensor samples to a label with nothing else.
+A model with an embedding output (zero-shot labels) also gets its int8 constants and the class
+-text prototypes in int8: the firmware scores a class by the cosine of the dequantised
+embedding to the prototype (the prototypes' common scale cancels in a cosine).
 The array bytes are exactly the `.tflite` file's bytes.
 """
 
@@ -50,6 +53,7 @@ def header_text(card, n_bytes: int, symbol: str = SYMBOL, guard: str = "EDGEHAR_
 #define {name}_OUTPUT_SCALE {_cfloat(q['output_scale'])}
 #define {name}_OUTPUT_ZERO_POINT ({int(q['output_zero_point'])})
 
+{zero_shot_defines(card, name)}
 #ifdef __cplusplus
 extern "C" {{
 #endif
@@ -59,13 +63,36 @@ extern const unsigned int {symbol}_len;  // {n_bytes} bytes
 static const char* const {symbol}_labels[{name}_CLASSES] = {{{labels}}};
 static const float {symbol}_norm_mean[{name}_CHANNELS] = {{{_floats(card.norm_mean or [0] * len(card.channels))}}};
 static const float {symbol}_norm_std[{name}_CHANNELS] = {{{_floats(card.norm_std or [1] * len(card.channels))}}};
-
+{zero_shot_arrays(card, name, symbol)}
 #ifdef __cplusplus
 }}
 #endif
 
 #endif  // {guard}
 """
+
+
+def zero_shot_defines(card, name: str) -> str:
+    q = card.quantization
+    if "prototypes_int8" not in q:
+        return ""
+    return (f"// Output {q['embedding_output']}: a {q['embedding_dim']}-d int8 embedding; "
+            f"e = (q - EMBEDDING_ZERO_POINT) * EMBEDDING_SCALE.\n"
+            f"// Zero-shot: class k scores cos(e, prototypes[k]); prototype = q * PROTOTYPES_SCALE.\n"
+            f"#define {name}_EMBEDDING_OUTPUT {int(q['embedding_output'])}\n"
+            f"#define {name}_EMBEDDING_DIM {int(q['embedding_dim'])}\n"
+            f"#define {name}_EMBEDDING_SCALE {_cfloat(q['embedding_scale'])}\n"
+            f"#define {name}_EMBEDDING_ZERO_POINT ({int(q['embedding_zero_point'])})\n"
+            f"#define {name}_PROTOTYPES_SCALE {_cfloat(q['prototypes_scale'])}\n")
+
+
+def zero_shot_arrays(card, name: str, symbol: str) -> str:
+    q = card.quantization
+    if "prototypes_int8" not in q:
+        return ""
+    rows = ",\n".join("  {" + ", ".join(str(int(v)) for v in row) + "}" for row in q["prototypes_int8"])
+    return (f"static const int8_t {symbol}_text_prototypes[{name}_CLASSES][{name}_EMBEDDING_DIM] = {{\n"
+            f"{rows}\n}};\n")
 
 
 def source_text(data: bytes, header_name: str, symbol: str = SYMBOL) -> str:

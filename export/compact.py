@@ -177,6 +177,15 @@ def _pack(model, card=None) -> bytes:
     return bytes(builder.Output())
 
 
+def _pack_plain(model) -> bytes:
+    """A loaded model packed back as it is (no compaction)."""
+    import flatbuffers
+
+    builder = flatbuffers.Builder(1024)
+    builder.Finish(model.Pack(builder), file_identifier=TFLITE_IDENTIFIER)
+    return bytes(builder.Output())
+
+
 def _size(buf) -> int:
     return 0 if buf.data is None else len(buf.data)
 

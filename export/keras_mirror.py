@@ -51,8 +51,9 @@ def folded_linear(state: dict, prefix: str, norm: tuple[np.ndarray, np.ndarray] 
     return w, bias
 
 
-def build_keras_mirror(cfg: dict, state: dict, batch: int = 1):
-    """The student as a Keras model (normalised window (batch, T, C) -> main-task logits)."""
+def build_keras_mirror(cfg: dict, state: dict, batch: int = 1, embedding: bool = False):
+    """The student as a Keras model (normalised window (batch, T, C) -> main-task logits, and
+    with `embedding` a second output: the embedding head, for zero-shot labels on the device)."""
     import keras
     from keras import layers
 
@@ -115,7 +116,10 @@ def build_keras_mirror(cfg: dict, state: dict, batch: int = 1):
     main = next(iter(cfg["tasks"]))
     w, b = folded_linear(state, f"heads.{main}", bn_affine(state, "norm", eps))
     logits = dense(pooled, w, b)
-    return keras.Model(inp, logits, name="edgehar_student")
+    if not embedding:
+        return keras.Model(inp, logits, name="edgehar_student")
+    w, b = folded_linear(state, "embed", bn_affine(state, "norm", eps))
+    return keras.Model(inp, [logits, dense(pooled, w, b)], name="edgehar_student")
 
 
 @functools.lru_cache(maxsize=1)

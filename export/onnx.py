@@ -19,19 +19,21 @@ import numpy as np
 INPUT, OUTPUT = "window", "logits"
 
 
-def export_fp32(model, window: int, channels: int, path: str | os.PathLike) -> None:
-    """Write the float ONNX model (input "window" (N, T, C) normalised, output "logits")."""
+def export_fp32(model, window: int, channels: int, path: str | os.PathLike, embedding: bool = False) -> None:
+    """Write the float ONNX model (input "window" (N, T, C) normalised, output "logits", and
+    with `embedding` a second output "embedding": the student's embedding head)."""
     import onnx
     import torch
 
     from edgehar.export.tflite import quiet
     from edgehar.models.inference import LogitsOnly
 
-    wrapped = LogitsOnly(model).eval()
+    wrapped = model.eval() if embedding else LogitsOnly(model).eval()
     x = torch.zeros(2, window, channels)
     batch = torch.export.Dim("batch", min=1, max=4096)
     with quiet():  # the exporter prints progress lines and warnings
-        program = torch.onnx.export(wrapped, (x,), dynamo=True, input_names=[INPUT], output_names=[OUTPUT],
+        program = torch.onnx.export(wrapped, (x,), dynamo=True, input_names=[INPUT], output_names=[OUTPUT, "embedding"] if embedding else [OUTPUT],
+                                   
                                     dynamic_shapes=({0: batch},), optimize=True, verbose=False)
     proto = program.model_proto
     for node in proto.graph.node:  # drop the exporter's per-node stack traces (2/3 of the file)

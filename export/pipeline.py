@@ -9,8 +9,11 @@
 
 The exported graph computes the main task's logits from one normalised window (batch 1, as a
 microcontroller runs it; float I/O for the fp32 files, int8 I/O with the card's constants for
-the int8 TFLite file, float I/O around QDQ for the int8 ONNX file). Other task heads and the
-embedding head stay in the checkpoint.
+the int8 TFLite file, float I/O around QDQ for the int8 ONNX file). A student with class-text
+prototypes (distilled from a text-aligned teacher) gets a second output, its embedding, for
+zero-shot labels on the device (`edgehar.zeroshot`): the card and the C header carry the
+prototypes in int8 with their scale, and `text_basis.npy` maps new labels' text into the
+embedding space. Other task heads stay in the checkpoint.
 
 The folder is built in a temporary sibling and swapped in at the end (`staged_folder`), so a
 failure leaves no half-written artifact and an older export at the same path untouched.
@@ -201,6 +204,30 @@ def stamp_content_hashes(files: dict, card) -> None:
     card.content_sha256 = digests
 
 
+def zero_shot_quantization(i8: bytes, card) -> dict:
+    """The int8 file's embedding output constants and the card's prototypes in int8."""
+    from edgehar.export import tflite
+    from edgehar.zeroshot import quantize_prototypes
+
+    out = tflite.interpreter(i8).get_output_details()[1]
+    scale, zero = out["quantization"]
+    q, proto_scale = quantize_prototypes(np.asarray(card.text_prototypes, np.float32))
+    return {"embedding_output": 1, "embedding_dim": int(out["shape"][-1]), "embedding_scale": float(scale),
+            "embedding_zero_point": int(zero), "prototypes_int8": q.tolist(), "prototypes_scale": proto_scale}
+
+
+def write_text_basis(folder: Path, basis) -> None:
+    """`text_basis.npy`: the (text dim, embedding dim) map from label text to prototypes."""
+    import io
+
+    from edgehar.atomic import write_bytes
+    from edgehar.zeroshot import BASIS_FILE
+
+    buf = io.BytesIO()
+    np.save(buf, basis.detach().cpu().numpy().astype(np.float32))
+    write_bytes(folder / BASIS_FILE, buf.getvalue())
+
+
 def write_models(tmp: Path, model, card, state, calib, int8: bool, bar) -> tuple[dict, object]:
     """Convert and write every model file (card embedded) into `tmp`; (files, exported card)."""
     import torch
@@ -219,13 +246,16 @@ def write_models(tmp: Path, model, card, state, calib, int8: bool, bar) -> tuple
     if clip:  # the model clips its input first: calibrate the input range on what it keeps
         cal_x = np.clip(cal_x, -clip, clip)
     bar.set_postfix_str("keras mirror")
+    embedding = bool(card.text_prototypes)
     with tflite.quiet():
-        mirror = build_keras_mirror(card.arch["config"], state)
-    fp32 = tflite.convert_fp32(mirror)
+        mirror = build_keras_mirror(card.arch["config"], state, embedding=embedding)
+    fp32 = tflite.outputs_in_signature_order(tflite.convert_fp32(mirror))
     probe = cal_x[: min(len(cal_x), 32)]
     with torch.no_grad():
-        want = model(torch.from_numpy(probe))[0].numpy()
-    diff = float(np.abs(tflite.run_litert(fp32, probe) - want).max())
+        want = model(torch.from_numpy(probe))
+    diff = float(np.abs(tflite.run_litert(fp32, probe) - want[0].numpy()).max())
+    if embedding:
+        diff = max(diff, float(np.abs(tflite.run_litert(fp32, probe, output=1) - want[1].numpy()).max()))
     if diff > FP32_TOLERANCE:  # a layout bug in the mirror, never the user's fault
         raise RuntimeError(f"Keras mirror differs from PyTorch by {diff:.3g} (> {FP32_TOLERANCE:g})")
     bar.update(1)
@@ -237,7 +267,7 @@ def write_models(tmp: Path, model, card, state, calib, int8: bool, bar) -> tuple
                               ("dataset", "n", "seed", "subjects", "counts", "created")})})
     if int8:
         bar.set_postfix_str("tflite int8")
-        i8 = tflite.convert_int8(mirror, cal_x)
+        i8 = tflite.outputs_in_signature_order(tflite.convert_int8(mirror, cal_x))
         graph = tflite.graph_report(i8)
         if graph["float_tensors"] or {"DEQUANTIZE", "QUANTIZE"} & set(graph["ops"]):
             raise RuntimeError(f"int8 graph is not full-integer: {graph}")
@@ -248,6 +278,8 @@ def write_models(tmp: Path, model, card, state, calib, int8: bool, bar) -> tuple
             "output_scale": io["output"]["scale"], "output_zero_point": io["output"]["zero_point"],
             "weights": "int8 per-channel (symmetric)", "activations": "int8 per-tensor", "biases": "int32",
             "ops": graph["ops"]}
+        if embedding:
+            export_card.quantization.update(zero_shot_quantization(i8, export_card))
         files["int8_tflite"] = tmp / FILES["int8_tflite"]
         files["int8_onnx"] = tmp / FILES["int8_onnx"]
     export_card.content_sha256 = placeholder_hashes(files)  # same length as the real ones
@@ -260,7 +292,7 @@ def write_models(tmp: Path, model, card, state, calib, int8: bool, bar) -> tuple
             "zero_point": export_card.quantization["input_zero_point"]}))
         files["int8_tflite"].write_bytes(int8_bytes)
     bar.set_postfix_str("onnx fp32")
-    onnx_export.export_fp32(model, card.window, len(card.channels), files["fp32_onnx"])
+    onnx_export.export_fp32(model, card.window, len(card.channels), files["fp32_onnx"], embedding=embedding)
     bar.update(1)
     if int8:
         bar.set_postfix_str("onnx int8")
@@ -270,6 +302,8 @@ def write_models(tmp: Path, model, card, state, calib, int8: bool, bar) -> tuple
     stamp_content_hashes(files, export_card)
     if int8:
         write_c_array(files["int8_tflite"].read_bytes(), export_card, tmp / "model_int8.h", tmp / "model_int8.cc")
+    if embedding and "text_basis" in state:
+        write_text_basis(tmp, state["text_basis"])
     write_text(tmp / CARD_FILE, export_card.to_json() + "\n")
     bar.update(2)
     return files, export_card

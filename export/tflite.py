@@ -61,6 +61,29 @@ def convert_int8(keras_model, calib_x: np.ndarray) -> bytes:
         return bytes(conv.convert())
 
 
+def outputs_in_signature_order(model: bytes) -> bytes:
+    """The flatbuffer with its subgraph outputs listed in the signature's order (output_0,
+    output_1, ...: the Keras model's output order). The converter lists a two-output model's
+    outputs the other way round, and every runtime (and `run_each`, and firmware reading
+    output 0) addresses outputs by that list's position: this puts the logits first again.
+    Only the order of the output list changes; tensors, operators and signature stay."""
+    import re
+
+    from edgehar.export.compact import _load, _pack_plain
+
+    m = _load(model)
+    sigs = m.signatureDefs or []
+    if len(sigs) != 1 or len(m.subgraphs) != 1:
+        return model
+    key = lambda t: [int(p) if p.isdigit() else p for p in re.split(r"(\d+)", t.name.decode()  # noqa: E731
+                                                                      if isinstance(t.name, bytes) else t.name)]
+    order = [int(t.tensorIndex) for t in sorted(sigs[0].outputs, key=key)]
+    if sorted(order) != sorted(int(i) for i in m.subgraphs[0].outputs):
+        return model
+    m.subgraphs[0].outputs = order
+    return _pack_plain(m)
+
+
 def interpreter(model: bytes | str):
     """An ai-edge-litert interpreter with tensors allocated (built-in kernels, no XNNPACK, so
     int8 results do not depend on the delegate)."""
@@ -105,18 +128,19 @@ def dequantize(x: np.ndarray, q: dict) -> np.ndarray:
     return interpreters.dequantize(x, q["scale"], q["zero_point"])
 
 
-def run_litert(model: bytes | str, x: np.ndarray) -> np.ndarray:
-    """Raw outputs of a batch-1 TFLite model for each window of x (already in its input dtype)."""
+def run_litert(model: bytes | str, x: np.ndarray, output: int = 0) -> np.ndarray:
+    """Raw outputs (output `output`) of a batch-1 TFLite model for each window of x (already in
+    its input dtype)."""
     from edgehar.interpreters import run_each
 
-    return run_each(interpreter(model), x)
+    return run_each(interpreter(model), x, output)
 
 
-def run_micro(model: bytes | str, x: np.ndarray, arena_size: int = 1 << 20) -> np.ndarray:
+def run_micro(model: bytes | str, x: np.ndarray, arena_size: int = 1 << 20, output: int = 0) -> np.ndarray:
     """Raw outputs from the TFLite-Micro Python interpreter (reference kernels)."""
     from edgehar.interpreters import micro_interpreter, run_each
 
-    return run_each(micro_interpreter(model, arena_size), x)
+    return run_each(micro_interpreter(model, arena_size), x, output)
 
 
 def tflite_runtime_script() -> str:

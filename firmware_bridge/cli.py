@@ -6,6 +6,9 @@ import argparse
 import json
 import sys
 
+from edgehar.bridge import flags
+from edgehar.cli_types import nonneg_float, positive_float, positive_int
+
 
 def register(sub) -> None:
     dev = sub.add_parser("device", help="virtual serial devices for testing the live bridge",
@@ -25,16 +28,17 @@ def register(sub) -> None:
                "--link /tmp/edgehar-dev")
     sim.add_argument("--replay", required=True, metavar="RECORDING",
                      help="recording file (Bangle.js, HAPT, CSV, .cwa)")
-    sim.add_argument("--rate", type=float, metavar="HZ",
+    sim.add_argument("--rate", type=flags.rate_hz, metavar="HZ",
                      help="device sample rate: the recording is resampled to it (default: its own)")
-    sim.add_argument("--speed", type=float, default=1.0, metavar="X", help="replay X times faster than real time")
+    sim.add_argument("--speed", type=positive_float, default=1.0, metavar="X", help="replay X times faster than real time")
     sim.add_argument("--protocol", choices=["text", "frame"], default="text")
-    sim.add_argument("--faults", metavar="SPEC", help="faults to inject (see below)")
-    sim.add_argument("--link", metavar="PATH",
-                     help="stable symlink to the pty, re-pointed after a simulated unplug")
-    sim.add_argument("--start", type=float, default=0.0, metavar="S", help="start S seconds into the recording")
-    sim.add_argument("--seconds", type=float, metavar="S", help="replay only S seconds")
-    sim.add_argument("--frame-samples", type=int, metavar="N", help="samples per frame (default: rate/10)")
+    sim.add_argument("--faults", type=flags.faults, metavar="SPEC", help="faults to inject (see below)")
+    sim.add_argument("--link", type=flags.link_path, metavar="PATH",
+                     help="stable symlink to the pty, re-pointed after a simulated unplug (an existing "
+                          "file is never replaced; a link to a pty, e.g. left by a killed simulator, is)")
+    sim.add_argument("--start", type=nonneg_float, default=0.0, metavar="S", help="start S seconds into the recording")
+    sim.add_argument("--seconds", type=positive_float, metavar="S", help="replay only S seconds")
+    sim.add_argument("--frame-samples", type=flags.frame_samples, metavar="N", help="samples per frame (default: rate/10)")
     sim.add_argument("--loop", action="store_true", help="replay forever")
     sim.add_argument("--no-declare", action="store_true",
                      help="send no '# edgehar rate=.. channels=..' line (like plain Edge Impulse firmware)")
@@ -51,18 +55,24 @@ def register(sub) -> None:
                     "Ctrl-C ends it.")
     live.add_argument("--port", required=True, help="serial port (e.g. /dev/ttyACM0, or a simulator's path)")
     live.add_argument("--model", required=True, help="model (.tflite, .onnx, .pt) or artifact folder")
-    live.add_argument("--baud", type=int, default=115200, help="baud rate (default 115200)")
-    live.add_argument("--duration", type=float, metavar="S", help="stop after S seconds")
-    live.add_argument("--log", metavar="FILE", help="write every prediction to FILE (.csv or .jsonl)")
+    live.add_argument("--baud", type=positive_int, default=115200, help="baud rate (default 115200)")
+    live.add_argument("--duration", type=positive_float, metavar="S", help="stop after S seconds")
+    live.add_argument("--log", type=flags.log_path, metavar="FILE",
+                      help="write every prediction to FILE (.csv, or JSON lines for .jsonl/.json); "
+                           "it replaces FILE only when the run ends")
     live.add_argument("--protocol", choices=["auto", "text", "frame"], default="auto")
-    live.add_argument("--rate", type=float, metavar="HZ",
+    live.add_argument("--rate", type=flags.rate_hz, metavar="HZ",
                       help="device rate (text mode; default: declared by the device or measured)")
     live.add_argument("--smooth", default="ema:0.5", metavar="SPEC", help="none, vote:N or ema:A (default ema:0.5)")
     live.add_argument("--backend", choices=["litert", "tflite-runtime", "onnxruntime", "torch"],
                       help="runtime (default: the first available for the model file)")
-    live.add_argument("--threads", type=int, default=1, help="inference threads (default 1)")
-    live.add_argument("--max-gap", type=float, default=0.25, metavar="S",
+    live.add_argument("--threads", type=positive_int, default=1, help="inference threads (default 1)")
+    live.add_argument("--max-gap", type=nonneg_float, default=0.25, metavar="S",
                       help="frame mode: interpolate gaps up to S seconds, start a new segment after longer")
+    from edgehar.cli_types import label_list
+    live.add_argument("--labels", type=label_list, metavar="A,B,...",
+                      help="predict these classes zero-shot, from their text alone: cosine of the "
+                           "model's embedding output to each label's prototype (no retraining)")
     live.add_argument("--json", action="store_true", help="JSON lines: one per prediction, then a summary")
     live.add_argument("--on-device", action="store_true",
                       help="show the predictions the device computed itself (frame-mode 'P ...' "
@@ -78,9 +88,8 @@ def run_simulate(args) -> int:
     from edgehar.data.resample import resample
     from edgehar.errors import UserError
 
-    faults = Faults.parse(args.faults)  # check arguments before loading anything
-    if args.speed <= 0:
-        raise UserError("--speed", "must be > 0")
+    faults = args.faults or Faults()  # every flag was checked at parse time
+    signal.signal(signal.SIGTERM, _interrupt)  # `kill` ends the replay cleanly (link removed)
     rec = load_recording(args.replay)
     if args.rate:
         rec = resample(rec, args.rate)
@@ -90,24 +99,27 @@ def run_simulate(args) -> int:
     if len(data) == 0:
         raise UserError(args.replay, f"nothing to replay from {args.start:g} s "
                                      f"(the recording lasts {rec.seconds:.1f} s)")
-    dev = VirtualDevice(data, rec.rate, rec.channels, rec.units, args.protocol, args.speed, faults,
-                        args.link, args.frame_samples, args.loop, declare=not args.no_declare)
-    info = {"port": dev.path, "protocol": args.protocol, "rate": rec.rate, "channels": list(rec.channels),
-            "samples": len(data), "seconds": round(len(data) / rec.rate, 2), "speed": args.speed}
-    print(json.dumps(info) if args.json else dev.path, flush=True)
-    if not args.json:
-        print(f"edgehar: streaming {info['seconds']} s of {args.replay} ({rec.rate:g} Hz x "
-              f"{len(rec.channels)}) at {args.speed:g}x in {args.protocol} mode; Ctrl-C stops",
-              file=sys.stderr, flush=True)
-    signal.signal(signal.SIGTERM, _interrupt)  # `kill` ends the replay cleanly (link removed)
-    dev.start()
-    try:
+    dev = None
+    try:  # a signal at any point from here stops the device and removes the link
+        dev = VirtualDevice(data, rec.rate, rec.channels, rec.units, args.protocol, args.speed, faults,
+                            args.link, args.frame_samples, args.loop, declare=not args.no_declare)
+        info = {"port": dev.path, "protocol": args.protocol, "rate": rec.rate,
+                "channels": list(rec.channels), "samples": len(data),
+                "seconds": round(len(data) / rec.rate, 2), "speed": args.speed}
+        print(json.dumps(info) if args.json else dev.path, flush=True)
+        if not args.json:
+            print(f"edgehar: streaming {info['seconds']} s of {args.replay} ({rec.rate:g} Hz x "
+                  f"{len(rec.channels)}) at {args.speed:g}x in {args.protocol} mode; Ctrl-C stops",
+                  file=sys.stderr, flush=True)
+        dev.start()
         while not dev.wait(0.2):
             pass
     except KeyboardInterrupt:
-        pass
+        if dev is None:
+            raise
     finally:
-        dev.stop()
+        if dev is not None:
+            dev.stop()
     summary = {"sent_samples": sum(len(c) for c in dev.sent), "connections": len(dev.sent), **dev.counts}
     if args.json:
         print(json.dumps({"summary": summary}), flush=True)
@@ -126,34 +138,40 @@ def run_live(args) -> int:
         from edgehar.bridge.emulate_cli import run_live_on_device
 
         return run_live_on_device(args)
+    import signal
+
     from edgehar.bridge.live import LiveSession, PredictionLog, TerminalView
     from edgehar.bridge.smoothing import Smoother
     from edgehar.runtime import Predictor
 
     Smoother(args.smooth)  # every argument is checked before the port is touched
     predictor = Predictor(args.model, args.backend, args.threads)
-    log = PredictionLog(args.log, predictor.card.labels) if args.log else None
+    if args.labels:
+        from edgehar.zeroshot import ZeroShotPredictor
+        predictor = ZeroShotPredictor(predictor, args.labels)
+    signal.signal(signal.SIGTERM, _interrupt)  # `kill` ends it like Ctrl-C: log kept, port closed
+    ok, log = False, None
     try:
+        log = PredictionLog(args.log, predictor.card.labels) if args.log else None
         session = LiveSession(args.port, predictor, args.baud, args.protocol, args.rate, args.smooth,
                               max_gap=args.max_gap)
-    except BaseException:
-        if log:
-            log.discard()  # no stray empty log when the port cannot be opened
-        raise
-    view = TerminalView(session, sys.stdout, json_lines=args.json)
+        view = TerminalView(session, sys.stdout, json_lines=args.json)
 
-    def on_prediction(p):
-        view.prediction(p)
-        if log:
-            log.write(p)
+        def on_prediction(p):
+            view.prediction(p)
+            if log:
+                log.write(p)
 
-    try:
-        session.run(args.duration, on_prediction, view.idle)
-    except KeyboardInterrupt:
-        pass
+        try:
+            session.run(args.duration, on_prediction, view.idle)
+        except KeyboardInterrupt:
+            pass
+        ok = True
     finally:
-        if log:
-            log.close()
+        if log and (ok or log.rows):
+            log.close()  # predictions made are kept, even when the device failed later
+        elif log:
+            log.discard()  # an existing FILE stays untouched when nothing was logged
     summary = session.counts()
     if args.json:
         print(json.dumps({"summary": summary}), flush=True)

@@ -7,6 +7,8 @@ import sys
 
 
 def register_emulate(dsub) -> None:
+    from edgehar.cli_types import nonneg_float, positive_float
+
     emu = dsub.add_parser(
         "emulate", help="the int8 model's real firmware on an emulated Cortex-M4, on a pty",
         description="Build the wrist firmware for the export folder (TFLite-Micro + CMSIS-NN, the "
@@ -20,10 +22,10 @@ def register_emulate(dsub) -> None:
                      help="folder written by `edgehar export --int8` (model_int8.cc, modelcard.json)")
     emu.add_argument("--replay", required=True, metavar="RECORDING",
                      help="recording the emulated IMU delivers (Bangle.js, HAPT, CSV, .cwa)")
-    emu.add_argument("--speed", type=float, default=1.0, metavar="X",
+    emu.add_argument("--speed", type=nonneg_float, default=1.0, metavar="X",
                      help="X times real time (default 1; 0 = as fast as the MCU takes them)")
-    emu.add_argument("--start", type=float, default=0.0, metavar="S", help="start S seconds in")
-    emu.add_argument("--seconds", type=float, metavar="S", help="replay only S seconds")
+    emu.add_argument("--start", type=nonneg_float, default=0.0, metavar="S", help="start S seconds in")
+    emu.add_argument("--seconds", type=positive_float, metavar="S", help="replay only S seconds")
     emu.add_argument("--link", metavar="PATH", help="stable symlink to the pty")
     emu.add_argument("--toolchains", metavar="DIR", help="TFLM sources (default $EDGEHAR_TOOLCHAINS)")
     emu.add_argument("--json", action="store_true",
@@ -64,8 +66,6 @@ def run_emulate(args) -> int:
     from edgehar.errors import UserError
     from edgehar.profile.mcu_toolchain import find_toolchain
 
-    if args.speed < 0:
-        raise UserError("--speed", "must be >= 0")
     tc = find_toolchain(args.toolchains)
     _, _, card_path = artifact_files(args.model)
     card = ModelCard.from_json(card_path.read_text(), str(card_path))

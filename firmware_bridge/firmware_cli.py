@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 
 
 def register(sub) -> None:
     from edgehar.bridge.firmware_build import BOARDS
+    from edgehar.cli_types import positive_int
 
     fw = sub.add_parser("firmware", help="build microcontroller firmware from an export folder",
                         description="Build microcontroller firmware from an export folder.")
@@ -26,21 +26,11 @@ def register(sub) -> None:
                    help="; ".join(f"{k}: {v.example}" for k, v in BOARDS.items()) + " (default nrf52840)")
     b.add_argument("--out", metavar="FILE.elf",
                    help="where to write the ELF (default ARTIFACT_DIR/firmware-BOARD.elf)")
-    b.add_argument("--arena-kb", type=_positive_int, metavar="N",
+    b.add_argument("--arena-kb", type=positive_int, metavar="N",
                    help="tensor arena size (default: measured with tflite-micro, +1 KiB)")
     b.add_argument("--toolchains", metavar="DIR", help="TFLM sources folder (default $EDGEHAR_TOOLCHAINS)")
     b.add_argument("--json", action="store_true", help="print the footprint as JSON")
     b.set_defaults(func=run_build)
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
 
 
 def run_build(args) -> int:

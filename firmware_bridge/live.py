@@ -7,8 +7,11 @@ count and order, units, normalisation.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
+import os
+import re
 import sys
 import threading
 import time
@@ -72,6 +75,7 @@ class LiveSession:
         self._stop = threading.Event()
         self._segment = -1
         self._checked: tuple | None = None
+        self.notes: list[str] = []  # said once on stderr
 
     def stop(self) -> None:
         self._stop.set()
@@ -139,6 +143,8 @@ class LiveSession:
         order = list(range(v.shape[1]))
         if len(block.channels) == v.shape[1] and set(block.channels) == set(card.channels):
             order = [block.channels.index(c) for c in card.channels]
+        elif block.channels:
+            self._check_channel_names(block.channels)
         factors = np.ones(v.shape[1], np.float32)
         if len(block.units) == v.shape[1]:
             try:
@@ -149,21 +155,63 @@ class LiveSession:
         self._order, self._factors, self._checked = order, factors, key
         return self._convert(v)
 
+    def _check_channel_names(self, declared: tuple[str, ...]) -> None:
+        """Declared names that differ from the card's: another sensor is an error (a gyroscope
+        feeding an accelerometer model); other names (x,y,z) are taken in order, with a note."""
+        card = self.card.channels
+        if len(declared) == len(card) and _sensors(declared) and _sensors(card) \
+                and _sensors(declared) != _sensors(card):
+            raise UserError(self.port, f"the device declares channels {','.join(declared)} but the "
+                                       f"model takes {','.join(card)}: another sensor")
+        note = (f"the device declares channels {','.join(declared)}, the model takes "
+                f"{','.join(card)}: using them in the order sent")
+        if note not in self.notes:
+            self.notes.append(note)
+            print(f"edgehar: {self.port}: {note}", file=sys.stderr, flush=True)
+
     def _convert(self, v: np.ndarray) -> np.ndarray:
         return v[:, self._order] * self._factors
 
 
+_SENSOR = re.compile(r"^(acc|gyro|mag|ori|grav|lin_acc|linacc|bvp|eda|temp|ppg)[_ ]?[xyz]?$", re.I)
+
+
+def _sensors(names) -> set[str]:
+    """The sensor kinds of channel names like acc_x, gyro_z; empty when any name is free-form."""
+    kinds = set()
+    for n in names:
+        m = _SENSOR.match(n.strip())
+        if not m:
+            return set()
+        kinds.add(m.group(1).lower())
+    return kinds
+
+
 # -- output -----------------------------------------------------------------------------------
 class PredictionLog:
-    """Predictions appended to a .csv or .jsonl file (flushed per row, so a crash keeps them)."""
+    """Predictions appended to a .csv or JSON-lines (.jsonl, .json) file.
+
+    Rows go to a hidden staging file beside FILE (flushed per row, so a crash keeps them) that
+    `close()` renames onto FILE; `discard()` deletes it, so a run that fails before it logs
+    anything leaves an existing FILE untouched. A staging file left by a killed run is removed
+    by the next run that logs to the same FILE.
+    """
 
     def __init__(self, path, labels: list[str]):
         self.path, self.labels = str(path), labels
         self.jsonl = not self.path.lower().endswith(".csv")
+        target = os.path.realpath(self.path)  # write through a symlink, never replace it
+        if os.path.exists(target) and not os.path.isfile(target):
+            raise UserError(self.path, "exists and is not a regular file (refusing to write onto it)")
+        self.target = target
+        folder, name = os.path.split(target)
+        _remove_stale_staging(folder, name)
+        self.staging = os.path.join(folder, f".{name}.{os.getpid()}.part")
         try:
-            self.f = open(self.path, "w", newline="", encoding="utf-8")
+            self.f = open(self.staging, "w", newline="", encoding="utf-8")
         except OSError as e:
             raise UserError(self.path, f"cannot write the log ({e.strerror or e})") from None
+        self.rows = 0
         self.t0 = time.time()
         if not self.jsonl:
             self.csv = csv.writer(self.f)
@@ -179,16 +227,42 @@ class PredictionLog:
                                self.labels[p.smoothed], f"{p.delay * 1e3:.3f}",
                                *[f"{x:.5f}" for x in p.probs]])
         self.f.flush()
+        self.rows += 1
 
     def close(self) -> None:
+        """Close and move the log into place."""
+        if self.f.closed:
+            return
         self.f.close()
+        os.replace(self.staging, self.target)
 
     def discard(self) -> None:
-        """Close and delete the log (nothing was logged)."""
-        import os
-
+        """Close and delete the staging file; FILE stays as it was."""
+        if self.f.closed:
+            return
         self.f.close()
-        os.unlink(self.path)
+        with contextlib.suppress(OSError):
+            os.unlink(self.staging)
+
+
+def _remove_stale_staging(folder: str, name: str) -> None:
+    """Delete `.NAME.PID.part` files whose process is gone (a run killed with SIGKILL)."""
+    prefix = f".{name}."
+    try:
+        entries = os.listdir(folder or ".")
+    except OSError:
+        return
+    for entry in entries:
+        pid = entry[len(prefix):-len(".part")]
+        if not (entry.startswith(prefix) and entry.endswith(".part") and pid.isdigit()):
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            with contextlib.suppress(OSError):
+                os.unlink(os.path.join(folder, entry))
+        except OSError:
+            pass  # alive, someone else's
 
 
 def prediction_json(p: Prediction, labels: list[str], now: float | None = None) -> dict:

@@ -4,12 +4,19 @@ sample blocks to the inference loop through a bounded `Ring`.
 It opens the port exclusively (a second reader gets a clear "busy" error), survives unplugs
 by reopening the same path every `retry` seconds, and counts bytes, lines, frames and every
 kind of bad item. Protocol `auto` picks frame mode when a 0x00 byte shows up in the first
-bytes (text never contains one), text mode otherwise.
+bytes (text never contains one), text mode otherwise; until the chosen decoder has proved itself
+(`AUTO_LOCK` good items) the other one reads the same bytes, and when it decodes
+(`AUTO_SWITCH` items, 4x more than the chosen one: a 0x00 among a noisy text stream's garbage
+picks frames, which then never decode), the reader switches and says so on stderr, replaying what the other decoder read.
+A stream where nothing decodes in `SILENT_BYTES` bytes gets a one-line hint on stderr (wrong
+`--protocol` or `--baud`).
 """
 
 from __future__ import annotations
 
 import errno
+import os
+import sys
 import threading
 from collections import deque
 import time
@@ -17,6 +24,7 @@ import time
 import numpy as np
 
 from edgehar.bridge import frames
+from edgehar.bridge.flags import rate_problem
 from edgehar.bridge.protocol_text import DeviceError, Info, LineParser, Reading, parse_info
 from edgehar.bridge.ring import Ring
 from edgehar.bridge.stream import Block
@@ -25,6 +33,9 @@ from edgehar.errors import UserError
 COMMON_RATES = (1, 5, 10, 12.5, 20, 25, 26, 30, 32, 50, 52, 60, 64, 100, 104, 120, 128, 200, 208,
                 250, 256, 400, 416, 500, 512, 800, 833, 1000, 1600, 3200)
 RATE_PROBE_S = 2.0  # text mode without a declared rate: measure arrivals this long
+AUTO_SWITCH = 8  # good items of the other protocol (and 4x those of the chosen one) that switch auto
+AUTO_LOCK = 64  # good items after which auto stops watching the other protocol
+SILENT_BYTES = 4096  # bytes with nothing decoded before the reader says why on stderr
 
 
 def open_port(port: str, baud: int, timeout: float = 0.05):
@@ -35,6 +46,9 @@ def open_port(port: str, baud: int, timeout: float = 0.05):
         return serial.Serial(port, baud, timeout=timeout, exclusive=True)
     except serial.SerialException as e:
         code = getattr(e, "errno", None)
+        if code == errno.ENOENT and os.path.islink(port):
+            raise UserError(port, f"is a link to {os.readlink(port)}, which is gone (the simulator or "
+                                  "device that made it has exited)") from None
         if code == errno.ENOENT:
             raise UserError(port, "no such serial port (is the device plugged in? try "
                                   "`python -m serial.tools.list_ports`)") from None
@@ -74,6 +88,11 @@ class SerialReader(threading.Thread):
         self._halt = threading.Event()
         self._probe: list[tuple[float, tuple]] = []  # text readings held while measuring the rate
         self._pending = b""  # first bytes, before auto picks the protocol
+        self._shadow = None  # auto: the other protocol's decoder, reading the same bytes
+        self._shadow_items: list[tuple[list, float]] = []
+        self._switches = 0
+        self._head = bytearray()  # first SILENT_BYTES bytes, to tell why nothing decodes
+        self.notices: list[str] = []  # what the reader said on stderr
         self._t_origin: int | None = None  # unwrapped device µs of the first frame
         self._t_last = 0
         self._t_unwrapped = 0
@@ -131,6 +150,8 @@ class SerialReader(threading.Thread):
                 ser = None
                 self.text.connection_lost()
                 self.frames.connection_lost()
+                if self._shadow is not None:
+                    self._shadow.connection_lost()
 
     def _reopen(self):
         import serial
@@ -147,6 +168,8 @@ class SerialReader(threading.Thread):
     # -- parsing ------------------------------------------------------------------------------
     def _feed(self, data: bytes, now: float) -> None:
         self.counts["bytes"] += len(data)
+        if self._head is not None and len(self._head) < SILENT_BYTES:
+            self._head += data[:SILENT_BYTES - len(self._head)]
         if self.protocol == "auto":
             if b"\x00" in data:
                 self.protocol = "frame"
@@ -156,14 +179,74 @@ class SerialReader(threading.Thread):
                 self._pending += data
                 return
             data, self._pending = self._pending + data, b""
+            self._shadow = frames.FrameDecoder() if self.protocol == "text" else LineParser()
         if self.protocol == "text":
-            self._feed_text(data, now)
+            self._take_text(self.text.feed(data), now)
         else:
-            self._feed_frames(data, now)
+            self._take_frames(self.frames.feed(data), now)
+        if self._shadow is not None:
+            self._watch_other(data, now)
+        if self._head is not None and self.counts["bytes"] >= SILENT_BYTES:
+            self._check_silence()
 
-    def _feed_text(self, data: bytes, now: float) -> None:
+    def _good(self, decoder) -> int:
+        """Items a decoder read that only its own protocol can produce."""
+        c = decoder.counts
+        if isinstance(decoder, LineParser):
+            return c["lines"] - c["garbled"]  # numbers (held ones too), `#` and ERR lines
+        return c["frames"] + c["messages"] + c["out_of_order"]  # CRC-checked
+
+    def _watch_other(self, data: bytes, now: float) -> None:
+        """Auto mode: switch when the other decoder reads the stream and ours reads nothing."""
+        other = self._shadow
+        self._shadow_items.append((other.feed(data), now))
+        mine = self.text if self.protocol == "text" else self.frames
+        if self._good(mine) >= AUTO_LOCK or len(self._shadow_items) > 100_000:
+            self._shadow, self._shadow_items = None, []  # ours is the stream's protocol
+            return
+        theirs = self._good(other)
+        if theirs < AUTO_SWITCH or theirs <= 4 * self._good(mine) or self._switches >= 2:
+            return
+        old, self.protocol = self.protocol, ("frame" if self.protocol == "text" else "text")
+        self._switches += 1
+        self._say(f"{theirs} {'frames' if old == 'text' else 'text lines'} decoded and "
+                  f"{self._good(mine)} {'lines' if old == 'text' else 'frames'}: switching to "
+                  f"--protocol {self.protocol}")
+        items = self._shadow_items
+        if self.protocol == "text":
+            self.text, self.frames, self._shadow = other, frames.FrameDecoder(), frames.FrameDecoder()
+        else:
+            self.frames, self.text, self._shadow = other, LineParser(), LineParser()
+        self._shadow_items = []
+        for batch, t in items:  # what the right decoder read so far: no window lost
+            if self.protocol == "text":
+                self._take_text(batch, t)
+            else:
+                self._take_frames(batch, t)
+
+    def _check_silence(self) -> None:
+        """Once, after SILENT_BYTES bytes: say why nothing decodes (wrong protocol or baud)."""
+        head, self._head = bytes(self._head), None
+        if self.protocol == "text" and self.text.counts["readings"] == 0 and not self.info:
+            other = frames.FrameDecoder()
+            other.feed(head)
+            hint = ("is the device sending frames? try --protocol frame" if self._good(other)
+                    else "check --baud and that the device sends readings")
+            self._say(f"no text lines decoded in {len(head)} bytes: {hint}")
+        elif self.protocol == "frame" and self._good(self.frames) == 0:
+            other = LineParser()
+            other.feed(head)
+            hint = ("is the device sending text lines? try --protocol text"
+                    if other.counts["readings"] or other.info else "check --baud and the device")
+            self._say(f"no frames decoded in {len(head)} bytes: {hint}")
+
+    def _say(self, text: str) -> None:
+        self.notices.append(text)
+        print(f"edgehar: {self.port}: {text}", file=sys.stderr, flush=True)
+
+    def _take_text(self, items: list, now: float) -> None:
         rows = []
-        for item in self.text.feed(data):
+        for item in items:
             if isinstance(item, Reading):
                 rows.append(item.values)
             elif isinstance(item, Info):
@@ -185,8 +268,8 @@ class SerialReader(threading.Thread):
         self.ring.put(Block(np.asarray(rows, np.float32), self.rate, now, None,
                             self.counts["reconnects"], *self._names()))
 
-    def _feed_frames(self, data: bytes, now: float) -> None:
-        for item in self.frames.feed(data):
+    def _take_frames(self, items: list, now: float) -> None:
+        for item in items:
             if isinstance(item, frames.Message):
                 if item.text.startswith("#"):
                     self._take_info(parse_info(item.text.encode()))
@@ -194,6 +277,7 @@ class SerialReader(threading.Thread):
                     self._device_error(item.text)
                 continue
             rate = 1e6 / item.period_us
+            self._check_rate(rate, f"frame period {item.period_us} µs")
             if self.rate is None or abs(rate - self.rate) > 1e-9:
                 self.rate = rate
             self.ring.put(Block(item.values, rate, now, self._device_index(item),
@@ -219,9 +303,17 @@ class SerialReader(threading.Thread):
         self.info.update(fields)
         if self.rate is None and "rate" in fields:
             try:
-                self.rate = float(fields["rate"])
+                rate = float(fields["rate"])
             except ValueError:
-                pass
+                rate = None
+            self.rate = self._check_rate(rate, f"declared rate={fields['rate'][:40]}")
+
+    def _check_rate(self, rate: float | None, what: str) -> float:
+        """A device's own rate, or a one-line `UserError` naming the port (NaN, 0, 1e9 ...)."""
+        problem = rate_problem(rate)
+        if problem:
+            raise UserError(self.port, f"the device's {what}: {problem}")
+        return rate
 
     def _names(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
         ch = tuple(c for c in self.info.get("channels", "").split(",") if c)

@@ -23,6 +23,7 @@ from __future__ import annotations
 import errno
 import math
 import os
+import re
 import select
 import threading
 import time
@@ -38,6 +39,7 @@ from edgehar.errors import UserError
 # (float() also skips whitespace at a field's ends and "_" between digits: excluded too.)
 _TEXT_GARBAGE = bytes(b for b in range(256)
                       if chr(b) not in "0123456789+-.eE,;#_" and not chr(b).isspace() and b != 0x7F)
+LINGER_S = 0.5  # the device stays after the replay's end, so the host reads its last bytes
 DEVICE_T0_US = 2**32 - 5_000_000  # device clock starts 5 s before the uint32 wraps: exercises it
 
 
@@ -61,22 +63,59 @@ class Faults:
             try:
                 if key in ("garbage", "drop", "burst", "err"):
                     p = float(value.rstrip("%")) / (100.0 if value.endswith("%") else 1.0)
-                    if not 0.0 <= p <= 1.0:
+                    if not 0.0 <= p <= 1.0:  # NaN fails too
                         raise ValueError
                     setattr(f, key, p)
                 elif key == "disconnect":
                     f.disconnect = sorted(float(t) for t in value.split("+"))
+                    if not all(0.0 <= t < math.inf for t in f.disconnect):
+                        raise ValueError
                 elif key == "down":
                     f.down = float(value)
+                    if not 0.0 <= f.down <= 3600.0:
+                        raise ValueError
                 elif key == "seed":
                     f.seed = int(value)
+                    if not 0 <= f.seed < 2**63:  # numpy seeds are non-negative
+                        raise ValueError
                 else:
                     raise UserError("--faults", f"unknown fault {key!r} (known: garbage, drop, burst, "
                                                 "err, disconnect, down, seed)")
             except ValueError:
-                raise UserError("--faults", f"bad value in {item.strip()!r} (e.g. garbage=0.01,drop=1%,"
-                                            "disconnect=20+40,down=0.5,seed=1)") from None
+                raise UserError("--faults", f"bad value in {item.strip()!r} (probabilities 0..1 or "
+                                            "0..100%, times >= 0 s, down <= 3600 s, seed >= 0; e.g. "
+                                            "garbage=0.01,drop=1%,disconnect=20+40,down=0.5,seed=1)") from None
         return f
+
+
+_PTY = re.compile(r"^/dev/pts/\d+$")
+
+
+def _readlink(path: str) -> str | None:
+    try:
+        return os.readlink(path)
+    except OSError:
+        return None
+
+
+def check_link(link: str) -> None:
+    """Refuse a `--link` path that would replace anything but a pty link.
+
+    Free paths are fine; so is a symlink to a pty (`/dev/pts/N`): the link of a running or
+    killed simulator (SIGKILL leaves it dangling), which the new one re-points. A regular file,
+    a folder, any other link or a missing folder is a `UserError`.
+    """
+    parent = os.path.dirname(link) or "."
+    if not os.path.isdir(parent):
+        raise UserError(link, f"no such folder {parent!r} for the link")
+    if os.path.isdir(link) and not os.path.islink(link):
+        raise UserError(link, "is a folder; --link wants a path for a new symlink")
+    if not os.path.lexists(link):
+        return
+    target = _readlink(link)
+    if target is None or not _PTY.match(target):
+        what = "a symlink to " + target if target is not None else "an existing file"
+        raise UserError(link, f"is {what}: refusing to replace it (--link makes its own symlink)")
 
 
 def frame_scale(data: np.ndarray) -> float:
@@ -117,6 +156,7 @@ class VirtualDevice:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._master = None
+        self._pty: str | None = None  # the pty our link points to
         self.path = self._open_pty()
 
     # -- pty handling -------------------------------------------------------------------------
@@ -128,11 +168,13 @@ class VirtualDevice:
         os.set_blocking(master, False)
         self._master = master
         if self.link:
+            check_link(self.link)  # never replace a user's file, even one made since the start
             tmp = f"{self.link}.{os.getpid()}.tmp"
             if os.path.lexists(tmp):
                 os.unlink(tmp)
             os.symlink(name, tmp)
             os.replace(tmp, self.link)  # atomic re-point: a host never sees no link
+            self._pty = name
         return self.link or name
 
     def _host_listening(self) -> bool:
@@ -182,8 +224,8 @@ class VirtualDevice:
         if self._master is not None:
             os.close(self._master)
             self._master = None
-        if self.link and os.path.islink(self.link):
-            os.unlink(self.link)
+        if self.link and self._pty and _readlink(self.link) == self._pty:
+            os.unlink(self.link)  # only our own link: another simulator may have taken the name
 
     @property
     def finished(self) -> bool:
@@ -231,7 +273,9 @@ class VirtualDevice:
     def _wait_for_host(self) -> None:
         while not self._stop.is_set() and not self._host_listening():
             time.sleep(0.01)
-        if not self._stop.is_set():
+        # pyserial flushes the input right after it opens the port: bytes sent at the very
+        # moment the host appears (the declaration) would be lost at random
+        if not self._stop.wait(0.1):
             self._write(self._preamble())
             self.sent.append([])
 
@@ -271,6 +315,10 @@ class VirtualDevice:
                 continue
             self._send(s, e, seq, lap)
             seq += 1
+        # A board stays plugged in after its last sample; closing the pty at once would flush
+        # what the host has not read yet (the last lines of a replay, lost at random).
+        if self._host_listening():
+            self._stop.wait(LINGER_S)
 
     def _send(self, s: int, e: int, seq: int, lap: int) -> None:
         f = self.faults

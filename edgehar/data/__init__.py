@@ -21,11 +21,10 @@ def load_recording(path, **kwargs) -> Recording:
         return load_cwa(path)
     first = path.open("rb").readline(200)
     if path.name.startswith("acc_exp") and first.startswith(b"time,acc_x"):
-        from edgehar.data.banglejs import load_banglejs_file, read_class_names
-        from edgehar.data.textfile import read_numeric_table
+        from edgehar.data.banglejs import load_banglejs_file, read_class_names, read_label_table
         labels = path.parent / "labels.csv"
         if labels.exists() and (path.parent / "classnames.csv").exists():
-            return load_banglejs_file(path, read_numeric_table(labels, columns=5).astype(int),
+            return load_banglejs_file(path, read_label_table(labels),
                                       read_class_names(path.parent))
         return load_banglejs_file(path)
     if path.name.startswith("acc_exp") and path.parent.name == "RawData":

@@ -11,6 +11,7 @@ import numpy as np
 
 from edgehar.data.csvfile import load_csv
 from edgehar.data.recording import UNLABELLED, Recording
+from edgehar.data.hapt import label_line, check_label_table
 from edgehar.data.textfile import read_numeric_table
 from edgehar.errors import UserError, require_dir, require_file
 
@@ -31,6 +32,11 @@ def read_class_names(root: Path) -> tuple[str, ...]:
     return tuple(names[i] for i in sorted(names))
 
 
+def read_label_table(path) -> np.ndarray:
+    """`labels.csv` rows (exp, user, class, start, end) as int64."""
+    return check_label_table(path, read_numeric_table(path, columns=5))
+
+
 def load_banglejs_file(path: str | Path, segments: np.ndarray | None = None,
                        class_names: tuple[str, ...] = ()) -> Recording:
     """One Bangle.js acc file; labelled when `segments` rows for its (exp, user) are given."""
@@ -41,8 +47,16 @@ def load_banglejs_file(path: str | Path, segments: np.ndarray | None = None,
     labels = None
     if segments is not None:
         labels = np.full(rec.n_samples, UNLABELLED, dtype=np.int64)
-        for _, _, cls, start, end in segments[(segments[:, 0] == exp) & (segments[:, 1] == user)]:
+        labels_path = path.parent / "labels.csv"
+        for k in np.flatnonzero((segments[:, 0] == exp) & (segments[:, 1] == user)):
+            _, _, cls, start, end = segments[k]
+            if class_names and not 0 <= cls < len(class_names):
+                raise UserError(labels_path, f"{label_line(labels_path, k)}class {cls} of {path.name} is "
+                                             f"not one of the {len(class_names)} in classnames.csv")
             # the published labels.csv overshoots the last row by one in places: clip to the file
+            if not 1 <= start <= end <= rec.n_samples + 1:
+                raise UserError(labels_path, f"{label_line(labels_path, k)}segment {start}-{end} of "
+                                             f"{path.name} is outside its {rec.n_samples} rows")
             labels[start - 1:min(end, rec.n_samples)] = cls
     return rec.with_data(rec.data, subject=user, labels=labels, label_names=class_names,
                          name=path.stem.removeprefix("acc_"),
@@ -57,5 +71,5 @@ def load_banglejs(root: str | Path) -> list[Recording]:
     if not files:
         raise UserError(root, "no acc_expNN_userNN.txt files: not a Bangle.js recording folder")
     names = read_class_names(root)
-    segments = read_numeric_table(root / "labels.csv", columns=5).astype(np.int64)
+    segments = read_label_table(root / "labels.csv")
     return [load_banglejs_file(p, segments, names) for p in files]

@@ -63,10 +63,20 @@ def register(sub) -> None:
                         description="Download the public UCI HAPT archive, verify its checksum and "
                                     "cache it under the user cache folder; prints the folder.")
     d.add_argument("dataset", choices=["hapt"], help="data set name")
-    d.add_argument("--url", help="archive URL (default: the UCI repository, or $EDGEHAR_HAPT_URL)")
+    d.add_argument("--url", type=_url, help="archive URL (default: the UCI repository, or $EDGEHAR_HAPT_URL)")
     d.add_argument("--sha256", help="expected SHA-256 of the archive")
     d.add_argument("--dest", help="cache folder (default: the user cache folder)")
     d.set_defaults(func=run_download)
+
+
+def _url(text: str) -> str:
+    from edgehar.data.download import check_url
+    from edgehar.errors import UserError
+
+    try:
+        return check_url(text)
+    except UserError as e:
+        raise argparse.ArgumentTypeError(e.message) from None
 
 
 def run_summary(args: argparse.Namespace) -> int:

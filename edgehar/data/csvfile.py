@@ -15,12 +15,14 @@ from pathlib import Path
 
 import numpy as np
 
-from edgehar.data.recording import UNLABELLED, Recording
-from edgehar.data.textfile import is_number
+from edgehar.data.recording import MAX_RATE_HZ, UNLABELLED, Recording
+from edgehar.data.textfile import check_finite, is_number
 from edgehar.errors import UserError, require_file
 
 UNITS = ("g", "m/s^2", "rad/s", "deg/s")
 TIME_NAMES = ("time", "timestamp", "t", "seconds", "time_s", "datetime", "date_time")
+MIN_SESSION_JUMP_S = 1.0  # a backward time step shorter than this is corrupt, longer a new session
+MAX_CELL = 1000  # characters; a longer cell is not a number or a name
 _CLOCK = re.compile(r"^(\d{1,2}):(\d{2}):(\d{2}(?:\.\d*)?)$")
 
 
@@ -63,11 +65,17 @@ def load_csv(path: str | Path, columns: list[str] | None = None, units: str | li
             raise UserError(path, f"unknown unit {u!r} (known: {', '.join(UNITS)})")
 
     data = np.stack([_numbers(path, rows, i, header[i], line_nos) for i in axes], axis=1)
+    check_finite(path, data, lambda row: line_nos[row], [header[i] for i in axes])
     meta: dict = {"columns": list(columns)}
     start_time = None
     if t_i is not None:
         times, kind = _times(path, rows, t_i, header[t_i], line_nos)
         steps = np.diff(times)
+        back = np.flatnonzero((steps < 0) & (steps > -MIN_SESSION_JUMP_S))
+        if len(back):  # a log stitched from sessions jumps back by hours, a clock never by ms
+            k = int(back[0]) + 1
+            raise UserError(path, f"line {line_nos[k]}, column {header[t_i]!r}: time goes back "
+                                  f"{-steps[k - 1]:.6g} s from the line before")
         positive = steps[steps > 0]
         meta.update(time_column=header[t_i], time_format=kind)
         if rate is None:
@@ -85,6 +93,10 @@ def load_csv(path: str | Path, columns: list[str] | None = None, units: str | li
                               "(rate=, --rate)")
     if not rate > 0:
         raise UserError(path, f"rate must be positive, got {rate}")
+    if rate > MAX_RATE_HZ:
+        where = f"column {header[t_i]!r}: time steps of" if t_i is not None else "a rate of"
+        raise UserError(path, f"{where} {1 / rate:.3g} s give {rate:.6g} Hz, above the "
+                              f"{MAX_RATE_HZ:g} Hz of any wearable sensor (seconds in another unit?)")
 
     labels, label_names = None, ()
     if l_i is not None:
@@ -105,6 +117,9 @@ def _read_rows(path: Path, delimiter: str | None) -> tuple[list[str], list[list[
         text = path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError:
         raise UserError(path, "not a UTF-8 text file") from None
+    if "\x00" in text:
+        n = text.count("\n", 0, text.index("\x00")) + 1
+        raise UserError(path, f"line {n}: a NUL byte (binary data, not a CSV file)")
     lines = [(n, line.strip()) for n, line in enumerate(text.splitlines(), 1)]
     lines = [(n, line) for n, line in lines if line and not line.startswith("#")]
     if not lines:
@@ -115,13 +130,20 @@ def _read_rows(path: Path, delimiter: str | None) -> tuple[list[str], list[list[
     if delimiter != ";":
         lines = [(n, line.rstrip(";").rstrip()) for n, line in lines]
 
-    def split(line: str) -> list[str]:
+    def split(n: int, line: str) -> list[str]:
+        if len(line) > MAX_CELL:  # before the csv module, which has its own (larger) limit
+            long = max(line.split(None if delimiter == " " else delimiter), key=len)
+            if len(long) > MAX_CELL:
+                raise UserError(path, f"line {n}: a cell of {len(long)} characters (at most {MAX_CELL})")
         if delimiter == " ":
             return line.split()
-        cells = next(csv.reader([line], delimiter=delimiter))
+        try:
+            cells = next(csv.reader([line], delimiter=delimiter))
+        except csv.Error as e:
+            raise UserError(path, f"line {n}: {e}") from None
         return cells[:-1] if delimiter == ";" and cells and cells[-1] == "" else cells
 
-    header = [h.strip() for h in split(lines[0][1])]
+    header = [h.strip() for h in split(*lines[0])]
     if len(lines) < 2:
         raise UserError(path, "no data rows after the header")
     if is_number(header[0]) and len(header) > 1 and all(is_number(h) for h in header):
@@ -131,7 +153,7 @@ def _read_rows(path: Path, delimiter: str | None) -> tuple[list[str], list[list[
         raise UserError(path, f"header names column {sorted(dupes)[0]!r} more than once")
     rows = []
     for n, line in lines[1:]:
-        cells = split(line)
+        cells = split(n, line)
         if len(cells) != len(header):
             raise UserError(path, f"line {n}: {len(cells)} cells, the header has {len(header)}")
         rows.append(cells)
@@ -169,4 +191,6 @@ def _times(path: Path, rows, i: int, name: str, line_nos: list[int]) -> tuple[np
             want = {"seconds": "seconds", "clock": "a HH:MM:SS time",
                     "iso": "an ISO date-time"}[kind]
             raise UserError(path, f"line {line_nos[k]}, column {name!r}: not {want}: {cell!r}") from None
+        if not np.isfinite(out[k]):
+            raise UserError(path, f"line {line_nos[k]}, column {name!r}: {cell!r} is not a finite time")
     return out, kind

@@ -66,6 +66,7 @@ def download_hapt(dest: str | Path | None = None, url: str = HAPT_URL,
         sha256 = None
     if url == HAPT_URL:
         url = os.environ.get(HAPT_URL_ENV) or url
+    check_url(url)
     dest = Path(dest) if dest is not None else default_cache()
     if not force:
         cached = find_hapt_root(dest)
@@ -95,6 +96,16 @@ def download_hapt(dest: str | Path | None = None, url: str = HAPT_URL,
             {"url": url, "sha256": digest, "bytes": size, "checked_sha256": sha256 is not None,
              "root": str(relative)}, indent=2) + "\n")
     return dest / relative
+
+
+def check_url(url: str) -> str:
+    """`url` if it is an http(s) or file URL; else a one-line `UserError`."""
+    from urllib.parse import urlparse
+
+    parts = urlparse(url)
+    if parts.scheme not in ("http", "https", "file") or (parts.scheme != "file" and not parts.netloc):
+        raise UserError(url, "not a URL (expected http://, https:// or file://...)")
+    return url
 
 
 def _fetch(url: str, out: Path, progress: bool) -> str:

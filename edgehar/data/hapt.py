@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from edgehar.data.recording import UNLABELLED, Recording
-from edgehar.data.textfile import read_numeric_table
+from edgehar.data.textfile import data_line, read_numeric_table
 from edgehar.errors import UserError, require_dir, require_file
 
 RATE = 50.0
@@ -48,7 +48,7 @@ def read_segments(root: Path) -> np.ndarray:
     table = read_numeric_table(path, sep=None)
     if table.ndim != 2 or table.shape[1] != 5:
         raise UserError(path, f"expected 5 columns (exp user activity start end), got {table.shape[-1]}")
-    return table.astype(np.int64)
+    return check_label_table(path, table)
 
 
 def experiments(root: str | Path) -> list[tuple[int, int]]:
@@ -78,14 +78,37 @@ def load_experiment(root: str | Path, exp: int, user: int, segments: np.ndarray 
     if len(acc) != len(gyro):
         raise UserError(gyro_path, f"{len(gyro)} rows but the acc file has {len(acc)}")
     labels = np.full(len(acc), UNLABELLED, dtype=np.int64)
-    for _, _, act, start, end in segments[(segments[:, 0] == exp) & (segments[:, 1] == user)]:
+    labels_path = root / "RawData" / "labels.txt"
+    for k in np.flatnonzero((segments[:, 0] == exp) & (segments[:, 1] == user)):
+        _, _, act, start, end = segments[k]
+        if not 1 <= act <= len(label_names):
+            raise UserError(labels_path, f"{label_line(labels_path, k)}activity {act} of {tag} is not "
+                                         f"one of the {len(label_names)} in activity_labels.txt")
         if not (1 <= start <= end <= len(acc)):
-            raise UserError(root / "RawData" / "labels.txt",
-                            f"segment {start}-{end} of {tag} is outside its {len(acc)} rows")
+            raise UserError(labels_path, f"{label_line(labels_path, k)}segment {start}-{end} of {tag} "
+                                         f"is outside its {len(acc)} rows")
         labels[start - 1:end] = act - 1
     return Recording(np.hstack([acc, gyro]), RATE, CHANNELS, UNITS, subject=user, labels=labels,
                      label_names=label_names, name=tag, source=str(acc_path),
                      meta={"experiment": exp, "placement": "waist"})
+
+
+def check_label_table(path, table: np.ndarray) -> np.ndarray:
+    """A (exp, user, class, start, end) table as int64; non-integer cells name their line."""
+    frac = np.flatnonzero((table != np.round(table)).any(axis=1))
+    if len(frac):
+        raise UserError(path, f"{label_line(path, frac[0])}expected whole numbers, got "
+                              f"{' '.join(f'{v:g}' for v in table[frac[0]])}")
+    return table.astype(np.int64)
+
+
+def label_line(path, row: int) -> str:
+    """'line N: ' of the `row`-th data row of a label table (for messages)."""
+    try:
+        text = Path(path).read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return ""
+    return f"line {data_line(text, int(row))}: "
 
 
 @functools.lru_cache(maxsize=4)

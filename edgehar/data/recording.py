@@ -7,6 +7,9 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 UNLABELLED = -1
+# Highest sample rate the kit accepts anywhere (flags, files, devices): wearable IMUs stream at
+# up to a few kHz; above this a rate is a unit mistake or garbage.
+MAX_RATE_HZ = 10_000.0
 
 
 @dataclass

@@ -15,6 +15,7 @@ FAMILIES = {
     "selfpab": "edgehar.models.selfpab",
     "language": "edgehar.models.language",
     "limubert": "edgehar.models.limubert",
+    "corpus_fm": "edgehar.models.corpus_fm",
     "cnn": "edgehar.models.baselines",
     "ignatov": "edgehar.models.baselines",
     "tinyhar": "edgehar.models.baselines",

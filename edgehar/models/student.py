@@ -151,6 +151,8 @@ class Student(nn.Module):
         self.norm = ChannelNorm(cfg["d"], eps=cfg["bn_eps"])
         self.heads = nn.ModuleDict({t: nn.Linear(cfg["d"], n) for t, n in cfg["tasks"].items()})
         self.embed = nn.Linear(cfg["d"], cfg["embed_dim"])
+        if cfg.get("text_dim"):  # the map from label text to the embedding space (edgehar.zeroshot)
+            self.register_buffer("text_basis", torch.zeros(int(cfg["text_dim"]), cfg["embed_dim"]))
         self.main_task = next(iter(cfg["tasks"]))
 
     def stream_keep(self, n: int, device) -> torch.Tensor | None:

@@ -20,7 +20,8 @@ def register(sub) -> None:
                     "Runs unchanged under `torchrun --nproc_per_node N` (data-parallel; rank 0 "
                     "writes the checkpoint).")
     p.add_argument("--method", required=True, choices=METHODS, help="teacher family")
-    p.add_argument("--data", default="hapt", help="data set name or own-data folder (default hapt; see `edgehar data summary -h`)")
+    p.add_argument("--data", default="hapt", help="data set name, own-data folder, or a corpus folder (`edgehar data corpus "
+                        "build`; trains the HAR-FM corpus teacher) (default hapt; see `edgehar data summary -h`)")
     p.add_argument("--root", help="data folder (default: $EDGEHAR_DATA/<data set folder>)")
     p.add_argument("--config", default="cpu",
                    help="model size: cpu (small, trains on a laptop) or paper (the published size)")
@@ -71,6 +72,34 @@ def _check_out(path: str) -> None:
     check_checkpoint_out(path)
 
 
+def run_corpus_pretrain(args: argparse.Namespace) -> int:
+    """HAR-FM on a pooled corpus folder: a stem per source data set over one backbone; stage A
+    (masked reconstruction, a fifth of --steps) then stage B (multi-task + text alignment)."""
+    import torch
+
+    from edgehar.errors import UserError
+    from edgehar.models.teacher import save_teacher
+    from edgehar.train.corpus_fm import CorpusFMRecipe, pretrain_corpus_fm
+
+    if args.method != "harfm":
+        raise UserError(args.data, f"a corpus trains the HAR-FM teacher (--method harfm), not {args.method}")
+    out = args.out or "teacher-corpus-harfm.pt"
+    _check_out(out)
+    torch.set_num_threads(args.threads or 1)
+    recipe = CorpusFMRecipe(steps_a=args.steps // 5, steps_b=args.steps - args.steps // 5,
+                            batch_size=args.batch_size, lr=args.lr, seed=args.seed)
+    teacher, card, summary = pretrain_corpus_fm(args.data, recipe, progress=not args.json)
+    save_teacher(out, teacher, card)
+    summary["out"] = out
+    if args.json:
+        print(json.dumps(summary, indent=2))
+    else:
+        v = summary["validation"].get("generic", {})
+        print(f"corpus HAR-FM -> {out}: {summary['windows']} windows, validation macro-F1 "
+              f"{v.get('macro_f1', float('nan')):.4f} (generic stem)")
+    return 0
+
+
 def run_pretrain(args: argparse.Namespace) -> int:
     import torch
 
@@ -80,6 +109,9 @@ def run_pretrain(args: argparse.Namespace) -> int:
     from edgehar.train import ddp
     from edgehar.train.pretrain import load_windows
 
+    from edgehar.train.corpus_fm import is_corpus
+    if is_corpus(args.data):
+        return run_corpus_pretrain(args)
     _check_data(args.data)
     out = args.out or f"teacher-{args.method}.pt"
     _check_out(out)

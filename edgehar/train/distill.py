@@ -183,6 +183,11 @@ def student_card_from_teacher(size: str, teacher_card: ModelCard, targets: Teach
     card = make_student_card(size, teacher_card, embed_dim=targets.embed.shape[1], data=data)
     protos = None if targets.prototypes is None else targets.prototypes.round(6).tolist()
     card = replace(card, text_prototypes=protos)
+    if protos is not None:  # the text basis rides in the student (buffer text_basis): zero-shot labels
+        from edgehar.zeroshot import basis_digest
+        card.arch["config"].update(
+            text_dim=int(targets.basis.shape[0]), text_basis_sha256=basis_digest(targets.basis),
+            text_prompt="descriptions" if (teacher_card.arch or {}).get("name") == "language" else "activity")
     card.provenance["teacher"] = {"spec": teacher_spec, "arch": teacher_card.arch.get("name"),
                                   "metrics": teacher_card.provenance.get("metrics", {})}
     return card
@@ -242,6 +247,8 @@ def distill(teacher, teacher_card: ModelCard, train: Windows, size: str, cfg: Di
     card = student_card_from_teacher(size, teacher_card, targets, teacher_spec, data or {})
     torch.manual_seed(cfg.seed)
     student = build(card.arch)
+    if hasattr(student, "text_basis"):
+        student.text_basis.copy_(torch.from_numpy(np.ascontiguousarray(targets.basis, np.float32)))
     hint_map = nn.Linear(card.arch["config"]["d"], targets.tokens.shape[-1])
     y = keep_label_fraction(train.y, cfg.label_fraction, cfg.seed)
     tensors = [torch.from_numpy(a) for a in (x, y, targets.embed, targets.tokens)]

@@ -69,6 +69,28 @@ def load_training_windows(args, card):
     return split_train_validation(w, hapt.TEST_SUBJECTS, args.seed)
 
 
+def distill_config(args):
+    from edgehar.train.distill import DistillConfig
+
+    return DistillConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+                         temperature=args.temperature, label_fraction=args.label_fraction,
+                         seed=args.seed, max_steps=args.max_steps, w_kd=args.w_kd, w_embed=args.w_embed,
+                         w_hint=args.w_hint, w_label=args.w_label, augment=args.augment)
+
+
+def run_corpus_distill(args: argparse.Namespace, out: str) -> int:
+    """Distil over a corpus folder: every wrist acc window of its train split."""
+    from edgehar.checkpoint import save_checkpoint
+    from edgehar.train.corpus_fm import distill_from_corpus
+
+    student, card, history = distill_from_corpus(args.teacher, args.data, args.student, distill_config(args),
+                                                 progress=not args.json)
+    save_checkpoint(out, student, card, extra={"history": history})
+    summary = {"out": out, "student": args.student, "teacher": args.teacher, "loss": history}
+    print(json.dumps(summary, indent=2) if args.json else f"student {args.student} -> {out}")
+    return 0
+
+
 def run_distill(args: argparse.Namespace) -> int:
     import torch
 
@@ -80,6 +102,9 @@ def run_distill(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     out = args.out or f"student-{args.student}.pt"
     check_checkpoint_out(out)  # before the teacher loads and training starts, not after
+    from edgehar.train.corpus_fm import is_corpus
+    if is_corpus(args.data):
+        return run_corpus_distill(args, out)
     teacher, tcard = load_teacher_spec(args.teacher)
     train, val, test = load_training_windows(args, tcard)
     cfg = DistillConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,

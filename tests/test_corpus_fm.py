@@ -1,0 +1,95 @@
+"""The HAR-FM corpus teacher (a stem per source over one backbone) and training on a corpus:
+stems route by source, the losses train, and a teacher and corpus that disagree get one line."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from edgehar.card import ModelCard
+from edgehar.cli import main
+from edgehar.data.corpus import FORMAT
+from edgehar.models.corpus_fm import CorpusFM
+from edgehar.models.teacher import save_teacher
+from edgehar.train.corpus_fm import check_teacher_fits_corpus
+from edgehar.errors import UserError
+
+CFG = {"in_channels": 3, "sources": ["a", "b"], "source_classes": [3, 2], "n_canonical": 4, "window": 100}
+
+
+def tiny_teacher():
+    torch.manual_seed(0)
+    m = CorpusFM(CFG)
+    m.set_task(4)
+    return m
+
+
+def test_route_selects_each_windows_stem():
+    m = tiny_teacher().eval()
+    x = torch.randn(4, 100, 3)
+    generic = m.tokens(x)
+    m.route = torch.tensor([0, 1, 2, 0])  # 2 = the generic stem
+    routed = m.tokens(x)
+    assert torch.allclose(routed[2], generic[2], atol=1e-6)
+    assert not torch.allclose(routed[0], generic[0])
+    m.route = torch.tensor([0])
+    assert torch.allclose(m.tokens(x[:1]), routed[:1], atol=1e-6)
+
+
+def test_both_stages_reduce_their_loss():
+    m = tiny_teacher()
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(64, 100, 3)
+    canon = torch.randint(0, 4, (64,))
+    x = x + canon[:, None, None].float()  # a learnable class signal
+    local, src = canon.clamp(max=1), torch.randint(0, 2, (64,))
+    opt = torch.optim.Adam(m.parameters(), 3e-3)
+    m.route = src
+    first = {}
+    for step in range(30):
+        la = m.reconstruction_loss(x, torch.Generator().manual_seed(1))
+        lb, _ = m.multitask_loss(x, canon, local, src)
+        first.setdefault("a", float(la)), first.setdefault("b", float(lb))
+        opt.zero_grad()
+        (la + lb).backward()
+        opt.step()
+    assert float(la) < first["a"] and float(lb) < 0.5 * first["b"]
+
+
+def card(rate=20.0, channels=("acc_x", "acc_y", "acc_z")):
+    return ModelCard(labels=["walking", "sitting", "lying", "running"], rate=rate, window=100, hop=50,
+                     channels=list(channels), units=["g"] * len(channels))
+
+
+@pytest.mark.parametrize("manifest,what", [
+    ({"rate": 25.0, "window": 100, "channels": ["acc_x", "acc_y", "acc_z"]}, "25 Hz"),
+    ({"rate": 20.0, "window": 128, "channels": ["acc_x", "acc_y", "acc_z"]}, "128 samples"),
+    ({"rate": 20.0, "window": 100, "channels": ["gyro_x", "gyro_y", "gyro_z"]}, "no acc_x"),
+])
+def test_teacher_and_corpus_must_agree(manifest, what):
+    with pytest.raises(UserError, match=what):
+        check_teacher_fits_corpus(card(), manifest, "teacher.pt")
+
+
+def test_distill_on_a_corpus_of_another_rate_is_one_line(tmp_path, capsys):
+    teacher = tiny_teacher()
+    save_teacher(tmp_path / "t.pt", teacher, card())
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "corpus.json").write_text(json.dumps({"format": FORMAT, "rate": 25.0, "window": 100, "hop": 50,
+                                                    "channels": ["acc_x", "acc_y", "acc_z"], "shards": []}))
+    code = main(["distill", "--teacher", str(tmp_path / "t.pt"), "--data", str(corpus),
+                 "--out", str(tmp_path / "s.pt")])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and err.startswith("edgehar: error:") and "\n" not in err and "25 Hz" in err
+    assert not (tmp_path / "s.pt").exists()
+
+
+def test_pretrain_on_a_corpus_takes_harfm_only(tmp_path, capsys):
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "corpus.json").write_text(json.dumps({"format": FORMAT}))
+    code = main(["pretrain", "--method", "relcon", "--data", str(corpus), "--out", str(tmp_path / "t.pt")])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "\n" not in err and "harfm" in err
