@@ -1,7 +1,7 @@
 """Instructions the kit's int8 students execute on emulated Cortex-M4 and M55 (TFLM under QEMU).
 
     EDGEHAR_TOOLCHAINS=../shared/toolchains EDGEHAR_DATA=../shared/data \
-        python benchmarks/bench_mcu.py [--demo ARTIFACT_DIR] [--cpus cortex-m4,cortex-m55] \
+        python benchmarks/bench_mcu.py [--demo ARTIFACT_DIR] [--cpus cortex-m4,cortex-m33,cortex-m55] \
         [--no-reference] [--out benchmarks/results]
 
 1. The tiny and small students (HAPT shape, exported to int8 TFLite like bench_profile.py;
@@ -164,7 +164,7 @@ def main() -> int:
     from edgehar.profile.mcu_toolchain import find_toolchain
 
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--cpus", default="cortex-m4,cortex-m55")
+    p.add_argument("--cpus", default="cortex-m4,cortex-m33,cortex-m55")
     p.add_argument("--no-reference", action="store_true", help="skip the reference-kernel runs")
     p.add_argument("--demo", type=Path, help="export folder of an int8 student (outputs check)")
     p.add_argument("--out", type=Path, default=HERE / "results")

@@ -37,11 +37,13 @@ class Cpu:
     board: str          # firmware/boards/<board>.ld and board_<board>.c
 
 
-# Hard float on both: the M4F of wrist chips (nRF52840) has the FPU, and the M55 needs hard float
+# Hard float on all: the M4F of wrist chips (nRF52840) has the FPU, and the M55 needs hard float
 # for MVE (Helium) to be enabled in GCC.
 CPUS = {
     "cortex-m4": Cpu("cortex-m4", ("-mcpu=cortex-m4", "-mthumb", "-mfloat-abi=hard",
                                    "-mfpu=fpv4-sp-d16"), "mps2-an386", "mps2_an386"),
+    "cortex-m33": Cpu("cortex-m33", ("-mcpu=cortex-m33", "-mthumb", "-mfloat-abi=hard",
+                                     "-mfpu=fpv5-sp-d16"), "mps2-an505", "mps2_an505"),
     "cortex-m55": Cpu("cortex-m55", ("-mcpu=cortex-m55", "-mthumb", "-mfloat-abi=hard"),
                       "mps3-an547", "mps3_an547"),
 }

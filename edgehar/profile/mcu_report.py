@@ -42,6 +42,11 @@ CPI = {
         "DDI 0439, 'Instruction set summary': most instructions 1 cycle, loads 2); high 1.7: "
         "TFLM person_detection with CMSIS-NN ran 386.6 ms on an STM32F413 at 100 MHz from flash "
         "(38.7M cycles) and executes 22.6M instructions counted this way (shared TOOLCHAIN.md)"),
+    "cortex-m33": CpiBand(
+        1.0, 1.7, 160, "STM32U5 at 160 MHz",
+        "the M4 band: the Cortex-M33 mostly issues one instruction per cycle (its limited dual "
+        "issue of 16-bit pairs can take a loop slightly below 1.0; Arm Cortex-M33 TRM, 100230) "
+        "and meets the same flash wait states; not separately measured on a board"),
     "cortex-m55": CpiBand(
         1.0, 2.0, 160, "Alif Ensemble E3 high-efficiency core at 160 MHz",
         "low 1.0: single-issue scalar pipeline; high 2.0: the M55's MVE is dual-beat, a "
