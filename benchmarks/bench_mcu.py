@@ -1,4 +1,4 @@
-"""Instructions the kit's int8 students execute on emulated Cortex-M4 and M55 (TFLM under QEMU).
+"""Instructions the kit's int8 students execute on emulated Cortex-M4, M33 and M55 (TFLM, QEMU).
 
     EDGEHAR_TOOLCHAINS=../shared/toolchains EDGEHAR_DATA=../shared/data \
         python benchmarks/bench_mcu.py [--demo ARTIFACT_DIR] [--cpus cortex-m4,cortex-m33,cortex-m55] \
