@@ -49,8 +49,10 @@ def register(sub) -> None:
                     "under --data or $EDGEHAR_DATA, else an embedded synthetic data set. The model "
                     "reads the accelerometer only (the wrist recordings have no gyroscope).")
     p.add_argument("--quick", action="store_true", help="tiny models and few steps (under 2 minutes)")
-    p.add_argument("--data", help="folder holding hapt/ and banglejs_wrist/ (default: $EDGEHAR_DATA; "
-                                  "without either: the embedded synthetic data)")
+    p.add_argument("--data", help="a folder holding hapt/ and banglejs_wrist/ (default: $EDGEHAR_DATA; "
+                                  "without either: the embedded synthetic data), or a data set name "
+                                  "(wisdm_watch, dsads:right_arm, ...) or a folder of your own recordings "
+                                  "with an edgehar.json manifest (`edgehar data check` reads it)")
     p.add_argument("--synthetic", action="store_true", help="use the embedded synthetic data even when "
                                                             "$EDGEHAR_DATA is set")
     p.add_argument("--out", default="edgehar-demo", help="output folder (default ./edgehar-demo)")
@@ -76,7 +78,11 @@ class DemoData:
     extra: dict = field(default_factory=dict)
 
 
-def resolve_data_root(args) -> Path | None:
+def resolve_data_root(args) -> Path | str | None:
+    """Where the demo's data comes from: None (the embedded synthetic data), a folder holding
+    hapt/ (and banglejs_wrist/, the EDGEHAR_DATA layout), or a data set name / a folder of your
+    own recordings with an edgehar.json manifest (given as --data)."""
+    from edgehar.data.registry import REGISTRY, check_data
     from edgehar.errors import UserError
 
     if args.synthetic:
@@ -84,19 +90,52 @@ def resolve_data_root(args) -> Path | None:
     root = args.data or os.environ.get("EDGEHAR_DATA")
     if not root:
         return None
-    root = Path(root)
-    if not (root / "hapt").is_dir():
-        where = "--data" if args.data else "EDGEHAR_DATA"
-        raise UserError(root, f"no hapt/ folder here ({where} must hold hapt/ and banglejs_wrist/; "
-                              "leave it unset for the embedded synthetic data)")
-    return root
+    if (Path(root) / "hapt").is_dir():
+        return Path(root)
+    if args.data and (str(args.data).split(":")[0] in REGISTRY or (Path(args.data) / "edgehar.json").is_file()):
+        return check_data(args.data)
+    where = "--data" if args.data else "EDGEHAR_DATA"
+    raise UserError(root, f"no hapt/ folder and no edgehar.json here ({where} takes a folder holding hapt/ and "
+                          "banglejs_wrist/, a data set name, or a folder of your own recordings with an "
+                          "edgehar.json manifest; leave it unset for the embedded synthetic data)")
 
 
-def load_demo_data(root: Path | None, plan: dict, seed: int, out: Path) -> DemoData:
+def load_named_data(source: str, plan: dict, seed: int) -> DemoData:
+    """A named data set or your own folder: its accelerometer at 50 Hz in g; test subjects are
+    its official ones or a seeded 20 %; the live step replays a test subject's recording."""
+    import numpy as np
+
+    from edgehar.data.datasets import activity_windows, load_dataset, prepare, test_subjects
+    from edgehar.data.splits import validation_subjects
+    from edgehar.errors import UserError
+    from edgehar.recipes import split_train_validation
+
+    recs = load_dataset(source)
+    if missing := [c for c in ACC if c not in recs[0].channels]:
+        raise UserError(source, f"has no {', '.join(missing)} channel (the demo's model reads {', '.join(ACC)})")
+    subjects = sorted({int(r.subject) for r in recs})
+    if len(subjects) < 3:
+        raise UserError(source, f"needs recordings of at least 3 subjects (train, validation, test), has {len(subjects)}")
+    tests = list(test_subjects(source)) or validation_subjects(subjects, 0.2, seed)
+    w = activity_windows(source, rate=50.0, window=WINDOW, hop=HOP, channels=ACC, units=("g",) * 3)
+    train, val, test = split_train_validation(w, tests, seed)
+    if not len(train.labelled()) or not len(val.labelled()) or not len(test.labelled()):
+        raise UserError(source, "needs labelled windows in the training, validation and test subjects")
+    if plan["max_train_windows"] and len(train) > plan["max_train_windows"]:
+        train = train.take(np.sort(np.random.default_rng(seed).choice(len(train), plan["max_train_windows"], replace=False)))
+    held = next(r for r in recs if int(r.subject) in tests)
+    replay = prepare([held], 50.0, ACC, ("g",) * 3)[0]
+    return DemoData(source, f"{source}: accelerometer at 50 Hz in g, test subjects {tests}", train, val, test,
+                    tests, replay, 0, f"{held.source} (test subject {held.subject})")
+
+
+def load_demo_data(root: Path | str | None, plan: dict, seed: int, out: Path) -> DemoData:
     import numpy as np
 
     from edgehar.recipes import split_train_validation
 
+    if isinstance(root, str):
+        return load_named_data(root, plan, seed)
     if root is None:
         from edgehar.data import synthetic
 
