@@ -21,7 +21,7 @@ import tempfile
 from pathlib import Path
 from typing import Iterator
 
-from edgehar.errors import UserError
+from edgehar.errors import UserError, first_line
 
 
 def _umask() -> int:
@@ -34,6 +34,19 @@ def _publish(tmp, mode: int) -> None:
     """Give a temp file/folder the permissions a plain open()/mkdir() would have
     (mkstemp/mkdtemp make them private)."""
     os.chmod(tmp, mode & ~_umask())
+
+
+def resolve_target(path: str | os.PathLike) -> Path:
+    """The path a write really lands on: a symbolic link is followed to what it names, so a
+    user's link stays a link and its target gets the new content (staging goes beside the
+    target). A link loop is a `UserError`, raised before any work is done."""
+    path = Path(path)
+    if not path.is_symlink():
+        return path
+    try:
+        return path.resolve()
+    except (RuntimeError, OSError) as e:  # Python 3.11 raises RuntimeError on a loop
+        raise UserError(path, f"is a symbolic link that cannot be followed ({first_line(e)})") from None
 
 
 def _check_parent_writable(path: Path) -> None:
@@ -90,7 +103,7 @@ def remove_stale_staging(path: str | os.PathLike) -> list[Path]:
 def scratch_folder(beside: str | os.PathLike) -> Iterator[Path]:
     """A temporary folder next to `beside` for a tool's scratch files (TensorFlow's generated
     code), removed on exit, and by a later run if this process is killed."""
-    beside = Path(beside)
+    beside = resolve_target(beside)
     _check_parent_writable(beside)
     remove_stale_staging(beside)
     tmp = Path(tempfile.mkdtemp(prefix=_staging_prefix(beside, "scratch"), dir=beside.parent))
@@ -121,7 +134,7 @@ def check_writable(path: str | os.PathLike) -> None:
     existing ancestor must be a folder we can write in (probed by creating a file, so
     read-only mounts and permission bits both count). Creates nothing that stays."""
     given = path
-    path = Path(os.path.abspath(path))
+    path = Path(os.path.abspath(resolve_target(path)))
     parent = path.parent
     while not parent.exists() and parent != parent.parent:
         parent = parent.parent
@@ -137,7 +150,7 @@ def check_writable(path: str | os.PathLike) -> None:
 
 def write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     """Write `data` to `path` atomically and return the path."""
-    path = Path(path)
+    path = resolve_target(path)
     _check_parent_writable(path)
     remove_stale_staging(path)
     fd, tmp = tempfile.mkstemp(prefix=_staging_prefix(path, "tmp"), dir=path.parent)
@@ -168,7 +181,7 @@ def write_json(path: str | os.PathLike, obj) -> Path:
 @contextlib.contextmanager
 def staged_file(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path to write to (by any library); renamed onto `path` on success."""
-    path = Path(path)
+    path = resolve_target(path)
     _check_parent_writable(path)
     remove_stale_staging(path)
     fd, tmp = tempfile.mkstemp(prefix=_staging_prefix(path, "tmp"), suffix=path.suffix, dir=path.parent)
@@ -188,7 +201,7 @@ def staged_folder(path: str | os.PathLike, overwrite: bool = True) -> Iterator[P
 
     The files already in `path` survive a failure untouched.
     """
-    path = Path(path)
+    path = resolve_target(path)
     _check_parent_writable(path)
     if path.exists() and not path.is_dir():
         raise UserError(path, "exists and is not a folder")

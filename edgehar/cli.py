@@ -46,28 +46,50 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-_TERMINATED: list[int] = []  # set by the SIGTERM handler
+_SIGNALLED: list[int] = []  # the stop signals received (SIGINT, SIGTERM) during this command
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    _TERMINATED.clear()
+    _SIGNALLED.clear()
     restore = _catch_signals()
     try:
         return int(args.func(args) or 0)
     except UserError as e:
         return _fail(f"error: {e.message}", 2)
     except KeyboardInterrupt:
-        return _fail("terminated", 143) if _TERMINATED else _fail("interrupted", 130)
+        return _stopped()
     except BrokenPipeError:
         return 0
     except Exception as e:
-        if _interrupted(e):  # Ctrl-C inside an import (TensorFlow re-raises it as ImportError)
-            return _fail("terminated", 143) if _TERMINATED else _fail("interrupted", 130)
+        # A library may turn the interrupt into another error (TensorFlow re-raises Ctrl-C in an
+        # import as ImportError; Keras then fails on the half-imported module): once a stop
+        # signal came, what follows is its consequence, not a bug.
+        if _SIGNALLED or _interrupted(e):
+            return _stopped()
         raise
     finally:
         restore()
+
+
+def _stopped() -> int:
+    """Ctrl-C or SIGTERM, handled: one line, exit 143 or 130."""
+    _forget_unhandled_interrupt()
+    return _fail("terminated", 143) if signal.SIGTERM in _SIGNALLED else _fail("interrupted", 130)
+
+
+def _forget_unhandled_interrupt() -> None:
+    """CPython sets a sticky flag when a KeyboardInterrupt leaves code a C extension runs
+    through PyRun_String (an import of TensorFlow does), and at exit kills the process with
+    SIGINT whatever status it returns: exit -2 instead of edgehar's 130. The interrupt was
+    handled here, so clear the flag (a CPython internal; absent elsewhere, then nothing to do)."""
+    import ctypes
+
+    try:
+        ctypes.c_int.in_dll(ctypes.pythonapi, "_Py_UnhandledKeyboardInterrupt").value = 0
+    except (AttributeError, ValueError, OSError):
+        pass
 
 
 def _fail(message: str, status: int) -> int:
@@ -95,11 +117,15 @@ def _catch_signals():
         return lambda: None
 
     def terminate(signum, frame):
-        _TERMINATED.append(signum)  # a library may re-raise the interrupt as another type
+        _SIGNALLED.append(signum)
         raise Terminated()
 
+    def interrupt(signum, frame):
+        _SIGNALLED.append(signum)
+        raise KeyboardInterrupt()
+
     old = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
-    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGINT, interrupt)
     signal.signal(signal.SIGTERM, terminate)
 
     def restore():

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 
 from edgehar.card import KNOWN_CHANNELS
 
@@ -59,6 +60,19 @@ fraction = _within(finite_float, lambda v: 0 < v <= 1, "in (0, 1]",
                    "A finite float in (0, 1] (a share that must keep something).")
 positive_int = _within(integer, lambda v: v >= 1, "at least 1",
                        "A whole number >= 1 (steps, epochs, batch size, windows, threads).")
+MAX_THREADS_PER_CORE = 4
+
+
+def threads(text: str) -> int:
+    """CPU threads: a whole number from 1 to 4x the machine's cores (more only adds contention,
+    and a thousand threads of a runtime's pool can exhaust memory)."""
+    value = positive_int(text)
+    most = MAX_THREADS_PER_CORE * (os.cpu_count() or 1)
+    if value > most:
+        raise argparse.ArgumentTypeError(f"at most {most} ({MAX_THREADS_PER_CORE} per CPU core), got {text!r}")
+    return value
+
+
 nonneg_int = _within(integer, lambda v: v >= 0, ">= 0", "A whole number >= 0 (a seed).")
 
 

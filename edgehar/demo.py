@@ -23,7 +23,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from edgehar.cli_types import nonneg_int, positive_float, positive_int
+from edgehar.cli_types import nonneg_int, positive_float, positive_int, threads
 
 ACC = ("acc_x", "acc_y", "acc_z")
 WINDOW, HOP = 128, 64  # 2.56 s at 50 Hz, the UCI-HAR window; live stride 1.28 s
@@ -56,7 +56,7 @@ def register(sub) -> None:
     p.add_argument("--synthetic", action="store_true", help="use the embedded synthetic data even when "
                                                             "$EDGEHAR_DATA is set")
     p.add_argument("--out", default="edgehar-demo", help="output folder (default ./edgehar-demo)")
-    p.add_argument("--threads", type=positive_int, help="torch CPU threads (default: half the cores, at most 4)")
+    p.add_argument("--threads", type=threads, help="torch CPU threads (default: half the cores, at most 4)")
     p.add_argument("--seed", type=nonneg_int, default=0, help="random seed (default 0)")
     p.add_argument("--live-seconds", type=positive_float, help="seconds of live view (default 4 quick, 8 full)")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")

@@ -7,7 +7,7 @@ import json
 import sys
 
 from edgehar.bridge import flags
-from edgehar.cli_types import nonneg_float, positive_float, positive_int
+from edgehar.cli_types import nonneg_float, positive_float, positive_int, threads
 
 
 def register(sub) -> None:
@@ -66,7 +66,7 @@ def register(sub) -> None:
     live.add_argument("--smooth", default="ema:0.5", metavar="SPEC", help="none, vote:N or ema:A (default ema:0.5)")
     live.add_argument("--backend", choices=["litert", "tflite-runtime", "onnxruntime", "torch"],
                       help="runtime (default: the first available for the model file)")
-    live.add_argument("--threads", type=positive_int, default=1, help="inference threads (default 1)")
+    live.add_argument("--threads", type=threads, default=1, help="inference threads (default 1)")
     live.add_argument("--max-gap", type=nonneg_float, default=0.25, metavar="S",
                       help="frame mode: interpolate gaps up to S seconds, start a new segment after longer")
     from edgehar.cli_types import label_list

@@ -19,6 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
+from edgehar.bridge.flags import rate_hz
+from edgehar.cli_types import positive_float, positive_int
+
 FORMAT = "edgehar-record/1"
 _NAME = re.compile(r"^[\w.+-]+$")
 
@@ -36,14 +39,14 @@ def register(sub) -> None:
     p.add_argument("--label", required=True, type=_name, help="activity label of the takes")
     p.add_argument("--subject", default="0", type=_name, help="subject name or number (default 0)")
     p.add_argument("--out", required=True, help="data folder (created; takes are added to it)")
-    p.add_argument("--seconds", type=_positive, metavar="S", help="length of a take in device "
+    p.add_argument("--seconds", type=positive_float, metavar="S", help="length of a take in device "
                                                                   "seconds (default: until Ctrl-C)")
-    p.add_argument("--takes", type=int, default=1, metavar="N", help="takes to record (default 1)")
-    p.add_argument("--wait", type=_positive, default=10.0, metavar="S",
+    p.add_argument("--takes", type=positive_int, default=1, metavar="N", help="takes to record (default 1)")
+    p.add_argument("--wait", type=positive_float, default=10.0, metavar="S",
                    help="after a disconnect, wait S seconds for the device to come back (default 10)")
-    p.add_argument("--baud", type=int, default=115200, help="baud rate (default 115200)")
+    p.add_argument("--baud", type=positive_int, default=115200, help="baud rate (default 115200)")
     p.add_argument("--protocol", choices=["auto", "text", "frame"], default="auto")
-    p.add_argument("--rate", type=_positive, metavar="HZ",
+    p.add_argument("--rate", type=rate_hz, metavar="HZ",
                    help="device rate (text mode; default: declared by the device or measured)")
     p.add_argument("--units", help="unit of every channel when the device declares none (default g)")
     p.add_argument("--json", action="store_true", help="print one JSON line per take")
@@ -54,16 +57,6 @@ def _name(text: str) -> str:
     if not _NAME.match(text):
         raise argparse.ArgumentTypeError(f"{text!r}: use letters, digits, '.', '+', '-' or '_'")
     return text
-
-
-def _positive(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not v > 0:
-        raise argparse.ArgumentTypeError(f"{text!r} must be > 0")
-    return v
 
 
 class Take:
@@ -147,13 +140,14 @@ def run_record(args: argparse.Namespace) -> int:
 
     from edgehar.bridge.ring import Ring
     from edgehar.bridge.serial_reader import SerialReader
+    from edgehar.atomic import check_writable
     from edgehar.errors import UserError
 
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise UserError(out, "exists and is not a folder")
     _folder_manifest(out)  # refuse a foreign manifest before the port is touched
-    out.mkdir(parents=True, exist_ok=True)
+    check_writable(out / "edgehar.json")  # the folder itself is made with the first take
     ring = Ring(4096)
     reader = SerialReader(args.port, ring, args.baud, args.protocol, args.rate)
     signal.signal(signal.SIGTERM, _interrupt)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
+from edgehar.cli_types import nonneg_int, positive_float, positive_int
 from edgehar.data.registry import data_arg, names
 
 
@@ -49,11 +50,11 @@ def register(sub) -> None:
     b.add_argument("--data", required=True, type=_data_list, metavar="LIST",
                    help="comma-separated data set names and/or own-data folders, e.g. "
                         "hapt,wisdm_watch,dsads,geotec_watch,axivity")
-    b.add_argument("--rate", required=True, type=float, help="corpus rate in Hz")
-    b.add_argument("--window", required=True, type=int, help="window length in samples")
-    b.add_argument("--hop", type=int, help="window hop in samples (default: half a window)")
-    b.add_argument("--shard-windows", type=int, default=16384, help="windows per shard (default 16384)")
-    b.add_argument("--seed", type=int, default=0, help="seed of the subject splits (default 0)")
+    b.add_argument("--rate", required=True, type=positive_float, help="corpus rate in Hz")
+    b.add_argument("--window", required=True, type=positive_int, help="window length in samples")
+    b.add_argument("--hop", type=positive_int, help="window hop in samples (default: half a window)")
+    b.add_argument("--shard-windows", type=positive_int, default=16384, help="windows per shard (default 16384)")
+    b.add_argument("--seed", type=nonneg_int, default=0, help="seed of the subject splits (default 0)")
     b.add_argument("--root", help="folder holding the data set folders (default: $EDGEHAR_DATA)")
     b.add_argument("--out", required=True, help="corpus folder (must not exist)")
     b.add_argument("--json", action="store_true", help="print the manifest's figures as JSON")

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from edgehar.data.recording import UNLABELLED, Recording
+from edgehar.errors import UserError
 
 
 @dataclass
@@ -117,8 +118,10 @@ def make_windows(recordings: list[Recording], length: int, hop: int, purity: flo
         subs.append(np.full(len(st), rec.subject, dtype=np.int64))
         recs.append(np.full(len(st), r_i, dtype=np.int64))
         starts.append(st)
-    if not xs:
-        raise ValueError(f"every recording is shorter than one window ({length} samples)")
+    if not xs:  # a window longer than the data: the user's --window or data, not a bug
+        longest = max(recordings, key=lambda r: r.n_samples)
+        raise UserError(longest.source or None, f"every recording is shorter than one window of {length} "
+                        f"samples (the longest has {longest.n_samples} at {longest.rate:g} Hz)")
     return Windows(x=np.concatenate(xs).astype(np.float32), y=np.concatenate(ys),
                    subject=np.concatenate(subs), rate=first.rate, channels=first.channels,
                    units=first.units, label_names=first.label_names, hop=hop,

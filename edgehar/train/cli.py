@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from edgehar.cli_types import nonneg_int, positive_float, positive_int
+from edgehar.cli_types import nonneg_int, positive_float, positive_int, threads
 
 METHODS = ("harfm", "relcon", "selfpab", "language")
 
@@ -32,7 +32,7 @@ def register(sub) -> None:
                    help="leave the data set's test subjects out of pre-training")
     p.add_argument("--out", help="checkpoint path (default teacher-<method>.pt)")
     p.add_argument("--seed", type=nonneg_int, default=0, help="random seed (default 0)")
-    p.add_argument("--threads", type=positive_int, help="torch CPU threads per process")
+    p.add_argument("--threads", type=threads, help="torch CPU threads per process")
     p.add_argument("--json", action="store_true", help="print a JSON summary")
     p.set_defaults(func=run_pretrain)
 
@@ -52,7 +52,7 @@ def register(sub) -> None:
     f.add_argument("--no-augment", action="store_true", help="no jitter/scale augmentation")
     f.add_argument("--out", help="checkpoint path (default <teacher>-finetuned.pt / -probe.pt)")
     f.add_argument("--seed", type=nonneg_int, default=0, help="random seed (default 0)")
-    f.add_argument("--threads", type=positive_int, help="torch CPU threads")
+    f.add_argument("--threads", type=threads, help="torch CPU threads")
     f.add_argument("--json", action="store_true", help="print the metrics as JSON")
     f.set_defaults(func=run_finetune)
 

@@ -19,6 +19,7 @@ import torch
 
 from edgehar.data.windows import Windows
 from edgehar.errors import UserError
+from edgehar.train.schedule import one_cycle
 
 WRIST_PLACEMENTS = ("dominant wrist", "right arm", "left arm", "wrist")
 ACC = ("acc_x", "acc_y", "acc_z")
@@ -157,7 +158,7 @@ def pretrain_corpus_fm(folder, recipe: CorpusFMRecipe, datasets=None, progress: 
     labelled = torch.nonzero(canon >= 0)[:, 0]
     opt = torch.optim.AdamW(model.parameters(), lr=recipe.lr, weight_decay=1e-4)
     total = recipe.steps_a + recipe.steps_b
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, recipe.lr, total_steps=max(total, 2), pct_start=0.1)
+    sched = one_cycle(opt, recipe.lr, max(total, 2), pct_start=0.1)
     losses = {"a": [], "b": []}
     model.train()
     for step in tqdm(range(total), desc="corpus teacher", disable=not progress, leave=False):

@@ -34,6 +34,7 @@ from edgehar.data.windows import Windows
 from edgehar.errors import UserError
 from edgehar.models.inference import batches, evaluate, predict_logits
 from edgehar.train.supervised import optimiser_step
+from edgehar.train.schedule import one_cycle
 
 EMBED_DIM = 64  # at most this many dimensions in the student's embedding head
 
@@ -259,7 +260,7 @@ def distill(teacher, teacher_card: ModelCard, train: Windows, size: str, cfg: Di
     total = steps_per_epoch * cfg.epochs
     if cfg.max_steps is not None:
         total = min(total, cfg.max_steps)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=max(total, 1))
+    sched = one_cycle(opt, cfg.lr, total)
     rng, gen = np.random.default_rng(cfg.seed), torch.Generator().manual_seed(cfg.seed)
     history, step = [], 0
     bar = tqdm(total=total, desc=f"distill-{size}", disable=not progress, leave=False)

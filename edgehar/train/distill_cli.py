@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from edgehar.cli_types import fraction, nonneg_float, nonneg_int, positive_float, positive_int
+from edgehar.cli_types import fraction, nonneg_float, nonneg_int, positive_float, positive_int, threads
 from edgehar.data.registry import data_arg
 
 
@@ -39,7 +39,7 @@ def register(sub) -> None:
     p.add_argument("--label-fraction", type=fraction, default=1.0,
                    help="keep labels on only this class-stratified fraction of training windows")
     p.add_argument("--seed", type=nonneg_int, default=0, help="random seed (default 0)")
-    p.add_argument("--threads", type=positive_int, help="torch CPU threads")
+    p.add_argument("--threads", type=threads, help="torch CPU threads")
     p.add_argument("--out", help="student checkpoint path (default student-<size>.pt)")
     p.add_argument("--json", action="store_true", help="print the metrics as JSON")
     p.set_defaults(func=run_distill)

@@ -16,6 +16,7 @@ from edgehar.models.augment import random_augment
 from edgehar.models.teacher import Teacher
 from edgehar.models.inference import batches
 from edgehar.train.supervised import optimiser_step
+from edgehar.train.schedule import one_cycle
 
 
 def label_subset(w: Windows, fraction: float, seed: int = 0) -> Windows:
@@ -49,7 +50,7 @@ def finetune(teacher: Teacher, train: Windows, card: ModelCard, epochs: int = 10
     rng, gen = np.random.default_rng(seed), torch.Generator().manual_seed(seed)
     total = max(1, -(-len(train) // batch_size) * epochs)
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=total, pct_start=0.1)
+    sched = one_cycle(opt, lr, total, pct_start=0.1)
     history, step = [], 0
     bar = tqdm(total=total, desc="probe" if linear_probe else f"finetune {teacher.family}",
                disable=not progress, leave=False)

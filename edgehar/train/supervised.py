@@ -12,6 +12,7 @@ from tqdm.auto import tqdm
 from edgehar.card import ModelCard
 from edgehar.data.windows import Windows
 from edgehar.models.inference import batches, logits_of
+from edgehar.train.schedule import one_cycle
 
 
 def optimiser_step(loss: torch.Tensor, opt, sched, bar, clip_params=None) -> float:
@@ -41,7 +42,7 @@ def fit(model: nn.Module, train: Windows, card: ModelCard, epochs: int = 10, bat
     steps_per_epoch = -(-len(train) // batch_size)
     total = steps_per_epoch * epochs if max_steps is None else min(max_steps, steps_per_epoch * epochs)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=max(total, 1))
+    sched = one_cycle(opt, lr, total)
     loss_fn = nn.CrossEntropyLoss(label_smoothing=label_smoothing)
     history, step = [], 0
     bar = tqdm(total=total, desc=desc, disable=not progress, leave=False)
