@@ -310,8 +310,10 @@ def markdown(s: dict) -> str:
     lines += table.table(s["rows"])
     lines += ["", "MACs: torch FLOP counter / 2 for every model (conv, linear, matmul). Flash: file bytes "
               "(teachers without an ONNX export: fp32 weight bytes). Arena: measured by allocating the model in "
-              "tflite-micro (TFLite files only). Cortex-M4F: an ESTIMATE (MACs x cycles/MAC at 64 MHz, "
-              "edgehar/profile/targets.py), not a measurement. Wrist: macro-F1 on the Bangle.js recordings over "
+              "tflite-micro (TFLite files only). Cortex-M4 / M55: instructions per inference MEASURED with "
+              "TFLM + CMSIS-NN on emulated cores (`edgehar profile --measure`, TFLite files, when "
+              "EDGEHAR_TOOLCHAINS is set; benchmarks/results/mcu.md has per-op counts and latency ranges); "
+              "other rows: an ESTIMATE (MACs x cycles/MAC at 64 MHz, edgehar/profile/targets.py). Wrist: macro-F1 on the Bangle.js recordings over "
               "the classes both know (walking, sitting, lying); gyro models run there only with the gyro stream "
               "absent (students).", "", "### Targets", ""]
     lines += table.target_lines(s["targets"])

@@ -27,6 +27,7 @@ COMMAND_MODULES = [
     "edgehar.evaluate",
     "edgehar.bridge.cli",
     "edgehar.bridge.record",
+    "edgehar.bridge.firmware_cli",
     "edgehar.demo",
 ]
 

@@ -44,6 +44,9 @@ def register(sub) -> None:
                      help="send no '# edgehar rate=.. channels=..' line (like plain Edge Impulse firmware)")
     sim.add_argument("--json", action="store_true", help="print the port and the final summary as JSON")
     sim.set_defaults(func=run_simulate)
+    from edgehar.bridge.emulate_cli import register_emulate
+
+    register_emulate(dsub)
 
     live = sub.add_parser(
         "live", help="live predictions from a serial device",
@@ -71,6 +74,9 @@ def register(sub) -> None:
                       help="predict these classes zero-shot, from their text alone: cosine of the "
                            "model's embedding output to each label's prototype (no retraining)")
     live.add_argument("--json", action="store_true", help="JSON lines: one per prediction, then a summary")
+    live.add_argument("--on-device", action="store_true",
+                      help="show the predictions the device computed itself (frame-mode 'P ...' "
+                           "messages, e.g. from `edgehar device emulate`) instead of running the model here")
     live.set_defaults(func=run_live)
 
 
@@ -128,6 +134,10 @@ def _interrupt(*_):
 
 
 def run_live(args) -> int:
+    if args.on_device:
+        from edgehar.bridge.emulate_cli import run_live_on_device
+
+        return run_live_on_device(args)
     import signal
 
     from edgehar.bridge.live import LiveSession, PredictionLog, TerminalView

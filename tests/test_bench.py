@@ -103,3 +103,12 @@ def test_validation_split_is_subject_disjoint(fraction):
     s = [set(train.subject.tolist()), set(val.subject.tolist()), set(test.subject.tolist())]
     assert s[2] == {0, 1} and len(s[1]) == round(fraction * 8)
     assert not (s[0] & s[1] or s[0] & s[2] or s[1] & s[2]) and len(train) + len(val) + len(test) == 40
+
+
+def test_mcu_cell_prefers_the_measured_count():
+    measured = {**row("student tiny", "student", "int8 TFLite", 0.9, 5), "m4f_ms": 10.7,
+                "m4_instructions": 1_696_825, "m55_instructions": 733_900}
+    estimated = {**row("cnn", "baseline", "fp32 ONNX", 0.9, 5), "m4f_ms": 262.2}
+    assert table.mcu_cell(measured) == "1,696,825 / 733,900"
+    assert table.mcu_cell(estimated) == "~262.2 ms est."
+    assert table.mcu_cell({"m4f_ms": None}) == "-"

@@ -62,7 +62,31 @@ def profile(path: Path, runs: int) -> dict:
             "graph_macs": r["macs"],
             "latency_ms": (r["latency_ms"] or {}).get("median"),
             "latency_runtime": (r["latency_ms"] or {}).get("runtime"),
-            "m4f_ms": m4["estimated_ms"] if m4 else None, "latency_error": r.get("latency_error")}
+            "m4f_ms": m4["estimated_ms"] if m4 else None, "latency_error": r.get("latency_error"),
+            **mcu_instructions(path)}
+
+
+def mcu_instructions(path: Path) -> dict:
+    """Instructions per inference on emulated Cortex-M4 and M55 (CMSIS-NN), measured with
+    `edgehar profile --measure`'s code; {} when the Arm toolchain / EDGEHAR_TOOLCHAINS is missing,
+    the file is not TFLite or TFLM cannot run it (the table then shows the estimate)."""
+    from edgehar.errors import UserError
+    from edgehar.profile.macs import count_layers
+    from edgehar.profile.mcu_report import measure_entry
+    from edgehar.profile.mcu_toolchain import find_toolchain
+    from edgehar.profile.tflite_graph import looks_like_tflite, read_tflite
+
+    with open(path, "rb") as f:
+        if not looks_like_tflite(f.read(8)):
+            return {}
+    try:
+        tc = find_toolchain()
+        rows = count_layers(read_tflite(str(path)))
+        return {f"{cpu.split('-')[1]}_instructions":
+                measure_entry(tc, str(path), rows, cpu, None, "cmsis-nn")["instructions"]
+                for cpu in ("cortex-m4", "cortex-m55")}
+    except UserError:
+        return {}
 
 
 def float_m4f_ms(macs: int) -> float:
@@ -143,7 +167,9 @@ def measure_row(name: str, kind: str, fmt: str, path: Path, root: Path, runs: in
             "accuracy": r["accuracy"], "params": params, "macs": macs, "flash_bytes": prof.get("file_bytes"),
             "arena_bytes": prof.get("arena_bytes"), "tflm_unsupported_ops": prof.get("tflm_unsupported_ops"),
             "latency_ms": prof.get("latency_ms"), "latency_runtime": prof.get("latency_runtime"),
-            "m4f_ms": prof.get("m4f_ms"), "graph_macs": prof.get("graph_macs"), "wrist_f1": wrist,
+            "m4f_ms": prof.get("m4f_ms"), "m4_instructions": prof.get("m4_instructions"),
+            "m55_instructions": prof.get("m55_instructions"), "graph_macs": prof.get("graph_macs"),
+            "wrist_f1": wrist,
             "wrist_input": wrist_how, "backend": r["backend"], "confusion": r["confusion"],
             "labels": r["labels"], "origin": origin}
 

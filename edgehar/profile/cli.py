@@ -9,6 +9,8 @@ from edgehar.cli_types import positive_int
 
 
 def register(sub) -> None:
+    from edgehar.profile.mcu_build import CPUS
+    from edgehar.profile.mcu_report import parse_measure
     from edgehar.profile.targets import TARGETS
 
     p = sub.add_parser(
@@ -16,7 +18,7 @@ def register(sub) -> None:
         description="Profile a .tflite or .onnx file (any converter's): inputs/outputs, ops, "
                     "params and weight bytes, MACs counted from the graph (per layer with "
                     "--per-layer), the tensor arena tflite-micro needs (measured by allocating "
-                    "it), host latency on one thread, and ESTIMATED latency on microcontrollers.")
+                    "it), host latency on one thread, and microcontroller cost: instructions MEASURED on an emulated Cortex-M with --measure, else a MAC-constant ESTIMATE as a fallback.")
     p.add_argument("model", help=".tflite or .onnx file")
     p.add_argument("--json", action="store_true", help="print JSON for scripts")
     p.add_argument("--per-layer", action="store_true", help="add a row per layer")
@@ -26,6 +28,19 @@ def register(sub) -> None:
     p.add_argument("--runs", type=positive_int, default=50, help="timed host runs after warm-up (default 50)")
     p.add_argument("--no-arena", action="store_true", help="skip the tflite-micro arena search")
     p.add_argument("--no-latency", action="store_true", help="skip host latency")
+    p.add_argument("--measure", type=parse_measure, metavar="CPU[@MHZ][,CPU...]",
+                   help="count the instructions the model executes on an emulated Cortex-M "
+                        f"({', '.join(CPUS)}): TFLM built with arm-none-eabi-gcc (once, cached), "
+                        "run in qemu-system-arm under an instruction-counting plugin; reports "
+                        "instructions per inference and per op, the arena TFLM used, and latency "
+                        "as a range estimated from the measured count. Replaces the MAC-constant "
+                        "estimate of --target")
+    p.add_argument("--kernels", choices=("cmsis-nn", "reference"), default="cmsis-nn",
+                   help="TFLM kernels for --measure: cmsis-nn (Arm's optimised, what firmware "
+                        "uses; default) or reference (portable C)")
+    p.add_argument("--toolchains", metavar="DIR",
+                   help="folder with the TFLM sources and qemu-plugin.h (default: "
+                        "$EDGEHAR_TOOLCHAINS)")
     p.set_defaults(func=run_profile)
 
 
@@ -34,7 +49,8 @@ def run_profile(args: argparse.Namespace) -> int:
 
     warn_if_changed(args.model)
     report = profile_model(args.model, per_layer=args.per_layer, targets=args.target,
-                           runs=args.runs, arena=not args.no_arena, latency=not args.no_latency)
+                           runs=args.runs, arena=not args.no_arena, latency=not args.no_latency,
+                           measure=args.measure, kernels=args.kernels, toolchains=args.toolchains)
     print(json.dumps(report, indent=2) if args.json else format_table(report))
     return 0
 

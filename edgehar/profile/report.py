@@ -2,7 +2,9 @@
 
 The dict's keys are the `edgehar profile --json` contract: format, inputs, outputs, ops,
 params, weights_bytes, file_bytes, macs (+ layers with per_layer), other_ops, arena_bytes,
-tflm_supported, tflm_unsupported_ops, latency_ms, targets. `format_table` renders it for people.
+tflm_supported, tflm_unsupported_ops, latency_ms, mcu_measured (with --measure: instructions
+counted on an emulated Cortex-M, keys in mcu_report.py), targets (the MAC-constant fallback
+estimate, only without --measure). `format_table` renders it for people.
 """
 
 from __future__ import annotations
@@ -13,6 +15,9 @@ from edgehar.errors import UserError, first_line, require_file
 from edgehar.profile.graph import Graph
 from edgehar.profile.macs import UNCOUNTED, count_layers, weight_totals
 from edgehar.profile.targets import NOTE, TARGETS, compute_class, estimate, parse_target
+
+FALLBACK = ("fallback, no measurement (count instructions instead with --measure cortex-m4, "
+            "which needs the Arm toolchain and EDGEHAR_TOOLCHAINS): ")
 
 
 def read_graph(path: str | os.PathLike) -> Graph:
@@ -38,8 +43,11 @@ def read_graph(path: str | os.PathLike) -> Graph:
 
 def profile_model(path: str | os.PathLike, *, per_layer: bool = False,
                   targets: list[str] | None = None, runs: int = 50, warmup: int = 5,
-                  arena: bool = True, latency: bool = True) -> dict:
-    """Profile one model file. `targets`: NAME[@MHZ] specs (default: all known)."""
+                  arena: bool = True, latency: bool = True,
+                  measure: list[tuple[str, float | None]] | None = None,
+                  kernels: str = "cmsis-nn", toolchains: str | None = None) -> dict:
+    """Profile one model file. `targets`: NAME[@MHZ] specs (default: all known).
+    `measure`: [(cpu, mhz)] to count instructions on an emulated Cortex-M (replaces targets)."""
     chosen = [parse_target(t) for t in (targets or list(TARGETS))]  # bad names fail first
     if runs < 1:
         raise UserError("--runs", f"must be at least 1, got {runs}")
@@ -110,8 +118,16 @@ def profile_model(path: str | os.PathLike, *, per_layer: bool = False,
         except Exception as e:  # noqa: BLE001 - a runtime refusing the model is a finding
             report["latency_error"] = f"{type(e).__name__}: {first_line(e, 200)}"
 
-    report["targets"] = [estimate(t, macs_by_class) for t in chosen]
-    report["targets_note"] = NOTE
+    report["mcu_measured"] = None
+    if measure:
+        from edgehar.profile.mcu_report import measure_all
+
+        report["mcu_measured"] = measure_all(str(graph.path), rows, measure, kernels, toolchains)
+        report["targets"] = []
+        report["targets_note"] = "replaced by mcu_measured"
+    else:
+        report["targets"] = [estimate(t, macs_by_class) for t in chosen]
+        report["targets_note"] = FALLBACK + NOTE
     report["notes"] = notes
     return report
 
@@ -172,7 +188,12 @@ def format_table(r: dict) -> str:
                      f"over {lat['runs']} runs, 1 thread, {lat['runtime']}")
     else:
         lines.append(f"  {'latency':<12}- {r.get('latency_error', 'not measured')}")
-    lines.append(f"  targets     ESTIMATES ({r['targets_note']}):")
+    if r.get("mcu_measured"):
+        from edgehar.profile.mcu_report import format_measured
+
+        lines.extend(format_measured(r["mcu_measured"]))
+    else:
+        lines.append(f"  targets     ESTIMATES ({r['targets_note']}):")
     for t in r["targets"]:
         cpm = ", ".join(f"{k} {v} cyc/MAC" for k, v in t["cycles_per_mac"].items()) or "no MACs"
         lines.append(f"    {t['name']:<22}~{t['estimated_ms']:.3f} ms  ({cpm}; e.g. {t['example']})")

@@ -1,0 +1,169 @@
+"""`edgehar device emulate --model DIR --replay REC` and `edgehar live --on-device`."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+
+def register_emulate(dsub) -> None:
+    from edgehar.cli_types import nonneg_float, positive_float
+
+    emu = dsub.add_parser(
+        "emulate", help="the int8 model's real firmware on an emulated Cortex-M4, on a pty",
+        description="Build the wrist firmware for the export folder (TFLite-Micro + CMSIS-NN, the "
+                    "C array, the frame codec), boot it in qemu-system-arm (mps2-an386, Cortex-M4) "
+                    "and feed it the replayed recording as samples frames, as its IMU would. The "
+                    "firmware windows them as the model card says, runs the int8 model ON the "
+                    "emulated MCU and sends each prediction back as a frame-mode text message; "
+                    "those bytes come out of a pseudo-terminal whose path is printed first: read it "
+                    "with `edgehar live --port PTY --on-device --model DIR`.")
+    emu.add_argument("--model", required=True, metavar="ARTIFACT_DIR",
+                     help="folder written by `edgehar export --int8` (model_int8.cc, modelcard.json)")
+    emu.add_argument("--replay", required=True, metavar="RECORDING",
+                     help="recording the emulated IMU delivers (Bangle.js, HAPT, CSV, .cwa)")
+    emu.add_argument("--speed", type=nonneg_float, default=1.0, metavar="X",
+                     help="X times real time (default 1; 0 = as fast as the MCU takes them)")
+    emu.add_argument("--start", type=nonneg_float, default=0.0, metavar="S", help="start S seconds in")
+    emu.add_argument("--seconds", type=positive_float, metavar="S", help="replay only S seconds")
+    emu.add_argument("--link", metavar="PATH", help="stable symlink to the pty")
+    emu.add_argument("--toolchains", metavar="DIR", help="TFLM sources (default $EDGEHAR_TOOLCHAINS)")
+    emu.add_argument("--json", action="store_true",
+                     help="print the port as JSON first, then the device's predictions and a summary")
+    emu.set_defaults(func=run_emulate)
+
+
+def card_values(rec, card, where: str):
+    """The recording's samples in the card's channel order, units and rate."""
+    import numpy as np
+
+    from edgehar.data.resample import resample, unit_factor
+    from edgehar.errors import UserError
+
+    if abs(rec.rate - card.rate) > 1e-6:
+        rec = resample(rec, card.rate)
+    missing = [c for c in card.channels if c not in rec.channels]
+    if missing:
+        raise UserError(where, f"has no {', '.join(missing)} (the model needs "
+                               f"{', '.join(card.channels)})")
+    cols = [rec.channels.index(c) for c in card.channels]
+    try:
+        factors = [unit_factor(rec.units[i], u) for i, u in zip(cols, card.units)]
+    except ValueError as e:
+        raise UserError(where, f"units do not fit the model: {e}") from None
+    return (rec.data[:, cols] * np.asarray(factors, np.float32)).astype(np.float32)
+
+
+def run_emulate(args) -> int:
+    import os
+    import signal
+    from pathlib import Path
+
+    from edgehar.bridge.emulator import EmulatedDevice, stream_scale
+    from edgehar.bridge.firmware_build import artifact_files, build_firmware
+    from edgehar.card import ModelCard
+    from edgehar.data import load_recording
+    from edgehar.errors import UserError
+    from edgehar.profile.mcu_toolchain import find_toolchain
+
+    tc = find_toolchain(args.toolchains)
+    _, _, card_path = artifact_files(args.model)
+    card = ModelCard.from_json(card_path.read_text(), str(card_path))
+    rec = load_recording(args.replay)
+    values = card_values(rec, card, args.replay)
+    s = int(round(args.start * card.rate))
+    values = values[s:] if args.seconds is None else values[s:s + int(round(args.seconds * card.rate))]
+    if len(values) < card.window:
+        raise UserError(args.replay, f"fewer than one window ({card.window} samples) to replay")
+    elf = build_firmware(args.model, "mps2-an386", args.toolchains)
+    signal.signal(signal.SIGTERM, _interrupt)  # `kill` ends the replay cleanly (link removed)
+    with EmulatedDevice(elf, tc.qemu) as dev:
+        if args.link:
+            if os.path.lexists(args.link) and not os.path.islink(args.link):
+                raise UserError(args.link, "exists and is not a symlink; not replacing it")
+            if os.path.islink(args.link):
+                os.unlink(args.link)
+            os.symlink(dev.path, args.link)
+        try:
+            print(json.dumps({"port": dev.path, "windows": 1 + (len(values) - card.window) // card.hop})
+                  if args.json else dev.path, flush=True)
+            if not dev.wait_for(lambda d: any(m.startswith(("# edgehar device", "ERR"))
+                                              for m in d.messages), 60):
+                raise UserError(elf, "the emulated firmware did not start")
+            errors = [m for m in dev.messages if m.startswith("ERR")]
+            if errors:
+                raise UserError(elf, f"the firmware reports {errors[0]}")
+            expected = 1 + (len(values) - card.window) // card.hop
+            dev.send(values, card.rate, stream_scale(values), speed=args.speed)
+            dev.wait_for(lambda d: len(d.predictions) >= expected, 60 + expected)
+        except KeyboardInterrupt:
+            pass
+        finally:
+            if args.link and os.path.islink(args.link):
+                os.unlink(args.link)
+        if args.json:
+            for p in dev.predictions:
+                print(json.dumps({"window": p.window, "label": card.labels[p.top],
+                                  "outputs": p.outputs.tolist()}))
+        summary = {"windows": len(dev.predictions), "messages": len(dev.messages),
+                   "device": next((m for m in dev.messages if m.startswith("#")), "")}
+    print(json.dumps({"summary": summary}) if args.json else
+          f"edgehar: emulated device ran {summary['windows']} windows on the MCU ({summary['device']})",
+          file=sys.stdout if args.json else sys.stderr)
+    return 0
+
+
+def _interrupt(*_):
+    raise KeyboardInterrupt
+
+
+def run_live_on_device(args) -> int:
+    """Show the predictions a device computed itself (frame-mode "P ..." messages)."""
+    import time
+
+    from edgehar.bridge import frames
+    from edgehar.bridge.emulator import parse_prediction
+    from edgehar.bridge.serial_reader import open_port
+    from edgehar.card import ModelCard
+    from edgehar.runtime import Predictor
+
+    from pathlib import Path
+
+    card_path = Path(args.model) / "modelcard.json"
+    labels = (ModelCard.from_json(card_path.read_text(), str(card_path)).labels if card_path.is_file()
+              else Predictor(args.model, args.backend, args.threads).card.labels)
+    port = open_port(args.port, args.baud)
+    import serial
+
+    decoder, count, errors, gone = frames.FrameDecoder(), 0, 0, False
+    end = None if args.duration is None else time.monotonic() + args.duration
+    try:
+        while end is None or time.monotonic() < end:
+            try:
+                data = port.read(4096)
+            except (serial.SerialException, OSError):  # the device went away: the session ends
+                gone = True
+                break
+            for item in decoder.feed(data or b""):
+                if not isinstance(item, frames.Message):
+                    continue
+                if item.text.startswith("ERR"):
+                    errors += 1
+                p = parse_prediction(item.text)
+                if p is None:
+                    continue
+                count += 1
+                label = labels[p.top] if p.top < len(labels) else str(p.top)
+                print(json.dumps({"window": p.window, "label": label, "outputs": p.outputs.tolist(),
+                                  "on_device": True}) if args.json else
+                      f"window {p.window:>5}  {label}  (on-device int8 {p.outputs.tolist()})",
+                      flush=True)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        port.close()
+    summary = {"windows": count, "device_errors": errors, "on_device": True, "device_gone": gone}
+    print(json.dumps({"summary": summary}) if args.json else
+          f"edgehar: {count} on-device predictions, device errors {errors}", file=sys.stderr
+          if not args.json else sys.stdout)
+    return 0

@@ -1,0 +1,64 @@
+"""`edgehar firmware build ARTIFACT_DIR --board nrf52840`: a linked firmware ELF and its footprint."""
+
+from __future__ import annotations
+
+import json
+
+
+def register(sub) -> None:
+    from edgehar.bridge.firmware_build import BOARDS
+    from edgehar.cli_types import positive_int
+
+    fw = sub.add_parser("firmware", help="build microcontroller firmware from an export folder",
+                        description="Build microcontroller firmware from an export folder.")
+    fsub = fw.add_subparsers(dest="firmware_command", metavar="ACTION")
+    fsub.required = True
+    b = fsub.add_parser(
+        "build", help="link the int8 model, TFLite-Micro + CMSIS-NN and the frame encoder into an ELF",
+        description="Link the exported C array (model_int8.h/.cc), TFLite-Micro with CMSIS-NN "
+                    "kernels, the bridge's frame encoder and the wrist application (IMU frames in, "
+                    "predictions out, windowed as the model card says) into a firmware ELF with "
+                    "arm-none-eabi-gcc, and report flash and RAM read from the linked image, split "
+                    "into model, arena and TFLM code, beside the model file's bytes. TFLM is "
+                    "compiled once per CPU and cached. Needs EDGEHAR_TOOLCHAINS (or --toolchains).")
+    b.add_argument("artifacts", metavar="ARTIFACT_DIR", help="folder written by `edgehar export --int8`")
+    b.add_argument("--board", choices=list(BOARDS), default="nrf52840",
+                   help="; ".join(f"{k}: {v.example}" for k, v in BOARDS.items()) + " (default nrf52840)")
+    b.add_argument("--out", metavar="FILE.elf",
+                   help="where to write the ELF (default ARTIFACT_DIR/firmware-BOARD.elf)")
+    b.add_argument("--arena-kb", type=positive_int, metavar="N",
+                   help="tensor arena size (default: measured with tflite-micro, +1 KiB)")
+    b.add_argument("--toolchains", metavar="DIR", help="TFLM sources folder (default $EDGEHAR_TOOLCHAINS)")
+    b.add_argument("--json", action="store_true", help="print the footprint as JSON")
+    b.set_defaults(func=run_build)
+
+
+def run_build(args) -> int:
+    from pathlib import Path
+
+    from edgehar.atomic import write_bytes
+    from edgehar.bridge.firmware_build import artifact_files, build_firmware, footprint
+    from edgehar.profile.mcu_toolchain import find_toolchain
+
+    artifact_files(args.artifacts)  # the user's folder is checked before the tools
+    tc = find_toolchain(args.toolchains, need_qemu=False)
+    elf = build_firmware(args.artifacts, args.board, args.toolchains,
+                         args.arena_kb * 1024 if args.arena_kb else None)
+    out = Path(args.out) if args.out else Path(args.artifacts) / f"firmware-{args.board}.elf"
+    write_bytes(out, elf.read_bytes())
+    report = footprint(tc, elf, args.board)
+    report["elf"] = str(out)
+    tflite = Path(args.artifacts) / "model_int8.tflite"
+    report["model_file_bytes"] = tflite.stat().st_size
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return 0
+    f, r = report["flash"], report["ram"]
+    print(f"{out}  ({args.board}: {report['example']})")
+    print(f"  flash  {report['flash_bytes']:>9,} B of {report['flash_capacity']:,}: model {f['model']:,} "
+          f"(the .tflite file: {report['model_file_bytes']:,}), TFLM + CMSIS-NN code "
+          f"{f['tflm_code']:,}, C library {f['libc']:,}, application {f['app']:,}, "
+          f"initialised data {f['data_init']:,}")
+    print(f"  RAM    {report['ram_bytes']:>9,} B of {report['ram_capacity']:,}: tensor arena "
+          f"{r['arena']:,}, stack {r['stack']:,}, other data {r['other_bss_data']:,}")
+    return 0
