@@ -203,8 +203,10 @@ class VirtualDevice:
 
     # -- lifecycle ----------------------------------------------------------------------------
     def start(self) -> "VirtualDevice":
-        self._thread = threading.Thread(target=self._run, name="edgehar-virtual-device", daemon=True)
-        self._thread.start()
+        thread = threading.Thread(target=self._run, name="edgehar-virtual-device", daemon=True)
+        thread.start()
+        # only a started thread is ever joined: a signal may land between creating and starting it
+        self._thread = thread
         return self
 
     def stop(self) -> None:
