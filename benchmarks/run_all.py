@@ -73,6 +73,16 @@ def load_split(root: Path, plan: dict, seed: int):
     return w, train, val, test, list(hapt.TEST_SUBJECTS)
 
 
+def training_seconds(path: Path) -> float:
+    """Seconds a checkpoint's training took, as its card records them (pre-training and
+    fine-tuning, or a baseline's training; 0 where none is recorded)."""
+    from edgehar.checkpoint import load_checkpoint
+
+    prov = load_checkpoint(path)["card"].provenance or {}
+    return float(sum((prov.get(k) or {}).get("seconds") or 0 for k in ("pretrain", "finetune"))
+                 + (prov.get("train_s") or 0))
+
+
 def make_teacher(recipe, train, val, split: dict, path: Path) -> Path:
     """Train and save one teacher (a process of its own under --jobs)."""
     from edgehar.models.teacher import save_teacher
@@ -254,6 +264,7 @@ def main(argv=None) -> int:
         else:
             failures.append(f"{title}: no TFLite file ({why}), so no arena figure")
 
+    reused = {name: round(training_seconds(manifest.folder / name), 1) for name in reused}
     write_outputs(args, out, plan_name, plan, run, rows, students, best_row, selection, failures, reused,
                   {"dataset": "hapt", "rate": 50.0, "window": 128, "hop": 64, "channels": list(w.channels),
                    **split, "train_windows": len(train), "train_labelled": int((train.y >= 0).sum()),
@@ -298,7 +309,10 @@ def markdown(s: dict) -> str:
              f"Command: `{prov['command']}` at commit `{prov['commit'][:12]}`: {prov['cpu_seconds'] / 60:.1f} CPU "
              f"minutes ({prov['wall_seconds'] / 60:.0f} min wall, {prov['torch_threads']} torch thread, "
              f"{prov['hardware']['cpu']}, torch {prov['torch']}, {prov['finished']}"
-             + (f"; reused by content hash: {', '.join(s['reused_models'])}" if s["reused_models"] else "") + ").",
+             + ")" + (f"; models reused by content hash (same recipe, code and windows), whose training took "
+                      f"{sum(s['reused_models'].values()) / 60:.0f} more minutes on 1 thread (their cards): "
+                      + ", ".join(f"{k} {v / 60:.1f}" for k, v in s["reused_models"].items()) if s["reused_models"] else "")
+             + ".",
              f"HAPT raw recordings, 50 Hz, 128-sample windows (hop 64), {', '.join(d['channels'])}; trained on "
              f"{d['train_windows']} windows of the training subjects ({d['train_labelled']} labelled); choices made on "
              f"{d['validation_windows']} windows of validation subjects {', '.join(map(str, d['validation_subjects']))} "

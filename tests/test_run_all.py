@@ -34,6 +34,6 @@ def test_fast_plan_writes_the_whole_table(data_root, tmp_path):
     # every model was made by this run and recorded by content hash
     manifest = json.loads((out / "models" / "manifest.json").read_text())
     assert set(manifest) == {"teacher_harfm.pt", "student_tiny.pt", "student_small.pt", "cnn.pt",
-                             "ignatov.pt", "tinyhar.pt"} and s["reused_models"] == []
+                             "ignatov.pt", "tinyhar.pt"} and s["reused_models"] == {}
     md = (out / "summary.md").read_text()
     assert md.count("\n| student ") == 8 and (out / "f1_vs_macs.png").stat().st_size > 0

@@ -55,13 +55,13 @@ class Run:
 
     def __init__(self, script: str | os.PathLike, argv=None, repo: str | os.PathLike = "."):
         self.command = command_line(os.path.relpath(script, repo), sys.argv[1:] if argv is None else argv)
-        self.repo = repo
+        self.commit = git_commit(repo)  # at the start: the code the run used, before it writes results
         self.t0, self.cpu0 = time.perf_counter(), cpu_seconds()
 
     def stamp(self) -> dict:
         import torch
 
-        return {"command": self.command, "commit": git_commit(self.repo),
+        return {"command": self.command, "commit": self.commit,
                 "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                 "wall_seconds": round(time.perf_counter() - self.t0, 1),
                 "cpu_seconds": round(cpu_seconds() - self.cpu0, 1),

@@ -122,12 +122,13 @@ def run_on_mcu(tc: Toolchain, model: str, windows: bytes, *, cpu: str = "cortex-
 
 
 def input_spec(model: str) -> tuple[tuple[int, ...], np.dtype, tuple[int, ...], np.dtype]:
-    """(input shape, input dtype, output shape, output dtype) of a one-in one-out .tflite."""
+    """(input shape, input dtype, output shape, output dtype) of a one-input .tflite; the output
+    is the first one (the class scores; a student's second output, its embedding, is not kept)."""
     from edgehar.profile.tflite_graph import read_tflite
 
     graph = read_tflite(model)
-    if len(graph.inputs) != 1 or len(graph.outputs) != 1:
-        raise UserError(model, "the Cortex-M runner takes models with one input and one output")
+    if len(graph.inputs) != 1 or not graph.outputs:
+        raise UserError(model, "the Cortex-M runner takes models with one input and at least one output")
     i, o = graph.inputs[0], graph.outputs[0]
     return tuple(i.shape), np.dtype(i.dtype), tuple(o.shape), np.dtype(o.dtype)
 
