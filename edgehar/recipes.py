@@ -78,7 +78,8 @@ def family_config(method: str, size: str, windows: Windows) -> dict:
             "labels": list(windows.label_names)}
 
 
-def pretrain_teacher(recipe: TeacherRecipe, windows: Windows, ctx=None, **provenance_items):
+def pretrain_teacher(recipe: TeacherRecipe, windows: Windows, ctx=None, progress: bool = True,
+                     **provenance_items):
     """(teacher, card, PretrainResult): a new teacher of `recipe.family` pre-trained without
     labels on every window of `windows` (unlabelled ones included); `ctx` a torchrun context."""
     from edgehar.models import build
@@ -91,7 +92,8 @@ def pretrain_teacher(recipe: TeacherRecipe, windows: Windows, ctx=None, **proven
     mean, std = teacher.normalisation(windows)  # the family's choice (language: rotation-safe)
     x = ((windows.x - np.float32(mean)) / np.float32(std)).astype(np.float32)
     result = pretrain(teacher, x, windows.y, windows.subject, recipe.pretrain_steps,
-                      recipe.pretrain_batch_size, recipe.pretrain_lr, seed=recipe.seed, ctx=ctx)
+                      recipe.pretrain_batch_size, recipe.pretrain_lr, seed=recipe.seed, ctx=ctx,
+                      progress=progress)
     phases = {name: [c[0][1], c[-1][1]] for name, c in result.phase_curves().items() if c}
     card = make_teacher_card(teacher, windows, mean, std, stage="pretrain", pretrain={
         "family": recipe.family, "config": recipe.config, "steps": recipe.pretrain_steps,
@@ -135,7 +137,7 @@ def train_teacher(recipe: TeacherRecipe, train: Windows, validation: Windows | N
                   progress: bool = True, **provenance_items):
     """(teacher, card, PretrainResult): the whole teacher recipe, pre-training on `train` (unlabelled windows
     included), then fine-tuning on its labels; validation scores in the card's provenance."""
-    teacher, card, result = pretrain_teacher(recipe, train, **provenance_items)
+    teacher, card, result = pretrain_teacher(recipe, train, progress=progress, **provenance_items)
     finetune_teacher(teacher, card, train, validation, recipe, progress=progress)
     card.provenance["recipe"] = {"teacher": asdict(recipe)}
     return teacher, card, result
