@@ -1,12 +1,23 @@
 """`edgehar demo`: the whole flow in one command, on real data when given, else on the
 embedded synthetic default.
 
-Steps: (1) teacher: HAR-FM pre-trained without labels, then fine-tuned (stage B); (2) a
-student distilled from it; (3) int8 export (TFLite, ONNX, C array; calibration windows drawn
-from the training subjects); (4) profile of the int8 TFLite and ONNX files; (5) a simulated
-device replays a wrist recording through a pseudo-terminal and `live` predicts from it for a
-few seconds, logging every prediction; (6) a summary of where every artifact is and what each
-step measured.
+Steps: (1) teacher; (2) a student distilled from it; (3) int8 export (TFLite, ONNX, C array;
+calibration windows drawn from the training subjects); (4) profile of the int8 TFLite and ONNX
+files; (5) a simulated device replays a wrist recording through a pseudo-terminal and `live`
+predicts from it, logging every prediction and its agreement with the recording's labels;
+(6) a summary of where every artifact is and what each step measured.
+
+Which flow runs depends on the data root (`--data FOLDER` or $EDGEHAR_DATA):
+- wrist (the root holds wisdm_watch/, dsads/, geotec_watch/ and banglejs_wrist/): the pooled
+  wrist corpus (WISDM watch + DSADS arm units + GeoTec watch, 20 Hz, 5-s windows) is built
+  into the output folder; the corpus HAR-FM teacher and the wrist student are trained on it
+  (`edgehar.train.corpus_fm`, bench_wrist's recipe), scored once on its test subjects, and the
+  int8 student is deployed against Bangle.js user 2's whole 20-minute recording, replayed at
+  ~100x: a watch no training step saw.
+- HAPT (the root holds hapt/ only): HAR-FM pre-trained and fine-tuned on HAPT's waist phone;
+  the replay is a few seconds of Bangle.js (wrist) when present, else of HAPT.
+- `--data NAME|FOLDER` (a data set or your own recordings) and the embedded synthetic default
+  (no data): HAR-FM on those windows; the replay is one of their test subjects.
 
 The demo's model reads the 3 accelerometer channels only: the wrist recordings it streams
 (Bangle.js) have no gyroscope, and the live bridge feeds a model exactly the channels its card
@@ -29,11 +40,17 @@ ACC = ("acc_x", "acc_y", "acc_z")
 WINDOW, HOP = 128, 64  # 2.56 s at 50 Hz, the UCI-HAR window; live stride 1.28 s
 
 # Sizes of every step: --quick must stay under 2 minutes, the full demo under 10, on 2 cores.
+# "wrist": the wrist flow's sizes (corpus_hop None: half a window, as bench_wrist; the replay
+# covers min(the recording, live_seconds x speed) seconds of Bangle.js).
 PLANS = {
-    "quick": {"teacher": "tiny", "pretrain_steps": 100, "finetune_epochs": 10, "student": "tiny",
+    "quick": {"wrist": {"corpus_hop": 100, "teacher_steps": 150, "stage_a_steps": 30, "student": "tiny",
+                        "distill_steps": 150, "live_seconds": 14.0, "speed": 100.0},
+              "teacher": "tiny", "pretrain_steps": 100, "finetune_epochs": 10, "student": "tiny",
               "distill_epochs": 10, "max_train_windows": 1500, "n_calib": 200, "profile_runs": 20,
               "live_seconds": 4.0, "speed": 10.0, "synthetic": {"subjects": 10, "seconds": 20, "bouts": 2}},
-    "full": {"teacher": "cpu", "pretrain_steps": 500, "finetune_epochs": 6, "student": "small",
+    "full": {"wrist": {"corpus_hop": None, "teacher_steps": 1500, "stage_a_steps": 300, "student": "small",
+                       "distill_steps": 1500, "live_seconds": 14.0, "speed": 100.0},
+             "teacher": "cpu", "pretrain_steps": 500, "finetune_epochs": 6, "student": "small",
              "distill_epochs": 15, "max_train_windows": None, "n_calib": 500, "profile_runs": 50,
              "live_seconds": 8.0, "speed": 10.0, "synthetic": {"subjects": 12, "seconds": 25, "bouts": 2}},
 }
@@ -43,14 +60,21 @@ def register(sub) -> None:
     p = sub.add_parser(
         "demo", help="the whole flow on defaults: teacher -> student -> int8 -> profile -> live",
         description="Build a HAR-FM teacher, distil a student, export it to int8 TFLite/ONNX and a C "
-                    "array, profile both files, and run the live view for a few seconds against a "
-                    "simulated device replaying a wrist recording; then print where every artifact "
-                    "is and what each step measured. Uses the real HAPT and Bangle.js recordings "
-                    "under --data or $EDGEHAR_DATA, else an embedded synthetic data set. The model "
-                    "reads the accelerometer only (the wrist recordings have no gyroscope).")
+                    "array, profile both files, and run the live view against a simulated device "
+                    "replaying a wrist recording; then print where every artifact is, what each step "
+                    "measured and how often the live predictions agree with the recording's labels. "
+                    "With a data root holding wisdm_watch/, dsads/, geotec_watch/ and banglejs_wrist/ "
+                    "(--data or $EDGEHAR_DATA) it deploys the wrist model: the pooled wrist corpus "
+                    "(20 Hz, 5-s windows) is built into --out, the corpus HAR-FM teacher and the "
+                    "wrist student are trained on it and scored on its test subjects, and the int8 "
+                    "student is fed Bangle.js user 2's whole 20-minute recording (a watch it never "
+                    "saw) at ~100x. A root with hapt/ only trains on HAPT's waist phone instead; "
+                    "without data the embedded synthetic set is used. The model reads the "
+                    "accelerometer only (the wrist recordings have no gyroscope).")
     p.add_argument("--quick", action="store_true", help="tiny models and few steps (under 2 minutes)")
-    p.add_argument("--data", help="a folder holding hapt/ and banglejs_wrist/ (default: $EDGEHAR_DATA; "
-                                  "without either: the embedded synthetic data), or a data set name "
+    p.add_argument("--data", help="a data root (default: $EDGEHAR_DATA; without either: the embedded "
+                                  "synthetic data): wisdm_watch/, dsads/, geotec_watch/ and banglejs_wrist/ "
+                                  "for the wrist flow, else hapt/ (and banglejs_wrist/); or a data set name "
                                   "(wisdm_watch, dsads:right_arm, ...) or a folder of your own recordings "
                                   "with an edgehar.json manifest (`edgehar data check` reads it)")
     p.add_argument("--synthetic", action="store_true", help="use the embedded synthetic data even when "
@@ -58,7 +82,9 @@ def register(sub) -> None:
     p.add_argument("--out", default="edgehar-demo", help="output folder (default ./edgehar-demo)")
     p.add_argument("--threads", type=threads, help="torch CPU threads (default: half the cores, at most 4)")
     p.add_argument("--seed", type=nonneg_int, default=0, help="random seed (default 0)")
-    p.add_argument("--live-seconds", type=positive_float, help="seconds of live view (default 4 quick, 8 full)")
+    p.add_argument("--live-seconds", type=positive_float,
+                   help="seconds of live view (default: the plan's; the wrist flow stops earlier when its "
+                        "replay of the whole recording ends)")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.set_defaults(func=run_demo)
 
@@ -66,7 +92,7 @@ def register(sub) -> None:
 # -- data ---------------------------------------------------------------------------------------
 @dataclass
 class DemoData:
-    source: str  # "hapt" or "synthetic"
+    source: str  # "wrist", "hapt", "synthetic", or the --data NAME|FOLDER
     description: str
     train: object  # Windows of the training subjects, less validation
     validation: object  # Windows of subjects drawn from the training subjects: every choice
@@ -75,14 +101,15 @@ class DemoData:
     replay: object  # Recording (acc only) for the simulated device
     replay_start: int  # first sample replayed
     replay_note: str
-    extra: dict = field(default_factory=dict)
+    extra: dict = field(default_factory=dict)  # wrist flow: "corpus" folder and its "manifest"
 
 
 def resolve_data_root(args) -> Path | str | None:
-    """Where the demo's data comes from: None (the embedded synthetic data), a folder holding
-    hapt/ (and banglejs_wrist/, the EDGEHAR_DATA layout), or a data set name / a folder of your
-    own recordings with an edgehar.json manifest (given as --data)."""
+    """Where the demo's data comes from: None (the embedded synthetic data), a data root (the
+    EDGEHAR_DATA layout: the wrist sets and banglejs_wrist/, or hapt/), or a data set name / a
+    folder of your own recordings with an edgehar.json manifest (given as --data)."""
     from edgehar.data.registry import REGISTRY, check_data
+    from edgehar.demo_wrist import WRIST_SETS, wrist_root_missing
     from edgehar.errors import UserError
 
     if args.synthetic:
@@ -90,14 +117,19 @@ def resolve_data_root(args) -> Path | str | None:
     root = args.data or os.environ.get("EDGEHAR_DATA")
     if not root:
         return None
-    if (Path(root) / "hapt").is_dir():
+    if (Path(root) / "hapt").is_dir() or not wrist_root_missing(Path(root)):
         return Path(root)
     if args.data and (str(args.data).split(":")[0] in REGISTRY or (Path(args.data) / "edgehar.json").is_file()):
         return check_data(args.data)
+    missing = wrist_root_missing(Path(root))
+    if len(missing) <= len(WRIST_SETS):  # a data root with part of the wrist flow's folders
+        raise UserError(root, f"has no hapt/ and no {', '.join(m + '/' for m in missing)} (the wrist flow needs "
+                              f"{', '.join(d + '/' for d in WRIST_SETS)} and banglejs_wrist/; the HAPT flow hapt/)")
     where = "--data" if args.data else "EDGEHAR_DATA"
-    raise UserError(root, f"no hapt/ folder and no edgehar.json here ({where} takes a folder holding hapt/ and "
-                          "banglejs_wrist/, a data set name, or a folder of your own recordings with an "
-                          "edgehar.json manifest; leave it unset for the embedded synthetic data)")
+    raise UserError(root, f"no hapt/ folder and no edgehar.json here ({where} takes a data root holding "
+                          f"{', '.join(d + '/' for d in WRIST_SETS)} and banglejs_wrist/ or hapt/, a data set "
+                          "name, or a folder of your own recordings with an edgehar.json manifest; leave it "
+                          "unset for the embedded synthetic data)")
 
 
 def load_named_data(source: str, plan: dict, seed: int) -> DemoData:
@@ -129,11 +161,28 @@ def load_named_data(source: str, plan: dict, seed: int) -> DemoData:
                     tests, replay, 0, f"{held.source} (test subject {held.subject})")
 
 
+def load_wrist_data(root: Path, plan: dict, out: Path) -> DemoData:
+    """The pooled wrist corpus (built into `out/corpus`) and Bangle.js user 2 to replay; the
+    windows come with the teacher's classes (train/validation/test are filled in then)."""
+    from edgehar.demo_wrist import RATE, WINDOW as CORPUS_WINDOW, WRIST_SETS, build_or_reuse_corpus, load_replay
+
+    corpus, manifest = build_or_reuse_corpus(root, out, plan["wrist"]["corpus_hop"])
+    rec, note = load_replay(root)
+    tests = {d: manifest["splits"][d]["test"] for d in WRIST_SETS}
+    return DemoData("wrist", f"pooled wrist corpus {corpus} ({', '.join(WRIST_SETS)} from {root}; wrist and arm "
+                    f"placements, accelerometer in g, {RATE:g} Hz, {CORPUS_WINDOW}-sample windows, hop "
+                    f"{manifest['hop']}), each data set's test subjects held out", None, None, None, tests,
+                    rec, 0, note, extra={"corpus": corpus, "manifest": manifest, "replay_whole": True})
+
+
 def load_demo_data(root: Path | str | None, plan: dict, seed: int, out: Path) -> DemoData:
     import numpy as np
 
+    from edgehar.demo_wrist import wrist_root_missing
     from edgehar.recipes import split_train_validation
 
+    if isinstance(root, Path) and not wrist_root_missing(root):
+        return load_wrist_data(root, plan, out)
     if isinstance(root, str):
         return load_named_data(root, plan, seed)
     if root is None:
@@ -213,10 +262,16 @@ def step_export(data: DemoData, student: dict, plan: dict, out: Path, seed: int)
     from edgehar.data.windows import Windows
     from edgehar.export.pipeline import export_student
 
-    windows = Windows.concat([data.train, data.validation, data.test])
-    res = export_student(student["path"], out / "export", int8=True, windows=windows,
-                         data=data.source, test_subjects=data.test_subjects, n_calib=plan["n_calib"],
-                         seed=seed)
+    if data.source == "wrist":  # calibration: corpus train windows; parity: its test subjects
+        from edgehar.demo_wrist import export_windows
+
+        windows, held = export_windows(data.extra["corpus"], student["labels"])
+        name = "wrist corpus"
+    else:
+        windows, held = Windows.concat([data.train, data.validation, data.test]), data.test_subjects
+        name = data.source
+    res = export_student(student["path"], out / "export", int8=True, windows=windows, data=name,
+                         test_subjects=held, n_calib=plan["n_calib"], seed=seed, progress=False)
     fig = res["parity"]["figures"]
     folder = Path(res["out"])
     return {"folder": folder, "files": res["files"], "bytes": fig.get("bytes", {}),
@@ -244,14 +299,17 @@ def step_profile(export: dict, plan: dict, out: Path) -> dict:
 
 def step_live(data: DemoData, export: dict, plan: dict, out: Path, seconds: float, show: bool) -> dict:
     """Replay the wrist recording through a pty at `speed`x and run `live` on it for `seconds`
-    (the live view on stderr when `show`)."""
+    (the live view on stderr when `show`). The wrist flow replays min(the whole recording,
+    `seconds` x speed) and stops once the device has sent it all and every line is read."""
     from edgehar.bridge.live import LiveSession, PredictionLog, TerminalView
     from edgehar.bridge.virtual_device import VirtualDevice
     from edgehar.evaluate import label_map
 
     rec = data.replay
     model = export["folder"] / "model_int8.tflite"
-    n = int(min(len(rec.data) - data.replay_start, (seconds + 2) * plan["speed"] * rec.rate))
+    whole = data.extra.get("replay_whole", False)
+    # a timed replay gets 2 s more than the live view, so the device never runs dry before it ends
+    n = int(min(len(rec.data) - data.replay_start, (seconds + (0 if whole else 2)) * plan["speed"] * rec.rate))
     samples = rec.data[data.replay_start:data.replay_start + n]
     dev = VirtualDevice(samples, rec.rate, rec.channels, rec.units, "text", plan["speed"])
     session = LiveSession(dev.path, str(model), smooth="ema:0.5", keep=True)
@@ -264,9 +322,21 @@ def step_live(data: DemoData, export: dict, plan: dict, out: Path, seconds: floa
         if view:
             view.prediction(p)
 
+    read = [-1]
+
+    def on_idle():
+        if view:
+            view.idle()
+        if whole and dev.finished:  # the device has sent all (and lingered): stop once nothing more comes
+            now = session.reader.stats()["readings"]
+            if now == read[0] and not len(session.ring):
+                session.stop()
+            read[0] = now
+
     dev.start()
     try:
-        session.run(seconds, on_prediction, view.idle if view else None)
+        # the wrist flow's replay starts when the port opens: allow a few seconds on a loaded machine
+        session.run(seconds + (10 if whole else 0), on_prediction, on_idle)
     finally:
         log.close()
         dev.stop()
@@ -276,21 +346,30 @@ def step_live(data: DemoData, export: dict, plan: dict, out: Path, seconds: floa
     seen = {}
     for p in preds:
         seen[labels[p.smoothed]] = seen.get(labels[p.smoothed], 0) + 1
-    # agreement with the recording's own labels, on the classes the model knows
-    agree, scored = 0, 0
+    # agreement with the recording's own labels at each window's centre, on the classes the model
+    # knows; `start` counts model-rate samples from the replay's first one (text mode: one index line)
+    card = session.card
+    per_class: dict[str, list[int]] = {}
     if rec.labels is not None:
         mapping = label_map(rec.label_names, labels)
-        card = session.card
         for p in preds:
             mid = data.replay_start + int(round((p.start + card.window / 2) * rec.rate / card.rate))
             truth = int(rec.labels[min(mid, len(rec.labels) - 1)])
             if truth in mapping:
-                scored += 1
-                agree += int(mapping[truth] == p.label)
+                per_class.setdefault(labels[mapping[truth]], []).append(int(mapping[truth] == p.label))
+    scored = sum(len(v) for v in per_class.values())
+    agree = sum(sum(v) for v in per_class.values())
+    # every window the replayed samples hold at the model's rate (the causal resampler may hold back
+    # its last few output samples, so the last window can be missing)
+    model_samples = int(n * card.rate / rec.rate)
+    expected = max(0, (model_samples - card.window) // card.hop + 1)
     return {"log": log_path, "port": "pty (virtual device)", "protocol": "text", "speed": plan["speed"],
-            "seconds": seconds, "windows": counts["windows"], "predictions": len(preds),
-            "delay_ms": counts["delay_ms"], "garbled": counts.get("garbled", 0), "classes_seen": seen,
+            "seconds": seconds, "replayed_seconds": round(n / rec.rate, 1), "replayed_samples": n,
+            "samples_read": counts["readings"], "windows": counts["windows"], "expected_windows": expected,
+            "predictions": len(preds), "delay_ms": counts["delay_ms"], "garbled": counts.get("garbled", 0),
+            "overruns": counts.get("overruns", 0), "classes_seen": seen,
             "agreement": (agree / scored) if scored else None, "scored_windows": scored,
+            "per_class": {c: {"agreement": sum(v) / len(v), "windows": len(v)} for c, v in sorted(per_class.items())},
             "replay": data.replay_note, "model": str(model)}
 
 
@@ -298,13 +377,17 @@ def step_live(data: DemoData, export: dict, plan: dict, out: Path, seconds: floa
 def run_demo(args: argparse.Namespace) -> int:
     from edgehar.errors import UserError
 
+    from edgehar.demo_wrist import wrist_root_missing
+
     plan = dict(PLANS["quick" if args.quick else "full"])
-    seconds = args.live_seconds if args.live_seconds is not None else plan["live_seconds"]
-    if seconds <= 0:
+    if args.live_seconds is not None and args.live_seconds <= 0:
         raise UserError("--live-seconds", "must be > 0")
     if args.threads is not None and args.threads < 1:
         raise UserError("--threads", "must be at least 1")
     root = resolve_data_root(args)
+    if isinstance(root, Path) and not wrist_root_missing(root):
+        plan.update(live_seconds=plan["wrist"]["live_seconds"], speed=plan["wrist"]["speed"])
+    seconds = args.live_seconds if args.live_seconds is not None else plan["live_seconds"]
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise UserError(out, "exists and is not a folder")
@@ -349,18 +432,17 @@ def _run_demo(args, plan: dict, seconds: float, root, out: Path) -> int:
 
     say(f"edgehar demo ({'quick' if args.quick else 'full'}) -> {out}")
     data = timed("data", load_demo_data, root, plan, args.seed, out)
-    say(f"[0/5] data: {data.description}; model input: accelerometer only (3 channels, 50 Hz, "
-        f"{WINDOW}-sample windows), because the wrist recordings have no gyroscope")
-    say(f"[1/5] teacher: HAR-FM ({plan['teacher']} config), pre-train {plan['pretrain_steps']} steps + "
-        f"fine-tune {plan['finetune_epochs']} epochs on {len(data.train)} training windows")
-    teacher = timed("teacher", step_teacher, data, plan, out, args.seed)
-    say(f"[2/5] student: distil '{plan['student']}' for {plan['distill_epochs']} epochs")
-    student = timed("student", step_student, data, teacher, plan, out, args.seed)
+    if data.source == "wrist":
+        steps = _wrist_steps(data, plan, args.seed, out, say, timed)
+    else:
+        steps = _steps(data, plan, args.seed, out, say, timed)
+    teacher, student = steps
     say("[3/5] export: fp32 + int8 TFLite, ONNX, C array (calibration: training-subject windows)")
     export = timed("export", step_export, data, student, plan, out, args.seed)
     say("[4/5] profile: int8 TFLite and ONNX (MACs, arena, host latency, MCU estimates)")
     profile = timed("profile", step_profile, export, plan, out)
-    say(f"[5/5] live: simulated device replaying {data.replay_note} at {plan['speed']:g}x, {seconds:g} s")
+    say(f"[5/5] live: simulated device replaying {data.replay_note} at {plan['speed']:g}x, "
+        f"up to {seconds:g} s")
     live = timed("live", step_live, data, export, plan, out, seconds, not args.json)
     times["total"] = round(time.perf_counter() - t_all, 1)
 
@@ -375,16 +457,45 @@ def _run_demo(args, plan: dict, seconds: float, root, out: Path) -> int:
     return 0
 
 
+def _steps(data: DemoData, plan: dict, seed: int, out: Path, say, timed) -> tuple[dict, dict]:
+    """Teacher and student of the HAPT, named-data and synthetic flows."""
+    say(f"[0/5] data: {data.description}; model input: accelerometer only (3 channels, 50 Hz, "
+        f"{WINDOW}-sample windows), because the wrist recordings have no gyroscope")
+    say(f"[1/5] teacher: HAR-FM ({plan['teacher']} config), pre-train {plan['pretrain_steps']} steps + "
+        f"fine-tune {plan['finetune_epochs']} epochs on {len(data.train)} training windows")
+    teacher = timed("teacher", step_teacher, data, plan, out, seed)
+    say(f"[2/5] student: distil '{plan['student']}' for {plan['distill_epochs']} epochs")
+    student = timed("student", step_student, data, teacher, plan, out, seed)
+    return teacher, student
+
+
+def _wrist_steps(data: DemoData, plan: dict, seed: int, out: Path, say, timed) -> tuple[dict, dict]:
+    """Teacher and student of the wrist flow (edgehar.train.corpus_fm's recipe)."""
+    from edgehar.demo_wrist import step_wrist_student, step_wrist_teacher
+
+    w, corpus = plan["wrist"], data.extra["corpus"]
+    say(f"[0/5] data: {data.description}; model input: accelerometer only (3 channels), because the "
+        f"Bangle.js watch has no gyroscope")
+    say(f"[1/5] teacher: corpus HAR-FM, {w['teacher_steps']} steps ({w['stage_a_steps']} masked reconstruction "
+        f"on every window + multi-task on the labelled ones) over the corpus train split")
+    teacher = timed("teacher", step_wrist_teacher, corpus, w, out, seed)
+    say(f"[2/5] student: distil '{w['student']}' for {w['distill_steps']} steps over the corpus train windows")
+    student = timed("student", step_wrist_student, corpus, teacher, w, out, seed)
+    return teacher, student
+
+
 def make_summary(args, out, data, teacher, student, export, profile, live, times) -> dict:
     folder = export["folder"]
-    return {
+    wrist = data.source == "wrist"
+    summary = {
         "mode": "quick" if args.quick else "full", "out": str(out), "seconds": times,
         "data": {"source": data.source, "description": data.description, "channels": list(ACC),
                  "why_acc_only": "the wrist recordings streamed in the live step have no gyroscope",
-                 "train_windows": len(data.train), "test_windows": int((data.test.y >= 0).sum()),
+                 "train_windows": teacher["train_windows"] if wrist else len(data.train),
+                 "test_windows": teacher["test_windows"] if wrist else int((data.test.y >= 0).sum()),
                  "test_subjects": data.test_subjects},
-        "teacher": {"path": str(teacher["path"]), "family": "harfm", "config": teacher["config"],
-                    "params": teacher["params"], "macro_f1": teacher["macro_f1"],
+        "teacher": {"path": str(teacher["path"]), "family": "corpus_fm" if wrist else "harfm",
+                    "config": teacher["config"], "params": teacher["params"], "macro_f1": teacher["macro_f1"],
                     "accuracy": teacher["accuracy"]},
         "student": {"path": str(student["path"]), "size": student["size"], "params": student["params"],
                     "macs": student["macs"], "macro_f1": student["macro_f1"], "accuracy": student["accuracy"]},
@@ -396,6 +507,12 @@ def make_summary(args, out, data, teacher, student, export, profile, live, times
         "profile": {k: {**v, "path": str(v["path"])} for k, v in profile.items()},
         "live": {**live, "log": str(live["log"])},
     }
+    if wrist:  # every recipe choice is made on the validation split; test is scored once, here
+        summary["data"].update(corpus=str(data.extra["corpus"]), labelled_train_windows=teacher["labelled_windows"],
+                               classes=teacher["labels"])
+        summary["teacher"].update(validation=teacher["validation"], test_per_dataset=teacher["per_dataset"])
+        summary["student"].update(distill_steps=student["distill_steps"], test_per_dataset=student["per_dataset"])
+    return summary
 
 
 def format_summary(s: dict) -> str:
@@ -412,7 +529,8 @@ def format_summary(s: dict) -> str:
     tfl, onx = pr["int8_tflite"], pr["int8_onnx"]
     i8 = ex["macro_f1"].get("int8_tflite")
     rows = [
-        ("teacher", t["path"], f"HAR-FM ({t['config']}), {t['params']:,} params, test macro-F1 {f1(t['macro_f1'])}"),
+        ("teacher", t["path"], (f"HAR-FM ({t['config']})" if t["family"] == "harfm" else t["config"])
+         + f", {t['params']:,} params, test macro-F1 {f1(t['macro_f1'])}"),
         ("student", st["path"], f"{st['size']}, {st['params']:,} params, {st['macs']:,} MACs/window, "
                                 f"test macro-F1 {f1(st['macro_f1'])}"),
         ("int8 TFLite", ex["int8_tflite"], f"{ex['bytes'].get('int8_tflite', tfl['file_bytes']):,} bytes, "
@@ -432,16 +550,28 @@ def format_summary(s: dict) -> str:
     ]
     width = max(len(r[1]) for r in rows)
     d = s["data"]
+    tests = d["test_subjects"]
+    tests = ("; ".join(f"{k} {', '.join(map(str, v))}" for k, v in tests.items()) if isinstance(tests, dict)
+             else ", ".join(map(str, tests)))
     lines = [f"edgehar demo ({s['mode']}) finished in {s['seconds']['total']:g} s",
              f"data: {d['description']}",
              f"model input: {', '.join(d['channels'])} only ({d['why_acc_only']}); "
-             f"{d['train_windows']} training windows, {d['test_windows']} test windows "
-             f"(subjects {', '.join(map(str, d['test_subjects']))})", ""]
+             f"{d['train_windows']} training windows, {d['test_windows']} labelled test windows "
+             f"(test subjects: {tests})", ""]
     lines += [f"  {name:<12} {path:<{width}}  {what}" for name, path, what in rows]
     lines += ["", "seconds per step: " + ", ".join(f"{k} {v:g}" for k, v in s["seconds"].items()),
               f"summary: {Path(s['out']) / 'demo.json'}",
               f"live predictions seen: {', '.join(f'{k} x{v}' for k, v in lv['classes_seen'].items()) or 'none'}",
               f"replayed: {lv['replay']}"]
+    if d["source"] == "wrist":
+        val = t.get("validation", {}).get("generic") or {}
+        lines.insert(3, f"teacher validation (corpus validation subjects, generic stem): macro-F1 "
+                        f"{f1(val.get('macro_f1'))}, accuracy {f1(val.get('accuracy'))}")
+        lines.append(f"live: {lv['windows']} of {lv['expected_windows']} windows of the "
+                     f"{lv['replayed_seconds']:g} s replay predicted ({lv['garbled']} garbled lines); agreement "
+                     f"{f1(lv['agreement'])} over {lv['scored_windows']} windows whose centre label the model "
+                     "knows: " + ", ".join(f"{c} {f1(v['agreement'])} ({v['windows']})"
+                                            for c, v in lv["per_class"].items()))
     if d["source"] == "hapt":
         lines.append("note: the model learnt from HAPT's waist phone and the replay is a wrist watch, so the "
                      "live agreement measures waist -> wrist transfer (gravity points elsewhere on a wrist)")
