@@ -216,8 +216,11 @@ def load_demo_data(root: Path | str | None, plan: dict, seed: int, out: Path) ->
     else:
         rec = hapt.load_hapt(root / "hapt")[0].select(list(ACC))
         start, note = 0, f"{rec.source} (real HAPT, waist: no banglejs_wrist/ folder found)"
+    missing = wrist_root_missing(root)
+    why = f" (not the wrist flow: no {', '.join(m + '/' for m in missing)} here)" if len(missing) < 4 else ""
     return DemoData("hapt", f"real HAPT recordings ({root / 'hapt'}), accelerometer channels, "
-                    "official test subjects held out", train, val, test, list(hapt.TEST_SUBJECTS), rec, start, note)
+                    f"official test subjects held out{why}", train, val, test, list(hapt.TEST_SUBJECTS), rec,
+                    start, note)
 
 
 # -- steps --------------------------------------------------------------------------------------

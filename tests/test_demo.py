@@ -86,13 +86,52 @@ def test_demo_quick_synthetic(tmp_path):
 
 @pytest.mark.data
 def test_demo_quick_real_data(data_root, tmp_path):
+    """The wrist flow: corpus teacher -> wrist student -> int8, live on Bangle.js user 2's whole
+    recording. No bound on the agreement (a short stochastic run): it must be what live.csv
+    says against the recording's labels."""
+    from edgehar.data.banglejs import load_banglejs
+
     out = tmp_path / "demo"
     r = run_demo(out, env_data=data_root)
     assert r.returncode == 0, r.stderr[-3000:]
     summary = json.loads(r.stdout)
-    assert summary["data"]["source"] == "hapt" and summary["data"]["test_subjects"][0] == 2
-    check_folder(out, summary)
-    assert "Bangle.js" in summary["live"]["replay"]
+    assert summary["data"]["source"] == "wrist"
+    assert (out / "corpus" / "corpus.json").is_file()
+    rows, card = check_folder(out, summary)
+    assert (card["rate"], card["window"]) == (20.0, 100)
+    live = summary["live"]
+    assert "Bangle.js" in live["replay"] and "user 2" in live["replay"]
+    rec = next(r for r in load_banglejs(data_root / "banglejs_wrist") if int(r.subject) == 2)
+    # the whole recording went through the pty intact, and every window of it was predicted
+    # (the causal resampler may hold back the samples of the very last one)
+    assert live["replayed_samples"] == live["samples_read"] == len(rec.data) and live["garbled"] == 0
+    assert live["expected_windows"] - 1 <= live["windows"] <= live["expected_windows"]
+    model_samples = int(len(rec.data) * card["rate"] / rec.rate)
+    assert live["expected_windows"] == (model_samples - card["window"]) // card["hop"] + 1
+    # the model knows the four Bangle.js classes (the corpus labels them all)
+    assert set(rec.label_names) <= set(card["labels"])
+    # agreement = share of logged labels equal to the 50 Hz recording's label at the window's
+    # centre (start and window count 20 Hz samples), over the labelled centres
+    truth = [int(rec.labels[round((int(r["start"]) + card["window"] / 2) * rec.rate / card["rate"])]) for r in rows]
+    scored = [(r["label"], rec.label_names[t]) for r, t in zip(rows, truth) if t >= 0]
+    assert live["scored_windows"] == len(scored) > 0
+    assert live["agreement"] == pytest.approx(sum(a == b for a, b in scored) / len(scored))
+    for name, c in live["per_class"].items():
+        mine = [a == b for a, b in scored if b == name]
+        assert c["windows"] == len(mine) and c["agreement"] == pytest.approx(sum(mine) / len(mine))
+    assert sum(c["windows"] for c in live["per_class"].values()) == len(scored)
+
+
+@pytest.mark.data
+def test_demo_wrist_root_without_banglejs_is_one_line(data_root, tmp_path):
+    root = tmp_path / "root"
+    root.mkdir()
+    for name in ("wisdm_watch", "dsads", "geotec_watch"):
+        (root / name).symlink_to(data_root / name)
+    r = run_demo(tmp_path / "demo", extra=("--data", str(root)))
+    assert r.returncode == 2
+    assert r.stderr.startswith("edgehar: error: ") and r.stderr.count("\n") == 1, r.stderr
+    assert "banglejs_wrist/" in r.stderr and not (tmp_path / "demo").exists()
 
 
 def test_demo_bad_data_folder_is_one_line(tmp_path):
