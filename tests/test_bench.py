@@ -79,11 +79,16 @@ def test_table_has_one_cell_per_column():
 
 def test_update_readme_replaces_only_the_marked_section(tmp_path):
     readme = tmp_path / "README.md"
-    readme.write_text(f"intro\n{table.README_START}\nold\n{table.README_END}\nafter\n")
+    readme.write_text("intro\n<!-- benchmark:start -->\nold\n<!-- benchmark:end -->\nafter\n")
     table.update_readme(readme, "new table\n", [("plot", tmp_path / "r" / "p.png")])
     text = readme.read_text()
     assert text.startswith("intro\n") and text.endswith("after\n") and "old" not in text
     assert "new table" in text and "![plot](r/p.png)" in text
+    table.update_readme(readme, "wrist table\n", [], section="wrist", title="## Wrist")
+    table.update_readme(readme, "wrist again\n", [], section="wrist", title="## Wrist")
+    text = readme.read_text()
+    assert "new table" in text and text.count("## Wrist") == 1 and "wrist again" in text
+    assert "wrist table" not in text and text.index("<!-- wrist:start -->") > text.index("after")
 
 
 def test_run_stamp_names_the_command(tmp_path):
