@@ -59,3 +59,25 @@ def test_zero_shot_is_the_nearest_label_text():
         z = torch.nn.functional.normalize(teacher.text_projection(torch.from_numpy(card.normalise(w.x))), dim=1)
     want = (z.numpy() @ label_text_embeddings(labels).T).argmax(1)
     assert np.array_equal(pred, want)
+
+
+def test_original_names_lists_each_sets_own_names_per_canonical_class():
+    from edgehar.train.corpus_fm import CorpusPart, original_names
+
+    m = {"labels": ["a/jogging", "a/sitting", "b/running on a treadmill", "b/sitting"],
+         "canonical": ["running", "sitting"]}
+    part = CorpusPart(x=np.zeros((5, 4, 3), np.float32), source=np.array([0, 0, 1, 1, 1]),
+                      canonical=np.array([0, 1, 0, 1, -1]), source_label=np.array([0, 1, 0, 1, -1]),
+                      subject=np.zeros(5, np.int64), dataset=np.array([0, 0, 1, 1, 1]), manifest=m,
+                      sources=["a", "b"])
+    assert original_names(part) == {"running": ["jogging", "running on a treadmill"]}
+
+
+def test_language_teacher_aligns_extra_label_names_to_their_class():
+    from edgehar.models.language import LanguageTeacher, class_descriptions
+
+    cfg = {"encoder": "cnn", "widths": [8], "strides": [2], "kernel": 3, "channels": list(ACC), "window": 100,
+           "rate": 20.0, "labels": ["running", "sitting"], "label_texts": {"running": ["jogging on a track"]}}
+    texts, cls = LanguageTeacher(cfg).text_bank()
+    n_run = len(class_descriptions("running")) + len(class_descriptions("jogging on a track"))
+    assert int((cls == 0).sum()) == n_run and int((cls == 1).sum()) == len(class_descriptions("sitting"))

@@ -80,14 +80,19 @@ def markdown(result: dict) -> str:
     lines += ["", "Teacher recipe chosen on " + tc["on"] + ": " + ", ".join(
         f"{k} steps {v:.4f}" for k, v in tc["candidates"].items()) + f" -> {tc['chosen']} steps."]
     lines += ["", "### Leave one data set out", "",
-              "| held out | test windows (classes the teacher knows) | teacher trained with it | teacher trained "
-              "without it | zero-shot, all its classes by text | chance | unseen classes | zero-shot F1 on "
-              "unseen (chance) |", "|" + "---|" * 8]
+              "Each held-out set X: the teacher recipe trained without X, scored on X's test subjects (the "
+              "classes it knows), and zero-shot on all of X's classes by their text alone; an unseen class is "
+              "one no training label named (chance: uniform guessing over X's classes, measured).", "",
+              "| held out | test windows (known classes) | teacher with X | teacher without X | zero-shot, "
+              "HAR-FM text head | zero-shot, language teacher | chance | unseen classes | unseen F1: HAR-FM / "
+              "language (chance) |", "|" + "---|" * 9]
     for held, r in result["leave_one_out"].items():
-        z = r["zero_shot"]
+        z, zl = r["zero_shot"], r["zero_shot_language"]
+        unseen = sorted(set(z["unseen"]) | set(zl["unseen"]))
         lines.append(f"| {held} | {r['seen_windows']} | {_f(r['macro_f1_with'])} | {_f(r['macro_f1_without'])} | "
-                     f"{_f(z['macro_f1'])} | {_f(z['chance_macro_f1'])} | {', '.join(r['unseen']) or '-'} | "
-                     f"{_f(z['unseen_mean_f1'])} ({_f(z['unseen_chance_f1'])}) |")
+                     f"{_f(z['macro_f1'])} | {_f(zl['macro_f1'])} | {_f(z['chance_macro_f1'])} | "
+                     f"{', '.join(unseen) or '-'} | {_f(z['unseen_mean_f1'])} / {_f(zl['unseen_mean_f1'])} "
+                     f"({_f(z['unseen_chance_f1'])}) |")
     eff = {h: r["label_efficiency"] for h, r in result["leave_one_out"].items() if "label_efficiency" in r}
     if eff:
         lines += ["", "### Label efficiency (fine-tuned on a data set left out of pre-training; test macro-F1, "

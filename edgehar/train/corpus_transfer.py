@@ -86,13 +86,17 @@ def few_label_score(init, arch, card, train: Windows, val: Windows, test: Window
 
 
 @torch.no_grad()
-def zero_shot_predict(teacher, card, x: np.ndarray, labels: list[str], batch: int = 1024) -> np.ndarray:
-    """Index into `labels` of each window's nearest label text (cosine, generic stem)."""
+def zero_shot_predict(teacher, card, x: np.ndarray, labels: list[str], prompt: str = "activity",
+                      batch: int = 1024) -> np.ndarray:
+    """Index into `labels` of each window's nearest label text (cosine; the corpus teacher's
+    generic stem). `prompt`: "activity" (HAR-FM's label prompt) or "descriptions" (the
+    language teacher's mean of each label's descriptions)."""
     from edgehar.zeroshot import label_text_embeddings
 
-    protos = torch.from_numpy(label_text_embeddings(labels))
+    protos = torch.from_numpy(label_text_embeddings(labels, prompt))
     teacher.eval()
-    teacher.route = None
+    if hasattr(teacher, "route"):
+        teacher.route = None
     xn = card.normalise(x)
     out = []
     for lo in range(0, len(xn), batch):
