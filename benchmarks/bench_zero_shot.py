@@ -23,15 +23,6 @@ import torch
 ACC = ("acc_x", "acc_y", "acc_z")
 
 
-def chance_macro_f1(y: np.ndarray, n_classes: int, draws: int = 1000, seed: int = 0) -> tuple[float, float]:
-    """(mean, std) macro-F1 of uniformly random predictions over `draws` runs."""
-    from edgehar.metrics import macro_f1
-
-    rng = np.random.default_rng(seed)
-    scores = [macro_f1(y, rng.integers(0, n_classes, len(y)), n_classes) for _ in range(draws)]
-    return float(np.mean(scores)), float(np.std(scores))
-
-
 @torch.no_grad()
 def zero_shot(teacher, x: np.ndarray, labels, batch: int = 512) -> np.ndarray:
     """Predicted class index of normalised windows x by cosine to the class descriptions."""
@@ -119,7 +110,10 @@ def main() -> int:
     # user 1's "sitting" segment moves like vigorous exercise (|a| std ~3 g): a labelling slip
     suspect = (bangle.subject == 1) & (bangle.y == b_labels.index("sitting"))
     zs_clean = report(bangle.y[~suspect], pred[~suspect], b_labels)
-    chance, chance_sd = chance_macro_f1(bangle.y, len(b_labels), seed=args.seed)
+    from edgehar.metrics import chance as chance_of
+
+    c = chance_of(bangle.y, len(b_labels), seed=args.seed)
+    chance, chance_sd = c["macro_f1"], c["macro_f1_std"]
 
     hapt_proto = report(test.y, zero_shot(teacher, card.normalise(test.x), labels), labels)
     val_ft = finetune_teacher(teacher, card, train, val, recipe, progress=False)

@@ -79,11 +79,16 @@ def test_table_has_one_cell_per_column():
 
 def test_update_readme_replaces_only_the_marked_section(tmp_path):
     readme = tmp_path / "README.md"
-    readme.write_text(f"intro\n{table.README_START}\nold\n{table.README_END}\nafter\n")
+    readme.write_text("intro\n<!-- benchmark:start -->\nold\n<!-- benchmark:end -->\nafter\n")
     table.update_readme(readme, "new table\n", [("plot", tmp_path / "r" / "p.png")])
     text = readme.read_text()
     assert text.startswith("intro\n") and text.endswith("after\n") and "old" not in text
     assert "new table" in text and "![plot](r/p.png)" in text
+    table.update_readme(readme, "wrist table\n", [], section="wrist", title="## Wrist")
+    table.update_readme(readme, "wrist again\n", [], section="wrist", title="## Wrist")
+    text = readme.read_text()
+    assert "new table" in text and text.count("## Wrist") == 1 and "wrist again" in text
+    assert "wrist table" not in text and text.index("<!-- wrist:start -->") > text.index("after")
 
 
 def test_run_stamp_names_the_command(tmp_path):
@@ -112,3 +117,33 @@ def test_mcu_cell_prefers_the_measured_count():
     assert table.mcu_cell(measured) == "1,696,825 / 733,900"
     assert table.mcu_cell(estimated) == "~262.2 ms est."
     assert table.mcu_cell({"m4f_ms": None}) == "-"
+
+
+def wrist_windows(labels, names):
+    from edgehar.data.windows import Windows
+
+    y = np.array([names.index(n) for n in labels], np.int64)
+    return Windows(x=np.zeros((len(y), 4, 3), np.float32), y=y, subject=np.zeros(len(y), np.int64), rate=20.0,
+                   channels=("acc_x", "acc_y", "acc_z"), units=("g",) * 3, label_names=tuple(names), hop=2)
+
+
+def test_wrist_macro_f1_counts_unknown_predictions_as_errors():
+    from edgehar.bench.wrist import macro_f1
+
+    w = wrist_windows(["walking", "walking", "sitting", "lying"], ["walking", "sitting", "lying"])
+    assert macro_f1(["walking", "walking", "sitting", "lying"], w)["macro_f1"] == 1.0
+    r = macro_f1(["walking", "kicking", "sitting", "lying"], w)  # "kicking": the (other) column
+    assert r["n"] == 4 and r["macro_f1"] == pytest.approx((2 / 3 + 1 + 1) / 3)
+    assert macro_f1(["walking", "walking", "sitting", "sitting"], w, ["walking", "sitting"])["n"] == 3
+
+
+def test_wrist_pool_mean_leaves_out_sets_with_few_test_windows():
+    from edgehar.bench.wrist import MIN_POOL_WINDOWS, score_row
+
+    names = ["walking", "running", "sitting", "lying"]
+    big = wrist_windows(["walking", "sitting"] * MIN_POOL_WINDOWS, names)
+    small = wrist_windows(["walking", "running"], names)
+    predict_walking = lambda x: np.zeros(len(x), np.int64)  # noqa: E731
+    row = score_row("m", predict_walking, names, {"big": big, "small": small}, big, big)
+    assert row["small"] == pytest.approx(1 / 3) and row["big"] == pytest.approx(1 / 3)
+    assert row["pool_mean"] == row["big"] and row["bangle_n"] == 2 * MIN_POOL_WINDOWS

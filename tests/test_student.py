@@ -97,8 +97,9 @@ def test_card_from_teacher_card_keeps_input_format_and_prompts():
     teacher = ModelCard(labels=["walk", "sit"], rate=20.0, window=120, hop=60,
                         channels=["acc_x", "acc_y", "acc_z"], units=["m/s^2"] * 3, norm_mean=[0, 0, 9.8],
                         norm_std=[1, 1, 1], prompts={"walk": "a person walking"}, kind="teacher",
-                        arch={"name": "limubert"})
+                        arch={"name": "limubert"}, text_prototypes=[[0.1] * 384, [0.2] * 384])
     card = make_student_card("small", teacher, embed_dim=72)
+    assert card.text_prototypes is None  # the teacher's text space is not the student's embedding
     assert (card.rate, card.window, card.norm_mean, card.prompts) == (20.0, 120, [0, 0, 9.8], teacher.prompts)
     assert card.arch["config"]["embed_dim"] == 72 and card.kind == "student"
     assert build(card.arch)(torch.zeros(1, 120, 3))[1].shape == (1, 72)

@@ -75,3 +75,19 @@ def test_banglejs_round_trip(tmp_path):
     assert np.abs(back.data - rec.data[:, :3]).max() < 1e-5
     assert np.array_equal(back.labels, rec.labels) and back.label_names == LABELS
     assert load_recording(path).n_samples == rec.n_samples  # what `device simulate --replay` reads
+    # the file holds the device's own convention (gravity vector): the negated specific force
+    first = [float(v) for v in path.read_text().splitlines()[1].rstrip(";").split(",")[1:]]
+    assert first == pytest.approx(-rec.data[0, :3], abs=1e-5)
+
+
+def test_banglejs_face_up_reads_plus_one_g(tmp_path):
+    """Bangle.js lying flat face up reads (0, 0, -1) g (Espruino's `accel` event); loaded, it is
+    the specific force every other source reports, (0, 0, +1) g."""
+    from edgehar.data.banglejs import load_banglejs
+
+    rows = "".join(f"00:00:{i / 50:06.3f},0,0,-1;\n" for i in range(100))
+    (tmp_path / "acc_exp01_user01.txt").write_text("time,acc_x,acc_y,acc_z\n" + rows)
+    (tmp_path / "classnames.csv").write_text("0 lying\n")
+    (tmp_path / "labels.csv").write_text("1 1 0 1 100\n")
+    (rec,) = load_banglejs(tmp_path)
+    assert np.array_equal(rec.data.mean(0), [0.0, 0.0, 1.0])

@@ -14,14 +14,16 @@ from pathlib import Path
 
 
 def git_commit(repo: str | os.PathLike) -> str:
-    """HEAD's commit, with "+dirty" when the working tree differs from it; "unknown" outside git."""
+    """HEAD's commit, with "+dirty" when the code differs from it (benchmarks/results/ is the
+    benchmarks' output, not their input, so a run after another does not count); "unknown"
+    outside git."""
     def git(*args):
         return subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True)
 
     head = git("rev-parse", "HEAD")
     if head.returncode != 0:
         return "unknown"
-    dirty = git("status", "--porcelain", "--untracked-files=no").stdout.strip()
+    dirty = git("status", "--porcelain", "--untracked-files=no", "--", ".", ":!benchmarks/results").stdout.strip()
     return head.stdout.strip() + ("+dirty" if dirty else "")
 
 

@@ -14,7 +14,6 @@ import os
 from pathlib import Path
 
 TARGET_F1 = 0.94
-README_START, README_END = "<!-- benchmark:start -->", "<!-- benchmark:end -->"
 
 
 def _n(v, fmt="{:,}") -> str:
@@ -92,18 +91,21 @@ def target_lines(targets: list[dict]) -> list[str]:
             + (f" {t['unit']}" if t.get("unit") else "") for t in targets]
 
 
-def update_readme(readme: str | os.PathLike, md: str, images: list[tuple[str, Path]]) -> None:
-    """Replace (or append) the section between the benchmark markers with `md` and `images`
-    ((alt text, path) pairs, linked relative to the README)."""
+def update_readme(readme: str | os.PathLike, md: str, images: list[tuple[str, Path]],
+                  section: str = "benchmark", title: str = "# Results") -> None:
+    """Replace (or append) the README section between `<!-- {section}:start -->` and
+    `<!-- {section}:end -->` with `title`, `md` and `images` ((alt text, path) pairs, linked
+    relative to the README)."""
     from edgehar.atomic import write_text
 
+    start, end = f"<!-- {section}:start -->", f"<!-- {section}:end -->"
     readme = Path(readme)
     links = "".join(f"\n![{alt}]({os.path.relpath(p, readme.parent)})\n" for alt, p in images)
-    body = f"{README_START}\n# Results\n\n{md}{links}{README_END}\n"
+    body = f"{start}\n{title}\n\n{md}{links}{end}\n"
     text = readme.read_text() if readme.exists() else ""
-    if README_START in text and README_END in text:
-        head, rest = text.split(README_START, 1)
-        text = head + body + rest.split(README_END, 1)[1].lstrip("\n")
+    if start in text and end in text:
+        head, rest = text.split(start, 1)
+        text = head + body + rest.split(end, 1)[1].lstrip("\n")
     else:
         text = text.rstrip("\n") + "\n\n" + body
     write_text(readme, text)

@@ -1,6 +1,11 @@
 """Bangle.js smartwatch recordings: `acc_expNN_userNN.txt` (CSV `time,acc_x,acc_y,acc_z`, rows
 ending in `;`, acc in g) plus `labels.csv` (`exp user class start end`, 1-based rows) and
-`classnames.csv` (`index name`)."""
+`classnames.csv` (`index name`).
+
+Bangle.js reports the gravity vector: lying flat face up it reads (0, 0, -1) g (Espruino's
+`accel` event). Android phones and watches (HAPT, WISDM, GeoTec) and Xsens units (DSADS) report
+the specific force, (0, 0, +1) g face up. The loader negates Bangle.js samples into that common
+convention, as it would convert units; `write_banglejs` writes them back in the device's own."""
 
 from __future__ import annotations
 
@@ -17,6 +22,7 @@ from edgehar.errors import UserError, require_dir, require_file
 
 _ACC = re.compile(r"^acc_exp(\d+)_user(\d+)\.txt$")
 CHANNELS = ("acc_x", "acc_y", "acc_z")
+SIGN = -1.0  # Bangle.js sample = SIGN x specific force (see the module docstring)
 
 
 def read_class_names(root: Path) -> tuple[str, ...]:
@@ -58,7 +64,8 @@ def load_banglejs_file(path: str | Path, segments: np.ndarray | None = None,
                 raise UserError(labels_path, f"{label_line(labels_path, k)}segment {start}-{end} of "
                                              f"{path.name} is outside its {rec.n_samples} rows")
             labels[start - 1:min(end, rec.n_samples)] = cls
-    return rec.with_data(rec.data, subject=user, labels=labels, label_names=class_names,
+    # the device's gravity-vector convention -> the specific force every other source reports
+    return rec.with_data(SIGN * rec.data, subject=user, labels=labels, label_names=class_names,
                          name=path.stem.removeprefix("acc_"),
                          meta={**rec.meta, "experiment": exp, "placement": "left wrist",
                                "device": "Bangle.js"})

@@ -216,7 +216,9 @@ def write_banglejs(rec: Recording, folder: str | Path, exp: int = 1) -> Path:
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    acc = rec.select(["acc_x", "acc_y", "acc_z"]).data
+    from edgehar.data.banglejs import SIGN
+
+    acc = SIGN * rec.select(["acc_x", "acc_y", "acc_z"]).data  # the device's own sign convention
     t = np.arange(len(acc)) / rec.rate
     rows = [f"{_clock(s)},{x:.5f},{y:.5f},{z:.5f};" for s, (x, y, z) in zip(t, acc)]
     path = folder / f"acc_exp{exp:02d}_user{rec.subject:02d}.txt"

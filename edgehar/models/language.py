@@ -277,9 +277,12 @@ class LanguageTeacher(Teacher):
             if not labels:
                 raise UserError("language teacher", "pretrains on text: its config needs 'labels' "
                                                     "(the class names of the windows' y)")
+            # `label_texts`: more names per class (a pooled corpus's original labels, e.g.
+            # "jogging" or "walking on a treadmill inclined" for its canonical "running" or "walking")
+            extra = self.config.get("label_texts") or {}
             texts, cls = [], []
             for k, name in enumerate(labels):
-                d = class_descriptions(name)
+                d = class_descriptions(name) + [t for other in extra.get(name, []) for t in class_descriptions(other)]
                 texts += d
                 cls += [k] * len(d)
             self._bank = (torch.from_numpy(embed_texts(texts)), torch.tensor(cls))

@@ -217,8 +217,9 @@ def make_student_card(size: str, source, labels=None, tasks: dict[str, list[str]
                   "channels": list(source.channels), "units": list(source.units),
                   "norm_mean": mean, "norm_std": std}
     elif isinstance(source, ModelCard):
+        # text prototypes live in their model's embedding space: a student gets its own (distillation)
         fields = {k: v for k, v in source.to_dict().items()
-                  if k not in ("kind", "arch", "provenance", "quantization", "version")}
+                  if k not in ("kind", "arch", "provenance", "quantization", "version", "text_prototypes")}
     elif isinstance(source, dict):
         fields = dict(source)
     else:

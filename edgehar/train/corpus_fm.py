@@ -92,6 +92,22 @@ def canonical_classes(train: CorpusPart) -> tuple[list[str], np.ndarray]:
     return [m["canonical"][c] for c in present], remap
 
 
+def original_names(part: CorpusPart) -> dict[str, list[str]]:
+    """{canonical class: its source data sets' own names for it that differ} over `part`
+    (e.g. "running": ["jogging", "running on a treadmill"]): more text for text-aligned teachers.
+    `part` as `load_part` returns it (canonical ids of the corpus, not relabelled)."""
+    m = part.manifest
+    out: dict[str, set] = {}
+    for d, name in enumerate(part.sources):
+        own = [n.split("/", 1)[1] for n in m["labels"] if n.startswith(name + "/")]
+        rows = (part.source == d) & (part.source_label >= 0) & (part.canonical >= 0)
+        for local, canon in set(zip(part.source_label[rows].tolist(), part.canonical[rows].tolist())):
+            canonical = m["canonical"][canon]
+            if own[local].lower().replace("_", " ") != canonical:
+                out.setdefault(canonical, set()).add(own[local].lower().replace("_", " "))
+    return {k: sorted(v) for k, v in sorted(out.items())}
+
+
 def relabel(part: CorpusPart, remap: np.ndarray) -> CorpusPart:
     out = part.take(np.ones(len(part.x), bool))
     out.canonical = np.where(part.canonical >= 0, remap[part.canonical], -1)
