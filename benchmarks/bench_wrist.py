@@ -215,8 +215,7 @@ def main(argv=None) -> int:
     work.mkdir(parents=True, exist_ok=True)
     corpus = Path(args.corpus or work / "corpus20")
     if not (corpus / "corpus.json").is_file():
-        os.environ["EDGEHAR_DATA"] = str(root)  # build_corpus's `root` names one data set's folder
-        build_corpus(DATASETS, 20.0, 100, corpus)
+        build_corpus(DATASETS, 20.0, 100, corpus, root=root)
     log = lambda *a: print(*a, file=sys.stderr, flush=True)  # noqa: E731
 
     # the teacher recipe: step counts compared on the corpus validation split (generic stem)

@@ -9,7 +9,6 @@ module only sizes it from the demo's plan and scores it once on the corpus's tes
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from edgehar.errors import UserError
@@ -39,16 +38,7 @@ def build_or_reuse_corpus(root: Path, out: Path, hop: int | None, log=None) -> t
                                 f"{m['window']}, hop {m['hop']}): use another --out")
     if folder.exists():
         raise UserError(folder, "exists and is not a corpus: use another --out")
-    # build_corpus's `root` is one data set's folder; named sets are found under $EDGEHAR_DATA
-    saved = os.environ.get("EDGEHAR_DATA")
-    os.environ["EDGEHAR_DATA"] = str(root)
-    try:
-        return folder, build_corpus(list(WRIST_SETS), RATE, WINDOW, folder, hop=hop, log=log)
-    finally:
-        if saved is None:
-            del os.environ["EDGEHAR_DATA"]
-        else:
-            os.environ["EDGEHAR_DATA"] = saved
+    return folder, build_corpus(list(WRIST_SETS), RATE, WINDOW, folder, hop=hop, root=root, log=log)
 
 
 def load_replay(root: Path):

@@ -73,8 +73,9 @@ def test_refusals(tmp_path, monkeypatch):
     assert r.returncode == 2 and r.stderr.count("\n") == 1 and "shares no channel" in r.stderr
 
 
-def test_real_corpus_keeps_hapt_test_subjects(data_root, tmp_path):
-    m = build_corpus(["hapt", "geotec_watch"], rate=50, window=128, out=tmp_path / "c")
+def test_real_corpus_keeps_hapt_test_subjects(data_root, tmp_path, monkeypatch):
+    monkeypatch.delenv("EDGEHAR_DATA")  # `root` alone says where the data set folders are
+    m = build_corpus(["hapt", "geotec_watch"], rate=50, window=128, out=tmp_path / "c", root=data_root)
     assert m["splits"]["hapt"]["test"] == [2, 4, 9, 10, 12, 13, 18, 20, 24]
     assert len(m["splits"]["geotec_watch"]["test"]) >= 4
     assert "(unlabelled)" in m["counts"]["hapt"]["per_class"]  # postural transitions etc.

@@ -146,12 +146,8 @@ def run_corpus_build(args: argparse.Namespace) -> int:
     if not args.rate > 0 or args.window < 2 or (args.hop is not None and args.hop < 1) \
             or args.shard_windows < 1:
         raise UserError("--rate/--window/--hop/--shard-windows", "must be positive (window >= 2)")
-    root = args.root
-    if root is not None:  # --root holds the data set folders, like EDGEHAR_DATA
-        import os
-        os.environ["EDGEHAR_DATA"] = root
     m = build_corpus(args.data, args.rate, args.window, args.out, args.hop, args.shard_windows,
-                     seed=args.seed, log=None if args.json else lambda s: print(s, file=sys.stderr))
+                     seed=args.seed, root=args.root, log=None if args.json else lambda s: print(s, file=sys.stderr))
     figures = {k: m[k] for k in ("windows", "bytes", "build_seconds", "channels", "counts", "splits")}
     if args.json:
         print(json.dumps({"out": args.out, **figures}, indent=2))

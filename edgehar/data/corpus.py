@@ -89,7 +89,8 @@ def _units(channels) -> tuple[str, ...]:
 def build_corpus(data: list[str], rate: float, window: int, out: str | Path, hop: int | None = None,
                  shard_windows: int = 16384, purity: float = 0.8, seed: int = 0,
                  root: str | Path | None = None, log=None) -> dict:
-    """Write the corpus of `data` (names or own-data folders) to `out`; returns its manifest."""
+    """Write the corpus of `data` (names or own-data folders) to `out`; returns its manifest.
+    Named data sets are read from `root/<their folder>` (default: $EDGEHAR_DATA)."""
     from edgehar.atomic import staged_folder, write_json
     from edgehar.data.datasets import load_dataset, test_subjects
     from edgehar.data.registry import is_folder_arg, lookup
@@ -103,7 +104,10 @@ def build_corpus(data: list[str], rate: float, window: int, out: str | Path, hop
             raise UserError(name, "never enters a training corpus: it is the unseen-device test set")
     if len(set(data)) != len(data):
         raise UserError(",".join(data), "a data set is named twice")
-    loaded = {name: load_dataset(name, root if not is_folder_arg(name) else None) for name in data}
+    def folder(name):  # `root` holds the data set folders, like $EDGEHAR_DATA
+        return None if root is None or is_folder_arg(name) else Path(root) / lookup(name)[0].folder
+
+    loaded = {name: load_dataset(name, folder(name)) for name in data}
     channels = corpus_channels(loaded)
     units = _units(channels)
     tables = {"datasets": list(data), "placements": [], "devices": [], "canonical": [], "labels": []}
