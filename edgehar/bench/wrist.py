@@ -80,9 +80,10 @@ def markdown(result: dict) -> str:
     lines += ["", "Teacher recipe chosen on " + tc["on"] + ": " + ", ".join(
         f"{k} steps {v:.4f}" for k, v in tc["candidates"].items()) + f" -> {tc['chosen']} steps."]
     lines += ["", "### Leave one data set out", "",
-              "Each held-out set X: the teacher recipe trained without X, scored on X's test subjects (the "
-              "classes it knows), and zero-shot on all of X's classes by their text alone; an unseen class is "
-              "one no training label named (chance: uniform guessing over X's classes, measured).", "",
+              "Each held-out set X: the teacher recipe trained without X, scored on X's test subjects over the "
+              "classes it knows (the teacher trained with X chooses among the same classes), and zero-shot on "
+              "all of X's classes by their text alone; an unseen class is one no training label named "
+              "(chance: uniform guessing over X's classes, measured).", "",
               "| held out | test windows (known classes) | teacher with X | teacher without X | zero-shot, "
               "HAR-FM text head | zero-shot, language teacher | chance | unseen classes | unseen F1: HAR-FM / "
               "language (chance) |", "|" + "---|" * 9]
@@ -93,6 +94,12 @@ def markdown(result: dict) -> str:
                      f"{_f(z['macro_f1'])} | {_f(zl['macro_f1'])} | {_f(z['chance_macro_f1'])} | "
                      f"{', '.join(unseen) or '-'} | {_f(z['unseen_mean_f1'])} / {_f(zl['unseen_mean_f1'])} "
                      f"({_f(z['unseen_chance_f1'])}) |")
+    for held, r in result["leave_one_out"].items():
+        for key, who in (("zero_shot", "HAR-FM text head"), ("zero_shot_language", "language teacher")):
+            z = r[key]
+            if z["unseen"]:
+                lines.append(f"- {held}, {who}, unseen classes' zero-shot F1 (chance): " + ", ".join(
+                    f"{n} {z['per_class_f1'][n]:.3f} ({z['chance_per_class_f1'][n]:.3f})" for n in z["unseen"]))
     eff = {h: r["label_efficiency"] for h, r in result["leave_one_out"].items() if "label_efficiency" in r}
     if eff:
         lines += ["", "### Label efficiency (fine-tuned on a data set left out of pre-training; test macro-F1, "
@@ -103,6 +110,17 @@ def markdown(result: dict) -> str:
                 a, b = runs[f"{frac}/pretrained"], runs[f"{frac}/random"]
                 lines.append(f"| {held} | {float(frac):.0%} | {a['mean']:.3f} +- {a['std']:.3f} | "
                              f"{b['mean']:.3f} +- {b['std']:.3f} | {100 * (a['mean'] - b['mean']):+.1f} |")
+        for held, runs in eff.items():
+            gain = runs["0.1/pretrained"]["mean"] - runs["0.1/random"]["mean"] if "0.1/random" in runs else None
+            if gain is not None:
+                lines.append(f"- {held}: pre-training beats random initialisation by >= 3 points at 10% labels: "
+                             f"{100 * gain:+.1f} ({'met' if gain >= 0.03 else 'missed'})")
+    lines += ["", "No choice was made on a test subject or on Bangle.js: the teacher's steps on the corpus "
+                  "validation split, fine-tuning steps on the held-out set's validation subjects; the rest is "
+                  "fixed in bench_wrist.py."]
+    if result.get("reused_checkpoints"):
+        lines += ["", "Checkpoints reused from --work (trained by an earlier run of this command): "
+                      + ", ".join(result["reused_checkpoints"]) + "."]
     prov = result["provenance"]
     lines += ["", f"`{prov['command']}` at {prov['commit']}: {prov['cpu_seconds']} CPU s, "
                   f"{prov['wall_seconds']} s wall, {prov['torch_threads']} torch thread(s)."]
