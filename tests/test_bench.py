@@ -147,3 +147,21 @@ def test_wrist_pool_mean_leaves_out_sets_with_few_test_windows():
     row = score_row("m", predict_walking, names, {"big": big, "small": small}, big, big)
     assert row["small"] == pytest.approx(1 / 3) and row["big"] == pytest.approx(1 / 3)
     assert row["pool_mean"] == row["big"] and row["bangle_n"] == 2 * MIN_POOL_WINDOWS
+
+
+def test_wrist_report_states_targets_and_choices():
+    from edgehar.bench.wrist import markdown
+
+    row = {"name": "wrist student small int8", "bangle_clean": 0.8, "pool_mean": 0.9, "wisdm_watch_n": 10}
+    z = {"macro_f1": 0.5, "chance_macro_f1": 0.2, "unseen": ["kicking"], "per_class_f1": {"kicking": 0.3},
+         "chance_per_class_f1": {"kicking": 0.2}, "unseen_mean_f1": 0.3, "unseen_chance_f1": 0.2}
+    runs = {"0.1/pretrained": {"mean": 0.80, "std": 0.01}, "0.1/random": {"mean": 0.78, "std": 0.02}}
+    result = {"rows": [row], "teacher_choice": {"on": "validation", "candidates": {"10": 0.5, "20": 0.6}, "chosen": 20},
+              "leave_one_out": {"wisdm_watch": {"seen_windows": 5, "macro_f1_with": 0.9, "macro_f1_without": 0.7,
+                                                "zero_shot": z, "zero_shot_language": z, "label_efficiency": runs}},
+              "reused_checkpoints": ["teacher.pt"],
+              "provenance": {"command": "x", "commit": "c", "cpu_seconds": 1, "wall_seconds": 1, "torch_threads": 1}}
+    md = markdown(result)
+    assert "0.800 (missed by 0.050)" in md and "0.900 (met)" in md
+    assert "10 steps 0.5000, 20 steps 0.6000 -> 20 steps" in md and "kicking 0.300 (0.200)" in md
+    assert "+2.0 (missed)" in md and "teacher.pt" in md
