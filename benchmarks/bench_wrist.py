@@ -288,6 +288,7 @@ def main(argv=None) -> int:
     r = score_row(f"corpus language teacher, zero-shot by text ({len(lcard.labels)} label names)",
                   lambda x: zero_shot_predict(lang, lcard, x, list(lcard.labels), "descriptions"),
                   list(lcard.labels), tests, bangle, clean)
+    lang.set_task(len(lcard.labels), list(lcard.labels))  # its head = the label texts: MACs of the zero-shot path
     rows.append({**r, **size_cells(lang, lcard, None), "kind": "zero-shot"})
 
     lodo = leave_one_out(corpus, recipes[chosen], work, teacher, tcard, args, log)
