@@ -3,13 +3,14 @@ the baselines, scored on each data set's held-out test subjects and on Bangle.js
 data set out, label efficiency and zero-shot on classes no training label named.
 
     EDGEHAR_DATA=../shared/data python benchmarks/bench_wrist.py [--update-readme]
-        [--teacher-steps 1500,4500] [--distill-steps 3000] [--baseline-epochs 10] [--work DIR]
+        [--teacher-steps 3000,6000] [--distill-steps 4000,12000] [--baseline-epochs 10] [--work DIR]
 
 One command: builds the pooled corpus (WISDM watch + DSADS + GeoTec watch, 20 Hz, 5-s windows;
 accelerometer, in g; DSADS contributes its arm units), trains the HAR-FM corpus teacher
 (`edgehar pretrain --method harfm --data CORPUS`'s code) at each candidate step count and keeps
 the one with the best macro-F1 on the corpus's validation subjects, distils the tiny and small
-students over the corpus's train windows (unlabelled ones included) and exports them full-int8,
+students over the corpus's train windows (unlabelled ones included), keeps the step count with the
+best validation macro-F1 and exports it full-int8,
 trains the plain pooled CNN floor, the student architecture from scratch on the corpus labels and
 today's HAPT student, and scores every row once on the test subjects and on Bangle.js (4
 classes; with and without user 1's sitting segment, which is not sitting:
@@ -17,7 +18,8 @@ classes; with and without user 1's sitting segment, which is not sitting:
 trained without X, scored on X's test subjects (leave one out) and zero-shot on all of X's
 classes by their text (X's own classes are unseen); on X, pre-trained vs random initialisation
 fine-tuned with 1% and 10% of X's labels (3 seeds; steps chosen on X's validation subjects).
-Checkpoints already in --work are reused (delete the folder to retrain). Writes
+A checkpoint in --work is reused only through its content-hash manifest (the same recipe, the
+same training code and the same corpus bytes; `edgehar.bench.manifest`). Writes
 benchmarks/results/wrist.{json,md,png}; --update-readme rewrites the README's wrist section.
 """
 
@@ -26,7 +28,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import sys
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -64,19 +68,41 @@ def teacher_recipes(steps: list[int]):
     return {n: CorpusFMRecipe(steps_a=n // 5, steps_b=n - n // 5) for n in steps}
 
 
-REUSED: list[str] = []  # checkpoints this run found in --work (the report names them)
+# the code that trains every checkpoint here: editing any of it retrains them all
+TRAIN_CODE = ["edgehar.train.corpus_fm", "edgehar.train.distill", "edgehar.train.supervised", "edgehar.train.schedule",
+              "edgehar.recipes", "edgehar.models.corpus_fm", "edgehar.models.student", "edgehar.models.baselines",
+              "edgehar.models.language", "edgehar.models.augment", "edgehar.models.teacher", "edgehar.text",
+              "edgehar.data.corpus", "edgehar.data.windows"]
+REUSED: list[str] = []  # checkpoints this run reused from --work (the report names them)
+CHECKPOINTS = None  # (Manifest of --work, sha256 of the corpus), set by main
 
 
-def cached(path: Path, make, save):
-    """`make()` saved to `path` unless a checkpoint is already there (delete --work to retrain)."""
-    if path.is_file():
-        REUSED.append(path.name)
-    else:
-        save(path, *make())
+def corpus_sha256(corpus: Path) -> str:
+    """Hash of every file of the corpus folder (its shards and manifest)."""
+    import hashlib
+
+    from edgehar.bench.manifest import file_sha256
+
+    h = hashlib.sha256()
+    for f in sorted(corpus.iterdir()):
+        h.update(f.name.encode() + file_sha256(f).encode())
+    return h.hexdigest()
+
+
+def cached(name: str, recipe: dict, make, save) -> Path:
+    """--work/`name`: `make()` saved by `save`, unless the manifest holds it under the same key
+    (recipe, TRAIN_CODE and corpus)."""
+    from edgehar.bench.manifest import content_key
+
+    manifest, data_sha = CHECKPOINTS
+    path, reused = manifest.build(name, content_key(recipe, TRAIN_CODE, data_sha), recipe,
+                                  lambda p: save(p, *make()))
+    if reused:
+        REUSED.append(name)
     return path
 
 
-def hapt_student(root: Path, work: Path, epochs: int) -> dict:
+def hapt_student(root: Path, epochs: int) -> dict:
     """Today's deployed HAPT student (the demo's: accelerometer only, 50 Hz, 128-sample
     windows, waist phone), trained on HAPT's training subjects and scored on Bangle.js only:
     the pool's 20-Hz 5-s windows are not its input."""
@@ -85,19 +111,23 @@ def hapt_student(root: Path, work: Path, epochs: int) -> dict:
     from edgehar.data.datasets import activity_windows
     from edgehar.recipes import split_train_validation, train_student_supervised
 
-    path = work / "hapt_small.pt"
-    if not path.is_file():
-        w = activity_windows("hapt", root / "hapt", rate=50.0, window=128, hop=64, channels=list(ACC))
-        train, _, _ = split_train_validation(w, hapt.TEST_SUBJECTS, 0)
-        model, card = train_student_supervised(train.labelled(), "small", epochs=epochs, progress=False,
-                                               data={"dataset": "hapt"})
-        save_checkpoint(path, model, card)
+    from edgehar.bench.manifest import windows_sha256
+
+    w = activity_windows("hapt", root / "hapt", rate=50.0, window=128, hop=64, channels=list(ACC))
+    train, _, _ = split_train_validation(w, hapt.TEST_SUBJECTS, 0)
+    path = cached("hapt_small.pt", {"student": "small", "epochs": epochs, "hapt_windows": windows_sha256(train)},
+                  lambda: train_student_supervised(train.labelled(), "small", epochs=epochs, progress=False,
+                                                   data={"dataset": "hapt"}), save_checkpoint)
     model, card = load_model(path)
     bangle, clean = bangle_windows(root, card)
     row = score_row("HAPT-trained student small (today's demo model)", torch_predict(model, card),
                     list(card.labels), {}, bangle, clean)
     return {**row, **size_cells(model, card, None), "kind": "baseline",
             **{ds: None for ds in DATASETS}, "pool_mean": None}
+
+
+def language_recipe(datasets=None) -> dict:
+    return {"family": "language", "config": "cpu", "steps": LANGUAGE_STEPS, "datasets": datasets}
 
 
 def language_teacher(corpus: Path, datasets=None):
@@ -118,7 +148,7 @@ def language_teacher(corpus: Path, datasets=None):
     return teacher, card
 
 
-def leave_one_out(corpus: Path, recipe, work: Path, full_teacher, full_card, args, log) -> dict:
+def leave_one_out(corpus: Path, recipe, full_teacher, full_card, args, log) -> dict:
     """Per held-out data set X: the corpus teacher trained without X, scored on X's test
     subjects (classes it shares) and zero-shot on all of X's classes by their text; on
     `args.label_sets`, 1% / 10% of X's labels fine-tune it against random initialisation."""
@@ -130,7 +160,7 @@ def leave_one_out(corpus: Path, recipe, work: Path, full_teacher, full_card, arg
     out = {}
     for held in LODO_SETS:
         others = [d for d in DATASETS if d != held]
-        path = cached(work / f"teacher_without_{held}.pt",
+        path = cached(f"teacher_without_{held}.pt", {**asdict(recipe), "datasets": others},
                       lambda: pretrain_corpus_fm(corpus, recipe, datasets=others, progress=False)[:2], save_teacher)
         teacher, card, _ = load_teacher(path)
         parts = {s: load_part(corpus, s, datasets=[held]) for s in ("train", "validation", "test")}
@@ -151,7 +181,7 @@ def leave_one_out(corpus: Path, recipe, work: Path, full_teacher, full_card, arg
         r["seen_windows"] = int(known.sum())
         # zero-shot over every class of X, by text alone: HAR-FM's text head and the language teacher
         ch = chance(test.y, len(names))
-        lang, lcard, _ = load_teacher(cached(work / f"language_without_{held}.pt",
+        lang, lcard, _ = load_teacher(cached(f"language_without_{held}.pt", language_recipe(others),
                                              lambda: language_teacher(corpus, others), save_teacher))
         for key, (m, c, prompt) in {"zero_shot": (teacher, card, "activity"),
                                     "zero_shot_language": (lang, lcard, "descriptions")}.items():
@@ -185,14 +215,18 @@ def relabel_names(part, names: list[str]):
 
 
 def main(argv=None) -> int:
+    global CHECKPOINTS, LANGUAGE_STEPS
     from edgehar.cli_types import positive_int
 
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--corpus", help="corpus folder (default: built into --work)")
     p.add_argument("--work", default=str(RESULTS / "tmp" / "wrist"), help="checkpoints and exports")
-    p.add_argument("--teacher-steps", default="1500,4500",
+    p.add_argument("--teacher-steps", default="3000,6000",
                    help="candidate teacher step counts (a fifth stage A), chosen on validation")
-    p.add_argument("--distill-steps", type=positive_int, default=3000, help="distillation steps per student")
+    p.add_argument("--distill-steps", default="4000,12000",
+                   help="candidate distillation step counts per student, chosen on validation")
+    p.add_argument("--language-steps", type=positive_int, default=3000,
+                   help="pre-training steps of the language teachers (not tuned)")
     p.add_argument("--baseline-epochs", type=positive_int, default=10,
                    help="epochs of the CNN floor, the scratch student and the HAPT student")
     p.add_argument("--fractions", default="0.01,0.1", help="label fractions of the label-efficiency runs")
@@ -204,7 +238,10 @@ def main(argv=None) -> int:
     args.seeds = [int(s) for s in args.seeds.split(",")]
     args.label_sets = args.label_sets.split(",")
     steps = [int(s) for s in args.teacher_steps.split(",")]
+    args.distill_steps = [int(s) for s in args.distill_steps.split(",")]
+    LANGUAGE_STEPS = args.language_steps
 
+    from edgehar.bench.manifest import Manifest, file_sha256
     from edgehar.bench.provenance import Run
     from edgehar.checkpoint import load_model, save_checkpoint
     from edgehar.data.corpus import build_corpus
@@ -223,13 +260,14 @@ def main(argv=None) -> int:
     corpus = Path(args.corpus or work / "corpus20")
     if not (corpus / "corpus.json").is_file():
         build_corpus(DATASETS, 20.0, 100, corpus, root=root)
+    CHECKPOINTS = (Manifest(work), corpus_sha256(corpus))
     log = lambda *a: print(*a, file=sys.stderr, flush=True)  # noqa: E731
 
     # the teacher recipe: step counts compared on the corpus validation split (generic stem)
     recipes = teacher_recipes(steps)
     candidates = {}
     for n, recipe in recipes.items():
-        path = cached(work / f"teacher_harfm_{n}.pt",
+        path = cached(f"teacher_harfm_{n}.pt", asdict(recipe),
                       lambda: pretrain_corpus_fm(corpus, recipe, progress=False)[:2], save_teacher)
         candidates[n] = (path, load_teacher(path)[1].provenance["metrics"]["validation"]["generic"]["macro_f1"])
         log("teacher", n, "steps: validation macro-F1", candidates[n][1])
@@ -250,13 +288,24 @@ def main(argv=None) -> int:
     rows.append(row)
 
     train = relabel_to(load_part(corpus, "train"), labels).windows(labels)
+    val_l = relabel_to(load_part(corpus, "validation"), labels).windows(labels, labelled_only=True)
+    student_choice = {}
     for size in ("tiny", "small"):
-        spath, edir = work / f"wrist_{size}.pt", work / f"wrist_{size}_export"
-        cached(spath, lambda: distill_from_corpus(str(tpath), corpus, size, DistillConfig(
-            epochs=50, batch_size=128, lr=3e-3, max_steps=args.distill_steps, augment=True), progress=False),
-            lambda path, m, c, h: save_checkpoint(path, m, c, extra={"history": h}))
-        if not (edir / "model_int8.tflite").is_file():
-            export_student(spath, edir, windows=train, data="corpus train", progress=False, micro=False)
+        scored = {}  # distillation steps -> (checkpoint, validation macro-F1)
+        for n in args.distill_steps:
+            config = DistillConfig(epochs=50, batch_size=128, lr=3e-3, max_steps=n, augment=True)
+            spath = cached(f"wrist_{size}_{n}.pt", {"student": size, "teacher_sha256": file_sha256(tpath),
+                                                     **asdict(config)},
+                           lambda: distill_from_corpus(str(tpath), corpus, size, config, progress=False),
+                           lambda path, m, c, h: save_checkpoint(path, m, c, extra={"history": h}))
+            model, card = load_model(spath)
+            scored[n] = (spath, macro_f1([labels[i] for i in torch_predict(model, card)(val_l.x)], val_l)["macro_f1"])
+            log("student", size, n, "distillation steps: validation macro-F1", scored[n][1])
+        steps_chosen = max(scored, key=lambda n: scored[n][1])
+        student_choice[size] = {"candidates": {str(n): v for n, (_, v) in scored.items()}, "chosen": steps_chosen}
+        spath, edir = scored[steps_chosen][0], work / f"wrist_{size}_export"
+        shutil.rmtree(edir, ignore_errors=True)  # this script's own export, maybe of another checkpoint
+        export_student(spath, edir, windows=train, data="corpus train", progress=False, micro=False)
         model, card = load_model(spath)
         sizes = size_cells(model, card, edir)
         r = score_row(f"wrist student {size} fp32", torch_predict(model, card), labels, tests, bangle, clean)
@@ -272,29 +321,28 @@ def main(argv=None) -> int:
             rows.append({**zrow, **sizes, "kind": "zero-shot"})
 
     train_l = train.labelled()
-    val_l = relabel_to(load_part(corpus, "validation"), labels).windows(labels, labelled_only=True)
     for name, path, make in (
-            ("plain pooled CNN floor", work / "cnn_floor.pt",
+            ("plain pooled CNN floor", "cnn_floor.pt",
              lambda: train_baseline("cnn", train_l, val_l, args.baseline_epochs, progress=False)),
-            ("student small from scratch (corpus labels)", work / "scratch_small.pt",
+            ("student small from scratch (corpus labels)", "scratch_small.pt",
              lambda: train_student_supervised(train_l, "small", epochs=args.baseline_epochs, progress=False))):
-        cached(path, make, save_checkpoint)
-        model, card = load_model(path)
+        model, card = load_model(cached(path, {"model": path, "epochs": args.baseline_epochs}, make, save_checkpoint))
         r = score_row(name, torch_predict(model, card), labels, tests, bangle, clean)
         rows.append({**r, **size_cells(model, card, None), "kind": "baseline"})
-    rows.append(hapt_student(root, work, args.baseline_epochs))
+    rows.append(hapt_student(root, args.baseline_epochs))
     from edgehar.train.corpus_transfer import zero_shot_predict
-    lang, lcard, _ = load_teacher(cached(work / "language.pt", lambda: language_teacher(corpus), save_teacher))
+    lang, lcard, _ = load_teacher(cached("language.pt", language_recipe(), lambda: language_teacher(corpus), save_teacher))
     r = score_row(f"corpus language teacher, zero-shot by text ({len(lcard.labels)} label names)",
                   lambda x: zero_shot_predict(lang, lcard, x, list(lcard.labels), "descriptions"),
                   list(lcard.labels), tests, bangle, clean)
     lang.set_task(len(lcard.labels), list(lcard.labels))  # its head = the label texts: MACs of the zero-shot path
     rows.append({**r, **size_cells(lang, lcard, None), "kind": "zero-shot"})
 
-    lodo = leave_one_out(corpus, recipes[chosen], work, teacher, tcard, args, log)
+    lodo = leave_one_out(corpus, recipes[chosen], teacher, tcard, args, log)
     result = {"rows": rows, "labels": labels, "corpus": str(corpus),
               "teacher_choice": {"candidates": {str(n): v for n, (_, v) in candidates.items()}, "chosen": chosen,
                                  "on": "corpus validation split, macro-F1 of the generic stem"},
+              "student_choice": {**student_choice, "on": "corpus validation split, macro-F1 of the fp32 student"},
               "leave_one_out": lodo, "reused_checkpoints": sorted(set(REUSED)), "provenance": run.stamp()}
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "wrist.json").write_text(json.dumps(result, indent=2) + "\n")

@@ -79,6 +79,10 @@ def markdown(result: dict) -> str:
     tc = result["teacher_choice"]
     lines += ["", "Teacher recipe chosen on " + tc["on"] + ": " + ", ".join(
         f"{k} steps {v:.4f}" for k, v in tc["candidates"].items()) + f" -> {tc['chosen']} steps."]
+    if sc := result.get("student_choice"):
+        lines += ["", "Distillation steps chosen on " + sc["on"] + ": " + "; ".join(
+            f"{size}: " + ", ".join(f"{k} steps {v:.4f}" for k, v in c["candidates"].items())
+            + f" -> {c['chosen']} steps" for size, c in sc.items() if size != "on") + "."]
     lines += ["", "### Leave one data set out", "",
               "Each held-out set X: the teacher recipe trained without X, scored on X's test subjects over the "
               "classes it knows (the teacher trained with X chooses among the same classes), and zero-shot on "
@@ -115,11 +119,12 @@ def markdown(result: dict) -> str:
             if gain is not None:
                 lines.append(f"- {held}: pre-training beats random initialisation by >= 3 points at 10% labels: "
                              f"{100 * gain:+.1f} ({'met' if gain >= 0.03 else 'missed'})")
-    lines += ["", "No choice was made on a test subject or on Bangle.js: the teacher's steps on the corpus "
-                  "validation split, fine-tuning steps on the held-out set's validation subjects; the rest is "
+    lines += ["", "No choice was made on a test subject or on Bangle.js: the teacher's and the students' steps on "
+                  "the corpus validation split, fine-tuning steps on the held-out set's validation subjects; the rest is "
                   "fixed in bench_wrist.py."]
     if result.get("reused_checkpoints"):
-        lines += ["", "Checkpoints reused from --work (trained by an earlier run of this command): "
+        lines += ["", "Checkpoints reused from --work by content hash (same recipe, training code and corpus bytes; "
+                      "trained by an earlier run of this command): "
                       + ", ".join(result["reused_checkpoints"]) + "."]
     prov = result["provenance"]
     lines += ["", f"`{prov['command']}` at {prov['commit']}: {prov['cpu_seconds']} CPU s, "
