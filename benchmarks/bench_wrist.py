@@ -3,7 +3,7 @@ the baselines, scored on each data set's held-out test subjects and on Bangle.js
 data set out, label efficiency and zero-shot on classes no training label named.
 
     EDGEHAR_DATA=../shared/data python benchmarks/bench_wrist.py [--update-readme]
-        [--teacher-steps 3000,6000] [--distill-steps 4000,12000] [--baseline-epochs 10] [--work DIR]
+        [--teacher-steps 3000,6000,12000] [--distill-steps 4000,12000] [--baseline-epochs 10] [--work DIR]
 
 One command: builds the pooled corpus (WISDM watch + DSADS + GeoTec watch, 20 Hz, 5-s windows;
 accelerometer, in g; DSADS contributes its arm units), trains the HAR-FM corpus teacher
@@ -221,7 +221,7 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--corpus", help="corpus folder (default: built into --work)")
     p.add_argument("--work", default=str(RESULTS / "tmp" / "wrist"), help="checkpoints and exports")
-    p.add_argument("--teacher-steps", default="3000,6000",
+    p.add_argument("--teacher-steps", default="3000,6000,12000",
                    help="candidate teacher step counts (a fifth stage A), chosen on validation")
     p.add_argument("--distill-steps", default="4000,12000",
                    help="candidate distillation step counts per student, chosen on validation")

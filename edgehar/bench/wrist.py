@@ -75,7 +75,9 @@ def markdown(result: dict) -> str:
     small = next(r for r in result["rows"] if r["name"] == "wrist student small int8")
     lines += ["", f"Targets (int8 small): Bangle.js w/o user 1 sitting >= {TARGET}: {_f(small['bangle_clean'])} "
                   f"({_miss(small['bangle_clean'], TARGET)}); pool mean >= {TARGET}: {_f(small['pool_mean'])} "
-                  f"({_miss(small['pool_mean'], TARGET)}). Floors (issue #13): 0.76 / about 0.75."]
+                  f"({_miss(small['pool_mean'], TARGET)}). Floors (issue #13): 0.76 / about 0.75. Tried: the "
+                  "teacher and distillation step counts below (each chosen on validation); the same architecture "
+                  "trained from scratch on the labels and the CNN floor are rows above."]
     tc = result["teacher_choice"]
     lines += ["", "Teacher recipe chosen on " + tc["on"] + ": " + ", ".join(
         f"{k} steps {v:.4f}" for k, v in tc["candidates"].items()) + f" -> {tc['chosen']} steps."]
