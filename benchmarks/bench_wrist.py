@@ -3,7 +3,7 @@ the baselines, scored on each data set's held-out test subjects and on Bangle.js
 data set out, label efficiency and zero-shot on classes no training label named.
 
     EDGEHAR_DATA=../shared/data python benchmarks/bench_wrist.py [--update-readme]
-        [--teacher-steps 3000,6000,12000] [--distill-steps 4000,12000] [--baseline-epochs 10] [--work DIR]
+        [--teacher-steps 3000,6000,12000] [--distill-steps 4000,12000,24000] [--baseline-epochs 10] [--work DIR]
 
 One command: builds the pooled corpus (WISDM watch + DSADS + GeoTec watch, 20 Hz, 5-s windows;
 accelerometer, in g; DSADS contributes its arm units), trains the HAR-FM corpus teacher
@@ -223,7 +223,7 @@ def main(argv=None) -> int:
     p.add_argument("--work", default=str(RESULTS / "tmp" / "wrist"), help="checkpoints and exports")
     p.add_argument("--teacher-steps", default="3000,6000,12000",
                    help="candidate teacher step counts (a fifth stage A), chosen on validation")
-    p.add_argument("--distill-steps", default="4000,12000",
+    p.add_argument("--distill-steps", default="4000,12000,24000",
                    help="candidate distillation step counts per student, chosen on validation")
     p.add_argument("--language-steps", type=positive_int, default=3000,
                    help="pre-training steps of the language teachers (not tuned)")
@@ -291,22 +291,21 @@ def main(argv=None) -> int:
     val_l = relabel_to(load_part(corpus, "validation"), labels).windows(labels, labelled_only=True)
     student_choice = {}
     for size in ("tiny", "small"):
-        scored = {}  # distillation steps -> (checkpoint, validation macro-F1)
+        scored, models = {}, {}  # distillation steps -> (checkpoint, validation macro-F1), (model, card)
         for n in args.distill_steps:
             config = DistillConfig(epochs=50, batch_size=128, lr=3e-3, max_steps=n, augment=True)
             spath = cached(f"wrist_{size}_{n}.pt", {"student": size, "teacher_sha256": file_sha256(tpath),
                                                      **asdict(config)},
                            lambda: distill_from_corpus(str(tpath), corpus, size, config, progress=False),
                            lambda path, m, c, h: save_checkpoint(path, m, c, extra={"history": h}))
-            model, card = load_model(spath)
+            model, card = models[n] = load_model(spath)
             scored[n] = (spath, macro_f1([labels[i] for i in torch_predict(model, card)(val_l.x)], val_l)["macro_f1"])
             log("student", size, n, "distillation steps: validation macro-F1", scored[n][1])
         steps_chosen = max(scored, key=lambda n: scored[n][1])
         student_choice[size] = {"candidates": {str(n): v for n, (_, v) in scored.items()}, "chosen": steps_chosen}
-        spath, edir = scored[steps_chosen][0], work / f"wrist_{size}_export"
+        spath, (model, card), edir = scored[steps_chosen][0], models[steps_chosen], work / f"wrist_{size}_export"
         shutil.rmtree(edir, ignore_errors=True)  # this script's own export, maybe of another checkpoint
         export_student(spath, edir, windows=train, data="corpus train", progress=False, micro=False)
-        model, card = load_model(spath)
         sizes = size_cells(model, card, edir)
         r = score_row(f"wrist student {size} fp32", torch_predict(model, card), labels, tests, bangle, clean)
         rows.append({**r, **sizes, "kind": "student", "int8_bytes": None, "arena_bytes": None})
@@ -342,7 +341,8 @@ def main(argv=None) -> int:
     result = {"rows": rows, "labels": labels, "corpus": str(corpus),
               "teacher_choice": {"candidates": {str(n): v for n, (_, v) in candidates.items()}, "chosen": chosen,
                                  "on": "corpus validation split, macro-F1 of the generic stem"},
-              "student_choice": {**student_choice, "on": "corpus validation split, macro-F1 of the fp32 student"},
+              "student_choice": {"sizes": student_choice,
+                                 "on": "corpus validation split, macro-F1 of the fp32 student"},
               "leave_one_out": lodo, "reused_checkpoints": sorted(set(REUSED)), "provenance": run.stamp()}
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "wrist.json").write_text(json.dumps(result, indent=2) + "\n")

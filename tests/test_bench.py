@@ -157,7 +157,7 @@ def test_wrist_report_states_targets_and_choices():
          "chance_per_class_f1": {"kicking": 0.2}, "unseen_mean_f1": 0.3, "unseen_chance_f1": 0.2}
     runs = {"0.1/pretrained": {"mean": 0.80, "std": 0.01}, "0.1/random": {"mean": 0.78, "std": 0.02}}
     result = {"rows": [row], "teacher_choice": {"on": "validation", "candidates": {"10": 0.5, "20": 0.6}, "chosen": 20},
-              "student_choice": {"on": "validation", "small": {"candidates": {"4": 0.7, "8": 0.65}, "chosen": 4}},
+              "student_choice": {"on": "validation", "sizes": {"small": {"candidates": {"4": 0.7, "8": 0.65}, "chosen": 4}}},
               "leave_one_out": {"wisdm_watch": {"seen_windows": 5, "macro_f1_with": 0.9, "macro_f1_without": 0.7,
                                                 "zero_shot": z, "zero_shot_language": z, "label_efficiency": runs}},
               "reused_checkpoints": ["teacher.pt"],

@@ -84,7 +84,7 @@ def markdown(result: dict) -> str:
     if sc := result.get("student_choice"):
         lines += ["", "Distillation steps chosen on " + sc["on"] + ": " + "; ".join(
             f"{size}: " + ", ".join(f"{k} steps {v:.4f}" for k, v in c["candidates"].items())
-            + f" -> {c['chosen']} steps" for size, c in sc.items() if size != "on") + "."]
+            + f" -> {c['chosen']} steps" for size, c in sc["sizes"].items()) + "."]
     lines += ["", "### Leave one data set out", "",
               "Each held-out set X: the teacher recipe trained without X, scored on X's test subjects over the "
               "classes it knows (the teacher trained with X chooses among the same classes), and zero-shot on "
