@@ -2,7 +2,7 @@
 the baselines, scored on each data set's held-out test subjects and on Bangle.js; leave one
 data set out, label efficiency and zero-shot on classes no training label named.
 
-    EDGEHAR_DATA=../shared/data python benchmarks/bench_wrist.py [--update-readme]
+    EDGEHAR_DATA=../shared/data EDGEHAR_TOOLCHAINS=../shared/toolchains python benchmarks/bench_wrist.py [--update-readme]
         [--teacher-steps 3000,6000,12000] [--distill-steps 4000,12000,24000] [--baseline-epochs 10] [--work DIR]
 
 One command: builds the pooled corpus (WISDM watch + DSADS + GeoTec watch, 20 Hz, 5-s windows;
@@ -60,6 +60,8 @@ def size_cells(model, card, export_dir: Path | None) -> dict:
         from edgehar.bench.measure import profile
         prof = profile(export_dir / "model_int8.tflite", 5)
         out["int8_bytes"], out["arena_bytes"] = prof.get("file_bytes"), prof.get("arena_bytes")
+        # instructions per window on emulated Cortex-M4 / M55 with CMSIS-NN (absent without the toolchain)
+        out.update({k: prof[k] for k in ("m4_instructions", "m55_instructions") if k in prof})
     return out
 
 

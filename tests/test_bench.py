@@ -152,7 +152,8 @@ def test_wrist_pool_mean_leaves_out_sets_with_few_test_windows():
 def test_wrist_report_states_targets_and_choices():
     from edgehar.bench.wrist import markdown
 
-    row = {"name": "wrist student small int8", "bangle_clean": 0.8, "pool_mean": 0.9, "wisdm_watch_n": 10}
+    row = {"name": "wrist student small int8", "bangle_clean": 0.8, "pool_mean": 0.9, "wisdm_watch_n": 10,
+           "m4_instructions": 2047118, "m55_instructions": 861655}
     z = {"macro_f1": 0.5, "chance_macro_f1": 0.2, "unseen": ["kicking"], "per_class_f1": {"kicking": 0.3},
          "chance_per_class_f1": {"kicking": 0.2}, "unseen_mean_f1": 0.3, "unseen_chance_f1": 0.2}
     runs = {"0.1/pretrained": {"mean": 0.80, "std": 0.01}, "0.1/random": {"mean": 0.78, "std": 0.02}}
@@ -167,3 +168,4 @@ def test_wrist_report_states_targets_and_choices():
     assert "10 steps 0.5000, 20 steps 0.6000 -> 20 steps" in md and "kicking 0.300 (0.200)" in md
     assert "+2.0 (missed)" in md and "teacher.pt" in md
     assert "small: 4 steps 0.7000, 8 steps 0.6500 -> 4 steps" in md
+    assert "| 2,047,118 / 861,655 |" in md

@@ -68,10 +68,12 @@ def markdown(result: dict) -> str:
     n = {c: result["rows"][0].get(f"{c}_n") for c in cols[:3]}
     lines = [f"| model | WISDM test (n={n['wisdm_watch']}) | DSADS arms test (n={n['dsads']}) | GeoTec test "
              f"(n={n['geotec_watch']}, not in the mean) | pool mean | Bangle.js 4 | Bangle.js 4 w/o user 1 sitting "
-             "| params | MACs | int8 bytes | arena |", "|" + "---|" * 11]
+             "| params | MACs | int8 bytes | arena | Cortex-M4 / M55 instructions (measured) |", "|" + "---|" * 12]
     for r in result["rows"]:
+        instr = (f"{r['m4_instructions']:,} / {r['m55_instructions']:,}" if r.get("m4_instructions") else "-")
         lines.append(f"| {r['name']} | " + " | ".join(_f(r.get(c)) for c in cols) + " | "
-                     + " | ".join(_f(r.get(k), "{:,}") for k in ("params", "macs", "int8_bytes", "arena_bytes")) + " |")
+                     + " | ".join(_f(r.get(k), "{:,}") for k in ("params", "macs", "int8_bytes", "arena_bytes"))
+                     + f" | {instr} |")
     small = next(r for r in result["rows"] if r["name"] == "wrist student small int8")
     lines += ["", f"Targets (int8 small): Bangle.js w/o user 1 sitting >= {TARGET}: {_f(small['bangle_clean'])} "
                   f"({_miss(small['bangle_clean'], TARGET)}); pool mean >= {TARGET}: {_f(small['pool_mean'])} "
