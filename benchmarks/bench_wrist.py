@@ -3,7 +3,7 @@ the baselines, scored on each data set's held-out test subjects and on Bangle.js
 data set out, label efficiency and zero-shot on classes no training label named.
 
     EDGEHAR_DATA=../shared/data EDGEHAR_TOOLCHAINS=../shared/toolchains python benchmarks/bench_wrist.py [--update-readme]
-        [--teacher-steps 3000,6000,12000] [--distill-steps 4000,12000,24000] [--baseline-epochs 10] [--work DIR]
+        [--teacher-steps 3000,6000,12000] [--distill-steps 4000,12000,24000,48000] [--baseline-epochs 10] [--work DIR]
 
 One command: builds the pooled corpus (WISDM watch + DSADS + GeoTec watch, 20 Hz, 5-s windows;
 accelerometer, in g; DSADS contributes its arm units), trains the HAR-FM corpus teacher
@@ -225,7 +225,7 @@ def main(argv=None) -> int:
     p.add_argument("--work", default=str(RESULTS / "tmp" / "wrist"), help="checkpoints and exports")
     p.add_argument("--teacher-steps", default="3000,6000,12000",
                    help="candidate teacher step counts (a fifth stage A), chosen on validation")
-    p.add_argument("--distill-steps", default="4000,12000,24000",
+    p.add_argument("--distill-steps", default="4000,12000,24000,48000",
                    help="candidate distillation step counts per student, chosen on validation")
     p.add_argument("--language-steps", type=positive_int, default=3000,
                    help="pre-training steps of the language teachers (not tuned)")
