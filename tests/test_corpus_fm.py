@@ -3,7 +3,6 @@ stems route by source, the losses train, and a teacher and corpus that disagree 
 
 import json
 
-import numpy as np
 import pytest
 import torch
 
@@ -39,7 +38,6 @@ def test_route_selects_each_windows_stem():
 
 def test_both_stages_reduce_their_loss():
     m = tiny_teacher()
-    g = torch.Generator().manual_seed(0)
     x = torch.randn(64, 100, 3)
     canon = torch.randint(0, 4, (64,))
     x = x + canon[:, None, None].float()  # a learnable class signal
