@@ -3,7 +3,7 @@ the baselines, scored on each data set's held-out test subjects and on Bangle.js
 data set out, label efficiency and zero-shot on classes no training label named.
 
     EDGEHAR_DATA=../shared/data EDGEHAR_TOOLCHAINS=../shared/toolchains python benchmarks/bench_wrist.py [--update-readme]
-        [--teacher-steps 3000,6000,12000] [--distill-steps 4000,12000,24000,48000] [--baseline-epochs 10] [--work DIR]
+        [--teacher-steps 3000,6000,12000] [--distill-steps 4000,12000,24000] [--baseline-epochs 10] [--work DIR]
 
 One command: builds the pooled corpus (WISDM watch + DSADS + GeoTec watch, 20 Hz, 5-s windows;
 accelerometer, in g; DSADS contributes its arm units), trains the HAR-FM corpus teacher
@@ -225,7 +225,7 @@ def main(argv=None) -> int:
     p.add_argument("--work", default=str(RESULTS / "tmp" / "wrist"), help="checkpoints and exports")
     p.add_argument("--teacher-steps", default="3000,6000,12000",
                    help="candidate teacher step counts (a fifth stage A), chosen on validation")
-    p.add_argument("--distill-steps", default="4000,12000,24000,48000",
+    p.add_argument("--distill-steps", default="4000,12000,24000",
                    help="candidate distillation step counts per student, chosen on validation")
     p.add_argument("--language-steps", type=positive_int, default=3000,
                    help="pre-training steps of the language teachers (not tuned)")
@@ -295,7 +295,9 @@ def main(argv=None) -> int:
     for size in ("tiny", "small"):
         scored, models = {}, {}  # distillation steps -> (checkpoint, validation macro-F1), (model, card)
         for n in args.distill_steps:
-            config = DistillConfig(epochs=50, batch_size=128, lr=3e-3, max_steps=n, augment=True)
+            # n steps exactly: epochs is only a bound on them (50 covers 12000 steps of 128 windows)
+            epochs = max(50, -(-n * 128 // len(train.x)))
+            config = DistillConfig(epochs=epochs, batch_size=128, lr=3e-3, max_steps=n, augment=True)
             spath = cached(f"wrist_{size}_{n}.pt", {"student": size, "teacher_sha256": file_sha256(tpath),
                                                      **asdict(config)},
                            lambda: distill_from_corpus(str(tpath), corpus, size, config, progress=False),
