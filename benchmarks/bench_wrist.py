@@ -44,6 +44,7 @@ DATASETS = ["wisdm_watch", "dsads", "geotec_watch"]
 LANGUAGE_STEPS = 3000
 LODO_SETS = ["wisdm_watch", "dsads"]  # GeoTec holds 11 labelled windows: too few to score
 ACC = ("acc_x", "acc_y", "acc_z")
+INT8_CELLS = ("int8_bytes", "arena_bytes", "m4_instructions", "m55_instructions")  # measured on the int8 file
 
 
 def torch_predict(model, card):
@@ -312,7 +313,7 @@ def main(argv=None) -> int:
         export_student(spath, edir, windows=train, data="corpus train", progress=False, micro=False)
         sizes = size_cells(model, card, edir)
         r = score_row(f"wrist student {size} fp32", torch_predict(model, card), labels, tests, bangle, clean)
-        rows.append({**r, **sizes, "kind": "student", "int8_bytes": None, "arena_bytes": None})
+        rows.append({**r, **sizes, "kind": "student", **dict.fromkeys(INT8_CELLS)})  # fp32: no int8 figures
         pred = Predictor(edir)
         r = score_row(f"wrist student {size} int8", pred.predict, labels, tests, bangle, clean)
         rows.append({**r, **sizes, "kind": "student int8"})
