@@ -98,6 +98,14 @@ def test_run_stamp_names_the_command(tmp_path):
     assert command_line("x.py", []).endswith("python x.py")
 
 
+def test_command_line_names_the_variables_that_were_set(monkeypatch):
+    monkeypatch.setenv("EDGEHAR_DATA", "/data")
+    monkeypatch.delenv("EDGEHAR_TOOLCHAINS", raising=False)
+    assert command_line("x.py", ["-v"]) == "EDGEHAR_DATA=... python x.py -v"
+    monkeypatch.setenv("EDGEHAR_TOOLCHAINS", "/tc")
+    assert command_line("x.py", []) == "EDGEHAR_DATA=... EDGEHAR_TOOLCHAINS=... python x.py"
+
+
 @pytest.mark.parametrize("fraction", [0.15, 0.3])
 def test_validation_split_is_subject_disjoint(fraction):
     from edgehar.recipes import split_train_validation

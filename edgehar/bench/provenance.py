@@ -46,8 +46,9 @@ def hardware() -> dict:
             "python": platform.python_version(), "system": platform.platform(terse=True)}
 
 
-def command_line(script: str | os.PathLike, argv, env: tuple[str, ...] = ("EDGEHAR_DATA",)) -> str:
-    """The command as a user would type it from the repository root."""
+def command_line(script: str | os.PathLike, argv, env: tuple[str, ...] = ("EDGEHAR_DATA", "EDGEHAR_TOOLCHAINS")) -> str:
+    """The command as a user would type it from the repository root (the data and toolchain
+    variables that were set shown as `NAME=...`: their paths are this machine's)."""
     shown = " ".join(f"{k}=..." for k in env if os.environ.get(k))
     return " ".join(filter(None, [shown, "python", str(script), *map(shlex.quote, argv)]))
 
