@@ -44,6 +44,7 @@ DATASETS = ["wisdm_watch", "dsads", "geotec_watch"]
 LANGUAGE_STEPS = 3000
 LODO_SETS = ["wisdm_watch", "dsads"]  # GeoTec holds 11 labelled windows: too few to score
 ACC = ("acc_x", "acc_y", "acc_z")
+DISTILL_BATCH = 128
 INT8_CELLS = ("int8_bytes", "arena_bytes", "m4_instructions", "m55_instructions")  # measured on the int8 file
 
 
@@ -296,9 +297,9 @@ def main(argv=None) -> int:
     for size in ("tiny", "small"):
         scored, models = {}, {}  # distillation steps -> (checkpoint, validation macro-F1), (model, card)
         for n in args.distill_steps:
-            # n steps exactly: epochs is only a bound on them (50 covers 12000 steps of 128 windows)
-            epochs = max(50, -(-n * 128 // len(train.x)))
-            config = DistillConfig(epochs=epochs, batch_size=128, lr=3e-3, max_steps=n, augment=True)
+            # n steps exactly: epochs is only a bound on them (50 covers 12000 steps of DISTILL_BATCH windows)
+            epochs = max(50, -(-n * DISTILL_BATCH // len(train.x)))
+            config = DistillConfig(epochs=epochs, batch_size=DISTILL_BATCH, lr=3e-3, max_steps=n, augment=True)
             spath = cached(f"wrist_{size}_{n}.pt", {"student": size, "teacher_sha256": file_sha256(tpath),
                                                      **asdict(config)},
                            lambda: distill_from_corpus(str(tpath), corpus, size, config, progress=False),
