@@ -306,7 +306,7 @@ def step_live(data: DemoData, export: dict, plan: dict, out: Path, seconds: floa
     `seconds` x speed) and stops once the device has sent it all and every line is read."""
     from edgehar.bridge.live import LiveSession, PredictionLog, TerminalView
     from edgehar.bridge.virtual_device import VirtualDevice
-    from edgehar.evaluate import label_map
+    from edgehar.scoring import class_matches
 
     rec = data.replay
     model = export["folder"] / "model_int8.tflite"
@@ -354,7 +354,7 @@ def step_live(data: DemoData, export: dict, plan: dict, out: Path, seconds: floa
     card = session.card
     per_class: dict[str, list[int]] = {}
     if rec.labels is not None:
-        mapping = label_map(rec.label_names, labels)
+        mapping = class_matches(rec.label_names, labels, rec.canonical_names)
         for p in preds:
             mid = data.replay_start + int(round((p.start + card.window / 2) * rec.rate / card.rate))
             truth = int(rec.labels[min(mid, len(rec.labels) - 1)])

@@ -3,8 +3,8 @@
 Works for a `.pt` checkpoint, a `.tflite` (float or int8) or an `.onnx` file, or an artifact
 folder: everything about the input comes from the model's own card. When the data's classes are
 named differently from the model's (a wrist set scored with a HAPT model), classes are matched
-by name (`laying` = `lying`, `walking_upstairs` = `upstairs`, ...); data classes the model
-does not know are left out and reported.
+through the activity vocabulary (`edgehar.scoring`: `laying` = `lying`, an own-data folder's
+`label_map`, ...); data classes the model does not know are left out and reported.
 """
 
 from __future__ import annotations
@@ -13,21 +13,6 @@ import argparse
 import json
 
 import numpy as np
-
-SYNONYMS = {"laying": "lying", "walking_upstairs": "upstairs", "walking_downstairs": "downstairs",
-            "walk": "walking", "sit": "sitting", "stand": "standing", "lie": "lying",
-            "jogging": "running", "run": "running"}
-
-
-def canonical(name: str) -> str:
-    name = name.strip().lower().replace(" ", "_")
-    return SYNONYMS.get(name, name)
-
-
-def label_map(data_names, model_names) -> dict[int, int]:
-    """data class id -> model class id, for the classes both know (matched by name)."""
-    model = {canonical(n): i for i, n in enumerate(model_names)}
-    return {i: model[canonical(n)] for i, n in enumerate(data_names) if canonical(n) in model}
 
 
 def evaluate_file(model_path, data: str = "hapt", root=None, split: str = "test",
@@ -38,8 +23,8 @@ def evaluate_file(model_path, data: str = "hapt", root=None, split: str = "test"
     from edgehar.data import hapt
     from edgehar.data.datasets import windows_for_card
     from edgehar.errors import UserError
-    from edgehar.metrics import report
     from edgehar.runtime import Predictor
+    from edgehar.scoring import class_matches, score
 
     predictor = Predictor(model_path, backend=backend)
     if labels:
@@ -52,29 +37,18 @@ def evaluate_file(model_path, data: str = "hapt", root=None, split: str = "test"
             raise UserError(data, "has no official test split: use --split all")
         w = w.take(np.isin(w.subject, hapt.TEST_SUBJECTS))
     w = w.labelled()
-    mapping = label_map(w.label_names, card.labels)
+    mapping = class_matches(w.label_names, card.labels, w.canonical_names)
     if not mapping:
         raise UserError(data, f"no class in common with the model ({', '.join(card.labels)})")
     known = np.isin(w.y, list(mapping))
     left_out = sorted({w.label_names[c] for c in np.unique(w.y[~known])})
     w = w.take(known)
-    y = np.array([mapping[int(c)] for c in w.y], dtype=np.int64)
-    proba = predictor.predict_proba(w.x)
-    pred = proba.argmax(1)
-    # score over the classes the data holds: a prediction of any other class is an error
-    present = sorted(set(mapping.values()))
-    index = {c: i for i, c in enumerate(present)}
-    y_sub = np.array([index[c] for c in y])
-    pred_sub = np.array([index.get(int(p), len(present)) for p in pred])
-    names = [card.labels[c] for c in present]
-    r = report(y_sub, pred_sub, names + ["(other)"])
-    r["confusion"] = [row[:len(present)] + [row[len(present)]] for row in r["confusion"][:len(present)]]
-    r["labels"] = names
-    r["per_class_f1"] = {n: r["per_class_f1"][n] for n in names}
-    r["macro_f1"] = float(np.mean([r["per_class_f1"][n] for n in names]))
+    truth = [card.labels[mapping[int(c)]] for c in w.y]
+    pred = [card.labels[int(p)] for p in predictor.predict_proba(w.x).argmax(1)]
+    r = score(truth, pred, order=card.labels)
     return {"model": str(model_path), "backend": predictor.backend, "data": data, "split": split,
             "zero_shot": bool(labels),
-            "windows": int(len(y)), "classes_left_out": left_out, **r}
+            "windows": len(truth), "classes_left_out": left_out, **r}
 
 
 def register(sub) -> None:

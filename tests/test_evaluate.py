@@ -8,14 +8,34 @@ import numpy as np
 import pytest
 
 from edgehar.checkpoint import save_checkpoint
-from edgehar.evaluate import label_map
+from edgehar.scoring import canonical, class_matches, score
 
 
-def test_label_map_matches_synonyms():
+def test_classes_match_through_the_vocabulary():
     hapt = ["walking", "walking_upstairs", "walking_downstairs", "sitting", "standing", "laying"]
     wrist = ["running", "walking", "sitting", "lying"]
-    assert label_map(wrist, hapt) == {1: 0, 2: 3, 3: 5}
-    assert label_map(["x"], hapt) == {}
+    assert class_matches(wrist, hapt) == {1: 0, 2: 3, 3: 5}
+    assert class_matches(["x"], hapt) == {}
+    # WISDM's "stairs" is coarser than HAPT's two stair classes: no match is made up
+    assert class_matches(["jogging", "stairs"], ["running", "stairs up"]) == {0: 0}
+
+
+def test_an_own_label_map_is_honoured():
+    # an own-data folder whose manifest maps Climb_stairs onto "stairs up"
+    data, canon = ["Climb_stairs", "walk"], ["stairs up", "walking"]
+    model = ["walking", "stairs up", "stairs down"]
+    assert class_matches(data, model, canon) == {0: 1, 1: 0}
+    assert class_matches(data, model) == {}  # without the map, neither name is known
+    assert canonical("walk", {"walk": "walking"}) == "walking" and canonical("LAYING") == "lying"
+
+
+def test_score_counts_other_predictions_as_errors():
+    r = score(["walking", "walking", "sitting"], ["walking", "cycling", "sitting"])
+    assert r["labels"] == ["sitting", "walking"]
+    assert r["confusion"] == [[1, 0, 0], [0, 1, 1]]
+    assert r["per_class_f1"] == {"sitting": 1.0, "walking": pytest.approx(2 / 3)}
+    assert r["macro_f1"] == pytest.approx((1 + 2 / 3) / 2)
+    assert score(["b", "a"], ["a", "a"], order=["b", "a"])["labels"] == ["b", "a"]
 
 
 @pytest.fixture(scope="module")
@@ -70,3 +90,14 @@ def test_eval_errors(acc_student, tmp_path):
     assert out.returncode == 2 and "nope.tflite" in out.stderr and out.stderr.count("\n") == 1
     out = edgehar("eval", str(acc_student[0]), "--data", "banglejs", "--split", "test")
     assert out.returncode == 2 and "no official test split" in out.stderr
+
+
+def test_windows_carry_the_recordings_vocabulary():
+    from edgehar.data.recording import Recording
+    from edgehar.data.windows import make_windows
+
+    rec = Recording(data=np.zeros((40, 3), np.float32), rate=10.0, channels=("acc_x", "acc_y", "acc_z"),
+                    units=("g",) * 3, labels=np.zeros(40, np.int64), label_names=("Climb_stairs",),
+                    canonical_names=("stairs up",), subject=1)
+    w = make_windows([rec], 10, 10)
+    assert w.canonical_names == ("stairs up",) and w.take([0]).canonical_names == ("stairs up",)

@@ -73,7 +73,7 @@ def mcu_instructions(path: Path) -> dict:
     from edgehar.errors import UserError
     from edgehar.profile.macs import count_layers
     from edgehar.profile.mcu_report import measure_entry
-    from edgehar.profile.mcu_toolchain import find_toolchain
+    from edgehar.mcu.toolchain import find_toolchain
     from edgehar.profile.tflite_graph import looks_like_tflite, read_tflite
 
     with open(path, "rb") as f:
@@ -115,9 +115,9 @@ def wrist_score(model_path: Path, root: Path) -> tuple[float | None, str]:
     students: `absent_stream = "zeros"`): the gyro channels are fed as the normalisation mean,
     i.e. exactly zero after normalisation, as on a watch without gyroscope."""
     from edgehar.data.datasets import activity_windows
-    from edgehar.evaluate import evaluate_file, label_map
-    from edgehar.metrics import report
+    from edgehar.evaluate import evaluate_file
     from edgehar.runtime import Predictor
+    from edgehar.scoring import class_matches, score
 
     bangle = root / "banglejs_wrist"
     if not bangle.is_dir():
@@ -134,15 +134,11 @@ def wrist_score(model_path: Path, root: Path) -> tuple[float | None, str]:
     x = np.repeat(np.asarray(card.norm_mean, np.float32)[None, None], len(w), 0).repeat(card.window, 1)
     for i, c in enumerate(acc):
         x[..., card.channels.index(c)] = w.x[..., i]
-    mapping = label_map(w.label_names, card.labels)
+    mapping = class_matches(w.label_names, card.labels, w.canonical_names)
     known = np.isin(w.y, list(mapping))
-    y = np.array([mapping[int(c)] for c in w.y[known]])
-    pred = predictor.predict(x[known])
-    present = sorted(set(mapping.values()))
-    index = {c: i for i, c in enumerate(present)}
-    r = report(np.array([index[c] for c in y]), np.array([index.get(int(p), len(present)) for p in pred]),
-               [card.labels[c] for c in present] + ["(other)"])
-    f1 = float(np.mean([r["per_class_f1"][card.labels[c]] for c in present]))
+    truth = [card.labels[mapping[int(c)]] for c in w.y[known]]
+    pred = [card.labels[int(p)] for p in predictor.predict(x[known])]
+    f1 = score(truth, pred, order=card.labels)["macro_f1"]
     return f1, "acc, gyro absent"
 
 

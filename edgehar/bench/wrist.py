@@ -15,19 +15,15 @@ TARGET = 0.85  # issue #13: int8 small on Bangle.js w/o user 1 sitting, and the 
 
 def macro_f1(pred_labels: list[str], w, classes=None) -> dict:
     """macro-F1 over the classes the windows hold (or `classes`); predicting any other class
-    is an error (the "(other)" column), as `edgehar eval` scores."""
-    from edgehar.evaluate import canonical
-    from edgehar.metrics import report
+    is an error, as `edgehar eval` scores (`edgehar.scoring`)."""
+    from edgehar.scoring import canonical, score
 
     names = [w.label_names[c] for c in w.y]
-    keep = np.array([classes is None or n in classes for n in names])
-    truth = [canonical(n) for n, k in zip(names, keep) if k]
+    keep = [classes is None or n in classes for n in names]
+    data_map = dict(zip(w.label_names, w.canonical_names))
+    truth = [canonical(n, data_map) for n, k in zip(names, keep) if k]
     pred = [canonical(p) for p, k in zip(pred_labels, keep) if k]
-    present = sorted(set(truth))
-    index = {c: i for i, c in enumerate(present)}
-    r = report(np.array([index[t] for t in truth]), np.array([index.get(p, len(present)) for p in pred]),
-               present + ["(other)"])
-    return {"macro_f1": float(np.mean([r["per_class_f1"][c] for c in present])), "n": len(truth)}
+    return {"macro_f1": score(truth, pred)["macro_f1"], "n": len(truth)}
 
 
 def bangle_windows(root: Path, card):

@@ -73,7 +73,7 @@ def activity_windows(name: str = "hapt", root=None, rate: float = 50.0, window: 
     keep = None if is_folder_arg(name) else lookup(name)[0].classes
     if keep is not None:
         w = make_windows(recs, window, hop, purity, keep_label=set(range(keep)))
-        return replace(w, label_names=w.label_names[:keep])
+        return replace(w, label_names=w.label_names[:keep], canonical_names=w.canonical_names[:keep])
     return make_windows(recs, window, hop, purity)
 
 

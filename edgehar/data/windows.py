@@ -27,6 +27,7 @@ class Windows:
     hop: int = 0
     recording: np.ndarray = field(default=None)  # (N,) int index of the source recording
     start: np.ndarray = field(default=None)  # (N,) first sample index in that recording
+    canonical_names: tuple[str, ...] = ()  # class k on the activity vocabulary (empty: unknown)
 
     def __post_init__(self):
         n = len(self.x)
@@ -125,4 +126,5 @@ def make_windows(recordings: list[Recording], length: int, hop: int, purity: flo
     return Windows(x=np.concatenate(xs).astype(np.float32), y=np.concatenate(ys),
                    subject=np.concatenate(subs), rate=first.rate, channels=first.channels,
                    units=first.units, label_names=first.label_names, hop=hop,
-                   recording=np.concatenate(recs), start=np.concatenate(starts))
+                   recording=np.concatenate(recs), start=np.concatenate(starts),
+                   canonical_names=tuple(first.canonical_names))
