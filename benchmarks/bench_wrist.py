@@ -14,7 +14,7 @@ best validation macro-F1 and exports it full-int8,
 trains the plain pooled CNN floor, the student architecture from scratch on the corpus labels and
 today's HAPT student, and scores every row once on the test subjects and on Bangle.js (4
 classes; with and without user 1's sitting segment, which is not sitting:
-/work/shared/data/README.md). Then, per data set X of WISDM and DSADS: the teacher recipe
+../shared/data/README.md). Then, per data set X of WISDM and DSADS: the teacher recipe
 trained without X, scored on X's test subjects (leave one out) and zero-shot on all of X's
 classes by their text (X's own classes are unseen); on X, pre-trained vs random initialisation
 fine-tuned with 1% and 10% of X's labels (3 seeds; steps chosen on X's validation subjects).
@@ -36,6 +36,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from edgehar.bench.provenance import shown_path
 from edgehar.bench.wrist import TARGET, BANGLE_CLASSES, bangle_windows, macro_f1, markdown, score_row
 
 HERE = Path(__file__).resolve().parent
@@ -344,7 +345,7 @@ def main(argv=None) -> int:
     rows.append({**r, **size_cells(lang, lcard, None), "kind": "zero-shot"})
 
     lodo = leave_one_out(corpus, recipes[chosen], teacher, tcard, args, log)
-    result = {"rows": rows, "labels": labels, "corpus": str(corpus),
+    result = {"rows": rows, "labels": labels, "corpus": shown_path(corpus),
               "teacher_choice": {"candidates": {str(n): v for n, (_, v) in candidates.items()}, "chosen": chosen,
                                  "on": "corpus validation split, macro-F1 of the generic stem"},
               "student_choice": {"sizes": student_choice,

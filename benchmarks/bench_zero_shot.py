@@ -8,7 +8,7 @@ placement and a class ("running") it never saw. Chance is the macro-F1 of unifor
 measured. Beside it: the same teacher on the HAPT test subjects, by its text prototypes and
 after fine-tuning a task head.
 
-    EDGEHAR_DATA=/work/shared/data python benchmarks/bench_zero_shot.py
+    EDGEHAR_DATA=../shared/data python benchmarks/bench_zero_shot.py
 writes benchmarks/results/zero_shot.json and zero_shot.md.
 """
 

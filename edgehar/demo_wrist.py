@@ -16,7 +16,7 @@ from edgehar.errors import UserError
 WRIST_SETS = ("wisdm_watch", "dsads", "geotec_watch")  # bench_wrist's corpus
 BANGLE = "banglejs_wrist"
 RATE, WINDOW = 20.0, 100  # 5-s windows at 20 Hz (WISDM's own rate)
-REPLAY_USER = 2  # user 1's "sitting" segment is not sitting (/work/shared/data/README.md)
+REPLAY_USER = 2  # user 1's "sitting" segment is not sitting (../shared/data/README.md)
 
 
 def wrist_root_missing(root: Path) -> list[str]:

@@ -5,7 +5,7 @@ Why a mirror and not a direct torch -> TFLite conversion: TensorFlow's TFLiteCon
 Keras graph with a representative dataset is the one path on this toolchain that gives a FULL
 int8 graph (no DEQUANTIZE/QUANTIZE left, int8 I/O) for conv + attention models whose norm is
 BatchNorm; litert-torch's PT2E path leaves LayerNorm/GELU/batch-matmul in float and is not
-installed (see /work/shared/TOOLCHAIN.md).
+installed (see ../shared/TOOLCHAIN.md).
 
 Every BatchNorm is folded on the way: conv BNs into their conv, the transformer's pre-norm BNs
 into the q/k/v and feed-forward inputs, the final BN into the heads. So the mirror holds only

@@ -1,6 +1,6 @@
 """TFLite conversion of the Keras mirror: a float file and a FULL-integer int8 file.
 
-int8 path (chosen on evidence, /work/shared/TOOLCHAIN.md): tf.lite.TFLiteConverter with
+int8 path (chosen on evidence, ../shared/TOOLCHAIN.md): tf.lite.TFLiteConverter with
 `optimizations=[DEFAULT]`, a representative dataset of real normalised windows,
 `supported_ops=[TFLITE_BUILTINS_INT8]` and int8 input/output. With BatchNorm (folded) instead of
 LayerNorm and ReLU instead of GELU this leaves no float tensor: int8 activations and weights

@@ -177,3 +177,17 @@ def test_wrist_report_states_targets_and_choices():
     assert "+2.0 (missed)" in md and "teacher.pt" in md
     assert "small: 4 steps 0.7000, 8 steps 0.6500 -> 4 steps" in md
     assert "| 2,047,118 / 861,655 |" in md
+
+
+def test_reports_show_no_path_of_the_build_machine(monkeypatch, tmp_path):
+    from edgehar.bench.provenance import shown_path
+
+    data = tmp_path / "data"
+    monkeypatch.setenv("EDGEHAR_DATA", str(data))
+    monkeypatch.delenv("EDGEHAR_TOOLCHAINS", raising=False)
+    repo = tmp_path / "repo"
+    assert shown_path(repo / "benchmarks" / "x.pt", repo) == "benchmarks/x.pt"
+    assert shown_path(data / "limu_bert", repo) == "$EDGEHAR_DATA/limu_bert"
+    assert shown_path("/tmp/wfm/clean", repo) == ".../clean"
+    line = command_line("b.py", ["--work", "/tmp/wfm/clean", "--steps", "3"], repo=repo)
+    assert line == "EDGEHAR_DATA=... python b.py --work .../clean --steps 3"

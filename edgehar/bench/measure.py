@@ -9,6 +9,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from edgehar.bench.provenance import shown_path
+
 
 def torch_macs(model, card) -> int:
     """MACs of one window (edgehar.profile.torch_macs: the counter every benchmark uses)."""
@@ -159,7 +161,7 @@ def measure_row(name: str, kind: str, fmt: str, path: Path, root: Path, runs: in
     if prof.get("m4f_ms") is None and macs:
         prof["m4f_ms"] = float_m4f_ms(macs)
     wrist, wrist_how = wrist_score(Path(path), root)
-    return {"name": name, "kind": kind, "format": fmt, "path": str(path), "macro_f1": r["macro_f1"],
+    return {"name": name, "kind": kind, "format": fmt, "path": shown_path(path), "macro_f1": r["macro_f1"],
             "accuracy": r["accuracy"], "params": params, "macs": macs, "flash_bytes": prof.get("file_bytes"),
             "arena_bytes": prof.get("arena_bytes"), "tflm_unsupported_ops": prof.get("tflm_unsupported_ops"),
             "latency_ms": prof.get("latency_ms"), "latency_runtime": prof.get("latency_runtime"),
@@ -184,7 +186,7 @@ def limubert_row(limu: Path, root: Path, test_subjects) -> dict:
     r = report(test.y, pred, card.labels)
     macs = torch_macs(model, card)
     params = sum(q.numel() for q in model.parameters())
-    return {"name": "LIMU-BERT (published)", "kind": "teacher", "format": "fp32 torch", "path": str(limu),
+    return {"name": "LIMU-BERT (published)", "kind": "teacher", "format": "fp32 torch", "path": shown_path(limu),
             "macro_f1": r["macro_f1"], "accuracy": r["accuracy"], "params": params, "macs": macs,
             "flash_bytes": 4 * params, "arena_bytes": None, "latency_ms": torch_latency_ms(model, card, 20),
             "latency_runtime": "torch", "m4f_ms": float_m4f_ms(macs), "graph_macs": None,

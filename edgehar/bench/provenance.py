@@ -46,18 +46,39 @@ def hardware() -> dict:
             "python": platform.python_version(), "system": platform.platform(terse=True)}
 
 
-def command_line(script: str | os.PathLike, argv, env: tuple[str, ...] = ("EDGEHAR_DATA", "EDGEHAR_TOOLCHAINS")) -> str:
+PATH_VARIABLES = ("EDGEHAR_DATA", "EDGEHAR_TOOLCHAINS")
+
+
+def shown_path(path: str | os.PathLike, repo: str | os.PathLike = ".") -> str:
+    """A path as a report may show it: relative to the checkout when inside it, under
+    `$EDGEHAR_DATA` / `$EDGEHAR_TOOLCHAINS` when inside those, else `...` (a folder of this
+    machine's that means nothing on another)."""
+    path = os.path.abspath(path)
+    places = [(os.path.abspath(repo), "")] + [(os.path.abspath(os.environ[k]), f"${k}/")
+                                               for k in PATH_VARIABLES if os.environ.get(k)]
+    for root, prefix in places:
+        if path == root or path.startswith(root.rstrip(os.sep) + os.sep):
+            rel = os.path.relpath(path, root)
+            return prefix + rel if prefix else rel
+    return "..." + os.sep + os.path.basename(path)
+
+
+def command_line(script: str | os.PathLike, argv, env: tuple[str, ...] = PATH_VARIABLES,
+                 repo: str | os.PathLike = ".") -> str:
     """The command as a user would type it from the repository root (the data and toolchain
-    variables that were set shown as `NAME=...`: their paths are this machine's)."""
+    variables that were set shown as `NAME=...`, an absolute path as `shown_path` shows it:
+    their paths are this machine's)."""
     shown = " ".join(f"{k}=..." for k in env if os.environ.get(k))
-    return " ".join(filter(None, [shown, "python", str(script), *map(shlex.quote, argv)]))
+    args = [shown_path(a, repo) if os.path.isabs(a) else a for a in map(str, argv)]
+    return " ".join(filter(None, [shown, "python", str(script), *map(shlex.quote, args)]))
 
 
 class Run:
     """Started when a benchmark starts; `stamp()` when it ends."""
 
     def __init__(self, script: str | os.PathLike, argv=None, repo: str | os.PathLike = "."):
-        self.command = command_line(os.path.relpath(script, repo), sys.argv[1:] if argv is None else argv)
+        self.command = command_line(os.path.relpath(script, repo), sys.argv[1:] if argv is None else argv,
+                                    repo=repo)
         self.commit = git_commit(repo)  # at the start: the code the run used, before it writes results
         self.t0, self.cpu0 = time.perf_counter(), cpu_seconds()
 
