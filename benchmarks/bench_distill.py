@@ -41,6 +41,7 @@ from edgehar.bench.provenance import Run
 from edgehar.checkpoint import save_checkpoint
 from edgehar.data import hapt
 from edgehar.data.datasets import windows_for_card
+from edgehar.digest import file_sha256
 from edgehar.data.splits import keep_label_fraction, split_subjects
 from edgehar.metrics import report
 from edgehar.models.student import make_student_card
@@ -61,22 +62,13 @@ def log(msg: str) -> None:
 
 # -- caching ------------------------------------------------------------------------------
 
-def file_digest(*paths) -> str:
-    h = hashlib.sha256()
-    for p in paths:
-        with open(p, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                h.update(block)
-    return h.hexdigest()
-
-
 def teacher_id(spec: str) -> str:
     """A digest of the teacher's weights (LIMU-BERT: its two published weight files)."""
     if spec.startswith("limu-bert:"):
         root = Path(spec[len("limu-bert:"):])
-        return file_digest(root / "saved/pretrain_base_uci_20_120/uci.pt",
+        return file_sha256(root / "saved/pretrain_base_uci_20_120/uci.pt",
                            root / "saved/classifier_base_gru_uci_20_120/uci.pt")
-    return file_digest(spec)
+    return file_sha256(spec)
 
 
 def cached_outputs(teacher, tid: str, x: np.ndarray, cache: Path, what: str):

@@ -19,8 +19,6 @@ Writes benchmarks/results/hostile.json and hostile.md (case, exit, verdict, firs
 from __future__ import annotations
 
 import argparse
-import gzip
-import hashlib
 import json
 import os
 import re
@@ -34,6 +32,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
+
+from edgehar.digest import file_sha256
 
 HERE = Path(__file__).resolve().parent
 PY = sys.executable
@@ -604,11 +604,7 @@ def snapshot(*roots: Path) -> dict:
                 elif stat.S_ISDIR(st.st_mode):
                     out[str(p)] = ("dir", "")
                 elif stat.S_ISREG(st.st_mode):
-                    h = hashlib.sha256()
-                    with open(p, "rb") as f:
-                        for block in iter(lambda: f.read(1 << 20), b""):
-                            h.update(block)
-                    out[str(p)] = ("file", h.hexdigest())
+                    out[str(p)] = ("file", file_sha256(p))
                 else:
                     out[str(p)] = ("special", f"{st.st_mode:o}:{st.st_rdev}")
     return out

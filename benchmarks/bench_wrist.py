@@ -86,7 +86,7 @@ def corpus_sha256(corpus: Path) -> str:
     """Hash of every file of the corpus folder (its shards and manifest)."""
     import hashlib
 
-    from edgehar.bench.manifest import file_sha256
+    from edgehar.digest import file_sha256
 
     h = hashlib.sha256()
     for f in sorted(corpus.iterdir()):
@@ -246,7 +246,8 @@ def main(argv=None) -> int:
     args.distill_steps = [int(s) for s in args.distill_steps.split(",")]
     LANGUAGE_STEPS = args.language_steps
 
-    from edgehar.bench.manifest import Manifest, file_sha256
+    from edgehar.bench.manifest import Manifest
+    from edgehar.digest import file_sha256
     from edgehar.bench.provenance import Run
     from edgehar.checkpoint import load_model, save_checkpoint
     from edgehar.data.corpus import build_corpus

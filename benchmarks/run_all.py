@@ -147,7 +147,8 @@ def main(argv=None) -> int:
         p.error(f"unknown teacher family {unknown} (known: {', '.join(FAMILIES)})")
 
     from edgehar.bench import measure
-    from edgehar.bench.manifest import Manifest, content_key, file_sha256, windows_sha256
+    from edgehar.bench.manifest import Manifest, content_key, windows_sha256
+    from edgehar.digest import file_sha256
     from edgehar.bench.provenance import Run
     from edgehar.checkpoint import load_model, save_checkpoint
     from edgehar.recipes import TeacherRecipe, distill_student, export_artifact, train_baseline

@@ -17,13 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-
-def file_sha256(path: str | os.PathLike) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+from edgehar.digest import file_sha256
 
 
 def windows_sha256(*windows) -> str:
