@@ -65,7 +65,7 @@ def check_outputs(tc, demo: Path, kernels_list: list[str]) -> list[dict]:
     from edgehar.data.datasets import windows_for_card
     from edgehar.data.splits import split_subjects
     from edgehar.interpreters import litert_interpreter, quantize
-    from edgehar.profile.measure import outputs_array, run_on_mcu
+    from edgehar.mcu.run import outputs_array, run_on_mcu
 
     model = demo / "model_int8.tflite"
     card = ModelCard.from_json((demo / "modelcard.json").read_text())
@@ -161,7 +161,7 @@ def markdown(rows: list[dict], outputs: list[dict]) -> str:
 
 
 def main() -> int:
-    from edgehar.profile.mcu_toolchain import find_toolchain
+    from edgehar.mcu.toolchain import find_toolchain
 
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--cpus", default="cortex-m4,cortex-m33,cortex-m55")

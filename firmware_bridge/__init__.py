@@ -1,2 +1,2 @@
-"""Live bridge: serial protocols (text, COBS frames), reader, virtual device, live view; device
-sources in firmware/, wire format in PROTOCOL.md."""
+"""Live bridge: serial protocols (text, COBS frames), reader, virtual device, live view; wire
+format in PROTOCOL.md (the device-side C sources are in edgehar/mcu/firmware/)."""

@@ -5,6 +5,11 @@ from __future__ import annotations
 import json
 import sys
 
+from edgehar.bridge.emulator import EmulatedDevice, parse_prediction, stream_scale
+from edgehar.card import ModelCard
+from edgehar.mcu.firmware_build import artifact_files, build_firmware
+from edgehar.mcu.toolchain import find_toolchain
+
 
 def register_emulate(dsub) -> None:
     from edgehar.cli_types import nonneg_float, positive_float
@@ -59,12 +64,8 @@ def run_emulate(args) -> int:
     import signal
     from pathlib import Path
 
-    from edgehar.bridge.emulator import EmulatedDevice, stream_scale
-    from edgehar.bridge.firmware_build import artifact_files, build_firmware
-    from edgehar.card import ModelCard
     from edgehar.data import load_recording
     from edgehar.errors import UserError
-    from edgehar.profile.mcu_toolchain import find_toolchain
 
     tc = find_toolchain(args.toolchains)
     _, _, card_path = artifact_files(args.model)
@@ -122,9 +123,7 @@ def run_live_on_device(args) -> int:
     import time
 
     from edgehar.bridge import frames
-    from edgehar.bridge.emulator import parse_prediction
     from edgehar.bridge.serial_reader import open_port
-    from edgehar.card import ModelCard
     from edgehar.runtime import Predictor
 
     from pathlib import Path

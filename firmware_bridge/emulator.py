@@ -1,6 +1,6 @@
 """An emulated wrist device: the real firmware ELF on an emulated Cortex-M4, fed replayed samples.
 
-`EmulatedDevice` boots the wrist firmware (firmware_build.build_firmware, board mps2-an386) in
+`EmulatedDevice` boots the wrist firmware (edgehar.mcu.firmware_build, board mps2-an386) in
 `qemu-system-arm`, with the board's UART on a Unix socket this process holds. Replayed samples
 go IN as samples frames (PROTOCOL.md), as a sensor would deliver them; everything the firmware
 sends OUT (its "# edgehar device" greeting, "P <window> <top> <q0>,<q1>,..." prediction

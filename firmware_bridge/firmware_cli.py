@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
+
+from edgehar.atomic import write_bytes
+from edgehar.cli_types import positive_int
+from edgehar.mcu.firmware_build import BOARDS, artifact_files, build_firmware, footprint
+from edgehar.mcu.toolchain import find_toolchain
 
 
 def register(sub) -> None:
-    from edgehar.bridge.firmware_build import BOARDS
-    from edgehar.cli_types import positive_int
-
     fw = sub.add_parser("firmware", help="build microcontroller firmware from an export folder",
                         description="Build microcontroller firmware from an export folder.")
     fsub = fw.add_subparsers(dest="firmware_command", metavar="ACTION")
@@ -34,12 +37,6 @@ def register(sub) -> None:
 
 
 def run_build(args) -> int:
-    from pathlib import Path
-
-    from edgehar.atomic import write_bytes
-    from edgehar.bridge.firmware_build import artifact_files, build_firmware, footprint
-    from edgehar.profile.mcu_toolchain import find_toolchain
-
     artifact_files(args.artifacts)  # the user's folder is checked before the tools
     tc = find_toolchain(args.toolchains, need_qemu=False)
     elf = build_firmware(args.artifacts, args.board, args.toolchains,

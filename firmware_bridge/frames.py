@@ -17,7 +17,7 @@ xorout 0) over the payload, little-endian; the whole is COBS-encoded and ends in
     (type 2: bytes 2..3 seq, then UTF-8 text from offset 4)
 
 The host side uses `binascii.crc_hqx` and the `cobs` package (checked against the shared test
-vectors); the device side is the C encoder in firmware/.
+vectors); the device side is the C encoder in edgehar/mcu/firmware/edgehar_imu/.
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ from edgehar.bridge import frames
 
 ROOT = Path(__file__).resolve().parents[1] / "firmware_bridge"
 VECTORS = json.loads((ROOT / "test_vectors.json").read_text())
-C_DIR = ROOT / "firmware" / "edgehar_imu"
+C_DIR = ROOT.parent / "edgehar" / "mcu" / "firmware" / "edgehar_imu"
 
 
 def test_python_codec_matches_vectors():

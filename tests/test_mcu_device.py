@@ -28,7 +28,7 @@ def toolchain():
     for tool in ("arm-none-eabi-gcc", "qemu-system-arm"):
         if not shutil.which(tool):
             pytest.skip(f"{tool} is not installed (see .ci/run for the apt line)")
-    from edgehar.profile.mcu_toolchain import find_toolchain
+    from edgehar.mcu.toolchain import find_toolchain
 
     return find_toolchain()
 
@@ -68,7 +68,7 @@ def test_firmware_build_reports_flash_and_ram(toolchain, export_dir, capsys):
 def test_emulated_device_agrees_with_host_int8(toolchain, export_dir):
     """Same replayed samples -> same windows -> the MCU's int8 outputs vs LiteRT's."""
     from edgehar.bridge.emulator import EmulatedDevice, device_windows, stream_scale
-    from edgehar.bridge.firmware_build import build_firmware
+    from edgehar.mcu.firmware_build import build_firmware
     from edgehar.interpreters import litert_interpreter
 
     card = bangle_card()

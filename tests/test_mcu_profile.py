@@ -23,7 +23,7 @@ def _toolchain_or_skip():
     for tool in ("arm-none-eabi-gcc", "qemu-system-arm", "gcc"):
         if not shutil.which(tool):
             pytest.skip(f"{tool} is not installed (see .ci/run for the apt line)")
-    from edgehar.profile.mcu_toolchain import find_toolchain
+    from edgehar.mcu.toolchain import find_toolchain
 
     return find_toolchain()
 
@@ -35,9 +35,9 @@ def toolchain():
 
 @pytest.fixture(scope="session")
 def m4_runner(toolchain):
-    from edgehar.profile import mcu_build
+    from edgehar.mcu import build
 
-    return mcu_build.runner(toolchain, mcu_build.CPUS["cortex-m4"], "cmsis-nn")
+    return build.runner(toolchain, build.CPUS["cortex-m4"], "cmsis-nn")
 
 
 @pytest.fixture(scope="session")
@@ -47,7 +47,7 @@ def tiny_int8():
 
 @pytest.fixture(scope="session")
 def two_runs(toolchain, m4_runner, tiny_int8):
-    from edgehar.profile.measure import probe_windows, run_on_mcu
+    from edgehar.mcu.run import probe_windows, run_on_mcu
 
     windows = probe_windows(tiny_int8, 3, seed=7)
     return [run_on_mcu(toolchain, tiny_int8, windows) for _ in range(2)]
@@ -75,8 +75,8 @@ def test_runner_outputs_match_litert(two_runs, tiny_int8):
     """Wrist-like windows in the card's units (not the probe): top-1 equal, within a few LSB.
     The demo student on real HAPT test windows, both kernel sets: benchmarks/bench_mcu.py."""
     from edgehar.interpreters import litert_interpreter
-    from edgehar.profile.measure import outputs_array, run_on_mcu
-    from edgehar.profile.mcu_toolchain import find_toolchain
+    from edgehar.mcu.run import outputs_array, run_on_mcu
+    from edgehar.mcu.toolchain import find_toolchain
     from tiny_har_models import bangle_card, random_windows
 
     card = bangle_card()

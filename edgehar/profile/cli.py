@@ -9,7 +9,7 @@ from edgehar.cli_types import positive_int
 
 
 def register(sub) -> None:
-    from edgehar.profile.mcu_build import CPUS
+    from edgehar.mcu.build import CPUS
     from edgehar.profile.mcu_report import parse_measure
     from edgehar.profile.targets import TARGETS
 

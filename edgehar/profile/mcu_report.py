@@ -19,7 +19,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from edgehar.errors import UserError
-from edgehar.profile import mcu_build
+from edgehar.mcu.build import CPUS
+from edgehar.mcu.run import probe_windows, run_on_mcu
+from edgehar.mcu.toolchain import find_toolchain
+from edgehar.profile.tflite_graph import looks_like_tflite
 
 LATENCY_KIND = "estimate from a measured instruction count"
 
@@ -62,9 +65,9 @@ def parse_measure(spec: str) -> list[tuple[str, float | None]]:
     out = []
     for part in spec.split(","):
         name, _, mhz = part.strip().lower().partition("@")
-        if name not in mcu_build.CPUS:
+        if name not in CPUS:
             raise argparse.ArgumentTypeError(
-                f"unknown CPU {name!r}; known: {', '.join(mcu_build.CPUS)} (optionally CPU@MHZ)")
+                f"unknown CPU {name!r}; known: {', '.join(CPUS)} (optionally CPU@MHZ)")
         clock = None
         if mhz:
             try:
@@ -83,8 +86,6 @@ def _ipm(instructions: int, macs: int | None):
 
 def measure_entry(tc, model: str, rows, cpu: str, mhz: float | None, kernels: str) -> dict:
     """Run `model` on `cpu` and build one `mcu_measured` entry (see module docstring)."""
-    from edgehar.profile.measure import probe_windows, run_on_mcu
-
     run = run_on_mcu(tc, model, probe_windows(model, 2), cpu=cpu, kernels=kernels)
     first, steady = run.inferences[0], run.inferences[-1]
     per_op, by_op = [], {}
@@ -106,7 +107,7 @@ def measure_entry(tc, model: str, rows, cpu: str, mhz: float | None, kernels: st
     band = CPI[cpu]
     clock = mhz or band.mhz
     return {
-        "cpu": cpu, "machine": mcu_build.CPUS[cpu].machine, "kernels": kernels,
+        "cpu": cpu, "machine": CPUS[cpu].machine, "kernels": kernels,
         "instructions": steady.instructions,
         "first_inference_instructions": first.instructions,
         "ops_instructions": ops_total,
@@ -125,8 +126,6 @@ def measure_entry(tc, model: str, rows, cpu: str, mhz: float | None, kernels: st
 
 def measure_all(model: str, rows, specs: list[tuple[str, float | None]], kernels: str,
                 toolchains: str | None) -> list[dict]:
-    from edgehar.profile.mcu_toolchain import find_toolchain
-
     if not model.endswith(".tflite") and not _is_tflite(model):
         raise UserError(model, "--measure runs .tflite files only (TFLite-Micro)")
     tc = find_toolchain(toolchains)
@@ -134,8 +133,6 @@ def measure_all(model: str, rows, specs: list[tuple[str, float | None]], kernels
 
 
 def _is_tflite(path: str) -> bool:
-    from edgehar.profile.tflite_graph import looks_like_tflite
-
     with open(path, "rb") as f:
         return looks_like_tflite(f.read(8))
 

@@ -10,12 +10,19 @@ the tensor arena, TFLM (+ CMSIS-NN) code, the C library and the application.
 
 from __future__ import annotations
 
+import hashlib
 import re
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from edgehar.atomic import write_text
+from edgehar.card import ModelCard
 from edgehar.errors import UserError, require_dir
+from edgehar.mcu import build
+from edgehar.mcu.toolchain import find_toolchain
+from edgehar.profile.arena import measure_arena
+from edgehar.profile.tflite_graph import read_tflite
 
 
 @dataclass(frozen=True)
@@ -51,8 +58,6 @@ def artifact_files(folder: str) -> tuple[Path, Path, Path]:
 def arena_for(tflite: Path) -> int:
     """Arena bytes to reserve: TFLM's host measurement (64-bit pointers, so at least what the
     32-bit MCU needs) rounded up to 1 KiB, plus 1 KiB of headroom."""
-    from edgehar.profile.arena import measure_arena
-
     found = measure_arena(str(tflite)).to_dict()
     if not found.get("arena_bytes"):
         raise UserError(tflite, f"tflite-micro cannot run it: {found.get('tflm_error')}")
@@ -63,12 +68,7 @@ def model_op_resolver(tflite: Path) -> Path:
     """A resolver registering only the model's ops (so the image holds only their kernels),
     generated from the runner's op_resolver.cc, whose `resolver.AddX();  // BUILTIN` lines are
     the one list of supported ops."""
-    import hashlib
-
-    from edgehar.profile import mcu_build
-    from edgehar.profile.tflite_graph import read_tflite
-
-    full = (mcu_build.FIRMWARE / "tflm_runner" / "op_resolver.cc").read_text()
+    full = (build.FIRMWARE / "tflm_runner" / "op_resolver.cc").read_text()
     add = {op: method for method, op in re.findall(r"resolver\.(Add\w+)\(\);\s*//\s*(\w+)", full)}
     ops = sorted(read_tflite(str(tflite)).op_counts())
     missing = [op for op in ops if op not in add]
@@ -94,10 +94,8 @@ const tflite::MicroOpResolver& edgehar_op_resolver() {{
   return resolver;
 }}
 """
-    path = mcu_build.cache_root() / "generated" / f"model_ops-{hashlib.sha256(text.encode()).hexdigest()[:16]}.cc"
+    path = build.cache_root() / "generated" / f"model_ops-{hashlib.sha256(text.encode()).hexdigest()[:16]}.cc"
     if not path.is_file():
-        from edgehar.atomic import write_text
-
         path.parent.mkdir(parents=True, exist_ok=True)
         write_text(path, text)
     return path
@@ -106,19 +104,15 @@ const tflite::MicroOpResolver& edgehar_op_resolver() {{
 def build_firmware(folder: str, board: str = "nrf52840", toolchains: str | None = None,
                    arena_bytes: int | None = None, quiet: bool = False) -> Path:
     """Link the wrist firmware for `board`; returns the (cached) ELF path."""
-    from edgehar.card import ModelCard
-    from edgehar.profile import mcu_build
-    from edgehar.profile.mcu_toolchain import find_toolchain
-
     source, tflite, card_path = artifact_files(folder)
     card = ModelCard.from_json(card_path.read_text(), str(card_path))
     b = BOARDS[board]
     tc = find_toolchain(toolchains, need_qemu=False)
     resolver = model_op_resolver(tflite)
     arena = arena_bytes or arena_for(tflite)
-    fw = mcu_build.FIRMWARE
-    return mcu_build.link(
-        tc, mcu_build.CPUS[b.cpu], "cmsis-nn", name="edgehar_wrist", board=b.linker,
+    fw = build.FIRMWARE
+    return build.link(
+        tc, build.CPUS[b.cpu], "cmsis-nn", name="edgehar_wrist", board=b.linker,
         semihosting=False, quiet=quiet,
         sources=[fw / "wrist_device" / "main.cc", source, fw / "edgehar_imu" / "edgehar_frame.c",
                  resolver],

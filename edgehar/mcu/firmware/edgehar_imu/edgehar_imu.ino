@@ -9,7 +9,7 @@
 //   frame - COBS frames with seq, device timestamp, int16 samples, CRC-16 (edgehar_frame.c)
 // Commands over the port: 't' text mode, 'f' frame mode, 'r<Hz>\n' sample rate (1..400).
 //
-//   arduino-cli compile -b arduino:mbed_nano:nano33ble firmware_bridge/firmware/edgehar_imu
+//   arduino-cli compile -b arduino:mbed_nano:nano33ble edgehar/mcu/firmware/edgehar_imu
 //   edgehar live --port /dev/ttyACM0 --model artifacts/student
 
 #if defined(EDGEHAR_IMU_LSM9DS1)

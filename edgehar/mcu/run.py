@@ -1,6 +1,6 @@
 """Run a .tflite on an emulated Cortex-M and count the instructions it executes.
 
-`run_on_mcu` boots the cached TFLM runner (mcu_build.runner) in `qemu-system-arm` with the
+`run_on_mcu` boots the cached TFLM runner (build.runner) in `qemu-system-arm` with the
 instruction-counting TCG plugin (firmware/qemu_plugin/insn_count.c), feeds it windows through
 semihosting and returns, per inference, the exact instructions of `Invoke()` and of each op,
 the arena TFLM allocated and the raw output bytes. Counts are exact and repeat run to run:
@@ -20,8 +20,9 @@ from pathlib import Path
 import numpy as np
 
 from edgehar.errors import UserError, require_file
-from edgehar.profile import mcu_build
-from edgehar.profile.mcu_toolchain import Toolchain
+from edgehar.mcu import build
+from edgehar.mcu.toolchain import Toolchain
+from edgehar.profile.tflite_graph import read_tflite
 
 MARKERS = {"B": "edgehar_mark_invoke_begin", "E": "edgehar_mark_invoke_end",
            "b": "edgehar_mark_op_begin", "e": "edgehar_mark_op_end"}
@@ -86,9 +87,9 @@ def run_on_mcu(tc: Toolchain, model: str, windows: bytes, *, cpu: str = "cortex-
                kernels: str = "cmsis-nn", timeout: float = 600, quiet: bool = False) -> McuRun:
     """Run `model` once per input-sized chunk of `windows` (raw input tensor bytes)."""
     model = require_file(model, "model file")
-    spec = mcu_build.parse_cpu(cpu)
-    elf = mcu_build.runner(tc, spec, kernels, quiet=quiet)
-    plugin = mcu_build.insn_plugin(tc)
+    spec = build.parse_cpu(cpu)
+    elf = build.runner(tc, spec, kernels, quiet=quiet)
+    plugin = build.insn_plugin(tc)
     marks = marker_addresses(tc, elf)
     work = Path(tempfile.mkdtemp(prefix="edgehar-mcu-"))
     try:
@@ -124,8 +125,6 @@ def run_on_mcu(tc: Toolchain, model: str, windows: bytes, *, cpu: str = "cortex-
 def input_spec(model: str) -> tuple[tuple[int, ...], np.dtype, tuple[int, ...], np.dtype]:
     """(input shape, input dtype, output shape, output dtype) of a one-input .tflite; the output
     is the first one (the class scores; a student's second output, its embedding, is not kept)."""
-    from edgehar.profile.tflite_graph import read_tflite
-
     graph = read_tflite(model)
     if len(graph.inputs) != 1 or not graph.outputs:
         raise UserError(model, "the Cortex-M runner takes models with one input and at least one output")

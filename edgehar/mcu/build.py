@@ -5,11 +5,12 @@ arm-none-eabi-gcc, one compile job per core, and cached under the user cache dir
 (`platformdirs.user_cache_dir("edgehar")/mcu/`) in a folder keyed by a hash of the source tree,
 the CPU flags and the compiler version: a second call is instant, a changed source rebuilds.
 Linked images (the semihosting runner, a firmware) are cached the same way, keyed also by the
-firmware sources under `edgehar/bridge/firmware/` and the link inputs.
+firmware sources under `edgehar/mcu/firmware/` and the link inputs.
 """
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
 import shutil
@@ -21,12 +22,12 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+import platformdirs
+
 from edgehar.errors import UserError
-from edgehar.profile.mcu_toolchain import Toolchain
+from edgehar.mcu.toolchain import Toolchain
 
-import edgehar.bridge
-
-FIRMWARE = Path(edgehar.bridge.__file__).parent / "firmware"  # firmware_bridge/firmware in the repo
+FIRMWARE = Path(__file__).parent / "firmware"  # the C sources: boards, runner, plugin, firmware
 
 
 @dataclass(frozen=True)
@@ -88,8 +89,6 @@ def parse_cpu(name: str) -> Cpu:
 
 
 def cache_root() -> Path:
-    import platformdirs
-
     return Path(platformdirs.user_cache_dir("edgehar")) / "mcu"
 
 
@@ -135,8 +134,6 @@ def _run_jobs(commands: list[list[str]], what: str) -> None:
 
 def _cached_dir(key_dir: Path, build) -> Path:
     """Run `build(tmp)` into a fresh folder and move it into place atomically, once."""
-    import fcntl
-
     if key_dir.is_dir():
         return key_dir
     key_dir.parent.mkdir(parents=True, exist_ok=True)
