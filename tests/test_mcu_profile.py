@@ -173,3 +173,27 @@ def test_bad_measure_flag_is_a_parse_error(tiny_int8, capsys):
     with pytest.raises(SystemExit) as e:
         main(["profile", tiny_int8, "--measure", "cortex-m99"])
     assert e.value.code == 2 and "unknown CPU 'cortex-m99'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("spec, expect", [
+    ("cortex-m4", ("cortex-m4", None, True)), ("Cortex-M7@216MHz", ("cortex-m7", 216.0, True)),
+    ("cortex-m4@0", ("cortex-m4", 0.0, False)), ("cortex-m4@inf", ("cortex-m4", float("inf"), False)),
+    ("cortex-m4@fast", ("cortex-m4", None, False))])
+def test_one_reader_of_name_at_mhz(spec, expect):
+    """`--target` and `--measure` read NAME@MHZ with the same function, so they agree on it."""
+    from argparse import ArgumentTypeError
+
+    from edgehar.errors import UserError
+    from edgehar.profile.mcu_report import parse_measure
+    from edgehar.profile.targets import parse_target, split_clock
+
+    assert split_clock(spec) == expect
+    name, clock, ok = expect
+    if name == "cortex-m4":
+        if ok:
+            assert parse_measure(spec) == [(name, clock)]
+        else:
+            with pytest.raises(ArgumentTypeError, match="bad clock"):
+                parse_measure(spec)
+            with pytest.raises(UserError, match="bad clock"):
+                parse_target(spec.replace("cortex-m4", "cortex-m4f"))

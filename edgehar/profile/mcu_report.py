@@ -16,12 +16,14 @@ MACs come from edgehar's own counter (macs.py), matched to TFLM's ops by executi
 
 from __future__ import annotations
 
+import argparse
 from dataclasses import dataclass
 
 from edgehar.errors import UserError
 from edgehar.mcu.build import CPUS
 from edgehar.mcu.run import probe_windows, run_on_mcu
 from edgehar.mcu.toolchain import find_toolchain
+from edgehar.profile.targets import split_clock
 from edgehar.profile.tflite_graph import looks_like_tflite
 
 LATENCY_KIND = "estimate from a measured instruction count"
@@ -60,22 +62,14 @@ CPI = {
 
 def parse_measure(spec: str) -> list[tuple[str, float | None]]:
     """`cortex-m4[@MHZ][,cortex-m55[@MHZ]]` -> [(cpu, mhz or None)] (argparse `type=`)."""
-    import argparse
-
     out = []
     for part in spec.split(","):
-        name, _, mhz = part.strip().lower().partition("@")
+        name, clock, clock_ok = split_clock(part)
         if name not in CPUS:
             raise argparse.ArgumentTypeError(
                 f"unknown CPU {name!r}; known: {', '.join(CPUS)} (optionally CPU@MHZ)")
-        clock = None
-        if mhz:
-            try:
-                clock = float(mhz.removesuffix("mhz"))
-            except ValueError:
-                clock = -1.0
-            if not clock > 0:
-                raise argparse.ArgumentTypeError(f"bad clock in {part!r}; expected CPU@MHZ")
+        if not clock_ok:
+            raise argparse.ArgumentTypeError(f"bad clock in {part!r}; expected CPU@MHZ")
         out.append((name, clock))
     return out
 

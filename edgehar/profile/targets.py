@@ -61,20 +61,31 @@ NOTE = ("estimates, not measurements: MAC layers only x cycles-per-MAC (sources 
         "edgehar/profile/targets.py) / clock; a lower bound")
 
 
+def split_clock(spec: str) -> tuple[str, float | None, bool]:
+    """`NAME` or `NAME@MHZ` (any case; `216` or `216mhz`) -> (name, MHz or None, clock ok).
+
+    The one reader of a clocked name, for `--target` and `--measure`; "clock ok" is False when
+    the part after `@` is not a positive finite number (each caller words its own error)."""
+    name, _, mhz = spec.strip().lower().partition("@")
+    if not mhz:
+        return name, None, True
+    try:
+        clock = float(mhz.removesuffix("mhz"))
+    except ValueError:
+        return name, None, False
+    return name, clock, 0 < clock < float("inf")
+
+
 def parse_target(spec: str) -> Target:
     """`NAME` or `NAME@MHZ` (e.g. `cortex-m7@216`) -> a Target; `UserError` if unknown."""
-    name, _, mhz = spec.strip().lower().partition("@")
+    name, clock, clock_ok = split_clock(spec)
     if name not in TARGETS:
         raise UserError("--target", f"unknown target {spec!r}; known: {', '.join(TARGETS)} "
                                     "(optionally NAME@MHZ)")
+    if not clock_ok:
+        raise UserError("--target", f"bad clock in {spec!r}; expected NAME@MHZ, e.g. cortex-m7@216")
     target = TARGETS[name]
-    if mhz:
-        try:
-            clock = float(mhz.removesuffix("mhz"))
-        except ValueError:
-            clock = -1.0
-        if not 0 < clock < float("inf"):
-            raise UserError("--target", f"bad clock in {spec!r}; expected NAME@MHZ, e.g. cortex-m7@216")
+    if clock is not None:
         target = Target(target.name, target.core, clock, target.cycles_per_mac, target.example)
     return target
 
