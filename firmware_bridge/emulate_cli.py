@@ -67,8 +67,8 @@ def run_emulate(args) -> int:
     from edgehar.data import load_recording
     from edgehar.errors import UserError
 
+    _, _, card_path = artifact_files(args.model)  # the user's folder is checked before the tools
     tc = find_toolchain(args.toolchains)
-    _, _, card_path = artifact_files(args.model)
     card = ModelCard.from_json(card_path.read_text(), str(card_path))
     rec = load_recording(args.replay)
     values = card_values(rec, card, args.replay)

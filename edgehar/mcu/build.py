@@ -13,10 +13,10 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import os
+import re
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -24,6 +24,7 @@ from pathlib import Path
 
 import platformdirs
 
+from edgehar.atomic import remove_stale_staging, staged_folder
 from edgehar.errors import UserError
 from edgehar.mcu.toolchain import Toolchain
 
@@ -132,6 +133,37 @@ def _run_jobs(commands: list[list[str]], what: str) -> None:
                 raise UserError(cmd[-1] if cmd[-2] == "-c" else what, f"{what} failed: {first[:300]}")
 
 
+# A build's staging folder (edgehar.atomic's `.<key>.new-<pid>-<random>`), and the
+# `<key>.tmp-<random>` one that builds before the pid-named convention left.
+_STAGING = re.compile(r"\.(.+)\.(?:new|old|tmp|scratch)-\d+-[A-Za-z0-9_]{8}")
+_UNNAMED_STAGING = re.compile(r"(.+)\.tmp-[A-Za-z0-9_]{8}")
+
+
+def sweep_stale_builds(root: Path, holding: str | None = None) -> list[Path]:
+    """Remove the staging folders of builds that were killed outright (SIGKILL, power loss):
+    pid-named ones whose process is gone, and unnamed ones whose key nobody holds locked
+    (`holding`: the key whose lock the caller holds, so none of its staging is live)."""
+    removed = []
+    for entry in sorted(root.iterdir()) if root.is_dir() else ():
+        if m := _STAGING.fullmatch(entry.name):
+            removed += remove_stale_staging(root / m.group(1))
+        elif ((m := _UNNAMED_STAGING.fullmatch(entry.name)) and entry.is_dir()
+              and (m.group(1) == holding or not _locked(root / f"{m.group(1)}.lock"))):
+            shutil.rmtree(entry, ignore_errors=True)
+            removed.append(entry)
+    return removed
+
+
+def _locked(lock_path: Path) -> bool:
+    """Whether a build holds this key's lock now (a killed build's lock went with it)."""
+    with open(lock_path, "a") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+    return False
+
+
 def _cached_dir(key_dir: Path, build) -> Path:
     """Run `build(tmp)` into a fresh folder and move it into place atomically, once."""
     if key_dir.is_dir():
@@ -142,12 +174,9 @@ def _cached_dir(key_dir: Path, build) -> Path:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if key_dir.is_dir():
             return key_dir
-        tmp = Path(tempfile.mkdtemp(prefix=key_dir.name + ".tmp-", dir=key_dir.parent))
-        try:
+        sweep_stale_builds(key_dir.parent, holding=key_dir.name)
+        with staged_folder(key_dir) as tmp:
             build(tmp)
-            os.rename(tmp, key_dir)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
     return key_dir
 
 
@@ -187,6 +216,33 @@ def library(tc: Toolchain, cpu: Cpu, kernels: str, *, quiet: bool = False) -> Pa
     return _cached_dir(out, build) / "libtflm.a"
 
 
+class RegionOverflow(UserError):
+    """The image does not fit its board: `overflow` is {"CODE" | "RAM": bytes too many}."""
+
+    def __init__(self, where, overflow: dict[str, int]):
+        self.overflow = overflow
+        super().__init__(where, "does not fit: " + ", ".join(
+            f"region {region} overflowed by {n:,} bytes" for region, n in overflow.items()))
+
+
+_OVERFLOW = re.compile(r"region `(\w+)' overflowed by (\d+) bytes")
+
+
+def link_error(name: str, stderr: str) -> UserError:
+    """One line for a failed link: the regions that overflowed, else the linker's first error
+    with the cache folder's paths cut to file names."""
+    overflow = {}
+    for region, n in _OVERFLOW.findall(stderr):
+        overflow[region] = max(overflow.get(region, 0), int(n))
+    if overflow:
+        return RegionOverflow(name, overflow)
+    lines = [l.strip() for l in stderr.splitlines() if l.strip()]
+    first = next((l for l in lines if "error" in l or "undefined reference" in l),
+                 lines[-1] if lines else "no output")
+    first = re.sub(r"(?:/[^\s:/]+)+/([^\s:/]+)", r"\1", first)
+    return UserError(name, f"link failed: {first[:300]}")
+
+
 def link(tc: Toolchain, cpu: Cpu, kernels: str, *, name: str, sources: list[Path],
          board: str | None = None, semihosting: bool, defines: tuple[str, ...] = (),
          include_dirs: tuple[Path, ...] = (), quiet: bool = False) -> Path:
@@ -221,7 +277,7 @@ def link(tc: Toolchain, cpu: Cpu, kernels: str, *, name: str, sources: list[Path
                "-o", str(tmp / f"{name}.elf")]
         r = subprocess.run(cmd, capture_output=True, text=True)
         if r.returncode:
-            raise UserError(name, f"link failed: {r.stderr.strip()[-600:]}")
+            raise link_error(name, r.stderr)
         for o in objs:
             o.unlink()
 

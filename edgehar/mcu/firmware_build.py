@@ -18,7 +18,9 @@ from pathlib import Path
 
 from edgehar.atomic import write_text
 from edgehar.card import ModelCard
+from edgehar.card_io import content_digest
 from edgehar.errors import UserError, require_dir
+from edgehar.export.c_array import parse_c_array
 from edgehar.mcu import build
 from edgehar.mcu.toolchain import find_toolchain
 from edgehar.profile.arena import measure_arena
@@ -46,13 +48,50 @@ RAM_SECTIONS = (".data", ".bss")
 
 
 def artifact_files(folder: str) -> tuple[Path, Path, Path]:
-    """(model_int8.cc, model_int8.tflite, modelcard.json) of an export folder."""
+    """(model_int8.cc, model_int8.tflite, modelcard.json) of an export folder, checked to hold
+    the int8 model its card describes (`check_model_bytes`)."""
     d = Path(require_dir(folder, "export folder"))
     files = [d / "model_int8.cc", d / "model_int8.tflite", d / "modelcard.json"]
     for f in (*files, d / "model_int8.h"):
         if not f.is_file():
             raise UserError(f, "missing; run `edgehar export ... --int8` to write it")
+    check_model_bytes(*files)
     return tuple(files)
+
+
+def check_model_bytes(source: Path, tflite: Path, card_path: Path) -> None:
+    """The firmware compiles the C array and feeds it int8 windows, so any other model (a float
+    one renamed `model_int8.*`, a file changed after export) would run and answer garbage:
+    the array must hold the .tflite's bytes, their content hash must be the one the card
+    records for that file (when it records one), and the model must take and give int8."""
+    card = ModelCard.from_json(card_path.read_text(), str(card_path))
+    data = tflite.read_bytes()
+    if parse_c_array(source.read_text()) != data:
+        raise UserError(source, f"does not hold the bytes of {tflite.name}: the folder was changed "
+                                "after export; run `edgehar export ... --int8` again")
+    recorded = (card.content_sha256 or {}).get(tflite.name)
+    digest = content_digest(data, tflite.suffix)
+    if recorded and digest != recorded:
+        raise UserError(tflite, f"is not the model its card describes (sha256 {digest[:12]}..., "
+                                f"{card_path.name} records {recorded[:12]}... for {tflite.name}): "
+                                "a different model renamed, or a file changed after export")
+    graph = read_tflite(str(tflite))
+    kinds = {"input": graph.inputs[0].dtype if graph.inputs else None,
+             "output": graph.outputs[0].dtype if graph.outputs else None}
+    if any(dtype != "int8" for dtype in kinds.values()):
+        raise UserError(tflite, "is not a full-integer int8 model (" + ", ".join(
+            f"{k} {v}" for k, v in kinds.items()) + "); the firmware runs int8 models only: "
+            "export with --int8")
+
+
+def check_fits(folder: str, board: Board, *, ram: int = 0, flash: int = 0, what: str = "") -> None:
+    """Raise the one-line 'does not fit' error when `ram` / `flash` bytes exceed the board's."""
+    for kind, need, has in (("RAM", ram, board.ram), ("flash", flash, board.flash)):
+        if need > has:
+            raise UserError(folder, f"the model needs {-(-need // 1024):,} KiB of {kind} but "
+                                    f"{board.name} has {has // 1024:,} KiB ({what}; "
+                                    f"a smaller model{' or --arena-kb' if kind == 'RAM' else ''}, "
+                                    "or a board with more)")
 
 
 def arena_for(tflite: Path) -> int:
@@ -107,17 +146,30 @@ def build_firmware(folder: str, board: str = "nrf52840", toolchains: str | None 
     source, tflite, card_path = artifact_files(folder)
     card = ModelCard.from_json(card_path.read_text(), str(card_path))
     b = BOARDS[board]
+    model_bytes = tflite.stat().st_size
+    # Before the toolchain and its minutes-long first TFLM build: what alone cannot fit.
+    check_fits(folder, b, flash=model_bytes, what=f"the model array alone: {model_bytes:,} B")
+    if arena_bytes:
+        check_fits(folder, b, ram=arena_bytes, what=f"the tensor arena alone: {arena_bytes:,} B")
     tc = find_toolchain(toolchains, need_qemu=False)
     resolver = model_op_resolver(tflite)
     arena = arena_bytes or arena_for(tflite)
     fw = build.FIRMWARE
-    return build.link(
-        tc, build.CPUS[b.cpu], "cmsis-nn", name="edgehar_wrist", board=b.linker,
-        semihosting=False, quiet=quiet,
-        sources=[fw / "wrist_device" / "main.cc", source, fw / "edgehar_imu" / "edgehar_frame.c",
-                 resolver],
-        defines=(f"-DEDGEHAR_HOP={int(card.hop)}", f"-DEDGEHAR_ARENA_BYTES={arena}"),
-        include_dirs=(source.parent, fw / "edgehar_imu", fw / "tflm_runner"))
+    try:
+        return build.link(
+            tc, build.CPUS[b.cpu], "cmsis-nn", name="edgehar_wrist", board=b.linker,
+            semihosting=False, quiet=quiet,
+            sources=[fw / "wrist_device" / "main.cc", source,
+                     fw / "edgehar_imu" / "edgehar_frame.c", resolver],
+            defines=(f"-DEDGEHAR_HOP={int(card.hop)}", f"-DEDGEHAR_ARENA_BYTES={arena}"),
+            include_dirs=(source.parent, fw / "edgehar_imu", fw / "tflm_runner"))
+    except build.RegionOverflow as e:  # the linker's verdict on the whole image
+        over_ram, over_flash = e.overflow.get("RAM", 0), e.overflow.get("CODE", 0)
+        check_fits(folder, b, ram=b.ram + over_ram if over_ram else 0,
+                   flash=b.flash + over_flash if over_flash else 0,
+                   what=f"tensor arena {arena:,} B, model array {model_bytes:,} B, "
+                        "plus TFLM, the stack and the application")
+        raise
 
 
 _MAP_LINE = re.compile(r"^\s*(\.\S+)?\s+0x([0-9a-f]+)\s+0x([0-9a-f]+)\s+(\S+)$")
