@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 import torch
-from edgehar.profile.torch_macs import torch_macs
+from edgehar.models.torch_macs import torch_macs
 
 from edgehar.atomic import write_json, write_text
 from edgehar.bench.provenance import Run

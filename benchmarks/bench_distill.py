@@ -7,7 +7,7 @@ HAPT default split (6 activities, UCI-HAR official test subjects held out; train
 the other subjects, unlabelled ones included). Parts (the run rewrites distill.json whole with the
 parts it ran):
 - `full`: `small` and `tiny` distilled from `--teacher` with every training label: fp32 test
-  macro-F1 against the teacher's, MACs (edgehar.profile.torch_macs for both), the plain-CNN
+  macro-F1 against the teacher's, MACs (edgehar.models.torch_macs for both), the plain-CNN
   floor (results/baselines.json), the score with the gyroscope absent.
 - `few`: `--fraction` (10%) of the training labels, per seed: the self-supervised `--pretrained`
   teacher fine-tuned on those labels only, a student distilled from it (every training window
@@ -46,7 +46,7 @@ from edgehar.data.splits import keep_label_fraction, split_subjects
 from edgehar.metrics import report
 from edgehar.models.student import make_student_card
 from edgehar.recipes import train_student_supervised
-from edgehar.profile.torch_macs import torch_macs
+from edgehar.models.torch_macs import torch_macs
 from edgehar.train.distill import (DistillConfig, distill, load_teacher_spec,
                                    student_metrics, targets_from_outputs, teacher_outputs,
                                    without_stream)
@@ -347,7 +347,7 @@ def markdown(res: dict, meta: dict) -> str:
              "Students: per-stream depthwise-separable CNN encoders + shared transformer head "
              "(edgehar/models/student.py), trained on every training window (unlabelled included) with "
              "soft labels (KL at temperature T), embedding cosine, token hints and the label loss. "
-             "MACs per window: edgehar.profile.torch_macs (torch's FLOP counter / 2) for teachers and "
+             "MACs per window: edgehar.models.torch_macs (torch's FLOP counter / 2) for teachers and "
              f"students alike. Plain-CNN floor (baselines.json): {f4(meta['cnn'].get('macro_f1'))} at "
              f"{meta['cnn'].get('macs') or 0:,} MACs. Gyro absent: the gyroscope channels read as absent "
              "(zeros after normalisation, `edgehar.train.distill.without_stream`).", ""]
@@ -448,6 +448,8 @@ def cnn_floor(out: Path) -> dict:
 
 
 def main(argv=None) -> int:
+    from edgehar.train.loop import add_device_argument, use_device
+
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data", default=os.environ.get("EDGEHAR_DATA"), help="EDGEHAR_DATA folder")
     p.add_argument("--out", default=str(HERE / "results"), help="results folder")
@@ -476,6 +478,7 @@ def main(argv=None) -> int:
     p.add_argument("--kd-unlabelled-only", action="store_true",
                    help="soft labels only on windows without a label (labelled ones: the label loss)")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
+    add_device_argument(p)
     p.add_argument("--tag", help="store the parts' results under '<part>_<tag>' (a tuning variant)")
     p.add_argument("--reuse-labels-only", action="store_true",
                    help="part few: take the labels-only students from the stored 'few' run when their "
@@ -483,6 +486,7 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     if not args.data:
         sys.exit("bench_distill: set EDGEHAR_DATA or pass --data")
+    use_device(args.device)
     parts = [s.strip() for s in args.parts.split(",") if s.strip()]
     if set(parts) - set(PARTS):
         sys.exit(f"bench_distill: unknown part in {parts} (known: {', '.join(PARTS)})")

@@ -29,7 +29,7 @@ from edgehar.data.datasets import activity_windows
 from edgehar.data.splits import split_subjects
 from edgehar.export.pipeline import export_student
 from edgehar.models.student import count_params
-from edgehar.profile.torch_macs import torch_macs as count_macs
+from edgehar.models.torch_macs import torch_macs as count_macs
 from edgehar.recipes import train_student_supervised
 from edgehar.models.inference import evaluate
 

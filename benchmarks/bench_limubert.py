@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from edgehar.profile.torch_macs import torch_macs
+from edgehar.models.torch_macs import torch_macs
 
 from edgehar.atomic import write_json, write_text
 from edgehar.data import hapt

@@ -33,7 +33,7 @@ def export_students(folder: Path) -> tuple[list[Path], dict[str, int]]:
 
     from edgehar.export import keras_mirror, onnx as export_onnx, tflite as export_tflite
     from edgehar.models import student
-    from edgehar.profile.torch_macs import torch_macs
+    from edgehar.models.torch_macs import torch_macs
 
     torch.set_num_threads(1)
     files, reference = [], {}

@@ -55,7 +55,7 @@ def torch_predict(model, card):
 
 
 def size_cells(model, card, export_dir: Path | None) -> dict:
-    from edgehar.profile.torch_macs import torch_macs
+    from edgehar.models.torch_macs import torch_macs
 
     out = {"params": int(sum(p.numel() for p in model.parameters())),
            "macs": int(torch_macs(model, torch.zeros(1, card.window, len(card.channels))))}
@@ -111,7 +111,8 @@ def hapt_student(root: Path, epochs: int) -> dict:
     """Today's deployed HAPT student (the demo's: accelerometer only, 50 Hz, 128-sample
     windows, waist phone), trained on HAPT's training subjects and scored on Bangle.js only:
     the pool's 20-Hz 5-s windows are not its input."""
-    from edgehar.checkpoint import load_model, save_checkpoint
+    from edgehar.checkpoint import save_checkpoint
+    from edgehar.models import load_model
     from edgehar.data import hapt
     from edgehar.data.datasets import activity_windows
     from edgehar.recipes import split_train_validation, train_student_supervised
@@ -223,6 +224,8 @@ def main(argv=None) -> int:
     global CHECKPOINTS, LANGUAGE_STEPS
     from edgehar.cli_types import positive_int
 
+    from edgehar.train.loop import add_device_argument
+
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--corpus", help="corpus folder (default: built into --work)")
     p.add_argument("--work", default=str(RESULTS / "tmp" / "wrist"), help="checkpoints and exports")
@@ -238,6 +241,7 @@ def main(argv=None) -> int:
     p.add_argument("--seeds", default="0,1,2", help="seeds of the label-efficiency runs")
     p.add_argument("--update-readme", action="store_true", help="rewrite the README's wrist section")
     p.add_argument("--label-sets", default="wisdm_watch,dsads", help="held-out data sets fine-tuned with few labels")
+    add_device_argument(p)
     args = p.parse_args(argv)
     args.fractions = [float(f) for f in args.fractions.split(",")]
     args.seeds = [int(s) for s in args.seeds.split(",")]
@@ -249,7 +253,8 @@ def main(argv=None) -> int:
     from edgehar.bench.manifest import Manifest
     from edgehar.digest import file_sha256
     from edgehar.bench.provenance import Run
-    from edgehar.checkpoint import load_model, save_checkpoint
+    from edgehar.checkpoint import save_checkpoint
+    from edgehar.models import load_model
     from edgehar.data.corpus import build_corpus
     from edgehar.export.pipeline import export_student
     from edgehar.models.teacher import load_teacher, save_teacher
@@ -257,8 +262,10 @@ def main(argv=None) -> int:
     from edgehar.runtime import Predictor
     from edgehar.train.corpus_fm import distill_from_corpus, load_part, pretrain_corpus_fm, relabel_to
     from edgehar.train.distill import DistillConfig
+    from edgehar.train.loop import use_device
 
     torch.set_num_threads(1)
+    use_device(args.device)
     run = Run(__file__, repo=HERE.parent)
     root = Path(os.environ.get("EDGEHAR_DATA", HERE.parent.parent / "shared" / "data"))
     work = Path(args.work)

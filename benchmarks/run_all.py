@@ -83,19 +83,21 @@ def training_seconds(path: Path) -> float:
                  + (prov.get("train_s") or 0))
 
 
-def make_teacher(recipe, train, val, split: dict, path: Path) -> Path:
-    """Train and save one teacher (a process of its own under --jobs)."""
+def make_teacher(recipe, train, val, split: dict, path: Path, device: str = "cpu") -> Path:
+    """Train and save one teacher on `device` (a process of its own under --jobs)."""
     from edgehar.models.teacher import save_teacher
     from edgehar.recipes import train_teacher
+    from edgehar.train.loop import use_device
 
     torch.set_num_threads(1)
+    use_device(device)
     teacher, card, pre = train_teacher(recipe, train, val, progress=False, data={"dataset": "hapt", **split})
     save_teacher(path, teacher, card, extra={"loss_curve": pre.loss_curve})
     return path
 
 
 def train_teachers(specs, manifest, data_sha: str, train, val, split: dict, jobs: int, reused: list,
-                   failures: list) -> dict:
+                   failures: list, device: str = "cpu") -> dict:
     """{key: checkpoint} of every teacher in `specs`, reused through the manifest or trained,
     `jobs` at a time; a family that fails is reported, not fatal."""
     import multiprocessing
@@ -115,7 +117,7 @@ def train_teachers(specs, manifest, data_sha: str, train, val, split: dict, jobs
         else:
             pending[key] = (name, hashed, recipe)
     with ProcessPoolExecutor(max(1, jobs), mp_context=multiprocessing.get_context("spawn")) as pool:
-        futures = {key: pool.submit(make_teacher, recipe, train, val, split, manifest.folder / name)
+        futures = {key: pool.submit(make_teacher, recipe, train, val, split, manifest.folder / name, device)
                    for key, (name, _, recipe) in pending.items()}
         for key, future in futures.items():
             name, hashed, recipe = pending[key]
@@ -131,6 +133,8 @@ def train_teachers(specs, manifest, data_sha: str, train, val, split: dict, jobs
 
 
 def main(argv=None) -> int:
+    from edgehar.train.loop import add_device_argument, use_device
+
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--fast", action="store_true", help="tiny configs and few steps (fits CI; not the README's figures)")
     p.add_argument("--data", default=os.environ.get("EDGEHAR_DATA"), help="EDGEHAR_DATA folder")
@@ -139,6 +143,7 @@ def main(argv=None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--jobs", type=int, default=1, help="teachers trained at once, one process and thread each")
     p.add_argument("--update-readme", action="store_true", help="rewrite README.md's benchmark section")
+    add_device_argument(p)
     args = p.parse_args(argv)
     if not args.data:
         p.error("set EDGEHAR_DATA or pass --data")
@@ -150,12 +155,14 @@ def main(argv=None) -> int:
     from edgehar.bench.manifest import Manifest, content_key, windows_sha256
     from edgehar.digest import file_sha256
     from edgehar.bench.provenance import Run
-    from edgehar.checkpoint import load_model, save_checkpoint
+    from edgehar.checkpoint import save_checkpoint
+    from edgehar.models import load_model
     from edgehar.recipes import TeacherRecipe, distill_student, export_artifact, train_baseline
     from edgehar.train.distill import DistillConfig
 
     run = Run(__file__, argv, REPO)
     torch.set_num_threads(1)
+    use_device(args.device)  # the baselines and students here; each teacher process gets --device too
     plan_name = "fast" if args.fast else "full"
     plan = PLANS[plan_name]
     root = Path(args.data)
@@ -182,7 +189,7 @@ def main(argv=None) -> int:
     if plan["paper_teacher"] and "harfm" in families:
         specs.insert(1, ("harfm_paper", TeacherRecipe(family="harfm", seed=args.seed, **PAPER_HARFM)))
     teachers = {}
-    made = train_teachers(specs, manifest, data_sha, train, val, split, args.jobs, reused, failures)
+    made = train_teachers(specs, manifest, data_sha, train, val, split, args.jobs, reused, failures, args.device)
     for key, recipe in specs:
         if key not in made:
             continue

@@ -86,32 +86,6 @@ def load_weights(model, state_dict: dict, path, name: str | None = None, strict:
                               f"unexpected {list(unexpected)[:3]}")
 
 
-def load_model(path: str | os.PathLike, kind: str | None = None):
-    """(model in eval mode, card) rebuilt from a checkpoint; `kind` checks card.kind."""
-    from edgehar.models import build
-
-    ckpt = load_checkpoint(path)
-    card = ckpt["card"]
-    if kind is not None and card.kind != kind:
-        raise UserError(path, f"is a {card.kind} checkpoint, expected a {kind}")
-    model = build_from_card(card, path, build)
-    load_weights(model, ckpt["state_dict"], path, card.arch.get("name"))
-    return model.eval(), card
-
-
-def build_from_card(card: ModelCard, path, build):
-    """`build(card.arch)`; an architecture the card describes wrongly is a one-line error."""
-    if not isinstance(card.arch, dict) or not card.arch.get("name"):
-        raise UserError(path, "model card names no architecture (arch.name)")
-    try:
-        return build(card.arch)
-    except UserError:
-        raise
-    except (KeyError, TypeError, ValueError) as e:
-        raise UserError(path, f"model card arch {card.arch.get('name')!r} cannot be built "
-                              f"({type(e).__name__}: {first_line(e, 100)})") from None
-
-
 def check_checkpoint_out(path: str | os.PathLike) -> None:
     """Fail before training, not after, when the checkpoint cannot be written to `path`: a
     folder or a file in the way, an unwritable folder, or an existing file that is not an

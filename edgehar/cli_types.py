@@ -90,10 +90,19 @@ def channel_list(text: str) -> list[str]:
     return names
 
 
+def parse_labels(text: str) -> list[str]:
+    """"walking, brushing teeth" -> ["walking", "brushing teeth"] (empty items dropped)."""
+    labels = [t.strip() for t in str(text).split(",")]
+    labels = [t for t in labels if t]
+    if not labels:
+        raise ValueError(f"no label in {text!r} (give comma-separated names, e.g. \"walking,brushing teeth\")")
+    if len(set(labels)) != len(labels):
+        raise ValueError(f"a label is named twice in {text!r}")
+    return labels
+
+
 def label_list(text: str) -> list[str]:
     """Comma-separated class names for zero-shot scoring ("walking,brushing teeth")."""
-    from edgehar.zeroshot import parse_labels
-
     try:
         return parse_labels(text)
     except ValueError as e:

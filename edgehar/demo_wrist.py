@@ -105,7 +105,7 @@ def step_wrist_student(corpus: Path, teacher: dict, plan: dict, out: Path, seed:
     distillation settings), scored once on the test subjects."""
     from edgehar.checkpoint import save_checkpoint
     from edgehar.models.student import count_params
-    from edgehar.profile.torch_macs import torch_macs
+    from edgehar.models.torch_macs import torch_macs
     from edgehar.train.corpus_fm import distill_from_corpus
     from edgehar.train.distill import DistillConfig
 

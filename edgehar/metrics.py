@@ -51,3 +51,11 @@ def chance(y_true, n_classes: int, draws: int = 1000, seed: int = 0) -> dict:
         macro.append(macro_f1(y_true, pred, n_classes))
     return {"macro_f1": float(np.mean(macro)), "macro_f1_std": float(np.std(macro)),
             "per_class_f1": np.mean(per_class, axis=0).tolist()}
+
+
+def softmax(z: np.ndarray) -> np.ndarray:
+    """Class probabilities of scores `z` along the last axis (float64 inside, float32 out)."""
+    z = np.asarray(z, dtype=np.float64)
+    z = z - z.max(axis=-1, keepdims=True)
+    e = np.exp(z)
+    return (e / e.sum(axis=-1, keepdims=True)).astype(np.float32)

@@ -109,7 +109,8 @@ def finetune_teacher(teacher, card: ModelCard, train: Windows, validation: Windo
                      label_fraction: float = 1.0, progress: bool = True) -> dict:
     """Fine-tune `teacher` on the labelled windows of `train` (in place; `card` updated with
     labels, prompts, text prototypes and provenance); returns its validation scores."""
-    from edgehar.text import activity_prompt, embed_texts
+    from edgehar.data.vocabulary import activity_prompt
+    from edgehar.text import embed_texts
     from edgehar.train.finetune import finetune
 
     card.labels = list(train.label_names)

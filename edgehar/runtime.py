@@ -25,6 +25,7 @@ from edgehar.card import ModelCard
 from edgehar.card_io import content_mismatch, model_file_in, read_card
 from edgehar.errors import UserError, first_line, warn
 from edgehar.interpreters import dequantize, litert_interpreter, onnx_session, quantize
+from edgehar.metrics import softmax
 
 BACKENDS = ("litert", "tflite-runtime", "onnxruntime", "torch")
 _FOR_SUFFIX = {".tflite": ("litert", "tflite-runtime"), ".onnx": ("onnxruntime",),
@@ -43,13 +44,6 @@ def available_backends() -> list[str]:
         except Exception:  # a broken install (e.g. numpy ABI mismatch) counts as absent
             pass
     return found
-
-
-def softmax(z: np.ndarray) -> np.ndarray:
-    z = np.asarray(z, dtype=np.float64)
-    z = z - z.max(axis=-1, keepdims=True)
-    e = np.exp(z)
-    return (e / e.sum(axis=-1, keepdims=True)).astype(np.float32)
 
 
 class Predictor:
@@ -232,7 +226,7 @@ class _TorchEngine:
         import torch
 
         try:
-            from edgehar.checkpoint import load_model
+            from edgehar.models import load_model
         except ImportError as e:
             raise UserError(p.model_path, f"torch checkpoints need edgehar.checkpoint ({e})") from None
         torch.set_num_threads(p.num_threads)

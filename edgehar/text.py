@@ -19,11 +19,6 @@ MODEL_ID = "sentence-transformers/all-MiniLM-L6-v2"
 TEXT_DIM = 384
 
 
-def activity_prompt(label: str) -> str:
-    """The text describing class `label` (HAR-FM's prompt)."""
-    return f"The status or/and activity of the subject is: {label}."
-
-
 def cache_dir() -> Path:
     """Folder of cached embeddings (`$EDGEHAR_CACHE/text` or the platform user cache)."""
     from platformdirs import user_cache_dir

@@ -28,17 +28,6 @@ BASIS_FILE = "text_basis.npy"
 TEMPERATURE = 0.05
 
 
-def parse_labels(text: str) -> list[str]:
-    """"walking, brushing teeth" -> ["walking", "brushing teeth"] (empty items dropped)."""
-    labels = [t.strip() for t in str(text).split(",")]
-    labels = [t for t in labels if t]
-    if not labels:
-        raise ValueError(f"no label in {text!r} (give comma-separated names, e.g. \"walking,brushing teeth\")")
-    if len(set(labels)) != len(labels):
-        raise ValueError(f"a label is named twice in {text!r}")
-    return labels
-
-
 def unit(a: np.ndarray) -> np.ndarray:
     a = np.asarray(a, np.float32)
     return (a / np.maximum(np.linalg.norm(a, axis=-1, keepdims=True), 1e-12)).astype(np.float32)
@@ -50,7 +39,8 @@ def label_text_embeddings(labels: list[str], prompt: str = "activity") -> np.nda
     if prompt == "descriptions":
         from edgehar.models.language import text_prototypes
         return unit(np.asarray(text_prototypes(labels), np.float32))
-    from edgehar.text import activity_prompt, embed_texts
+    from edgehar.data.vocabulary import activity_prompt
+    from edgehar.text import embed_texts
     return unit(embed_texts([activity_prompt(n) for n in labels]))
 
 
@@ -130,7 +120,7 @@ class ZeroShotPredictor:
         return unit(self.predictor.predict_embedding(windows_raw)) @ self.prototypes.T
 
     def predict_proba(self, windows_raw: np.ndarray) -> np.ndarray:
-        from edgehar.runtime import softmax
+        from edgehar.metrics import softmax
         return softmax(self.predict_scores(windows_raw) / TEMPERATURE)
 
     def predict(self, windows_raw: np.ndarray) -> np.ndarray:

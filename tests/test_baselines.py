@@ -5,7 +5,8 @@ import pytest
 import torch
 
 from edgehar.card import ModelCard
-from edgehar.checkpoint import load_model, save_checkpoint
+from edgehar.checkpoint import save_checkpoint
+from edgehar.models import load_model
 from edgehar.data.normalise import channel_stats
 from edgehar.data.windows import Windows
 from edgehar.errors import UserError

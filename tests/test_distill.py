@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from edgehar.card import ModelCard
-from edgehar.checkpoint import load_model, save_checkpoint
+from edgehar.checkpoint import save_checkpoint
+from edgehar.models import load_model
 from edgehar.data.splits import keep_label_fraction
 from edgehar.data.windows import Windows
 from edgehar.errors import UserError

@@ -4,7 +4,9 @@ import numpy as np
 import pytest
 import torch
 
-from edgehar.checkpoint import load_model, save_checkpoint
+from edgehar.checkpoint import save_checkpoint
+
+from edgehar.models import load_model
 from edgehar.data import limu
 from edgehar.errors import UserError
 from edgehar.metrics import report

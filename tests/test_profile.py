@@ -18,7 +18,7 @@ from torch import nn
 
 from edgehar.cli import main
 from edgehar.profile.report import profile_model
-from edgehar.profile.torch_macs import torch_macs
+from edgehar.models.torch_macs import torch_macs
 
 pytestmark = pytest.mark.slow
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from edgehar.profile.report import profile_model
-from edgehar.profile.torch_macs import torch_macs
+from edgehar.models.torch_macs import torch_macs
 from edgehar.models.inference import LogitsOnly
 from test_profile import allocates
 

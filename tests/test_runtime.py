@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from edgehar.errors import UserError
-from edgehar.runtime import Predictor, available_backends, softmax
+from edgehar.metrics import softmax
+from edgehar.runtime import Predictor, available_backends
 from tiny_har_models import bangle_card, built_models, random_windows, torch_model
 
 
@@ -61,12 +62,12 @@ def test_tflite_float_and_int8_agree():
 def test_torch_checkpoint_backend(tmp_path, monkeypatch):
     import torch
 
-    from edgehar import checkpoint
+    from edgehar import checkpoint, models
     card = bangle_card()
     torch.save({"format": checkpoint.FORMAT, "card": card.to_dict(),
                 "state_dict": torch_model().state_dict(), "extra": {}}, tmp_path / "m.pt")
     # the tiny test net is no registered family: hand load_model the module it would rebuild
-    monkeypatch.setattr(checkpoint, "load_model", lambda path, kind=None: (torch_model(), card))
+    monkeypatch.setattr(models, "load_model", lambda path, kind=None: (torch_model(), card))
     p = Predictor(tmp_path / "m.pt")
     assert p.backend == "torch"
     x = random_windows(card, 5)

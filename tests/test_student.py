@@ -5,12 +5,13 @@ import pytest
 import torch
 
 from edgehar.card import ModelCard
-from edgehar.checkpoint import load_model, save_checkpoint
+from edgehar.checkpoint import save_checkpoint
+from edgehar.models import load_model
 from edgehar.data.windows import Windows
 from edgehar.models import build
 from edgehar.models.inference import evaluate
 from edgehar.models.student import SIZES, count_params, make_student_card, student_config, token_count
-from edgehar.profile.torch_macs import torch_macs as count_macs
+from edgehar.models.torch_macs import torch_macs as count_macs
 from edgehar.recipes import train_student_supervised
 
 ACC_GYRO = {"acc": [0, 1, 2], "gyro": [3, 4, 5]}

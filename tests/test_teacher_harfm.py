@@ -9,7 +9,8 @@ from edgehar.errors import UserError
 from edgehar.models import build
 from edgehar.models.harfm import CONFIGS, HarFM
 from edgehar.models.teacher import Teacher, load_teacher, make_teacher_card, save_teacher
-from edgehar.text import TEXT_DIM, activity_prompt, embed_texts
+from edgehar.data.vocabulary import activity_prompt
+from edgehar.text import TEXT_DIM, embed_texts
 from edgehar.recipes import family_config
 from edgehar.train.finetune import finetune
 from edgehar.train.pretrain import pretrain, synthetic_windows

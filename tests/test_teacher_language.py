@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from edgehar.card import ModelCard
-from edgehar.checkpoint import load_model, save_checkpoint
+from edgehar.checkpoint import save_checkpoint
+from edgehar.models import load_model
 from edgehar.models import augment, language
 
 CHANNELS = ["acc_x", "acc_y", "acc_z", "gyro_x", "gyro_y", "gyro_z"]

@@ -5,7 +5,8 @@ import numpy as np
 import torch
 
 from edgehar.card import ModelCard
-from edgehar.checkpoint import load_model, save_checkpoint
+from edgehar.checkpoint import save_checkpoint
+from edgehar.models import load_model
 from edgehar.models import selfpab
 
 CHANNELS = ["acc_x", "acc_y", "acc_z"]

@@ -17,7 +17,8 @@ from edgehar.export.pipeline import FILES, export_student
 from edgehar.models.student import build
 from edgehar.recipes import train_student_supervised
 from edgehar.runtime import Predictor
-from edgehar.zeroshot import (BASIS_FILE, ZeroShotPredictor, basis_digest, label_text_embeddings, parse_labels,
+from edgehar.cli_types import parse_labels
+from edgehar.zeroshot import (BASIS_FILE, ZeroShotPredictor, basis_digest, label_text_embeddings,
                               quantize_prototypes, unit)
 from test_student import synthetic_windows
 

@@ -13,8 +13,8 @@ from edgehar.bench.provenance import shown_path
 
 
 def torch_macs(model, card) -> int:
-    """MACs of one window (edgehar.profile.torch_macs: the counter every benchmark uses)."""
-    from edgehar.profile.torch_macs import torch_macs as count
+    """MACs of one window (edgehar.models.torch_macs: the counter every benchmark uses)."""
+    from edgehar.models.torch_macs import torch_macs as count
 
     return count(model, torch.zeros(1, card.window, len(card.channels)))
 

@@ -11,7 +11,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from edgehar.text import activity_prompt
+
+
+def activity_prompt(label: str) -> str:
+    """The text describing class `label` (HAR-FM's prompt)."""
+    return f"The status or/and activity of the subject is: {label}."
 
 
 @dataclass(frozen=True)
@@ -22,7 +26,7 @@ class Activity:
 
     @property
     def prompt(self) -> str:
-        """The text prompt of this class (HAR-FM's template, `edgehar.text.activity_prompt`)."""
+        """The text prompt of this class (HAR-FM's template, `activity_prompt`)."""
         return activity_prompt(self.phrase)
 
 

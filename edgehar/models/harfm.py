@@ -170,7 +170,8 @@ class HarFM(Teacher):
         super().set_task(n_classes, labels)
         label_text = torch.zeros(n_classes, TEXT_DIM)
         if labels is not None:
-            from edgehar.text import activity_prompt, embed_texts
+            from edgehar.data.vocabulary import activity_prompt
+            from edgehar.text import embed_texts
             label_text = torch.from_numpy(embed_texts([activity_prompt(n) for n in labels]))
         self.register_buffer("label_text", label_text)
 

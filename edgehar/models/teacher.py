@@ -160,7 +160,7 @@ def make_teacher_card(teacher: Teacher, windows, norm_mean, norm_std, labels=Non
                       prompts: dict | None = None, text_prototypes=None, **provenance_items) -> ModelCard:
     """A `ModelCard` (kind "teacher") for `teacher` trained on `windows` (an edgehar
     `Windows`) with per-channel normalisation (norm_mean, norm_std)."""
-    from edgehar.text import activity_prompt
+    from edgehar.data.vocabulary import activity_prompt
 
     labels = list(labels if labels is not None else windows.label_names)
     return ModelCard(
@@ -185,14 +185,14 @@ def save_teacher(path, teacher: Teacher, card: ModelCard, extra: dict | None = N
 
 def load_teacher(path) -> tuple[Teacher, ModelCard, dict]:
     """(teacher in eval mode, card, extra) from a teacher checkpoint; weights load strictly."""
-    from edgehar.checkpoint import build_from_card, load_checkpoint, load_weights
-    from edgehar.models import build
+    from edgehar.checkpoint import load_checkpoint, load_weights
+    from edgehar.models import build_from_card
 
     ckpt = load_checkpoint(path)
     card = ckpt["card"]
     if card.kind != "teacher":
         raise UserError(path, f"is a {card.kind} checkpoint, expected a teacher")
-    model = build_from_card(card, path, build)
+    model = build_from_card(card, path)
     if not isinstance(model, Teacher):
         raise UserError(path, f"family {card.arch.get('name')} is not a teacher")
     load_weights(model, ckpt["state_dict"], path, card.arch.get("name"))

@@ -1,0 +1,112 @@
+"""The layers contract: data flows one way, and so do imports.
+
+data -> models -> train -> export / profile / mcu / runtime -> bridge -> demo / benchmarks, with
+the command-line front ends on top. A module imports only from its own layer or below, imports
+inside functions included (they are read from the source, not from what Python happened to load),
+and no two components import each other.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from collections import defaultdict
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+# the design card's top-level folders and the import names they install as
+FOLDERS = {"edgehar": "edgehar", "export": "edgehar.export", "firmware_bridge": "edgehar.bridge",
+           "calib": "edgehar.calib"}
+LAYERS = [  # lowest first
+    ["edgehar", "edgehar.errors", "edgehar.atomic", "edgehar.outputs", "edgehar.digest", "edgehar.metrics"],
+    ["edgehar.data"],
+    ["edgehar.text", "edgehar.scoring", "edgehar.card", "edgehar.cli_types"],
+    ["edgehar.checkpoint", "edgehar.card_io"],
+    ["edgehar.models", "edgehar.zeroshot"],
+    ["edgehar.train"],
+    ["edgehar.recipes", "edgehar.export", "edgehar.profile", "edgehar.mcu", "edgehar.calib",
+     "edgehar.interpreters", "edgehar.runtime"],
+    ["edgehar.bridge"],
+    ["edgehar.evaluate", "edgehar.demo", "edgehar.demo_wrist", "edgehar.bench"],
+]
+# command-line front ends (`edgehar.cli`, `edgehar.train.cli`, `edgehar.profile.cli`, ...) sit
+# on top: a thin CLI over its library may import from any layer
+FRONT_END = re.compile(r"(^|\.)(\w*cli|__main__)$")
+
+
+def modules() -> dict[str, Path]:
+    found = {}
+    for folder, name in FOLDERS.items():
+        for f in (ROOT / folder).rglob("*.py"):
+            parts = [p for p in f.relative_to(ROOT / folder).with_suffix("").parts if p != "__init__"]
+            found[".".join([name, *parts])] = f
+    return found
+
+
+def imports(module: str, path: Path) -> list[tuple[str, int]]:
+    """(imported edgehar module or name, line) for every import statement in the file."""
+    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+    out = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = package.split(".")[:len(package.split(".")) - node.level + 1]
+                base = ".".join(anchor + ([base] if base else []))
+            targets = [base] + [f"{base}.{a.name}" for a in node.names]
+        elif isinstance(node, ast.Import):
+            targets = [a.name for a in node.names]
+        else:
+            continue
+        out += [(t, node.lineno) for t in targets if t == "edgehar" or t.startswith("edgehar.")]
+    return out
+
+
+def layer(module: str) -> int:
+    if FRONT_END.search(module):
+        return len(LAYERS)
+    best = max(((len(p), i) for i, names in enumerate(LAYERS) for p in names
+                if module == p or module.startswith(p + ".")), default=None)
+    assert best is not None, f"{module} is in no layer: add it to LAYERS"
+    return best[1]
+
+
+def component(module: str) -> str:
+    """The unit the no-cycle rule is about: edgehar's top-level module or sub-package."""
+    return ".".join(module.split(".")[:2])
+
+
+def test_every_import_goes_down_the_layers():
+    known = modules()
+    upward = []
+    for module, path in sorted(known.items()):
+        for target, line in imports(module, path):
+            if target not in known and target.rpartition(".")[0] in known:
+                target = target.rpartition(".")[0]  # `from pkg import name`: the module is pkg
+            if layer(target) > layer(module):
+                upward.append(f"{path.relative_to(ROOT)}:{line}: {module} imports {target}")
+    assert not upward, "imports up a layer:\n" + "\n".join(sorted(set(upward)))
+
+
+def test_no_two_components_import_each_other():
+    known = modules()
+    edges = defaultdict(set)
+    for module, path in known.items():
+        if FRONT_END.search(module):
+            continue
+        for target, line in imports(module, path):
+            a, b = component(module), component(target)
+            if a != b and not FRONT_END.search(target):
+                edges[a].add((b, f"{path.relative_to(ROOT)}:{line}"))
+    cycles = [f"{a} <-> {b} ({where})" for a in edges for b, where in edges[a]
+              if a < b and any(t == a for t, _ in edges.get(b, ()))]
+    assert not cycles, "components importing each other:\n" + "\n".join(sorted(cycles))
+
+
+def test_the_contract_reads_function_level_imports():
+    # the checker itself: an import inside a function counts like one at the top
+    src = ROOT / "edgehar" / "models" / "teacher.py"
+    assert ("edgehar.checkpoint", 188) in [(t, n) for t, n in imports("edgehar.models.teacher", src)
+                                            if t == "edgehar.checkpoint"] or any(
+        t == "edgehar.checkpoint" for t, _ in imports("edgehar.models.teacher", src))
+    assert layer("edgehar.train.cli") == len(LAYERS) and layer("edgehar.data.corpus") == 1
