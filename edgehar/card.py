@@ -15,12 +15,12 @@ from dataclasses import asdict, dataclass, field, fields
 import numpy as np
 
 from edgehar import __version__
+from edgehar.data.recording import MAX_RATE_HZ
 from edgehar.errors import UserError
 
 CARD_KEY = "edgehar.card"  # name of the card in TFLite / ONNX metadata
 # Channel names a card may use: sensor stream + axis ("acc_x"); the stream prefix groups them.
 KNOWN_CHANNELS = tuple(f"{sensor}_{axis}" for sensor in ("acc", "gyro", "mag") for axis in "xyz")
-MAX_RATE = 100_000.0  # Hz; no wearable sensor streams faster
 
 
 @dataclass
@@ -138,8 +138,8 @@ def validated_fields(d: dict, where) -> dict:
     normalisation of the wrong length) is a one-line `UserError` naming the field."""
     d = dict(d)
     rate = d["rate"]
-    if not _finite(rate) or not 0 < rate <= MAX_RATE:
-        raise _bad(where, "rate", f"must be a number of Hz in (0, {MAX_RATE:g}]", rate)
+    if not _finite(rate) or not 0 < rate <= MAX_RATE_HZ:
+        raise _bad(where, "rate", f"must be a number of Hz in (0, {MAX_RATE_HZ:g}]", rate)
     d["rate"] = float(rate)
     d["window"] = _whole(d, "window", where)
     d["hop"] = _whole(d, "hop", where)
