@@ -21,7 +21,7 @@ from typing import Iterator
 
 import numpy as np
 
-from edgehar.errors import UserError
+from edgehar.errors import UserError, first_line
 
 FORMAT = "edgehar-corpus/1"
 UNIT_OF = {"acc": "g", "gyro": "rad/s"}  # corpus unit by channel prefix
@@ -35,11 +35,8 @@ def meta_dtype(n_channels: int) -> np.dtype:
 
 
 def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
     with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def _index(table: list, value) -> int:
@@ -180,19 +177,123 @@ def _counts(meta, tables, split) -> dict:
     return out
 
 
-def read_manifest(folder: str | Path, verify: bool = False) -> dict:
-    path = Path(folder) / "corpus.json"
+# Shards whose hash matched in this process, by (path, size, mtime, inode): every reader
+# (`read_manifest`, `stream`, once per split) checks, and a shard is hashed once.
+_VERIFIED: set[tuple] = set()
+_UNVERIFIED_FOLDERS: set[Path] = set()  # `skip_verification`: --no-verify
+_MANIFEST_KEYS = {"format": str, "rate": (int, float), "window": int, "hop": int, "channels": list,
+                  "units": list, "datasets": list, "placements": list, "devices": list,
+                  "canonical": list, "labels": list, "shards": list}
+_SHARD_KEYS = {"x": str, "meta": str, "split": str, "dataset": str, "windows": int, "sha256": dict}
+
+
+def skip_verification(folder: str | Path) -> None:
+    """Read the shards of `folder` without checking their SHA-256 in this process (the
+    `--no-verify` flag of the commands that train on a corpus)."""
+    _UNVERIFIED_FOLDERS.add(Path(folder).resolve())
+
+
+def _identity(path: Path) -> tuple:
+    st = path.stat()
+    return (str(path.resolve()), st.st_size, st.st_mtime_ns, st.st_ino)
+
+
+def _check_manifest(path: Path, m) -> None:
+    """The keys every reader of corpus.json relies on, with their JSON types."""
+    def bad(what: str):
+        return UserError(path, f"{what}: not a corpus.json that `edgehar data corpus build` wrote "
+                               "(rebuild the corpus)")
+    if not isinstance(m, dict):
+        raise bad("not a JSON object")
+    if m.get("format") != FORMAT:
+        raise UserError(path, f"unknown corpus format {m.get('format')!r} (expected {FORMAT!r})")
+    for key, kind in _MANIFEST_KEYS.items():
+        if key not in m:
+            raise bad(f"no {key!r}")
+        if isinstance(m[key], bool) or not isinstance(m[key], kind):
+            raise bad(f"{key!r} is {type(m[key]).__name__}")
+    if not m["channels"] or m["window"] < 1 or not m["rate"] > 0:
+        raise bad("no channels, or a window or rate <= 0")
+    for i, sh in enumerate(m["shards"]):
+        if not isinstance(sh, dict):
+            raise bad(f"shards[{i}] is no object")
+        for key, kind in _SHARD_KEYS.items():
+            if key not in sh or isinstance(sh[key], bool) or not isinstance(sh[key], kind):
+                raise bad(f"shards[{i}].{key} missing or of the wrong type")
+        for key in ("x", "meta"):
+            if Path(sh[key]).name != sh[key] or sh[key] in ("", ".", ".."):
+                raise bad(f"shards[{i}].{key} {sh[key]!r} is not a file name in the corpus folder")
+            if not isinstance(sh["sha256"].get(key), str):
+                raise bad(f"shards[{i}].sha256.{key} missing")
+
+
+def read_manifest(folder: str | Path, verify: bool = True) -> dict:
+    """The corpus manifest, checked: its keys, and (`verify`, the default) every shard's
+    SHA-256 against the one recorded at build time, so a truncated, damaged or edited shard
+    is a `UserError` naming it before anything trains on it. Hashing runs at disk speed and
+    once per shard and process; `skip_verification` (--no-verify) turns it off."""
+    folder = Path(folder)
+    path = folder / "corpus.json"
     if not path.is_file():
         raise UserError(folder, "no corpus.json: not a corpus folder (edgehar data corpus build)")
-    m = json.loads(path.read_text())
-    if m.get("format") != FORMAT:
-        raise UserError(path, f"unknown corpus format {m.get('format')!r}")
-    if verify:
+    try:
+        m = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as e:
+        raise UserError(path, f"line {e.lineno}: not valid JSON ({e.msg}): a damaged or cut "
+                              "corpus.json; rebuild the corpus") from None
+    except (UnicodeDecodeError, OSError) as e:
+        raise UserError(path, f"cannot be read ({e})") from None
+    _check_manifest(path, m)
+    if verify and folder.resolve() not in _UNVERIFIED_FOLDERS:
         for sh in m["shards"]:
             for k in ("x", "meta"):
-                if _sha256(Path(folder) / sh[k]) != sh["sha256"][k]:
-                    raise UserError(Path(folder) / sh[k], "content hash differs from corpus.json")
+                shard = folder / sh[k]
+                if not shard.is_file():
+                    raise UserError(shard, "no such shard (corpus.json lists it): the corpus is "
+                                           "incomplete; rebuild it")
+                key = _identity(shard)
+                if key in _VERIFIED:
+                    continue
+                if _sha256(shard) != sh["sha256"][k]:
+                    raise UserError(shard, "content differs from its SHA-256 in corpus.json (a "
+                                           "truncated, damaged or edited shard): rebuild the corpus, "
+                                           "or pass --no-verify to read it anyway")
+                _VERIFIED.add(key)
     return m
+
+
+def check_corpus(folder: str | Path, verify: bool = True) -> dict:
+    """What a command that trains on a corpus runs first, before any other work: the manifest
+    and every shard's hash checked, or (`verify=False`, --no-verify) the folder marked to be
+    read unchecked for the rest of the process."""
+    if not verify:
+        skip_verification(folder)
+    return read_manifest(folder, verify)
+
+
+def open_shard(folder: Path, manifest: dict, sh: dict) -> tuple[np.ndarray, np.ndarray]:
+    """(x, meta) of one shard as read-only memory maps, their shapes and types checked (what a
+    corrupt header or a cut file would break); a problem is a `UserError` naming the file."""
+    n_ch = len(manifest["channels"])
+    arrays = []
+    for key in ("x", "meta"):
+        path = folder / sh[key]
+        try:
+            arrays.append(np.load(path, mmap_mode="r", allow_pickle=False))
+        except FileNotFoundError:
+            raise UserError(path, "no such shard (corpus.json lists it): rebuild the corpus") from None
+        except (ValueError, OSError, EOFError) as e:
+            raise UserError(path, f"not a readable .npy array ({first_line(e)}): a damaged shard; "
+                                  "rebuild the corpus") from None
+    x, meta = arrays
+    if x.dtype != np.float32 or x.shape[1:] != (manifest["window"], n_ch):
+        raise UserError(folder / sh["x"], f"holds {x.dtype} {x.shape}, corpus.json says float32 "
+                                          f"(N, {manifest['window']}, {n_ch}): rebuild the corpus")
+    if meta.dtype != meta_dtype(n_ch) or len(meta) != len(x) or len(x) != sh["windows"]:
+        raise UserError(folder / sh["meta"], f"{len(meta)} provenance rows of type {meta.dtype} for "
+                                             f"{len(x)} windows ({sh['windows']} in corpus.json): "
+                                             "rebuild the corpus")
+    return x, meta
 
 
 def shards_for(manifest: dict, split: str | None = None, rank: int = 0, world: int = 1) -> list[dict]:
@@ -202,18 +303,19 @@ def shards_for(manifest: dict, split: str | None = None, rank: int = 0, world: i
 
 
 def stream(folder: str | Path, split: str | None = "train", rank: int | None = None,
-           world: int | None = None, batch: int = 256) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+           world: int | None = None, batch: int = 256,
+           verify: bool = True) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """(x, meta) batches of a corpus split, read through memory maps; `rank`/`world` default to
-    torch.distributed's (or RANK / WORLD_SIZE), so torchrun ranks read disjoint shards."""
+    torch.distributed's (or RANK / WORLD_SIZE), so torchrun ranks read disjoint shards.
+    `verify`: check the shards' hashes first (`read_manifest`)."""
     import os
 
     if rank is None or world is None:
         rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
     folder = Path(folder)
-    m = read_manifest(folder)
+    m = read_manifest(folder, verify)
     for sh in shards_for(m, split, rank, world):
-        x = np.load(folder / sh["x"], mmap_mode="r")
-        meta = np.load(folder / sh["meta"], mmap_mode="r")
+        x, meta = open_shard(folder, m, sh)
         for lo in range(0, len(x), batch):
             yield np.asarray(x[lo:lo + batch]), np.asarray(meta[lo:lo + batch])
 

@@ -16,6 +16,7 @@ import numpy as np
 
 from edgehar.data.fastparse import read_text, split_table, to_float
 from edgehar.data.recording import Recording
+from edgehar.data.resample import resample_on_times
 from edgehar.errors import UserError, require_dir
 
 RATE = 100.0
@@ -24,30 +25,6 @@ CHANNELS = ("acc_x", "acc_y", "acc_z", "gyro_x", "gyro_y", "gyro_z")
 UNITS = ("m/s^2",) * 3 + ("rad/s",) * 3
 LABELS = ("SEATED", "STANDING_UP", "WALKING", "TURNING", "SITTING_DOWN")
 _FILE = re.compile(r"^s(\d+)_(\d+)_sw\.csv$")
-
-
-def resample_on_times(t: np.ndarray, values: np.ndarray, labels: np.ndarray, rate: float,
-                      path, first_line: int = 2) -> tuple[np.ndarray, np.ndarray]:
-    """(values, labels) on a grid of `rate` Hz from the first time stamp (`t` in seconds).
-
-    Repeated stamps are averaged; time going backwards is a `UserError` naming the line.
-    """
-    steps = np.diff(t)
-    if (steps < 0).any():
-        k = int(np.flatnonzero(steps < 0)[0]) + 1
-        raise UserError(path, f"line {k + first_line}: time goes backwards "
-                              f"({t[k - 1]:.3f} s, then {t[k]:.3f} s)")
-    uniq, first, counts = np.unique(t, return_index=True, return_counts=True)
-    inv = np.repeat(np.arange(len(uniq)), counts)
-    mean = np.zeros((len(uniq), values.shape[1]))
-    np.add.at(mean, inv, values)
-    mean /= counts[:, None]
-    grid = uniq[0] + np.arange(int(np.floor((uniq[-1] - uniq[0]) * rate + 1e-9)) + 1) / rate
-    out = np.stack([np.interp(grid, uniq, mean[:, c]) for c in range(values.shape[1])], axis=1)
-    right = np.clip(np.searchsorted(t, grid), 0, len(t) - 1)
-    left = np.clip(right - 1, 0, len(t) - 1)
-    nearest = np.where(np.abs(t[left] - grid) <= np.abs(t[right] - grid), left, right)
-    return out, labels[nearest]
 
 
 def load_geotec_file(path: Path, rate: float = RATE) -> Recording:

@@ -13,31 +13,35 @@
      "classes": ["walk", "sit"],                  # class order (default: sorted names found)
      "label_map": {"walk": "walking"},            # own name -> canonical vocabulary name
      "placement": "left wrist", "device": "Bangle.js",
-     "files": {"take_003.csv": {"label": "sit", "rate": 25}}}   # per-file overrides
+     "files": {"take_003.csv": {"label": {"value": "sit"}, "rate": 25}}}  # per-file overrides
 
-Every `*.csv` under the folder (sub-folders included) is one recording. Problems are
+Every key is checked (`manifest_schema`) before any file is read. Every `*.csv` file under
+the folder (sub-folders included, hidden ones not) is one recording; it is read in chunks
+(`fastparse.read_table`), so memory follows its samples, not its text. Problems are
 `UserError`s naming the CSV file (and line); `check_folder` collects them all.
 """
 
 from __future__ import annotations
 
-import json
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from edgehar.data.fastparse import read_text, split_table, to_float
+from edgehar.data import manifest_schema as schema
+from edgehar.data.fastparse import read_table
 from edgehar.data.recording import UNLABELLED, Recording
 from edgehar.data.vocabulary import canonical_names
 from edgehar.errors import UserError, require_dir
 
 MANIFEST = "edgehar.json"
-TIME_UNITS = {"s": 1.0, "ms": 1e-3, "us": 1e-6, "ns": 1e-9}
-KEYS = {"rate", "time", "header", "columns", "channels", "units", "subject", "label", "classes",
-        "label_map", "placement", "device", "files", "delimiter", "counters", "format"}
-SOURCES = ("column", "pattern", "folder", "value")
+TIME_UNITS = schema.TIME_UNITS
+MAX_GAP_STEPS = 100  # a time step this many median steps long (and over MAX_GAP_S) is no pause
+MAX_GAP_S = 1.0  # ... to interpolate across: a wrong stamp, or two sessions in one file
+MAX_GRID_FACTOR = 8  # interpolation onto a grid of at most this many points per sample
+MAX_HEADER = 100_000  # characters of a header line
 
 
 @dataclass
@@ -47,48 +51,45 @@ class Manifest:
 
     @classmethod
     def read(cls, folder: str | Path) -> "Manifest":
+        """The folder's manifest, every key checked (`manifest_schema`) before any CSV is read."""
         folder = Path(require_dir(folder, "data folder"))
         path = folder / MANIFEST
         if not path.is_file():
             raise UserError(folder, f"no {MANIFEST} manifest (see README: Your own data)")
         try:
-            spec = json.loads(path.read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
-            raise UserError(path, f"not valid JSON ({e})") from None
-        if not isinstance(spec, dict):
-            raise UserError(path, "expected a JSON object")
-        unknown = sorted(set(spec) - KEYS)
-        if unknown:
-            raise UserError(path, f"unknown key {unknown[0]!r} (known: {', '.join(sorted(KEYS))})")
-        for key in ("subject", "label"):
-            src = spec.get(key)
-            if src is not None and (not isinstance(src, dict) or len(src) != 1 or
-                                    next(iter(src)) not in SOURCES):
-                raise UserError(path, f"{key!r} must be one of {{\"column\": NAME}}, {{\"pattern\": "
-                                      "REGEX}, {\"folder\": N}, {\"value\": V}")
-        if spec.get("header") is False and not spec.get("columns"):
-            raise UserError(path, "header-less files need \"columns\" naming every column")
-        t = spec.get("time")
-        if t is not None and (not isinstance(t, dict) or "column" not in t or
-                              t.get("unit", "s") not in TIME_UNITS):
-            raise UserError(path, f"\"time\" must be {{\"column\": NAME, \"unit\": "
-                                  f"{'|'.join(TIME_UNITS)}}}")
-        return cls(folder, spec)
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError:
+            raise UserError(path, "not a UTF-8 text file") from None
+        except OSError as e:
+            raise UserError(path, f"cannot read ({e.strerror or e})") from None
+        spec = schema.parse(path, text)
+        m = cls(folder, spec)
+        schema.validate(path, spec, [m.name_of(p) for p in m.candidates()])
+        return m
 
     @property
     def path(self) -> Path:
         return self.folder / MANIFEST
 
+    def name_of(self, path: Path) -> str:
+        return path.relative_to(self.folder).as_posix()
+
+    def candidates(self) -> list[Path]:
+        """Every `*.csv` entry under the folder that is not a folder itself or hidden (nor in a
+        hidden folder); a folder named `x.csv` is a folder, and its CSV files are read."""
+        return sorted(p for p in self.folder.rglob("*.csv")
+                      if not any(part.startswith(".") for part in p.relative_to(self.folder).parts)
+                      and not p.is_dir())
+
     def files(self) -> list[Path]:
-        files = sorted(p for p in self.folder.rglob("*.csv") if not p.name.startswith("."))
+        files = self.candidates()
         if not files:
             raise UserError(self.folder, "no .csv recordings in the folder")
         return files
 
     def for_file(self, path: Path) -> dict:
         """The manifest with this file's overrides applied."""
-        rel = path.relative_to(self.folder).as_posix()
-        return {**self.spec, **self.spec.get("files", {}).get(rel, {})}
+        return {**self.spec, **self.spec.get("files", {}).get(self.name_of(path), {})}
 
 
 @dataclass
@@ -96,29 +97,60 @@ class RawFile:
     """One CSV as read, before the folder-wide class list is known."""
 
     path: Path
-    data: np.ndarray
+    data: np.ndarray  # (n, channels) float32
     rate: float
     channels: tuple[str, ...]
     units: tuple[str, ...]
     subject: str
-    label_cells: np.ndarray | None  # (n,) class name per sample ("" = unlabelled)
+    label_codes: np.ndarray | None  # (n,) int32 index into label_names
+    label_names: list[str]  # "" = unlabelled
     spec: dict
     meta: dict
 
 
+def _regular_file(path: Path) -> None:
+    """A recording must be a readable regular file: a link to nothing or a FIFO (which would
+    block the reader for ever) is a problem naming it."""
+    if path.is_symlink() and not path.exists():
+        raise UserError(path, f"a symbolic link to {os.readlink(path)!r}, which does not exist: "
+                              "restore the file or remove the link")
+    if not path.is_file():
+        raise UserError(path, "not a regular file (a device, socket or pipe): remove it")
+    if not os.access(path, os.R_OK):
+        raise UserError(path, "cannot be read (permission denied)")
+
+
+def _header(path: Path, sep: str | None) -> tuple[str, str]:
+    """(first line, delimiter): the delimiter as given, else sniffed from the first line."""
+    try:
+        with open(path, encoding="utf-8-sig", newline=None) as f:
+            first = f.readline(MAX_HEADER + 1)
+    except UnicodeDecodeError:
+        raise UserError(path, "line 1: not UTF-8 text") from None
+    if len(first) > MAX_HEADER:
+        raise UserError(path, f"line 1: over {MAX_HEADER} characters (not a CSV header or row)")
+    first = first.rstrip("\n")
+    return first, sep or next((d for d in (",", ";", "\t") if d in first.rstrip(";")), ",")
+
+
 def read_file(m: Manifest, path: Path) -> RawFile:
     spec = m.for_file(path)
-    text = read_text(path)
-    first = text.lstrip("\ufeff").split("\n", 1)[0]
-    sep = spec.get("delimiter") or next((d for d in (",", ";", "\t") if d in first.rstrip(";")), ",")
+    _regular_file(path)
+    first, sep = _header(path, spec.get("delimiter"))
     header = spec.get("header", True)
     names = list(spec["columns"]) if spec.get("columns") else None
     if header:
         found = [c.strip() for c in first.strip().rstrip(";" if sep != ";" else "").split(sep)]
+        unnamed = [i for i, c in enumerate(found) if not c]
+        if unnamed and len(found) > 1:
+            raise UserError(path, f"line 1: column {unnamed[0] + 1} of the header has no name")
+        twice = next((c for i, c in enumerate(found) if c in found[:i]), None)
+        if twice is not None:
+            raise UserError(path, f"line 1: the header names column {twice!r} twice (columns: "
+                                  f"{', '.join(found)}): give each column its own name")
         if names and names != found:
             raise UserError(path, f"line 1: header {found} differs from the manifest's columns {names}")
         names = found
-    cells = split_table(path, text, columns=len(names), skip=1 if header else 0, sep=sep)
     skip = 1 if header else 0
 
     def col(name: str, what: str) -> int:
@@ -129,90 +161,125 @@ def read_file(m: Manifest, path: Path) -> RawFile:
 
     t_i = col(spec["time"]["column"], "time") if spec.get("time") else None
     src = {k: spec.get(k) for k in ("subject", "label")}
-    used = {t_i} | {col(s["column"], k) for k, s in src.items() if s and "column" in s}
+    text_cols = {k: col(s["column"], k) for k, s in src.items() if s and "column" in s}
+    used = {t_i} | set(text_cols.values())
     channels = spec.get("channels") or [n for i, n in enumerate(names) if i not in used]
+    if not channels:
+        raise UserError(path, f"no channel columns (columns: {', '.join(names)})")
     ch_i = [col(c, "channel") for c in channels]
-    data = to_float(path, text, cells, ch_i, names, skip)
+    if t_i in ch_i or set(text_cols.values()) & set(ch_i):
+        both = names[next(i for i in ch_i if i in used)]
+        raise UserError(m.path, f"column {both!r} is a channel and the time, subject or label column")
     units = spec.get("units", "g")
     units = [units] * len(channels) if isinstance(units, str) else list(units)
     if len(units) != len(channels):
-        raise UserError(m.path, f"{len(units)} units for {len(channels)} channels")
-    from edgehar.data.csvfile import UNITS
-    bad = [u for u in units if u not in UNITS]
-    if bad:
-        raise UserError(m.path, f"unknown unit {bad[0]!r} (known: {', '.join(UNITS)})")
+        raise UserError(m.path, f"units: {len(units)} units for {len(channels)} channels "
+                                f"({', '.join(channels)}): give one unit, or one per channel")
+    numbers = {i: np.float32 for i in ch_i}
+    if t_i is not None:
+        numbers[t_i] = np.float64
+    table = read_table(path, sep, len(names), skip, numbers, sorted(set(text_cols.values())), names)
+    data = np.empty((table.rows, len(ch_i)), np.float32)
+    for k, i in enumerate(ch_i):
+        data[:, k] = table.numbers.pop(i)
     meta = {"columns": names}
     rate = spec.get("rate")
-    subject = _source(m, path, cells, names, src["subject"], "subject", header)
-    labels = _source(m, path, cells, names, src["label"], "label", header, per_sample=True)
+    subject = _source(m, path, table, names, src["subject"], "subject")
+    labels, label_names = _source(m, path, table, names, src["label"], "label", per_sample=True)
     if t_i is not None:
-        t = to_float(path, text, cells, [t_i], names, skip)[:, 0]
-        t = t * TIME_UNITS[spec["time"].get("unit", "s")]
-        data, labels, rate, meta["resampled"] = _on_grid(path, t, data, labels, rate, skip)
+        t = table.numbers.pop(t_i)
+        t *= TIME_UNITS[spec["time"].get("unit", "s")]
+        data, labels, rate, meta["resampled"] = _on_grid(table, names[t_i], t, data, labels, rate)
         meta["start_time"] = float(t[0])
-    elif rate is None:
-        raise UserError(m.path, f"{path.name}: no \"rate\" and no \"time\" column: the sampling "
-                                "rate is unknown")
-    if not isinstance(rate, (int, float)) or not rate > 0:
-        raise UserError(m.path, f"rate must be a positive number of Hz, got {rate!r}")
+        del t
     return RawFile(path, data, float(rate), tuple(channels), tuple(units),
-                   subject if subject is not None else "0", labels, spec, meta)
+                   subject if subject is not None else "0", labels, label_names, spec, meta)
 
 
-def _on_grid(path, t, data, labels, rate, skip):
-    """Samples (and label cells) at a fixed rate from timed samples: as they are when the
-    steps are regular, else interpolated (`geotec.resample_on_times`; labels: nearest)."""
-    from edgehar.data.geotec import resample_on_times
+def _steps(t: np.ndarray) -> np.ndarray:
+    """Time steps as float32, computed a block at a time (no float64 copy of the column)."""
+    out = np.empty(max(len(t) - 1, 0), np.float32)
+    for lo in range(0, len(out), 1 << 20):
+        out[lo:lo + (1 << 20)] = np.diff(t[lo:lo + (1 << 20) + 1])
+    return out
 
-    steps = np.diff(t)
-    if (steps < 0).any():
-        k = int(np.flatnonzero(steps < 0)[0]) + 1
-        raise UserError(path, f"line {k + 1 + skip}: time goes backwards ({t[k - 1]:g} s, then {t[k]:g} s)")
-    positive = steps[steps > 0]
-    if not len(positive):
-        raise UserError(path, "time never increases: cannot derive the rate")
-    measured = float(f"{1.0 / np.median(positive):.6g}")
+
+def _on_grid(table, name, t, data, labels, rate):
+    """Samples (and label codes) at a fixed rate from timed samples: as they are when the
+    steps are regular, else interpolated (`resample_on_times`; labels: nearest). Time going
+    backwards, a jump no pause explains, and a grid out of proportion to the samples are
+    problems naming the line, found before anything is interpolated."""
+    from edgehar.data.resample import resample_on_times
+
+    path = table.path
+    steps = _steps(t)
+    if len(steps) and steps.min() < 0:
+        k = int(steps.argmin()) + 1
+        raise UserError(path, f"line {table.line_of(k)}: time goes backwards in column {name!r} "
+                              f"({t[k - 1]:g} s, then {t[k]:g} s)")
+    zeros = int(len(steps) - np.count_nonzero(steps))
+    positive = len(steps) - zeros
+    if not positive:
+        raise UserError(path, f"column {name!r}: time never increases: cannot derive the rate")
+    biggest, k = float(steps.max()), int(steps.argmax()) + 1
+    regular = zeros == 0 and rate is not None and \
+        abs(float(steps.min()) * rate - 1) < 0.01 and abs(biggest * rate - 1) < 0.01
+    mid = [zeros + (positive - 1) // 2, zeros + positive // 2]
+    steps.partition(mid)  # in place: the median positive step without a sorted copy
+    median = float(steps[mid].astype(np.float64).mean())
+    del steps
+    if biggest > MAX_GAP_STEPS * median and biggest > MAX_GAP_S:
+        raise UserError(path, f"line {table.line_of(k)}, column {name!r}: time jumps {biggest:.6g} s "
+                              f"from the line before ({biggest / median:.3g} times the median step of "
+                              f"{median:.3g} s): fix the wrong stamp, or split the file where the "
+                              "pause is")
+    measured = float(f"{1.0 / median:.6g}")
     rate = float(rate or measured)
-    if len(steps) == len(positive) and np.all(np.abs(steps * rate - 1) < 0.01):
+    if regular or (rate == measured and zeros == 0 and abs(biggest * rate - 1) < 0.01):
         return data, labels, rate, False
-    names, codes = np.unique(labels if labels is not None else np.zeros(len(t), str),
-                             return_inverse=True)
-    grid, codes = resample_on_times(t, data, codes, rate, path, 1 + skip)
-    return grid, (names[codes] if labels is not None else None), rate, True
+    points = (float(t[-1]) - float(t[0])) * rate + 1
+    if points > MAX_GRID_FACTOR * len(t):
+        raise UserError(path, f"column {name!r}: {len(t)} samples over {t[-1] - t[0]:.6g} s would "
+                              f"be interpolated onto {points:.4g} points at {rate:g} Hz (the times "
+                              f"say {measured:g} Hz): give the rate the times have")
+    codes = labels if labels is not None else np.zeros(len(t), np.int32)
+    grid, codes = resample_on_times(t, data, codes, rate, path, 1 + table.skip)
+    return grid, (codes if labels is not None else None), rate, True
 
 
-def _source(m, path, cells, names, src, what, header, per_sample=False):
-    """Subject or label of a file from a column, the file path, a parent folder or a value."""
+def _source(m, path, table, names, src, what, per_sample=False):
+    """Subject or label of a file from a column, the file path, a parent folder or a value:
+    a name, or per sample (codes, names)."""
     if not src:
-        return None
+        return (None, []) if per_sample else None
     kind, arg = next(iter(src.items()))
     if kind == "column":
-        vals = np.char.strip(cells[:, names.index(arg)])
+        codes, found = table.words[names.index(arg)]
         if per_sample:
-            return vals
-        uniq = np.unique(vals)
-        if len(uniq) != 1:
-            raise UserError(path, f"column {arg!r} holds {len(uniq)} {what}s; one per file")
-        value = str(uniq[0])
+            return codes, found
+        if len(found) != 1:
+            raise UserError(path, f"column {arg!r} holds {len(found)} {what}s; one per file")
+        value = found[0]
+        if not value:
+            raise UserError(path, f"column {arg!r}: every {what} cell is empty")
     elif kind == "pattern":
-        try:
-            rx = re.compile(arg)
-        except re.error as e:
-            raise UserError(m.path, f"{what} pattern {arg!r}: {e}") from None
-        rel = path.relative_to(m.folder).as_posix()
+        rx = re.compile(arg)  # compiled once by the schema: valid
+        rel = m.name_of(path)
         hit = rx.search(rel)
         if not hit:
             raise UserError(path, f"{what} pattern {arg!r} matches nothing in {rel!r}")
         value = hit.group(what) if what in rx.groupindex else hit.group(1 if rx.groups else 0)
+        if value is None or not value.strip():
+            raise UserError(path, f"{what} pattern {arg!r} matches an empty {what} in {rel!r}")
     elif kind == "folder":
         parents = path.relative_to(m.folder).parents
-        if not isinstance(arg, int) or not 1 <= arg < len(parents):
+        if not 1 <= arg < len(parents):
             raise UserError(path, f"{what} from folder level {arg!r}: the file is "
                                   f"{len(parents) - 1} folder(s) deep")
         value = parents[arg - 1].name
     else:
         value = str(arg)
-    return np.full(len(cells), value) if per_sample else value
+    return (np.zeros(table.rows, np.int32), [value]) if per_sample else value
 
 
 def _subject_ids(names: list[str]) -> dict[str, int]:
@@ -222,23 +289,44 @@ def _subject_ids(names: list[str]) -> dict[str, int]:
     return {n: k for k, n in enumerate(sorted(names), 1)}
 
 
+def _blocks(n: int, size: int = 1 << 20):
+    return ((lo, min(lo + size, n)) for lo in range(0, n, size))
+
+
+def _labels(codes: np.ndarray, table: np.ndarray) -> np.ndarray:
+    """`table[codes]` as int64, a block at a time (no intp copy of the codes)."""
+    out = np.empty(len(codes), np.int64)
+    for lo, hi in _blocks(len(codes)):
+        out[lo:hi] = table[codes[lo:hi]]
+    return out
+
+
+def label_counts(labels: np.ndarray, n_classes: int) -> np.ndarray:
+    """Samples per class (index 0: unlabelled, then class k at k + 1), a block at a time."""
+    counts = np.zeros(n_classes + 1, np.int64)
+    for lo, hi in _blocks(len(labels)):
+        counts += np.bincount(labels[lo:hi] + 1, minlength=n_classes + 1)
+    return counts
+
+
 def build(m: Manifest, raws: list[RawFile]) -> list[Recording]:
     """Recordings of a folder's files, sharing one class list and subject numbering."""
-    found = sorted({str(c) for r in raws if r.label_cells is not None for c in np.unique(r.label_cells)} - {""})
+    found = sorted({n for r in raws if r.label_codes is not None for n in r.label_names} - {""})
     classes = list(m.spec.get("classes") or found)
     extra = [c for c in found if c not in classes]
     if extra:
-        where = next(r.path for r in raws if r.label_cells is not None and extra[0] in r.label_cells)
-        raise UserError(where, f"label {extra[0]!r} is not in the manifest's \"classes\"")
+        where = next(r.path for r in raws if r.label_codes is not None and extra[0] in r.label_names)
+        raise UserError(where, f"label {extra[0]!r} is not in the manifest's \"classes\" "
+                               f"({', '.join(classes)}): add it there, or fix the cell")
     lookup = {c: k for k, c in enumerate(classes)}
     ids = _subject_ids(sorted({r.subject for r in raws}))
     canon = canonical_names(classes, m.spec.get("label_map", {}))
     out = []
     for r in raws:
         labels = None
-        if r.label_cells is not None:
-            uniq, inv = np.unique(r.label_cells, return_inverse=True)
-            labels = np.array([lookup.get(str(c), UNLABELLED) for c in uniq], np.int64)[inv]
+        if r.label_codes is not None:
+            table = np.array([lookup.get(n, UNLABELLED) for n in r.label_names], np.int64)
+            labels, r.label_codes = _labels(r.label_codes, table), None
         out.append(Recording(r.data, r.rate, r.channels, r.units, subject=ids[r.subject],
                              labels=labels, label_names=tuple(classes),
                              name=r.path.relative_to(m.folder).with_suffix("").as_posix(),
@@ -269,7 +357,7 @@ def load_folder(folder: str | Path) -> list[Recording]:
 def check_folder(folder: str | Path) -> dict:
     """What a folder holds, per file, and every problem found (file and line), without stopping
     at the first."""
-    m = Manifest.read(folder)
+    m = Manifest.read(folder)  # a manifest problem stops here, before any file is read
     files, problems, raws = [], [], []
     for p in m.files():
         try:
@@ -284,14 +372,13 @@ def check_folder(folder: str | Path) -> dict:
         problems.append(e.message)
         recs = []
     for rec in recs:
-        counts = {} if rec.labels is None else {
-            n: int(c) for n, c in zip(rec.label_names, np.bincount(rec.labels[rec.labels >= 0],
-                                                                   minlength=len(rec.label_names))) if c}
+        counts = (label_counts(rec.labels, len(rec.label_names)) if rec.labels is not None else
+                  np.array([rec.n_samples]))
         files.append({"file": rec.source, "ok": True, "rows": rec.n_samples, "rate_hz": rec.rate,
                       "seconds": round(rec.seconds, 2), "channels": list(rec.channels),
                       "units": list(rec.units), "subject": rec.meta["subject_name"],
-                      "labels": counts, "unlabelled": int((rec.labels < 0).sum()) if rec.labels is not None else rec.n_samples,
-                      "resampled": bool(rec.meta.get("resampled"))})
+                      "labels": {n: int(c) for n, c in zip(rec.label_names, counts[1:]) if c},
+                      "unlabelled": int(counts[0]), "resampled": bool(rec.meta.get("resampled"))})
     files.sort(key=lambda f: f["file"])
     return {"folder": str(m.folder), "files": files, "problems": problems}
 

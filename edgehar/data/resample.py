@@ -8,6 +8,7 @@ import numpy as np
 from scipy.signal import resample_poly
 
 from edgehar.data.recording import Recording
+from edgehar.errors import UserError
 
 G = 9.80665  # m/s^2 per g (standard gravity)
 
@@ -71,3 +72,33 @@ def convert_units(rec: Recording, units: list[str] | tuple[str, ...]) -> Recordi
     if np.all(factors == 1.0):
         return rec.with_data(rec.data, units=units)
     return rec.with_data(rec.data * factors, units=units)
+
+
+def resample_on_times(t: np.ndarray, values: np.ndarray, labels: np.ndarray, rate: float,
+                      path, first_line: int = 2) -> tuple[np.ndarray, np.ndarray]:
+    """(values as float32, labels) on a grid of `rate` Hz from the first time stamp (`t` in
+    seconds), by linear interpolation; a grid point takes the label of the nearest sample.
+
+    Repeated stamps are averaged; time going backwards is a `UserError` naming the line. The
+    caller bounds the grid (a glitched stamp must not make it huge).
+    """
+    steps = np.diff(t)
+    if (steps < 0).any():
+        k = int(np.flatnonzero(steps < 0)[0]) + 1
+        raise UserError(path, f"line {k + first_line}: time goes backwards "
+                              f"({t[k - 1]:.3f} s, then {t[k]:.3f} s)")
+    first = np.concatenate([[0], np.flatnonzero(steps > 0) + 1])  # first sample of each stamp
+    del steps
+    uniq = t[first]
+    counts = np.diff(np.append(first, len(t)))
+    n = int(np.floor((uniq[-1] - uniq[0]) * rate + 1e-9)) + 1
+    grid = uniq[0] + np.arange(n) / rate
+    out = np.empty((n, values.shape[1]), np.float32)
+    for c in range(values.shape[1]):  # one float64 column at a time
+        mean = np.add.reduceat(np.asarray(values[:, c], np.float64), first) / counts
+        out[:, c] = np.interp(grid, uniq, mean)
+    del mean, uniq, counts, first
+    right = np.clip(np.searchsorted(t, grid), 0, len(t) - 1)
+    left = np.clip(right - 1, 0, len(t) - 1)
+    nearest = np.where(np.abs(t[left] - grid) <= np.abs(t[right] - grid), left, right)
+    return out, labels[nearest]
