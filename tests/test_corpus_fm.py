@@ -76,7 +76,10 @@ def test_distill_on_a_corpus_of_another_rate_is_one_line(tmp_path, capsys):
     corpus = tmp_path / "corpus"
     corpus.mkdir()
     (corpus / "corpus.json").write_text(json.dumps({"format": FORMAT, "rate": 25.0, "window": 100, "hop": 50,
-                                                    "channels": ["acc_x", "acc_y", "acc_z"], "shards": []}))
+                                                    "channels": ["acc_x", "acc_y", "acc_z"], "shards": [],
+                                                    "units": ["g"] * 3, **dict.fromkeys(
+                                                        ("datasets", "placements", "devices", "canonical",
+                                                         "labels"), [])}))
     code = main(["distill", "--teacher", str(tmp_path / "t.pt"), "--data", str(corpus),
                  "--out", str(tmp_path / "s.pt")])
     err = capsys.readouterr().err.strip()

@@ -23,6 +23,8 @@ def register(sub) -> None:
     p.add_argument("--data", default="hapt", help="data set name, own-data folder, or a corpus folder (`edgehar data corpus "
                         "build`; trains the HAR-FM corpus teacher) (default hapt; see `edgehar data summary -h`)")
     p.add_argument("--root", help="data folder (default: $EDGEHAR_DATA/<data set folder>)")
+    p.add_argument("--no-verify", action="store_true",
+                   help="read a corpus (--data CORPUS) without checking its shards' SHA-256")
     p.add_argument("--config", default="cpu",
                    help="model size: cpu (small, trains on a laptop) or paper (the published size)")
     p.add_argument("--steps", type=positive_int, default=2000, help="optimiser steps (default 2000)")
@@ -79,12 +81,14 @@ def run_corpus_pretrain(args: argparse.Namespace) -> int:
 
     from edgehar.errors import UserError
     from edgehar.models.teacher import save_teacher
+    from edgehar.data.corpus import check_corpus
     from edgehar.train.corpus_fm import CorpusFMRecipe, pretrain_corpus_fm
 
     if args.method != "harfm":
         raise UserError(args.data, f"a corpus trains the HAR-FM teacher (--method harfm), not {args.method}")
     out = args.out or "teacher-corpus-harfm.pt"
     _check_out(out)
+    check_corpus(args.data, verify=not args.no_verify)  # shard hashes, before any work
     torch.set_num_threads(args.threads or 1)
     recipe = CorpusFMRecipe(steps_a=args.steps // 5, steps_b=args.steps - args.steps // 5,
                             batch_size=args.batch_size, lr=args.lr, seed=args.seed)

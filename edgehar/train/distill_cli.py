@@ -24,6 +24,8 @@ def register(sub) -> None:
     p.add_argument("--data", default="hapt", type=data_arg,
                    help="data set name or own-data folder (default hapt)")
     p.add_argument("--root", help="data folder (default: $EDGEHAR_DATA/<data set folder>)")
+    p.add_argument("--no-verify", action="store_true",
+                   help="read a corpus (--data CORPUS) without checking its shards' SHA-256")
     p.add_argument("--windows", help="train on this windows .npz (calib format) instead of --data")
     p.add_argument("--epochs", type=positive_int, default=30, help="passes over the training windows (default 30)")
     p.add_argument("--max-steps", type=positive_int, help="stop after this many optimiser steps")
@@ -81,7 +83,10 @@ def distill_config(args):
 def run_corpus_distill(args: argparse.Namespace, out: str) -> int:
     """Distil over a corpus folder: every wrist acc window of its train split."""
     from edgehar.checkpoint import save_checkpoint
+    from edgehar.data.corpus import check_corpus
     from edgehar.train.corpus_fm import distill_from_corpus
+
+    check_corpus(args.data, verify=not args.no_verify)  # shard hashes, before any work
 
     student, card, history = distill_from_corpus(args.teacher, args.data, args.student, distill_config(args),
                                                  progress=not args.json)
