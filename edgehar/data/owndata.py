@@ -126,7 +126,7 @@ def _header(path: Path, sep: str | None) -> tuple[str, str]:
         with open(path, encoding="utf-8-sig", newline=None) as f:
             first = f.readline(MAX_HEADER + 1)
     except UnicodeDecodeError:
-        raise UserError(path, "line 1: not UTF-8 text") from None
+        raise UserError(path, "not a UTF-8 text file") from None
     if len(first) > MAX_HEADER:
         raise UserError(path, f"line 1: over {MAX_HEADER} characters (not a CSV header or row)")
     first = first.rstrip("\n")
@@ -139,6 +139,9 @@ def read_file(m: Manifest, path: Path) -> RawFile:
     first, sep = _header(path, spec.get("delimiter"))
     header = spec.get("header", True)
     names = list(spec["columns"]) if spec.get("columns") else None
+    if header and not first.strip():
+        raise UserError(path, "empty file (expected a header row and data rows)" if
+                        path.stat().st_size == 0 else "line 1: blank, where the header names the columns")
     if header:
         found = [c.strip() for c in first.strip().rstrip(";" if sep != ";" else "").split(sep)]
         unnamed = [i for i, c in enumerate(found) if not c]
