@@ -53,7 +53,10 @@ def register(sub) -> None:
         description="Read a serial device (text or frame mode), resample to the model card's rate, "
                     "window with its hop, run the model, smooth, and show the current activity. "
                     "Ctrl-C ends it.")
-    live.add_argument("--port", required=True, help="serial port (e.g. /dev/ttyACM0, or a simulator's path)")
+    live.add_argument("--port", required=True,
+                      help="serial port or URL: /dev/ttyACM0, a simulator's path, socket://HOST:PORT, "
+                           "loop://, sim://RECORDING?speed=20&faults=... (the virtual device, in "
+                           "process), qemu://ARTIFACT_DIR?cpu=cortex-m4 (the emulated firmware)")
     live.add_argument("--model", required=True, help="model (.tflite, .onnx, .pt) or artifact folder")
     live.add_argument("--baud", type=positive_int, default=115200, help="baud rate (default 115200)")
     live.add_argument("--duration", type=positive_float, metavar="S", help="stop after S seconds")
@@ -83,22 +86,11 @@ def register(sub) -> None:
 def run_simulate(args) -> int:
     import signal
 
-    from edgehar.bridge.virtual_device import Faults, VirtualDevice
-    from edgehar.data import load_recording
-    from edgehar.data.resample import resample
-    from edgehar.errors import UserError
+    from edgehar.bridge.virtual_device import Faults, VirtualDevice, load_replay
 
     faults = args.faults or Faults()  # every flag was checked at parse time
     signal.signal(signal.SIGTERM, _interrupt)  # `kill` ends the replay cleanly (link removed)
-    rec = load_recording(args.replay)
-    if args.rate:
-        rec = resample(rec, args.rate)
-    s = int(round(args.start * rec.rate))
-    e = len(rec.data) if args.seconds is None else s + int(round(args.seconds * rec.rate))
-    data = rec.data[s:e]
-    if len(data) == 0:
-        raise UserError(args.replay, f"nothing to replay from {args.start:g} s "
-                                     f"(the recording lasts {rec.seconds:.1f} s)")
+    rec, data = load_replay(args.replay, args.rate, args.start, args.seconds)
     dev = None
     try:  # a signal at any point from here stops the device and removes the link
         dev = VirtualDevice(data, rec.rate, rec.channels, rec.units, args.protocol, args.speed, faults,
@@ -141,10 +133,12 @@ def run_live(args) -> int:
     import signal
 
     from edgehar.bridge.live import LiveSession, PredictionLog, TerminalView
+    from edgehar.bridge.serial_reader import check_port
     from edgehar.bridge.smoothing import Smoother
     from edgehar.runtime import Predictor
 
     Smoother(args.smooth)  # every argument is checked before the port is touched
+    check_port(args.port)  # a bad URL fails before the model loads
     predictor = Predictor(args.model, args.backend, args.threads)
     if args.labels:
         from edgehar.zeroshot import ZeroShotPredictor

@@ -35,7 +35,8 @@ def register(sub) -> None:
                     "counters. A take ends after --seconds of samples, on Ctrl-C, or when the "
                     "device disconnects (what was read is kept); the folder then works as "
                     "`--data FOLDER` everywhere.")
-    p.add_argument("--port", required=True, help="serial port (e.g. /dev/ttyACM0 or a simulator's path)")
+    p.add_argument("--port", required=True, help="serial port or URL (e.g. /dev/ttyACM0, a simulator's "
+                                                  "path, sim://RECORDING?speed=20, socket://HOST:PORT)")
     p.add_argument("--label", required=True, type=_name, help="activity label of the takes")
     p.add_argument("--subject", default="0", type=_name, help="subject name or number (default 0)")
     p.add_argument("--out", required=True, help="data folder (created; takes are added to it)")

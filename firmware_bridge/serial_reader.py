@@ -1,15 +1,16 @@
 """The serial reader: a thread that owns the port, parses text or frame mode, and hands
 sample blocks to the inference loop through a bounded `Ring`.
 
-It opens the port exclusively (a second reader gets a clear "busy" error), survives unplugs
-by reopening the same path every `retry` seconds, and counts bytes, lines, frames and every
-kind of bad item. Protocol `auto` picks frame mode when a 0x00 byte shows up in the first
-bytes (text never contains one), text mode otherwise; until the chosen decoder has proved itself
-(`AUTO_LOCK` good items) the other one reads the same bytes, and when it decodes
-(`AUTO_SWITCH` items, 4x more than the chosen one: a 0x00 among a noisy text stream's garbage
-picks frames, which then never decode), the reader switches and says so on stderr, replaying what the other decoder read.
-A stream where nothing decodes in `SILENT_BYTES` bytes gets a one-line hint on stderr (wrong
-`--protocol` or `--baud`).
+It opens the port with pyserial's `serial_for_url` (a device path, or a URL: `socket://`,
+`loop://`, and the kit's `sim://` and `qemu://`, see `urlhandler/`), exclusively (a second
+reader gets a clear "busy" error), survives unplugs by reopening the same port every `retry`
+seconds, and counts bytes, lines, frames and every kind of bad item. Protocol `auto` picks
+frame mode when a 0x00 byte shows up in the first bytes (text never contains one), text mode
+otherwise; until the chosen decoder has proved itself (`AUTO_LOCK` good items) the other one
+reads the same bytes, and when it decodes (`AUTO_SWITCH` items, 4x more than the chosen one: a
+0x00 among a noisy text stream's garbage picks frames, which then never decode), the reader
+switches and says so on stderr, replaying what the other decoder read. A stream where nothing
+decodes in `SILENT_BYTES` bytes gets a one-line hint on stderr (wrong `--protocol` or `--baud`).
 """
 
 from __future__ import annotations
@@ -36,20 +37,66 @@ RATE_PROBE_S = 2.0  # text mode without a declared rate: measure arrivals this l
 AUTO_SWITCH = 8  # good items of the other protocol (and 4x those of the chosen one) that switch auto
 AUTO_LOCK = 64  # good items after which auto stops watching the other protocol
 SILENT_BYTES = 4096  # bytes with nothing decoded before the reader says why on stderr
+URL_HANDLERS = "edgehar.bridge.urlhandler"  # the kit's sim:// and qemu:// ports
+
+
+def pyserial():
+    """pyserial, with the kit's URL handlers registered where `serial_for_url` looks for them."""
+    import serial
+
+    if URL_HANDLERS not in serial.protocol_handler_packages:
+        serial.protocol_handler_packages.append(URL_HANDLERS)
+    return serial
+
+
+def url_schemes() -> list[str]:
+    """The URL schemes `serial_for_url` opens (pyserial's and the kit's)."""
+    import importlib
+    import pkgutil
+
+    serial = pyserial()
+    schemes = []
+    for package in serial.protocol_handler_packages:
+        for module in pkgutil.iter_modules(importlib.import_module(package).__path__):
+            if module.name.startswith("protocol_"):
+                schemes.append(module.name[len("protocol_"):])
+    return sorted(set(schemes))
+
+
+def check_port(port: str) -> None:
+    """A `UserError` for a URL that cannot name a port (unknown scheme, bad option, missing
+    file), found before anything is loaded; a device path is checked when it is opened."""
+    import importlib
+
+    if "://" not in port:
+        return
+    scheme = port.split("://", 1)[0].lower()
+    if scheme not in url_schemes():
+        raise UserError(port, f"unknown URL scheme {scheme!r} (known: "
+                              f"{', '.join(s + '://' for s in url_schemes())}, or a device path)")
+    for package in pyserial().protocol_handler_packages:
+        try:
+            handler = importlib.import_module(f"{package}.protocol_{scheme}")
+        except ImportError:
+            continue
+        if hasattr(handler, "check_url"):
+            handler.check_url(port)
+        return
 
 
 def open_port(port: str, baud: int, timeout: float = 0.05):
-    """Open `port` exclusively; a one-line `UserError` when missing, busy or not allowed."""
-    import serial
-
+    """Open `port` (a device path or a URL: socket://, loop://, sim://, qemu://, ...) exclusively;
+    a one-line `UserError` when missing, busy, not allowed or not a known URL."""
+    serial = pyserial()
+    check_port(port)
     try:
-        return serial.Serial(port, baud, timeout=timeout, exclusive=True)
+        return serial.serial_for_url(port, baudrate=baud, timeout=timeout, exclusive=True)
     except serial.SerialException as e:
         code = getattr(e, "errno", None)
         if code == errno.ENOENT and os.path.islink(port):
             raise UserError(port, f"is a link to {os.readlink(port)}, which is gone (the simulator or "
                                   "device that made it has exited)") from None
-        if code == errno.ENOENT:
+        if code == errno.ENOENT and "://" not in port:
             raise UserError(port, "no such serial port (is the device plugged in? try "
                                   "`python -m serial.tools.list_ports`)") from None
         if code in (errno.EAGAIN, errno.EBUSY, errno.EWOULDBLOCK):
@@ -154,16 +201,17 @@ class SerialReader(threading.Thread):
                     self._shadow.connection_lost()
 
     def _reopen(self):
+        """The same port object, opened again (a URL handler keeps its device between opens)."""
         import serial
 
         if self._halt.wait(self.retry):
             return None
         try:
-            ser = serial.Serial(self.port, self.baud, timeout=0.05, exclusive=True)
-        except (serial.SerialException, OSError, ValueError):
+            self._serial.open()
+        except (serial.SerialException, OSError, ValueError, UserError):
             return None
         self.counts["reconnects"] += 1
-        return ser
+        return self._serial
 
     # -- parsing ------------------------------------------------------------------------------
     def _feed(self, data: bytes, now: float) -> None:

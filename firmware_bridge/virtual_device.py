@@ -1,6 +1,10 @@
 """A virtual serial device: replays a real recording through a pseudo-terminal, in real time or
 faster, in text or frame mode, with optional faults.
 
+`Replay` is what such a device sends (the bytes of each line or frame, the faults, the ground
+truth); `VirtualDevice` paces it through a pty for any program, and the `sim://` URL handler
+(`urlhandler/protocol_sim.py`) paces it in-process, for the bridge's own commands.
+
 A pty *is* a serial port to the host side (pyserial opens it like /dev/ttyACM0). The device
 behaves like a native-USB board running `while (!Serial) {}`: it streams only while a host
 has the port open; samples that fall due while nobody listens are lost, as on a real board.
@@ -129,21 +133,36 @@ def format_line(row: np.ndarray) -> bytes:
     return (",".join(np.format_float_positional(v, unique=True, trim="-") for v in row) + "\r\n").encode()
 
 
-class VirtualDevice:
-    """Stream `data` (samples x channels, `rate` Hz) through a pty from a background thread."""
+def load_replay(path, rate: float | None = None, start: float = 0.0, seconds: float | None = None):
+    """(recording, samples to replay): `path` loaded, resampled to `rate` if given, cut to
+    `seconds` from `start` seconds in."""
+    from edgehar.data import load_recording
+    from edgehar.data.resample import resample
+
+    rec = load_recording(path)
+    if rate:
+        rec = resample(rec, rate)
+    s = int(round(start * rec.rate))
+    e = len(rec.data) if seconds is None else s + int(round(seconds * rec.rate))
+    data = rec.data[s:e]
+    if len(data) == 0:
+        raise UserError(path, f"nothing to replay from {start:g} s (the recording lasts {rec.seconds:.1f} s)")
+    return rec, data
+
+
+class Replay:
+    """What a virtual device sends for `data` (samples x channels, `rate` Hz): its declaration,
+    each line or frame, the faults, and the ground truth `sent`. No timing and no transport."""
 
     def __init__(self, data: np.ndarray, rate: float, channels=(), units=(), protocol: str = "text",
-                 speed: float = 1.0, faults: Faults | None = None, link: str | None = None,
-                 frame_samples: int | None = None, loop: bool = False, declare: bool = True):
+                 faults: Faults | None = None, frame_samples: int | None = None, loop: bool = False,
+                 declare: bool = True):
         if protocol not in ("text", "frame"):
             raise UserError("--protocol", f"unknown protocol {protocol!r} (text or frame)")
-        if speed <= 0:
-            raise UserError("--speed", "must be > 0")
         self.data = np.asarray(data, np.float32)
-        self.rate, self.protocol, self.speed = float(rate), protocol, float(speed)
+        self.rate, self.protocol = float(rate), protocol
         self.channels, self.units = tuple(channels), tuple(units)
         self.faults = faults or Faults()
-        self.link = link
         self.loop = loop
         self.declare = declare  # False: like plain Edge Impulse forwarder firmware
         self.frame_samples = frame_samples or max(1, round(self.rate / 10))
@@ -153,6 +172,83 @@ class VirtualDevice:
         self.sent: list[list[int]] = []  # per connection: recording indices delivered intact
         self.counts = {"chunks": 0, "bytes": 0, "dropped": 0, "garbage": 0, "bursts": 0, "errors": 0,
                        "disconnects": 0, "unheard": 0}
+
+    # -- bytes ----------------------------------------------------------------------------
+    def _preamble(self) -> bytes:
+        info = f"# edgehar rate={self.rate:g}"
+        if self.channels:
+            info += f" channels={','.join(self.channels)}"
+        if self.units:
+            info += f" units={','.join(self.units)}"
+        if self.protocol == "text":  # leading newline: the host drops a cut first line
+            return b"\r\n" + (info.encode() + b"\r\n" if self.declare else b"")
+        return b"\x00" + (frames.encode_message(0, info) if self.declare else b"")
+
+    def _chunks(self):
+        """(lap, first, last+1) recording indices of each line/frame; laps repeat when looping."""
+        step = 1 if self.protocol == "text" else self.frame_samples
+        n, lap = len(self.data), 0
+        while True:
+            for s in range(0, n, step):
+                yield lap, s, min(s + step, n)
+            if not self.loop:
+                return
+            lap += 1
+
+    def _encode(self, s: int, e: int, seq: int, lap: int) -> bytes:
+        if self.protocol == "text":
+            return format_line(self.data[s])
+        t_us = DEVICE_T0_US + (lap * len(self.data) + s) * self.period_us
+        return frames.encode_frame(seq, t_us, self.period_us, self.scale,
+                                   frames.quantize(self.data[s:e], self.scale))
+
+    def _garble(self, chunk: bytes) -> bytes:
+        n = int(self.rng.integers(1, 9))
+        if self.protocol == "text":
+            junk = bytes(self.rng.choice(np.frombuffer(_TEXT_GARBAGE, np.uint8), n))
+            pos = int(self.rng.integers(0, len(chunk) - 2))  # inside the line, before "\r\n"
+        else:
+            junk = self.rng.integers(0, 256, n, dtype=np.uint8).tobytes()
+            pos = int(self.rng.integers(0, len(chunk) - 1))  # before the frame's delimiter
+        return chunk[:pos] + junk + chunk[pos:]
+
+    def _compose(self, s: int, e: int, seq: int, lap: int) -> tuple[bytes | None, bytes | None, bool]:
+        """(an ERR report or None, the line/frame or None when dropped, whether it is intact)."""
+        f = self.faults
+        self.counts["chunks"] += 1
+        message = None
+        if f.err and self.rng.random() < f.err:
+            self.counts["errors"] += 1
+            msg = "ERR sensor read timeout"
+            message = msg.encode() + b"\r\n" if self.protocol == "text" else frames.encode_message(seq, msg)
+        if f.drop and self.rng.random() < f.drop:
+            self.counts["dropped"] += 1
+            return message, None, False
+        chunk = self._encode(s, e, seq, lap)
+        if f.garbage and self.rng.random() < f.garbage:
+            self.counts["garbage"] += 1
+            return message, self._garble(chunk), False
+        return message, chunk, True
+
+    def _burst_starts(self) -> bool:
+        """Whether a burst starts here (the next 0.5 s of data goes out at once)."""
+        if self.faults.burst and self.rng.random() < self.faults.burst:
+            self.counts["bursts"] += 1
+            return True
+        return False
+
+
+class VirtualDevice(Replay):
+    """Stream `data` (samples x channels, `rate` Hz) through a pty from a background thread."""
+
+    def __init__(self, data: np.ndarray, rate: float, channels=(), units=(), protocol: str = "text",
+                 speed: float = 1.0, faults: Faults | None = None, link: str | None = None,
+                 frame_samples: int | None = None, loop: bool = False, declare: bool = True):
+        super().__init__(data, rate, channels, units, protocol, faults, frame_samples, loop, declare)
+        if speed <= 0:
+            raise UserError("--speed", "must be > 0")
+        self.speed = float(speed)
+        self.link = link
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._master = None
@@ -233,45 +329,6 @@ class VirtualDevice:
     def finished(self) -> bool:
         return self._thread is not None and not self._thread.is_alive()
 
-    # -- streaming ----------------------------------------------------------------------------
-    def _preamble(self) -> bytes:
-        info = f"# edgehar rate={self.rate:g}"
-        if self.channels:
-            info += f" channels={','.join(self.channels)}"
-        if self.units:
-            info += f" units={','.join(self.units)}"
-        if self.protocol == "text":  # leading newline: the host drops a cut first line
-            return b"\r\n" + (info.encode() + b"\r\n" if self.declare else b"")
-        return b"\x00" + (frames.encode_message(0, info) if self.declare else b"")
-
-    def _chunks(self):
-        """(lap, first, last+1) recording indices of each line/frame; laps repeat when looping."""
-        step = 1 if self.protocol == "text" else self.frame_samples
-        n, lap = len(self.data), 0
-        while True:
-            for s in range(0, n, step):
-                yield lap, s, min(s + step, n)
-            if not self.loop:
-                return
-            lap += 1
-
-    def _encode(self, s: int, e: int, seq: int, lap: int) -> bytes:
-        if self.protocol == "text":
-            return format_line(self.data[s])
-        t_us = DEVICE_T0_US + (lap * len(self.data) + s) * self.period_us
-        return frames.encode_frame(seq, t_us, self.period_us, self.scale,
-                                   frames.quantize(self.data[s:e], self.scale))
-
-    def _garble(self, chunk: bytes) -> bytes:
-        n = int(self.rng.integers(1, 9))
-        if self.protocol == "text":
-            junk = bytes(self.rng.choice(np.frombuffer(_TEXT_GARBAGE, np.uint8), n))
-            pos = int(self.rng.integers(0, len(chunk) - 2))  # inside the line, before "\r\n"
-        else:
-            junk = self.rng.integers(0, 256, n, dtype=np.uint8).tobytes()
-            pos = int(self.rng.integers(0, len(chunk) - 1))  # before the frame's delimiter
-        return chunk[:pos] + junk + chunk[pos:]
-
     def _wait_for_host(self) -> None:
         while not self._stop.is_set() and not self._host_listening():
             time.sleep(0.01)
@@ -307,9 +364,8 @@ class VirtualDevice:
                 now = time.perf_counter()
                 if due > now and self._stop.wait(due - now):
                     return
-                if f.burst and self.rng.random() < f.burst:
-                    burst_until = rec_t + 0.5  # the next half second goes out at once
-                    self.counts["bursts"] += 1
+                if self._burst_starts():
+                    burst_until = rec_t + 0.5
             if not self._host_listening():  # host closed the port: wait like while(!Serial)
                 self.counts["unheard"] += e - s
                 self._wait_for_host()
@@ -323,21 +379,11 @@ class VirtualDevice:
             self._stop.wait(LINGER_S)
 
     def _send(self, s: int, e: int, seq: int, lap: int) -> None:
-        f = self.faults
-        self.counts["chunks"] += 1
-        if f.err and self.rng.random() < f.err:
-            self.counts["errors"] += 1
-            msg = "ERR sensor read timeout"
-            self._write(msg.encode() + b"\r\n" if self.protocol == "text" else frames.encode_message(seq, msg))
-        if f.drop and self.rng.random() < f.drop:
-            self.counts["dropped"] += 1
+        message, chunk, intact = self._compose(s, e, seq, lap)
+        if message is not None:
+            self._write(message)
+        if chunk is None:
             return
-        chunk = self._encode(s, e, seq, lap)
-        intact = True
-        if f.garbage and self.rng.random() < f.garbage:
-            chunk = self._garble(chunk)
-            self.counts["garbage"] += 1
-            intact = False
         if self._write(chunk) and intact:
             self.sent[-1].extend(range(s, e))
         elif intact:
