@@ -36,9 +36,35 @@ def register(sub) -> None:
     b.set_defaults(func=run_build)
 
 
+def is_calibration_set(path) -> bool:
+    """Whether `path` holds an edgehar calibration set (what `calib build` may replace)."""
+    from edgehar.calib.build import load_calib
+    from edgehar.errors import UserError
+
+    try:
+        load_calib(path)
+    except UserError:
+        return False
+    return True
+
+
+def check_out(args: argparse.Namespace) -> None:
+    """Before any data is read: --out ends in .npz, is none of the inputs, and replaces only a
+    calibration set."""
+    from edgehar.errors import UserError
+    from edgehar.outputs import claim_file
+    from edgehar.train.cli import data_inputs
+
+    if not str(args.out).endswith(".npz"):
+        raise UserError(args.out, "calibration file name must end in .npz")
+    claim_file(args.out, "calib build", inputs=[args.like, *data_inputs(args.data, args.root)],
+               recognise=is_calibration_set, kind="an edgehar calibration set")
+
+
 def run_build(args: argparse.Namespace) -> int:
     from edgehar.calib.build import build_calibration, save_calib
 
+    check_out(args)
     rate, window, units = args.rate, args.window, None
     channels = args.channels
     if args.like:

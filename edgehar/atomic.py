@@ -19,7 +19,7 @@ import re
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 from edgehar.errors import UserError, first_line
 
@@ -196,25 +196,34 @@ def staged_file(path: str | os.PathLike) -> Iterator[Path]:
 
 
 @contextlib.contextmanager
-def staged_folder(path: str | os.PathLike, overwrite: bool = True) -> Iterator[Path]:
+def staged_folder(path: str | os.PathLike, overwrite: bool = True,
+                  before_replace: Callable[[Path], None] | None = None) -> Iterator[Path]:
     """Yield a temporary folder; on success it replaces `path` as a whole, on failure it goes.
 
-    The files already in `path` survive a failure untouched.
+    The files already in `path` survive a failure untouched. `overwrite=False` refuses a folder
+    that holds anything (an empty one is taken). `before_replace(path)`, called just before the
+    swap, may raise to keep the old folder (see `edgehar.outputs.staged_output_folder`).
     """
-    path = resolve_target(path)
+    path = Path(os.path.abspath(resolve_target(path)))  # `.` has no name to stage beside
     _check_parent_writable(path)
     if path.exists() and not path.is_dir():
         raise UserError(path, "exists and is not a folder")
-    if path.exists() and not overwrite:
-        raise UserError(path, "already exists (pass --force to replace it)")
+    if not overwrite and path.is_dir() and any(path.iterdir()):
+        raise UserError(path, "already exists and is not empty: choose a new or empty folder")
     remove_stale_staging(path)
     tmp = Path(tempfile.mkdtemp(prefix=_staging_prefix(path, "new"), dir=path.parent))
     try:
         yield tmp
         _publish(tmp, 0o777)
+        if before_replace is not None:
+            before_replace(path)
         if path.exists():
             old = Path(tempfile.mkdtemp(prefix=_staging_prefix(path, "old"), dir=path.parent))
-            os.replace(path, old / "x")
+            try:
+                os.replace(path, old / "x")
+            except OSError as e:  # a mount point, the current folder elsewhere, a busy folder
+                shutil.rmtree(old, ignore_errors=True)
+                raise UserError(path, f"cannot be replaced ({e.strerror or e}); nothing was changed") from None
             os.replace(tmp, path)
             shutil.rmtree(old, ignore_errors=True)
         else:

@@ -377,6 +377,15 @@ def step_live(data: DemoData, export: dict, plan: dict, out: Path, seconds: floa
 
 
 # -- the command --------------------------------------------------------------------------------
+# every name the demo writes into --out (a previous demo's folder holds nothing else)
+DEMO_FILES = ("teacher.pt", "student.pt", "export", "corpus", "replay", "profile_*.json", "live.csv", "demo.json")
+
+
+def previous_demo(folder: Path) -> list[str] | None:
+    """A demo folder written before output markers: its demo.json, and only the demo's names."""
+    return list(DEMO_FILES) if (folder / "demo.json").is_file() else None
+
+
 def run_demo(args: argparse.Namespace) -> int:
     from edgehar.errors import UserError
 
@@ -392,17 +401,22 @@ def run_demo(args: argparse.Namespace) -> int:
         plan.update(live_seconds=plan["wrist"]["live_seconds"], speed=plan["wrist"]["speed"])
     seconds = args.live_seconds if args.live_seconds is not None else plan["live_seconds"]
     out = Path(args.out)
-    if out.exists() and not out.is_dir():
-        raise UserError(out, "exists and is not a folder")
+    from edgehar.outputs import MARKER, claim_folder, mark_folder
+
+    # new, empty, or a previous demo's folder: the demo never writes over anyone else's files
+    claim_folder(out, "demo", legacy=previous_demo,
+                  inputs=[root if root is not None and os.path.exists(str(root)) else None])
     created = not out.exists()
     try:
         out.mkdir(parents=True, exist_ok=True)
+        mark_folder(out, "demo", DEMO_FILES)
     except OSError as e:
         raise UserError(out, f"cannot create the output folder ({e.strerror or e})") from None
     try:
         return _run_demo(args, plan, seconds, root, out)
     finally:
-        if created and out.is_dir() and not any(out.iterdir()):
+        if created and out.is_dir() and [e.name for e in out.iterdir()] == [MARKER]:
+            (out / MARKER).unlink()
             out.rmdir()  # a run that failed before writing anything leaves no empty folder
 
 

@@ -16,7 +16,10 @@ prototypes in int8 with their scale, and `text_basis.npy` maps new labels' text 
 embedding space. Other task heads stay in the checkpoint.
 
 The folder is built in a temporary sibling and swapped in at the end (`staged_folder`), so a
-failure leaves no half-written artifact and an older export at the same path untouched.
+failure leaves no half-written artifact and an older export at the same path untouched. The
+output folder is checked before any work (`edgehar.outputs.claim_folder`): it must be new,
+empty or a previous export (its `.edgehar-output.json` lists exactly the files that export
+wrote), never the current folder, a folder holding the checkpoint, or one holding anything else.
 """
 
 from __future__ import annotations
@@ -31,6 +34,10 @@ from edgehar.errors import UserError
 
 FILES = {"fp32_tflite": "model_fp32.tflite", "int8_tflite": "model_int8.tflite",
          "fp32_onnx": "model.onnx", "int8_onnx": "model_int8.onnx"}
+COMMAND = "export"
+# every name an export writes: recognises an export folder written before the output marker
+EXPORT_NAMES = frozenset({*FILES.values(), "model_int8.h", "model_int8.cc", "modelcard.json", "parity.json",
+                          "text_basis.npy"})
 FP32_TOLERANCE = 1e-4  # the Keras mirror must reproduce PyTorch's logits this closely
 TFLITE_RUNTIME_ENV = "EDGEHAR_TFLITE_RUNTIME_PYTHON"  # a python with tflite-runtime (numpy < 2)
 
@@ -107,6 +114,23 @@ def _versions() -> dict:
     return out
 
 
+def previous_export(folder: Path) -> set[str] | None:
+    """The names of an export folder written before the output marker existed (its model card
+    and nothing an export does not write), or None when `folder` is not one."""
+    names = {e for e in os.listdir(folder) if not e.startswith(".")}
+    return names if "modelcard.json" in names and names <= EXPORT_NAMES else None
+
+
+def claim_export_folder(out, checkpoint, calib=None, data=None, root=None) -> Path:
+    """Refuse, before any work, an output folder that would lose anything: see the module doc."""
+    from edgehar.data.registry import is_folder_arg
+    from edgehar.outputs import claim_folder
+
+    inputs = [checkpoint, calib if isinstance(calib, (str, os.PathLike)) else None, root,
+              data if isinstance(data, str) and is_folder_arg(data) else None]
+    return claim_folder(out, COMMAND, inputs=inputs, replaces=True, legacy=previous_export)
+
+
 def export_student(checkpoint, out=None, int8: bool = True, calib=None, data: str | None = None, root=None,
                    windows=None, test_subjects: list[int] | None = None, n_calib: int = 500, seed: int = 0,
                    micro: bool = True, tflite_runtime_python: str | None = None, progress: bool = True) -> dict:
@@ -120,13 +144,15 @@ def export_student(checkpoint, out=None, int8: bool = True, calib=None, data: st
     import torch
     from tqdm.auto import tqdm
 
-    from edgehar.atomic import scratch_folder, staged_folder, temp_dir, write_json
+    from edgehar.atomic import scratch_folder, temp_dir, write_json
     from edgehar.calib.build import CalibSet, check_fits_card, load_calib
     from edgehar.export.parity import parity_report
+    from edgehar.outputs import staged_output_folder
 
+    out = Path(out) if out else Path(checkpoint).with_name(Path(checkpoint).stem + "_export")
+    claim_export_folder(out, checkpoint, calib, data, root)
     torch.set_num_threads(1)
     model, card, state = load_student(checkpoint)
-    out = Path(out) if out else Path(checkpoint).with_name(Path(checkpoint).stem + "_export")
     if calib is not None:
         where = "calibration set" if isinstance(calib, CalibSet) else calib
         calib = calib if isinstance(calib, CalibSet) else load_calib(calib)
@@ -134,7 +160,8 @@ def export_student(checkpoint, out=None, int8: bool = True, calib=None, data: st
     tflite_runtime_python = tflite_runtime_python or os.environ.get(TFLITE_RUNTIME_ENV)
     # TensorFlow writes generated code (__autograph_generated_file*.py) to the temp folder and
     # deletes it only at a clean exit: give it a scratch folder that goes on every exit path
-    with staged_folder(out) as tmp, scratch_folder(out) as scratch, temp_dir(scratch):
+    with staged_output_folder(out, COMMAND, previous_export) as tmp, scratch_folder(out) as scratch, \
+            temp_dir(scratch):
         bar = tqdm(total=7, desc="export", disable=not progress, leave=False)
         bar.set_postfix_str("data")
         if windows is None:
@@ -159,7 +186,8 @@ def export_student(checkpoint, out=None, int8: bool = True, calib=None, data: st
         tmp.chmod(0o755)
         bar.update(1)
     bar.close()
-    return {"out": str(out), "files": sorted(p.name for p in out.iterdir()), "quantization": export_card.quantization,
+    return {"out": str(out), "files": sorted(p.name for p in out.iterdir() if not p.name.startswith(".")),
+            "quantization": export_card.quantization,
             "parity": report}
 
 

@@ -132,13 +132,15 @@ def run_live(args) -> int:
         return run_live_on_device(args)
     import signal
 
-    from edgehar.bridge.live import LiveSession, PredictionLog, TerminalView
+    from edgehar.bridge.live import LiveSession, PredictionLog, TerminalView, check_log_target
     from edgehar.bridge.serial_reader import check_port
     from edgehar.bridge.smoothing import Smoother
     from edgehar.runtime import Predictor
 
     Smoother(args.smooth)  # every argument is checked before the port is touched
     check_port(args.port)  # a bad URL fails before the model loads
+    if args.log:
+        check_log_target(args.log, args.model, args.port)  # never onto an input, before any work
     predictor = Predictor(args.model, args.backend, args.threads)
     if args.labels:
         from edgehar.zeroshot import ZeroShotPredictor

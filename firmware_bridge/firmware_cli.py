@@ -36,12 +36,27 @@ def register(sub) -> None:
     b.set_defaults(func=run_build)
 
 
+def is_elf(path) -> bool:
+    with open(path, "rb") as f:
+        return f.read(4) == b"\x7fELF"
+
+
+def claim_elf(out: Path, inputs) -> None:
+    """Before the build: --out is none of the files it reads, not a folder, and replaces only an
+    ELF (a firmware image an earlier build wrote)."""
+    from edgehar.outputs import claim_file
+
+    claim_file(out, "firmware build", inputs=inputs, recognise=is_elf, kind="a firmware ELF")
+
+
 def run_build(args) -> int:
+    art = Path(args.artifacts)
+    out = Path(args.out) if args.out else art / f"firmware-{args.board}.elf"
+    claim_elf(out, [art, *(art / n for n in ("model_int8.cc", "model_int8.h", "model_int8.tflite", "modelcard.json"))])
     artifact_files(args.artifacts)  # the user's folder is checked before the tools
     tc = find_toolchain(args.toolchains, need_qemu=False)
     elf = build_firmware(args.artifacts, args.board, args.toolchains,
                          args.arena_kb * 1024 if args.arena_kb else None)
-    out = Path(args.out) if args.out else Path(args.artifacts) / f"firmware-{args.board}.elf"
     write_bytes(out, elf.read_bytes())
     report = footprint(tc, elf, args.board)
     report["elf"] = str(out)

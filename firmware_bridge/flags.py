@@ -14,6 +14,8 @@ from edgehar.errors import UserError
 
 MIN_RATE_HZ = 0.1  # slower than any activity sensor; keeps the live resampler's filter small
 LOG_FORMATS = (".csv", ".jsonl", ".json")  # what PredictionLog writes (.json = JSON lines)
+LOG_HEADER = "time,segment,start,label,smoothed,delay_ms"  # a CSV prediction log's first line
+LOG_KEYS = {"time", "segment", "label", "probs"}  # in every line of a JSON-lines prediction log
 
 
 def rate_problem(rate) -> str | None:
@@ -53,8 +55,32 @@ def faults(text: str):
         raise argparse.ArgumentTypeError(e.what) from None
 
 
+def is_prediction_log(path) -> bool:
+    """Whether the file at `path` is empty or a prediction log `edgehar live` wrote: the only
+    files `--log` replaces."""
+    import json
+
+    try:
+        with open(path, "rb") as f:
+            first = f.readline(4096)
+    except OSError:
+        return False
+    if not first:
+        return True
+    text = first.decode("utf-8", "replace").strip()
+    if text.startswith(LOG_HEADER):
+        return True
+    try:
+        row = json.loads(text)
+    except ValueError:
+        return False
+    return isinstance(row, dict) and LOG_KEYS <= set(row)
+
+
 def log_path(text: str) -> str:
-    """A `--log` file: a known format, and not a folder or a device node."""
+    """A `--log` file: a known format, and not a folder or a device node. What an existing file
+    holds, and whether it is one of the command's inputs, is checked before the model loads
+    (`live.check_log_target`: only a prediction log is replaced)."""
     if not text.lower().endswith(LOG_FORMATS):
         raise argparse.ArgumentTypeError(f"{text}: unknown log format (use {', '.join(LOG_FORMATS)})")
     if os.path.exists(text) and not os.path.isfile(text):

@@ -245,6 +245,25 @@ class PredictionLog:
             os.unlink(self.staging)
 
 
+def check_log_target(log, model, port) -> None:
+    """Refuse, before the model loads or the port opens, a --log that is an input (the model,
+    the port), lies inside the model's artifact folder, or is an existing file that is not a
+    prediction log."""
+    from edgehar.bridge.flags import is_prediction_log
+    from edgehar.card_io import CARD_FILE
+    from edgehar.outputs import MARKER, claim_file
+
+    sealed = []
+    if model and os.path.isdir(model):
+        sealed.append(model)
+    elif model:
+        folder = os.path.dirname(os.path.abspath(model))
+        if os.path.isfile(os.path.join(folder, CARD_FILE)) or os.path.isfile(os.path.join(folder, MARKER)):
+            sealed.append(folder)  # a model file of an artifact folder: the folder is read too
+    claim_file(log, "live", inputs=[model, port], sealed=sealed, recognise=is_prediction_log,
+               kind="a prediction log", flag="--log")
+
+
 def _remove_stale_staging(folder: str, name: str) -> None:
     """Delete `.NAME.PID.part` files whose process is gone (a run killed with SIGKILL)."""
     prefix = f".{name}."

@@ -331,9 +331,12 @@ def test_unwritable_output_folder(exported, tmp_path, capsys):
 
 
 def test_failure_midway_leaves_old_export_untouched(exported, tmp_path, monkeypatch):
+    from edgehar.outputs import MARKER, mark_folder
+
     out = tmp_path / "art"
     out.mkdir()
     (out / "old.txt").write_text("previous export")
+    mark_folder(out, "export")  # a previous export's folder (the guard refuses anyone else's)
     import edgehar.export.parity as parity
 
     def boom(*a, **k):
@@ -343,7 +346,7 @@ def test_failure_midway_leaves_old_export_untouched(exported, tmp_path, monkeypa
     with pytest.raises(RuntimeError, match="simulated"):
         export_student(exported["ckpt"], out, calib=exported["calib"], windows=exported["windows"],
                        test_subjects=[4], progress=False, micro=False)
-    assert os.listdir(out) == ["old.txt"]
+    assert sorted(os.listdir(out)) == [MARKER, "old.txt"]
     assert sorted(os.listdir(tmp_path)) == ["art"]  # no staging folder left behind
 
 

@@ -129,10 +129,11 @@ def test_fault_spec_values_are_checked(key, value):
 # -- the prediction log ---------------------------------------------------------------------
 def test_log_survives_a_port_that_cannot_be_opened(capsys, tmp_path):
     keep = tmp_path / "keep.csv"
-    keep.write_text("the user's own file\n")
+    previous = "time,segment,start,label,smoothed,delay_ms,p_walking\n1.0,0,0,walking,walking,1.0,1.0\n"
+    keep.write_text(previous)  # an earlier run's log (any other file is never replaced)
     _one_line_error(capsys, ["live", "--port", str(tmp_path / "ttyACM9"), "--model",
                              str(built_models()["onnx"]), "--log", str(keep)], "no such serial port")
-    assert keep.read_text() == "the user's own file\n"
+    assert keep.read_text() == previous
     assert sorted(p.name for p in tmp_path.iterdir()) == ["keep.csv"]  # no staging left
 
 

@@ -56,7 +56,7 @@ def register(sub) -> None:
     b.add_argument("--shard-windows", type=positive_int, default=16384, help="windows per shard (default 16384)")
     b.add_argument("--seed", type=nonneg_int, default=0, help="seed of the subject splits (default 0)")
     b.add_argument("--root", help="folder holding the data set folders (default: $EDGEHAR_DATA)")
-    b.add_argument("--out", required=True, help="corpus folder (must not exist)")
+    b.add_argument("--out", required=True, help="corpus folder (new or empty)")
     b.add_argument("--json", action="store_true", help="print the manifest's figures as JSON")
     b.set_defaults(func=run_corpus_build)
 
@@ -137,6 +137,23 @@ def _data_list(text: str) -> list[str]:
     return [data_arg(t) for t in items]
 
 
+def _claim_corpus_out(args: argparse.Namespace) -> None:
+    """The corpus folder must be new or empty, and hold none of the data it pools: checked
+    before any data is read (a corpus is never replaced; build it into a new folder)."""
+    import os
+    from pathlib import Path
+
+    from edgehar.data.registry import is_folder_arg
+    from edgehar.errors import UserError
+    from edgehar.outputs import claim_folder
+
+    if (Path(args.out) / "corpus.json").is_file():
+        raise UserError(args.out, "holds a corpus already (corpus build never replaces one): choose a new "
+                                  "or empty folder")
+    claim_folder(args.out, "data corpus build", replaces=True, legacy=lambda folder: (),
+                 inputs=[args.root or os.environ.get("EDGEHAR_DATA"), *(d for d in args.data if is_folder_arg(d))])
+
+
 def run_corpus_build(args: argparse.Namespace) -> int:
     import sys
 
@@ -146,6 +163,7 @@ def run_corpus_build(args: argparse.Namespace) -> int:
     if not args.rate > 0 or args.window < 2 or (args.hop is not None and args.hop < 1) \
             or args.shard_windows < 1:
         raise UserError("--rate/--window/--hop/--shard-windows", "must be positive (window >= 2)")
+    _claim_corpus_out(args)
     m = build_corpus(args.data, args.rate, args.window, args.out, args.hop, args.shard_windows,
                      seed=args.seed, root=args.root, log=None if args.json else lambda s: print(s, file=sys.stderr))
     figures = {k: m[k] for k in ("windows", "bytes", "build_seconds", "channels", "counts", "splits")}

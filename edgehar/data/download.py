@@ -2,7 +2,9 @@
 
 The archive is streamed into a staged folder while its SHA-256 is computed, checked, extracted
 there and deleted; the staged folder replaces the cache folder only when everything worked, so
-an interrupted or failed download leaves nothing behind.
+an interrupted or failed download leaves nothing behind. The cache folder must be new, empty
+or a previous download (`edgehar.outputs`): a folder holding anything else is refused before
+the download starts, never replaced.
 """
 
 from __future__ import annotations
@@ -18,7 +20,6 @@ import urllib.request
 import zipfile
 from pathlib import Path, PurePosixPath
 
-from edgehar.atomic import staged_folder
 from edgehar.errors import UserError
 
 HAPT_URL = ("https://archive.ics.uci.edu/static/public/341/"
@@ -28,6 +29,10 @@ HAPT_URL = ("https://archive.ics.uci.edu/static/public/341/"
 HAPT_SHA256 = "4ac4ae064227c07045a99551876b54d204837e995e298b6488559e209b3deb09"
 HAPT_URL_ENV = "EDGEHAR_HAPT_URL"
 SOURCE_FILE = "edgehar-download.json"  # what was fetched, written beside the extracted files
+COMMAND = "data download"
+# the top level of the UCI archive (a download made before output markers is recognised by it)
+HAPT_TOP = frozenset({"RawData", "Train", "Test", "README.txt", "activity_labels.txt", "features.txt",
+                      "features_info.txt"})
 _CHUNK = 1 << 16
 
 
@@ -52,6 +57,17 @@ def find_hapt_root(folder: Path, depth: int = 3) -> Path | None:
     return None
 
 
+def previous_download(folder: Path) -> set[str] | None:
+    """The names a download written before output markers left in `folder`: its
+    `edgehar-download.json` and the archive's top level; None when `folder` is not one."""
+    try:
+        source = json.loads((folder / SOURCE_FILE).read_text())
+        root = PurePosixPath(source["root"])
+    except (OSError, ValueError, TypeError, KeyError):
+        return None
+    return {SOURCE_FILE, root.parts[0]} if root.parts else {SOURCE_FILE, *HAPT_TOP}
+
+
 def download_hapt(dest: str | Path | None = None, url: str = HAPT_URL,
                   sha256: str | None = HAPT_SHA256, progress: bool = True,
                   force: bool = False) -> Path:
@@ -67,12 +83,16 @@ def download_hapt(dest: str | Path | None = None, url: str = HAPT_URL,
     if url == HAPT_URL:
         url = os.environ.get(HAPT_URL_ENV) or url
     check_url(url)
+    from edgehar.outputs import claim_folder, staged_output_folder
+
     dest = Path(dest) if dest is not None else default_cache()
-    if not force:
+    if not force and dest.is_dir():
         cached = find_hapt_root(dest)
         if cached is not None:
             return cached
-    with staged_folder(dest) as stage:
+    claim_folder(dest, COMMAND, inputs=[_local_file(url)], replaces=True, legacy=previous_download,
+                 flag="--dest")
+    with staged_output_folder(dest, COMMAND, previous_download) as stage:
         # The archive goes into the staged folder too: a failure anywhere removes both.
         archive = stage / ".archive.zip.part"
         digest = _fetch(url, archive, progress)
@@ -96,6 +116,14 @@ def download_hapt(dest: str | Path | None = None, url: str = HAPT_URL,
             {"url": url, "sha256": digest, "bytes": size, "checked_sha256": sha256 is not None,
              "root": str(relative)}, indent=2) + "\n")
     return dest / relative
+
+
+def _local_file(url: str) -> str | None:
+    """The file a file:// URL names (an input: the cache may not hold or be it)."""
+    from urllib.parse import unquote, urlparse
+
+    parts = urlparse(url)
+    return unquote(parts.path) if parts.scheme == "file" and parts.path else None
 
 
 def check_url(url: str) -> str:

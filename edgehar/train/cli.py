@@ -67,10 +67,20 @@ def _check_data(name: str) -> None:
         check_data(name)
 
 
-def _check_out(path: str) -> None:
-    """Fail before training, not after, when the checkpoint cannot be written."""
-    from edgehar.checkpoint import check_checkpoint_out
+def data_inputs(data: str | None, root: str | None) -> list[str]:
+    """The paths a --data/--root pair reads (a named data set's folder is under --root)."""
+    from edgehar.data.registry import is_folder_arg
 
+    return [p for p in (root, data if data and is_folder_arg(data) else None) if p]
+
+
+def _check_out(path: str, inputs=()) -> None:
+    """Fail before training, not after, when the checkpoint cannot be written: an input of the
+    command (or a folder holding one), a folder, or a file that is not an edgehar checkpoint."""
+    from edgehar.checkpoint import check_checkpoint_out
+    from edgehar.outputs import refuse_inputs
+
+    refuse_inputs(path, inputs)
     check_checkpoint_out(path)
 
 
@@ -87,7 +97,7 @@ def run_corpus_pretrain(args: argparse.Namespace) -> int:
     if args.method != "harfm":
         raise UserError(args.data, f"a corpus trains the HAR-FM teacher (--method harfm), not {args.method}")
     out = args.out or "teacher-corpus-harfm.pt"
-    _check_out(out)
+    _check_out(out, data_inputs(args.data, args.root))
     check_corpus(args.data, verify=not args.no_verify)  # shard hashes, before any work
     torch.set_num_threads(args.threads or 1)
     recipe = CorpusFMRecipe(steps_a=args.steps // 5, steps_b=args.steps - args.steps // 5,
@@ -118,7 +128,7 @@ def run_pretrain(args: argparse.Namespace) -> int:
         return run_corpus_pretrain(args)
     _check_data(args.data)
     out = args.out or f"teacher-{args.method}.pt"
-    _check_out(out)
+    _check_out(out, data_inputs(args.data, args.root))
     if args.threads:
         torch.set_num_threads(args.threads)
     recipe = TeacherRecipe(family=args.method, config=args.config, pretrain_steps=args.steps,
@@ -165,7 +175,7 @@ def run_finetune(args: argparse.Namespace) -> int:
         raise UserError("--epochs/--batch-size", "must be at least 1")
     stem = str(Path(args.teacher).with_suffix(""))
     out = args.out or f"{stem}-{'probe' if args.linear_probe else 'finetuned'}.pt"
-    _check_out(out)
+    _check_out(out, [args.teacher, *data_inputs(args.data, args.root)])
     teacher, card, extra = load_teacher(args.teacher)
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -100,12 +100,16 @@ def run_distill(args: argparse.Namespace) -> int:
     import torch
 
     from edgehar.checkpoint import check_checkpoint_out, save_checkpoint
+    from edgehar.outputs import refuse_inputs
     from edgehar.recipes import distill_student
+    from edgehar.train.cli import data_inputs
     from edgehar.train.distill import DistillConfig, load_teacher_spec, student_metrics, teacher_metrics
 
     if args.threads:
         torch.set_num_threads(args.threads)
     out = args.out or f"student-{args.student}.pt"
+    teacher_path = args.teacher.split(":", 1)[1] if args.teacher.startswith("limu-bert:") else args.teacher
+    refuse_inputs(out, [teacher_path, args.windows, *data_inputs(args.data, args.root)])
     check_checkpoint_out(out)  # before the teacher loads and training starts, not after
     from edgehar.train.corpus_fm import is_corpus
     if is_corpus(args.data):
