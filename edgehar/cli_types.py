@@ -91,13 +91,18 @@ def channel_list(text: str) -> list[str]:
 
 
 def parse_labels(text: str) -> list[str]:
-    """"walking, brushing teeth" -> ["walking", "brushing teeth"] (empty items dropped)."""
+    """"walking, brushing teeth" -> ["walking", "brushing teeth"] (empty items dropped); at
+    least two: zero-shot picks one label among several, so a single label would win every
+    window (a macro-F1 of 1.0 that says nothing)."""
     labels = [t.strip() for t in str(text).split(",")]
     labels = [t for t in labels if t]
     if not labels:
         raise ValueError(f"no label in {text!r} (give comma-separated names, e.g. \"walking,brushing teeth\")")
     if len(set(labels)) != len(labels):
         raise ValueError(f"a label is named twice in {text!r}")
+    if len(labels) < 2:
+        raise ValueError(f"one label ({labels[0]!r}): zero-shot picks among at least two "
+                         f"(e.g. \"{labels[0]},other\")")
     return labels
 
 

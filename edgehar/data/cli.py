@@ -29,8 +29,14 @@ def register(sub) -> None:
                         description="Read a folder of CSV recordings and its edgehar.json manifest "
                                     "(README: Your own data); print per file its rows, rate, channels "
                                     "and labels, then every problem with file and line. Exit status "
-                                    "2 when there is any problem.")
+                                    "2 when there is any problem. Each accelerometer is checked "
+                                    "against its declared units from the signal (gravity reads 1 g "
+                                    "at rest), and for gravity: a warning says what to write, and "
+                                    "does not change the exit status.")
     c.add_argument("folder", help="folder holding edgehar.json and the CSV files")
+    c.add_argument("--model", metavar="MODEL",
+                   help="also compare the direction of gravity with this model's card (a gravity-"
+                        "vector stream, e.g. Bangle.js's, points against what it was trained on)")
     c.add_argument("--json", action="store_true", help="print JSON for scripts")
     c.set_defaults(func=run_check)
 
@@ -110,8 +116,19 @@ def run_check(args: argparse.Namespace) -> int:
     import sys
 
     from edgehar.data.owndata import check_folder
+    from edgehar.data.plausibility import check_stream, warning_lines
 
-    info = check_folder(args.folder)
+    card = None
+    if args.model:
+        from edgehar.card_io import read_card
+        card = read_card(args.model)
+
+    def inspect(rec):
+        return check_stream(rec.data, rec.channels, rec.units, rec.rate, card=card, fix="manifest")
+
+    info = check_folder(args.folder, inspect=inspect)
+    # warnings: the data is valid input, but not what the manifest says it is
+    info["warnings"] = [line for f in info["files"] for line in warning_lines(f.get("check", {}), f["file"])]
     if args.json:
         print(json.dumps(info, indent=2))
     else:
@@ -125,6 +142,8 @@ def run_check(args: argparse.Namespace) -> int:
                   f"{' (resampled on its times)' if f['resampled'] else ''}, "
                   f"{', '.join(f'{c} [{u}]' for c, u in zip(f['channels'], f['units']))}; "
                   f"subject {f['subject']}; labels {labels}; unlabelled {f['unlabelled']}")
+    for line in info["warnings"]:
+        print(f"edgehar: warning: {line}", file=sys.stderr)
     for problem in info["problems"]:
         print(f"edgehar: error: {problem}", file=sys.stderr)
     return 2 if info["problems"] else 0

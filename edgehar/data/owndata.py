@@ -357,9 +357,10 @@ def load_folder(folder: str | Path) -> list[Recording]:
     return build(m, raws)
 
 
-def check_folder(folder: str | Path) -> dict:
+def check_folder(folder: str | Path, inspect=None) -> dict:
     """What a folder holds, per file, and every problem found (file and line), without stopping
-    at the first."""
+    at the first. `inspect(recording)`, when given, adds its dict to each readable file's entry
+    as "check" (`edgehar data check` passes the stream checks of `plausibility.py`)."""
     m = Manifest.read(folder)  # a manifest problem stops here, before any file is read
     files, problems, raws = [], [], []
     for p in m.files():
@@ -381,7 +382,8 @@ def check_folder(folder: str | Path) -> dict:
                       "seconds": round(rec.seconds, 2), "channels": list(rec.channels),
                       "units": list(rec.units), "subject": rec.meta["subject_name"],
                       "labels": {n: int(c) for n, c in zip(rec.label_names, counts[1:]) if c},
-                      "unlabelled": int(counts[0]), "resampled": bool(rec.meta.get("resampled"))})
+                      "unlabelled": int(counts[0]), "resampled": bool(rec.meta.get("resampled")),
+                      **({"check": inspect(rec)} if inspect else {})})
     files.sort(key=lambda f: f["file"])
     return {"folder": str(m.folder), "files": files, "problems": problems}
 
