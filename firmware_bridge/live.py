@@ -76,6 +76,7 @@ class LiveSession:
         self._segment = -1
         self._checked: tuple | None = None
         self.notes: list[str] = []  # said once on stderr
+        self.stream_check = None  # the first seconds against the declared units and the card
 
     def stop(self) -> None:
         self._stop.set()
@@ -100,15 +101,19 @@ class LiveSession:
         finally:
             self.reader.stop()
             self.reader.join(timeout=2)
+            if self.stream_check is not None:  # a stream shorter than the check: what came
+                self._warn(self.stream_check.finish())
         return self.stats
 
     def counts(self) -> dict:
         return {**self.reader.stats(), **self.assembler.counts, "windows": self.stats.windows,
-                "delay_ms": self.stats.delay_ms()}
+                "delay_ms": self.stats.delay_ms(),
+                "check": self.stream_check.result if self.stream_check is not None else None}
 
     # -- one block ----------------------------------------------------------------------------
     def _process(self, block: Block) -> list[Prediction]:
         block.values = self._to_card_channels(block)
+        self._check_stream(block)
         windows = self.assembler.push(block)
         if not windows:
             return []
@@ -154,6 +159,24 @@ class LiveSession:
                 raise UserError(self.port, f"device units do not fit the model: {e}") from None
         self._order, self._factors, self._checked = order, factors, key
         return self._convert(v)
+
+    def _check_stream(self, block: Block) -> None:
+        """Check the stream's first seconds once, in the units it declared (else the card's),
+        from the signal: units, gravity, the sign of gravity against the card
+        (`edgehar.data.plausibility`); a finding is a warning, the session goes on."""
+        from edgehar.data.plausibility import FirstSeconds
+
+        if self.stream_check is None:
+            declared = ([block.units[i] for i in self._order] if len(block.units) == len(self._order)
+                        else list(self.card.units))
+            self.stream_check = FirstSeconds(self.card.channels, declared, self.card, fix="device")
+        self._warn(self.stream_check.add(block.values / self._factors, block.rate))
+
+    def _warn(self, result: dict | None) -> None:
+        from edgehar.data.plausibility import warning_lines
+
+        for line in warning_lines(result or {}, self.port):
+            print(f"edgehar: warning: {line}", file=sys.stderr, flush=True)
 
     def _check_channel_names(self, declared: tuple[str, ...]) -> None:
         """Declared names that differ from the card's: another sensor is an error (a gyroscope

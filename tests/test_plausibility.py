@@ -226,3 +226,43 @@ def test_one_zero_shot_label_is_refused(argv, capsys):
     assert e.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert "--labels" in err[-1] and "at least two" in err[-1]
+
+
+# -- edgehar live: the first seconds, once ---------------------------------------------------------
+@pytest.fixture()
+def live_session():
+    from tiny_har_models import built_models
+
+    from edgehar.bridge.live import LiveSession
+    from edgehar.bridge.virtual_device import VirtualDevice
+
+    dev = VirtualDevice(np.zeros((10, 3)), 50)  # just a port to open; nothing streamed
+    s = LiveSession(dev.path, built_models()["onnx"])
+    yield s
+    s.reader.close()
+    dev.close()
+
+
+def _feed(session, x, units):
+    from edgehar.bridge.stream import Block
+
+    for k in range(0, len(x), 25):  # blocks of half a second, as a device sends them
+        session._process(Block(x[k:k + 25], RATE, 0.0, None, 0, ACC, units))
+
+
+def test_live_warns_once_and_records_the_check(live_session, capsys):
+    _feed(live_session, wrist_stream(seconds=40) * G, ("g",) * 3)  # m/s^2 declared g
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"edgehar: warning: {live_session.port}: ")
+    assert "units=m/s^2,m/s^2,m/s^2" in err[0]
+    check = live_session.counts()["check"]
+    assert check["seconds"] == 30.0 and [f["code"] for f in check["findings"]] == ["units"]
+    assert live_session.stats.windows > 0  # predictions go on
+    assert json.loads(json.dumps(live_session.counts()))["check"] == check  # the --json summary
+
+
+def test_live_checks_in_the_declared_units(live_session, capsys):
+    _feed(live_session, wrist_stream(seconds=31) * G, ("m/s^2",) * 3)  # converted to the card's g
+    assert "warning" not in capsys.readouterr().err
+    check = live_session.counts()["check"]
+    assert check["findings"] == [] and check["checked"][0]["inferred_units"] == "m/s^2"

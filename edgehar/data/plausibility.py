@@ -292,6 +292,43 @@ def _sign(x, names, unit, rate, card) -> dict:
             "model_mean_g": [round(float(v), 3) for v in model_mean]}
 
 
+class FirstSeconds:
+    """The first `seconds` of a live stream, checked once (`edgehar live`): `add` blocks as they
+    arrive; it returns the result when enough has arrived, `finish` checks what came of a
+    shorter stream. `result` holds it afterwards (None before, or for under 2 s)."""
+
+    def __init__(self, channels, units, card=None, fix: str = "device", seconds: float = 30.0):
+        self.channels, self.units, self.card, self.fix = list(channels), list(units), card, fix
+        self.seconds = seconds
+        self.blocks: list[np.ndarray] = []
+        self.n = 0
+        self.rate: float | None = None
+        self.result: dict | None = None
+        self.done = False
+
+    def add(self, values, rate: float) -> dict | None:
+        if self.done:
+            return None
+        if self.rate is not None and rate != self.rate:  # the device changed its rate: judge what came
+            return self.finish()
+        self.rate = float(rate)
+        values = np.asarray(values, np.float32)
+        self.blocks.append(values)
+        self.n += len(values)
+        return self.finish() if self.n >= self.seconds * self.rate else None
+
+    def finish(self) -> dict | None:
+        if self.done:
+            return None
+        self.done = True
+        if self.rate and self.n >= MIN_SECONDS * self.rate:
+            data = np.concatenate(self.blocks)
+            self.result = {"seconds": round(self.n / self.rate, 2),
+                           **check_stream(data, self.channels, self.units, self.rate, self.card, self.fix)}
+        self.blocks = []
+        return self.result
+
+
 def warning_lines(result: dict, where: str) -> list[str]:
     """One line per finding, `WHERE: message` (printed after `edgehar: warning: `)."""
     return [f"{where}: {f['message']}" for f in result.get("findings", [])]
