@@ -11,7 +11,7 @@ from edgehar.data.recording import Recording
 from edgehar.data.registry import REGISTRY, folder_of, is_folder_arg, lookup
 from edgehar.data.vocabulary import canonical_names
 from edgehar.data.resample import convert_units, resample
-from edgehar.data.windows import Windows, make_windows
+from edgehar.data.windows import Windows, make_windows, window_labels
 from edgehar.errors import UserError
 
 WINDOW_SECONDS = 2.56  # 128 samples at 50 Hz, the UCI-HAR window
@@ -98,10 +98,17 @@ def summary(name: str, root=None) -> dict:
     seconds = np.zeros(len(label_names))
     for r in recs:
         if r.labels is not None and len(label_names):
-            seconds += np.bincount(r.labels[r.labels >= 0], minlength=len(label_names)) / r.rate
+            for lo in range(0, r.n_samples, 1 << 20):  # a block at a time: no copy of the labels
+                part = r.labels[lo:lo + (1 << 20)]
+                seconds += np.bincount(part[part >= 0], minlength=len(label_names)) / r.rate
     rate = recs[0].rate
     window = int(round(WINDOW_SECONDS * rate))
-    w = make_windows([r for r in recs if r.rate == rate], window, window // 2, PURITY)
+    same_rate = [r for r in recs if r.rate == rate]
+    # the window labels alone: cutting the windows would copy every sample twice (50 % hop)
+    y = np.concatenate([window_labels(r, window, window // 2, PURITY) for r in same_rate])
+    if not len(y):
+        make_windows(same_rate, window, window // 2, PURITY)  # says every recording is too short
+    per_class = np.bincount(y[y >= 0], minlength=len(label_names))
     canon = recs[0].canonical_names or label_names
     return {
         "dataset": name,
@@ -118,6 +125,6 @@ def summary(name: str, root=None) -> dict:
         "units": list(recs[0].units),
         "classes": {n: round(s / 3600, 3) for n, s in zip(label_names, seconds)},
         "window": {"samples": window, "hop": window // 2, "purity": PURITY},
-        "windows_per_class": w.class_counts() if label_names else {},
-        "unlabelled_windows": int((w.y < 0).sum()),
+        "windows_per_class": {n: int(c) for n, c in zip(label_names, per_class)} if label_names else {},
+        "unlabelled_windows": int((y < 0).sum()),
     }

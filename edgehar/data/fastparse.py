@@ -42,6 +42,7 @@ class Table:
     path: Path
     rows: int
     numbers: dict[int, np.ndarray] = field(default_factory=dict)
+    block: np.ndarray | None = None  # (rows, len(block columns)) float32
     words: dict[int, tuple[np.ndarray, list[str]]] = field(default_factory=dict)
     skip: int = 0
 
@@ -74,8 +75,9 @@ def _capacity(path: Path, width: int) -> int:
 
 
 def read_table(path: Path, sep: str, width: int, skip: int, numbers: dict[int, type],
-               words=(), names=None) -> Table:
-    """The columns `numbers` ({column: np.float32 or np.float64}) and `words` of a
+               words=(), names=None, block=()) -> Table:
+    """The columns `numbers` ({column: np.float32 or np.float64}), `block` (columns read into
+    one (rows, k) float32 array, a recording's samples without a copy) and `words` of a
     `sep`-separated file of `width` columns, after `skip` header lines.
 
     Rows may end with `;` (when `sep` is not `;`); blank lines are skipped. `names` (one per
@@ -84,7 +86,9 @@ def read_table(path: Path, sep: str, width: int, skip: int, numbers: dict[int, t
     path = Path(path)
     table = Table(path, 0, skip=skip)
     cap = _capacity(path, width)
+    matrix = np.empty((cap, len(block)), np.float32)
     out = {c: np.empty(cap, dt) for c, dt in numbers.items()}
+    out.update({c: matrix[:, k] for k, c in enumerate(block)})
     codes = {c: np.empty(cap, np.int32) for c in words}
     lookup: dict[int, dict[str, int]] = {c: {} for c in words}
     kept: dict[int, dict[str, int]] = {c: {} for c in words}  # stripped name -> code
@@ -163,7 +167,8 @@ def read_table(path: Path, sep: str, width: int, skip: int, numbers: dict[int, t
     if row == 0:
         raise UserError(path, "no data rows")
     table.rows = row
-    table.numbers = {c: a[:row] for c, a in out.items()}
+    table.numbers = {c: a[:row] for c, a in out.items() if c not in block}
+    table.block = matrix[:row]
     table.words = {c: (codes[c][:row], list(kept[c])) for c in words}
     return table
 

@@ -178,13 +178,9 @@ def read_file(m: Manifest, path: Path) -> RawFile:
     if len(units) != len(channels):
         raise UserError(m.path, f"units: {len(units)} units for {len(channels)} channels "
                                 f"({', '.join(channels)}): give one unit, or one per channel")
-    numbers = {i: np.float32 for i in ch_i}
-    if t_i is not None:
-        numbers[t_i] = np.float64
-    table = read_table(path, sep, len(names), skip, numbers, sorted(set(text_cols.values())), names)
-    data = np.empty((table.rows, len(ch_i)), np.float32)
-    for k, i in enumerate(ch_i):
-        data[:, k] = table.numbers.pop(i)
+    table = read_table(path, sep, len(names), skip, {} if t_i is None else {t_i: np.float64},
+                       sorted(set(text_cols.values())), names, block=ch_i)
+    data = table.block
     meta = {"columns": names}
     rate = spec.get("rate")
     subject = _source(m, path, table, names, src["subject"], "subject")

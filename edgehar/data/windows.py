@@ -87,6 +87,16 @@ def window_label(labels: np.ndarray, n_classes: int, purity: float) -> int:
     return best if counts[best] >= purity * len(labels) else UNLABELLED
 
 
+def window_labels(rec: Recording, length: int, hop: int, purity: float = 0.8) -> np.ndarray:
+    """The label of each window `make_windows` cuts from `rec` (-1: unlabelled), without
+    cutting the samples (what a summary counts)."""
+    st = window_starts(rec.n_samples, length, hop)
+    if rec.labels is None:
+        return np.full(len(st), UNLABELLED, dtype=np.int64)
+    return np.array([window_label(rec.labels[s:s + length], len(rec.label_names), purity)
+                     for s in st], dtype=np.int64)
+
+
 def make_windows(recordings: list[Recording], length: int, hop: int, purity: float = 0.8,
                  keep_label: set[int] | None = None) -> Windows:
     """Cut every recording into windows of `length` samples every `hop` samples.
@@ -108,11 +118,7 @@ def make_windows(recordings: list[Recording], length: int, hop: int, purity: flo
             continue
         idx = st[:, None] + np.arange(length)[None, :]
         xs.append(rec.data[idx])
-        if rec.labels is None:
-            y = np.full(len(st), UNLABELLED, dtype=np.int64)
-        else:
-            y = np.array([window_label(rec.labels[s:s + length], len(rec.label_names), purity)
-                          for s in st], dtype=np.int64)
+        y = window_labels(rec, length, hop, purity)
         if keep_label is not None:
             y = np.where(np.isin(y, list(keep_label)), y, UNLABELLED)
         ys.append(y)
