@@ -19,6 +19,7 @@ import torch
 
 from edgehar.data.windows import Windows
 from edgehar.errors import UserError
+from edgehar.train import loop
 from edgehar.train.schedule import one_cycle
 
 WRIST_PLACEMENTS = ("dominant wrist", "right arm", "left arm", "wrist")
@@ -140,16 +141,19 @@ def _augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     return x * scale + 0.02 * torch.randn(x.shape, generator=gen)
 
 
-def pretrain_corpus_fm(folder, recipe: CorpusFMRecipe, datasets=None, progress: bool = True, log=print):
+def pretrain_corpus_fm(folder, recipe: CorpusFMRecipe, datasets=None, progress: bool = True, log=print,
+                       device=None):
     """(teacher, card, summary): the HAR-FM corpus teacher trained on the train split of the
-    corpus at `folder` (stage A on every window, stage B on the labelled ones)."""
+    corpus at `folder` (stage A on every window, stage B on the labelled ones), on `device` (or
+    the session's, `edgehar.train.loop`); the windows stay in host memory, each batch is copied."""
     from tqdm.auto import tqdm
 
     from edgehar.data.normalise import channel_stats
     from edgehar.metrics import report
     from edgehar.models.corpus_fm import CorpusFM
     from edgehar.models.teacher import make_teacher_card
-    from edgehar.text import activity_prompt, embed_texts
+    from edgehar.data.vocabulary import activity_prompt
+    from edgehar.text import embed_texts
 
     torch.manual_seed(recipe.seed)
     gen = torch.Generator().manual_seed(recipe.seed)
@@ -172,27 +176,42 @@ def pretrain_corpus_fm(folder, recipe: CorpusFMRecipe, datasets=None, progress: 
     src = torch.from_numpy(train.source)
     canon, local = torch.from_numpy(train.canonical), torch.from_numpy(train.source_label)
     labelled = torch.nonzero(canon >= 0)[:, 0]
+    dev = loop.device_for(device)
+    model.to(dev)
     opt = torch.optim.AdamW(model.parameters(), lr=recipe.lr, weight_decay=1e-4)
     total = recipe.steps_a + recipe.steps_b
     sched = one_cycle(opt, recipe.lr, max(total, 2), pct_start=0.1)
     losses = {"a": [], "b": []}
+    model_gen = loop.model_generator(gen, dev, recipe.seed)
+    gens = {"batches": gen} if model_gen is gen else {"batches": gen, "model": model_gen}
+    state = loop.TrainState({"model": model}, opt, sched, gens, progress={"losses": losses})
+    checkpoints = loop.Checkpointer("corpus-harfm", {**vars(recipe), "windows": len(x), "datasets": datasets,
+                                                     "shapes": loop.shapes(model)})
+    checkpoints.restore(state)
+    losses = state.progress["losses"]
     model.train()
-    for step in tqdm(range(total), desc="corpus teacher", disable=not progress, leave=False):
+    for step in tqdm(range(state.step, total), initial=state.step, total=total, desc="corpus teacher",
+                     disable=not progress, leave=False):
         stage_a = step < recipe.steps_a
         pool = torch.arange(len(x)) if stage_a else labelled
         idx = pool[torch.randint(len(pool), (recipe.batch_size,), generator=gen)]
-        xb = _augment(x[idx], gen) if recipe.augment else x[idx]
+        xb = _augment(x[idx], gen) if recipe.augment else x[idx]  # host-side draws: device-independent
         generic = torch.rand(len(idx), generator=gen) < model.config["generic_p"]
-        model.route = torch.where(generic, len(train.sources), src[idx])
-        if stage_a:
-            loss, parts = model.reconstruction_loss(xb, gen), {}
-        else:
-            loss, parts = model.multitask_loss(xb, canon[idx], local[idx], src[idx])
+        xb, route = loop.to_device((xb, torch.where(generic, len(train.sources), src[idx])), dev)
+        model.route = route
+        with loop.device_scope(dev), loop.autocast(dev):
+            if stage_a:
+                loss, parts = model.reconstruction_loss(xb, model_gen), {}
+            else:
+                loss, parts = model.multitask_loss(xb, *loop.to_device((canon[idx], local[idx], src[idx]), dev))
         opt.zero_grad()
         loss.backward()
         opt.step()
         sched.step()
         losses["a" if stage_a else "b"].append(float(loss.detach()))
+        state.step = step + 1
+        checkpoints.step(state, total)
+    model.to("cpu")
     model.route = None
     model.eval()
     card = make_teacher_card(model, w, mean, std, labels=names)

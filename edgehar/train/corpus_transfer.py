@@ -20,6 +20,7 @@ import torch.nn.functional as F
 
 from edgehar.data.windows import Windows
 from edgehar.metrics import report
+from edgehar.train import loop
 
 STEP_GRID = (50, 100, 200, 400)  # fine-tuning steps compared on validation
 
@@ -35,18 +36,20 @@ def label_subset(w: Windows, fraction: float, seed: int) -> Windows:
 
 
 @torch.no_grad()
-def _predict(model, x: np.ndarray, batch: int = 1024) -> np.ndarray:
+def _predict(model, x: np.ndarray, device: torch.device | None = None, batch: int = 1024) -> np.ndarray:
     model.eval()
-    return np.concatenate([model(torch.from_numpy(np.ascontiguousarray(x[lo:lo + batch]))).argmax(1).numpy()
-                           for lo in range(0, len(x), batch)])
+    dev = device or torch.device("cpu")
+    return np.concatenate([model(loop.to_device(torch.from_numpy(np.ascontiguousarray(x[lo:lo + batch])), dev))
+                           .argmax(1).cpu().numpy() for lo in range(0, len(x), batch)])
 
 
 def finetune_few_labels(init, arch: dict, card, train: Windows, val: Windows, labels: list[str], seed: int,
-                        batch_size: int = 64, lr: float = 1e-3) -> tuple[torch.nn.Module, dict]:
+                        batch_size: int = 64, lr: float = 1e-3, device=None) -> tuple[torch.nn.Module, dict]:
     """(model, summary): `init` (a corpus teacher, or None for random weights of `arch`)
     fine-tuned on the labelled `train` windows with a new head over `labels`, the step count
     chosen on `val`. Inputs are normalised with `card` for both initialisations (preprocessing,
-    not weights). A constant learning rate, so every grid point is the same run stopped earlier."""
+    not weights). A constant learning rate, so every grid point is the same run stopped earlier.
+    Trains on `device` (or the session's, `edgehar.train.loop`); the model comes back on the CPU."""
     from edgehar.models import build
 
     torch.manual_seed(seed)
@@ -58,20 +61,33 @@ def finetune_few_labels(init, arch: dict, card, train: Windows, val: Windows, la
     x = torch.from_numpy(card.normalise(train.x))
     y = torch.from_numpy(train.y)
     vx = card.normalise(val.x)
+    dev = loop.device_for(device)
+    model.to(dev)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
-    best, curve = (-1.0, 0, None), {}
-    for step in range(1, max(STEP_GRID) + 1):
+    state = loop.TrainState({"model": model}, opt, generators={"batches": gen},
+                            progress={"best": [-1.0, 0, None], "curve": {}})
+    checkpoints = loop.Checkpointer("transfer", {"seed": seed, "batch_size": batch_size, "lr": lr,
+                                                 "grid": list(STEP_GRID), "windows": len(x), "labels": labels,
+                                                 "shapes": loop.shapes(model)})
+    checkpoints.restore(state)
+    best, curve = state.progress["best"], state.progress["curve"]
+    for step in range(state.step + 1, max(STEP_GRID) + 1):
         model.train()
         idx = torch.randint(len(x), (min(batch_size, len(x)),), generator=gen)
-        loss = F.cross_entropy(model(x[idx]), y[idx])
+        xb, yb = loop.to_device((x[idx], y[idx]), dev)
+        with loop.device_scope(dev), loop.autocast(dev):
+            loss = F.cross_entropy(model(xb), yb)
         opt.zero_grad()
         loss.backward()
         opt.step()
         if step in STEP_GRID:
-            f1 = report(val.y, _predict(model, vx), labels)["macro_f1"]
+            f1 = report(val.y, _predict(model, vx, dev), labels)["macro_f1"]
             curve[step] = round(f1, 4)
             if f1 > best[0]:
-                best = (f1, step, copy.deepcopy(model.state_dict()))
+                best[:] = [f1, step, {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}]
+        state.step = step
+        checkpoints.step(state, max(STEP_GRID))
+    model.to("cpu")
     model.load_state_dict(best[2])
     model.eval()
     return model, {"steps": best[1], "validation_macro_f1": round(best[0], 4), "validation_curve": curve,

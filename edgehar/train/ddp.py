@@ -1,15 +1,16 @@
 """Data-parallel training under `torchrun`: the same script runs single-process or as N ranks.
 
-`torchrun --nproc_per_node N edgehar ...` sets RANK / WORLD_SIZE / MASTER_ADDR; `setup()` then
-joins a process group (gloo on CPU, nccl on GPUs) and every other helper here becomes a no-op
-when there is one process. Each rank trains on its own disjoint shard; DistributedDataParallel
+`torchrun --nproc_per_node N -m edgehar ...` sets RANK / WORLD_SIZE / LOCAL_RANK / MASTER_ADDR;
+`setup(device)` then joins a process group (nccl when training on GPUs, gloo on the CPU), gives
+each process its own GPU (cuda:LOCAL_RANK), and every other helper here becomes a no-op when
+there is one process. Each rank trains on its own disjoint shard; DistributedDataParallel
 averages gradients, rank 0 alone writes files and shows progress.
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -21,6 +22,7 @@ from torch import nn
 class Context:
     rank: int = 0
     world: int = 1
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
 
     @property
     def main(self) -> bool:
@@ -31,14 +33,23 @@ class Context:
         return self.world > 1
 
 
-def setup() -> Context:
-    """Join the torchrun process group if launched by torchrun, else a 1-process context."""
+def setup(device: str | torch.device | None = None) -> Context:
+    """Join the torchrun process group if launched by torchrun, else a 1-process context, for
+    training on `device` (`edgehar.train.loop.resolve_device`; None: the session's). Under
+    torchrun a GPU device without an index becomes this process's GPU, cuda:LOCAL_RANK."""
+    from edgehar.train.loop import device_for
+
+    dev = device_for(device)
     world = int(os.environ.get("WORLD_SIZE", "1"))
+    if dev.type == "cuda" and dev.index is None:
+        dev = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")) if world > 1 else 0)
+    if dev.type == "cuda":
+        torch.cuda.set_device(dev)
     if world <= 1:
-        return Context()
+        return Context(device=dev)
     if not dist.is_initialized():
-        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
-    return Context(rank=dist.get_rank(), world=dist.get_world_size())
+        dist.init_process_group("nccl" if dev.type == "cuda" else "gloo")
+    return Context(rank=dist.get_rank(), world=dist.get_world_size(), device=dev)
 
 
 def teardown(ctx: Context) -> None:
@@ -56,7 +67,7 @@ def mean_across(value: float, ctx: Context) -> float:
     """The mean of a scalar over all ranks (for logging)."""
     if not ctx.distributed:
         return value
-    t = torch.tensor([value], dtype=torch.float64)
+    t = torch.tensor([value], dtype=torch.float64, device=ctx.device)  # nccl reduces GPU tensors only
     dist.all_reduce(t)
     return float(t.item()) / ctx.world
 
@@ -84,4 +95,5 @@ def wrap(model: nn.Module, ctx: Context, method: str = "pretrain_loss") -> nn.Mo
     step = LossModule(model, method)
     if not ctx.distributed:
         return step
-    return nn.parallel.DistributedDataParallel(step, find_unused_parameters=True)
+    ids = [ctx.device.index] if ctx.device.type == "cuda" else None
+    return nn.parallel.DistributedDataParallel(step, device_ids=ids, find_unused_parameters=True)

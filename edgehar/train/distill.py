@@ -33,6 +33,7 @@ from edgehar.data.splits import keep_label_fraction
 from edgehar.data.windows import Windows
 from edgehar.errors import UserError
 from edgehar.models.inference import batches, evaluate, predict_logits
+from edgehar.train import loop
 from edgehar.train.supervised import optimiser_step
 from edgehar.train.schedule import one_cycle
 
@@ -98,7 +99,8 @@ def class_text_embeddings(teacher, card: ModelCard) -> np.ndarray | None:
             and float(label_text.abs().sum()) > 0:
         emb = label_text.detach().numpy()
     else:
-        from edgehar.text import activity_prompt, embed_texts
+        from edgehar.data.vocabulary import activity_prompt
+        from edgehar.text import embed_texts
         emb = embed_texts([card.prompts.get(n, activity_prompt(n)) for n in card.labels])
     return emb / np.linalg.norm(emb, axis=1, keepdims=True)
 
@@ -230,10 +232,12 @@ def distill_loss(student, hint_map: nn.Module, xb, yb, t_logits, t_embed, t_toke
 
 def distill(teacher, teacher_card: ModelCard, train: Windows, size: str, cfg: DistillConfig,
             teacher_spec: str = "", data: dict | None = None, progress: bool = True,
-            targets: TeacherTargets | None = None):
+            targets: TeacherTargets | None = None, device=None):
     """(student, card, history): a student of `size` distilled from `teacher` on `train`.
     `targets`: the teacher's outputs on `train` computed earlier (`prepare_targets`), e.g. from
-    a cache; the teacher is then not run at all."""
+    a cache; the teacher is then not run at all. The student trains on `device` (or the
+    session's, `edgehar.train.loop`; the teacher's targets are computed on the CPU) and comes
+    back on the CPU."""
     from edgehar.models.augment import jitter, scale
     from edgehar.models.student import build
 
@@ -254,6 +258,8 @@ def distill(teacher, teacher_card: ModelCard, train: Windows, size: str, cfg: Di
     y = keep_label_fraction(train.y, cfg.label_fraction, cfg.seed)
     tensors = [torch.from_numpy(a) for a in (x, y, targets.embed, targets.tokens)]
     t_logits = None if targets.logits is None else torch.from_numpy(targets.logits)
+    dev = loop.device_for(device)
+    student.to(dev), hint_map.to(dev)
     params = list(student.parameters()) + list(hint_map.parameters())
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     steps_per_epoch = -(-len(x) // cfg.batch_size)
@@ -262,23 +268,36 @@ def distill(teacher, teacher_card: ModelCard, train: Windows, size: str, cfg: Di
         total = min(total, cfg.max_steps)
     sched = one_cycle(opt, cfg.lr, total)
     rng, gen = np.random.default_rng(cfg.seed), torch.Generator().manual_seed(cfg.seed)
-    history, step = [], 0
-    bar = tqdm(total=total, desc=f"distill-{size}", disable=not progress, leave=False)
-    while step < total:
+    state = loop.TrainState({"student": student, "hint_map": hint_map}, opt, sched, {"augment": gen},
+                            {"order": rng}, {"epoch": 0, "batch": 0, "losses": [], "history": []})
+    checkpoints = loop.Checkpointer(f"distill-{size}", {
+        **{k: v for k, v in vars(cfg).items()}, "total": total, "windows": len(x),
+        "shapes": loop.shapes(student, hint_map)})
+    checkpoints.restore(state)
+    p = state.progress
+    bar = tqdm(total=total, initial=state.step, desc=f"distill-{size}", disable=not progress, leave=False)
+    while state.step < total:
         student.train()
-        losses = []
-        for idx in batches(len(x), cfg.batch_size, rng):
-            if step >= total:
+        for i, idx in enumerate(loop.epoch_order(state, len(x), cfg.batch_size, rng)):
+            if i < p["batch"]:
+                continue  # done before the run was resumed
+            if state.step >= total:
                 break
             xb, yb, eb, tb = (t[idx] for t in tensors)
-            if cfg.augment:
+            if cfg.augment:  # on the host: the generator's draws do not depend on the device
                 xb = scale(jitter(xb, gen), gen)
-            loss, parts = distill_loss(student, hint_map, xb, yb,
-                                       None if t_logits is None else t_logits[idx], eb, tb, cfg)
-            losses.append(optimiser_step(loss, opt, sched, bar))
-            step += 1
-        history.append(float(np.mean(losses)))
+            tl = None if t_logits is None else t_logits[idx]
+            xb, yb, eb, tb, tl = loop.to_device((xb, yb, eb, tb, tl), dev)
+            with loop.device_scope(dev), loop.autocast(dev):
+                loss, parts = distill_loss(student, hint_map, xb, yb, tl, eb, tb, cfg)
+            p["losses"].append(optimiser_step(loss, opt, sched, bar))
+            state.step, p["batch"] = state.step + 1, i + 1
+            checkpoints.step(state, total)
+        p["history"].append(float(np.mean(p["losses"])))
+        p["epoch"], p["batch"], p["losses"] = p["epoch"] + 1, 0, []
     bar.close()
+    history, step = p["history"], state.step
+    student.to("cpu"), hint_map.to("cpu")
     student.eval()
     card.provenance["training"] = {
         "method": "distillation", "teacher": teacher_spec, "epochs": cfg.epochs, "steps": step,
@@ -321,7 +340,7 @@ def zero_shot_report(student, card: ModelCard, w: Windows) -> dict | None:
 def student_metrics(student, card: ModelCard, test: Windows) -> dict:
     """Test macro-F1/accuracy, the same with every non-acc stream absent, and zero-shot."""
     from edgehar.models.student import count_params
-    from edgehar.profile.torch_macs import torch_macs
+    from edgehar.models.torch_macs import torch_macs
 
     full = evaluate(student, test, card)
     out = {"test": {k: full[k] for k in ("macro_f1", "accuracy", "n")}, "confusion": full["confusion"],

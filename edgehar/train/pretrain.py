@@ -12,7 +12,7 @@ from tqdm.auto import tqdm
 
 from edgehar.data.windows import Windows, make_windows
 from edgehar.models.teacher import Teacher
-from edgehar.train import ddp
+from edgehar.train import ddp, loop
 
 SYNTHETIC = "synthetic"  # data set name of edgehar.data.synthetic's generated waist recordings
 
@@ -99,43 +99,64 @@ def lr_at(step: int, total: int, lr: float, warmup: float = 0.05) -> float:
 
 def pretrain(teacher: Teacher, x: np.ndarray, y: np.ndarray, subject: np.ndarray, steps: int,
              batch_size: int = 64, lr: float = 1e-3, weight_decay: float = 0.01, seed: int = 0,
-             ctx: ddp.Context | None = None, progress: bool = True, points: int = 100) -> PretrainResult:
+             ctx: ddp.Context | None = None, progress: bool = True, points: int = 100,
+             device=None) -> PretrainResult:
     """Train `teacher` for `steps` optimiser steps on normalised windows x (N, T, C).
 
     Every rank draws its batches from its own disjoint shard (as groups of windows of one
     subject when the family asks, `Teacher.windows_per_subject`); the logged loss is the mean
     over ranks, kept as about `points` averaged [step, loss] points, never averaged across a
-    stage boundary (`logs["phase"]`, named by `Teacher.phases`).
+    stage boundary (`logs["phase"]`, named by `Teacher.phases`). Runs on `ctx.device` (or
+    `device`, or the session's: `edgehar.train.loop`), checkpointing and resuming as the
+    session says; the teacher comes back on the CPU.
     """
     import time
 
-    ctx = ctx or ddp.Context()
+    ctx = ctx or ddp.Context(device=loop.device_for(device))
+    dev = ctx.device
     teacher.fit_statistics(torch.from_numpy(x))  # on every window: the same on every rank
     mine = ddp.shard(len(x), ctx, seed)
     if len(mine) == 0:
         raise ValueError(f"rank {ctx.rank} has no windows ({len(x)} windows, {ctx.world} ranks)")
+    # windows stay in host memory; each batch is gathered there and copied to the device
     xs = torch.from_numpy(np.ascontiguousarray(x[mine]))
     ys, ss = torch.from_numpy(y[mine]), torch.from_numpy(subject[mine])
     gen = torch.Generator().manual_seed(seed * 1000 + ctx.rank)
+    model_gen = loop.model_generator(gen, dev, seed * 1000 + ctx.rank)
     per_subject = teacher.windows_per_subject()
     size = min(batch_size, len(xs))
+    teacher.to(dev)
     step_fn = ddp.wrap(teacher, ctx, "pretrain_loss")
     opt = torch.optim.AdamW([p for p in teacher.parameters() if p.requires_grad], lr=lr,
                             weight_decay=weight_decay)
     every = max(1, steps // points)
-    result, window_losses = PretrainResult(), []
-    bar = tqdm(total=steps, desc=f"pretrain {teacher.family}", disable=not (progress and ctx.main),
-               leave=False)
-    start = time.perf_counter()
+    result = PretrainResult()
+    gens = {"batches": gen} if model_gen is gen else {"batches": gen, "model": model_gen}
+    state = loop.TrainState({"teacher": teacher}, opt, generators=gens,
+                            progress={"loss_curve": result.loss_curve, "phases": result.phases,
+                                      "window_losses": [], "last_logs": {}, "seconds": 0.0})
+    checkpoints = loop.Checkpointer("pretrain", {
+        "family": teacher.family, "steps": steps, "batch_size": batch_size, "lr": lr,
+        "weight_decay": weight_decay, "seed": seed, "world": ctx.world, "windows": len(x),
+        "shapes": loop.shapes(teacher)}, ctx=ctx)
+    checkpoints.restore(state)
+    p = state.progress
+    result.loss_curve, result.phases, window_losses = p["loss_curve"], p["phases"], p["window_losses"]
+    result.last_logs = p["last_logs"]
+    bar = tqdm(total=steps, initial=state.step, desc=f"pretrain {teacher.family}",
+               disable=not (progress and ctx.main), leave=False)
+    start = time.perf_counter() - p["seconds"]
     teacher.train()
-    for step in range(steps):
+    for step in range(state.step, steps):
         idx = (subject_groups(ss, size, per_subject, gen) if per_subject > 1
                else torch.randint(0, len(xs), (size,), generator=gen))
-        batch = {"x": xs[idx], "y": ys[idx], "subject": ss[idx], "step": step,
-                 "total_steps": steps, "generator": gen}
+        batch = {"x": loop.to_device(xs[idx], dev), "y": loop.to_device(ys[idx], dev),
+                 "subject": loop.to_device(ss[idx], dev), "step": step, "total_steps": steps,
+                 "generator": model_gen}
         for group in opt.param_groups:
             group["lr"] = lr_at(step, steps, lr)
-        loss, logs = step_fn(batch)
+        with loop.device_scope(dev), loop.autocast(dev):
+            loss, logs = step_fn(batch)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(teacher.parameters(), 1.0)
@@ -147,16 +168,19 @@ def pretrain(teacher: Teacher, x: np.ndarray, y: np.ndarray, subject: np.ndarray
         if not result.phases or result.phases[-1][1] != phase:
             if window_losses:  # close the previous stage's last point
                 result.loss_curve.append([step, float(np.mean(window_losses))])
-                window_losses = []
+                window_losses.clear()
             result.phases.append([step, phase])
         window_losses.append(value)
         if len(window_losses) == every or step == steps - 1:
             result.loss_curve.append([step + 1, float(np.mean(window_losses))])
-            window_losses = []
-        result.last_logs = logs
+            window_losses.clear()
+        result.last_logs = p["last_logs"] = logs
         bar.update(1)
         bar.set_postfix(loss=f"{value:.3f}")
+        state.step, p["seconds"] = step + 1, time.perf_counter() - start
+        checkpoints.step(state, steps)
     bar.close()
     teacher.eval()
+    teacher.to("cpu")
     result.steps, result.seconds = steps, time.perf_counter() - start
     return result
