@@ -166,6 +166,8 @@ def markdown(results: dict, meta: dict) -> str:
 
 
 def main(argv=None) -> int:
+    from edgehar.train.loop import add_device_argument, use_device
+
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data", default=os.environ.get("EDGEHAR_DATA"), help="EDGEHAR_DATA folder")
     p.add_argument("--out", default=str(HERE / "results"), help="results folder")
@@ -179,11 +181,13 @@ def main(argv=None) -> int:
                         "results go under '<family>_transductive'")
     p.add_argument("--config", default="cpu", choices=["cpu", "paper"], help="model size: cpu (default) or paper")
     p.add_argument("--seed", type=int, default=0)
+    add_device_argument(p)
     args = p.parse_args(argv)
     if not args.data:
         p.error("set EDGEHAR_DATA or pass --data")
     run = Run(__file__, argv, HERE.parent)
     torch.set_num_threads(1)
+    use_device(args.device)
     out, models = Path(args.out), Path(args.out) / "models"
     models.mkdir(parents=True, exist_ok=True)
     windows = activity_windows("hapt", Path(args.data) / "hapt")

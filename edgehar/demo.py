@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from edgehar.cli_types import nonneg_int, positive_float, positive_int, threads
+from edgehar.train.loop import add_device_argument
 
 ACC = ("acc_x", "acc_y", "acc_z")
 WINDOW, HOP = 128, 64  # 2.56 s at 50 Hz, the UCI-HAR window; live stride 1.28 s
@@ -81,6 +82,7 @@ def register(sub) -> None:
                                                             "$EDGEHAR_DATA is set")
     p.add_argument("--out", default="edgehar-demo", help="output folder (default ./edgehar-demo)")
     p.add_argument("--threads", type=threads, help="torch CPU threads (default: half the cores, at most 4)")
+    add_device_argument(p)
     p.add_argument("--seed", type=nonneg_int, default=0, help="random seed (default 0)")
     p.add_argument("--live-seconds", type=positive_float,
                    help="seconds of live view (default: the plan's; the wrist flow stops earlier when its "
@@ -430,6 +432,8 @@ def _run_demo(args, plan: dict, seconds: float, root, out: Path) -> int:
 
     # small models gain little from intra-op threads; half the cores keeps a 2-core machine responsive
     torch.set_num_threads(args.threads or max(1, min(4, (os.cpu_count() or 2) // 2)))
+    from edgehar.train.loop import use_device
+    use_device(args.device)  # the teacher, student (and wrist corpus) training steps run there
     say = (lambda msg: None) if args.json else (lambda msg: print(msg, file=sys.stderr, flush=True))
     times: dict[str, float] = {}
     t_all = time.perf_counter()
