@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from edgehar.cli_types import nonneg_int, positive_float, positive_int, threads
+from edgehar.train.loop import add_device_argument, add_resume_arguments
 
 METHODS = ("harfm", "relcon", "selfpab", "language")
 
@@ -35,6 +36,8 @@ def register(sub) -> None:
     p.add_argument("--out", help="checkpoint path (default teacher-<method>.pt)")
     p.add_argument("--seed", type=nonneg_int, default=0, help="random seed (default 0)")
     p.add_argument("--threads", type=threads, help="torch CPU threads per process")
+    add_device_argument(p)
+    add_resume_arguments(p)
     p.add_argument("--json", action="store_true", help="print a JSON summary")
     p.set_defaults(func=run_pretrain)
 
@@ -55,6 +58,8 @@ def register(sub) -> None:
     f.add_argument("--out", help="checkpoint path (default <teacher>-finetuned.pt / -probe.pt)")
     f.add_argument("--seed", type=nonneg_int, default=0, help="random seed (default 0)")
     f.add_argument("--threads", type=threads, help="torch CPU threads")
+    add_device_argument(f)
+    add_resume_arguments(f)
     f.add_argument("--json", action="store_true", help="print the metrics as JSON")
     f.set_defaults(func=run_finetune)
 
@@ -91,6 +96,7 @@ def run_corpus_pretrain(args: argparse.Namespace) -> int:
 
     from edgehar.errors import UserError
     from edgehar.models.teacher import save_teacher
+    from edgehar.train import loop
     from edgehar.data.corpus import check_corpus
     from edgehar.train.corpus_fm import CorpusFMRecipe, pretrain_corpus_fm
 
@@ -98,12 +104,14 @@ def run_corpus_pretrain(args: argparse.Namespace) -> int:
         raise UserError(args.data, f"a corpus trains the HAR-FM teacher (--method harfm), not {args.method}")
     out = args.out or "teacher-corpus-harfm.pt"
     _check_out(out, data_inputs(args.data, args.root))
+    loop.check_run_folder(out, args.checkpoint_every, args.resume)
     check_corpus(args.data, verify=not args.no_verify)  # shard hashes, before any work
     torch.set_num_threads(args.threads or 1)
     recipe = CorpusFMRecipe(steps_a=args.steps // 5, steps_b=args.steps - args.steps // 5,
                             batch_size=args.batch_size, lr=args.lr, seed=args.seed)
-    teacher, card, summary = pretrain_corpus_fm(args.data, recipe, progress=not args.json)
-    save_teacher(out, teacher, card)
+    with loop.run_folder(out, args.device, args.checkpoint_every, args.resume):
+        teacher, card, summary = pretrain_corpus_fm(args.data, recipe, progress=not args.json)
+        save_teacher(out, teacher, card)
     summary["out"] = out
     if args.json:
         print(json.dumps(summary, indent=2))
@@ -120,7 +128,7 @@ def run_pretrain(args: argparse.Namespace) -> int:
     from edgehar.data.splits import split_subjects
     from edgehar.models.teacher import save_teacher
     from edgehar.recipes import TeacherRecipe, pretrain_teacher
-    from edgehar.train import ddp
+    from edgehar.train import ddp, loop
     from edgehar.train.pretrain import load_windows
 
     from edgehar.train.corpus_fm import is_corpus
@@ -133,28 +141,30 @@ def run_pretrain(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     recipe = TeacherRecipe(family=args.method, config=args.config, pretrain_steps=args.steps,
                            pretrain_batch_size=args.batch_size, pretrain_lr=args.lr, seed=args.seed)
-    ctx = ddp.setup()
+    loop.check_run_folder(out, args.checkpoint_every, args.resume)  # every rank, before rank 0 makes it
+    ctx = ddp.setup(args.device)
     try:
-        windows, test_subjects = load_windows(args.data, args.root)
-        if args.holdout_test and test_subjects:
-            windows, _ = split_subjects(windows, test_subjects)
-        teacher, card, result = pretrain_teacher(recipe, windows, ctx=ctx)
-        summary = {"method": args.method, "config": args.config, "data": args.data,
-                   **{k: v for k, v in card.provenance["pretrain"].items() if k not in ("family", "config")},
-                   "first_loss": None, "final_loss": None, "out": out}
-        # first/final loss of the last stage (RelCon: the encoder's relative contrastive loss)
-        phases = summary["phases"]
-        summary["first_loss"], summary["final_loss"] = list(phases.values())[-1]
-        if ctx.main:
-            card.provenance["pretrain"]["data"] = args.data
-            save_teacher(out, teacher, card, extra={"loss_curve": result.loss_curve,
-                                                    "last_logs": result.last_logs})
-            if args.json:
-                print(json.dumps(summary, indent=2))
-            else:
-                losses = ", ".join(f"{name} {a:.3f} -> {b:.3f}" for name, (a, b) in phases.items())
-                print(f"{args.method}: loss {losses} in {args.steps} steps ({result.seconds:.0f} s) -> {out}")
-        ddp.barrier(ctx)
+        with loop.run_folder(out, ctx.device, args.checkpoint_every, args.resume, main=ctx.main):
+            windows, test_subjects = load_windows(args.data, args.root)
+            if args.holdout_test and test_subjects:
+                windows, _ = split_subjects(windows, test_subjects)
+            teacher, card, result = pretrain_teacher(recipe, windows, ctx=ctx)
+            summary = {"method": args.method, "config": args.config, "data": args.data,
+                       **{k: v for k, v in card.provenance["pretrain"].items() if k not in ("family", "config")},
+                       "first_loss": None, "final_loss": None, "out": out}
+            # first/final loss of the last stage (RelCon: the encoder's relative contrastive loss)
+            phases = summary["phases"]
+            summary["first_loss"], summary["final_loss"] = list(phases.values())[-1]
+            if ctx.main:
+                card.provenance["pretrain"]["data"] = args.data
+                save_teacher(out, teacher, card, extra={"loss_curve": result.loss_curve,
+                                                        "last_logs": result.last_logs})
+                if args.json:
+                    print(json.dumps(summary, indent=2))
+                else:
+                    losses = ", ".join(f"{name} {a:.3f} -> {b:.3f}" for name, (a, b) in phases.items())
+                    print(f"{args.method}: loss {losses} in {args.steps} steps ({result.seconds:.0f} s) -> {out}")
+            ddp.barrier(ctx)
     finally:
         ddp.teardown(ctx)
     return 0
@@ -168,6 +178,7 @@ def run_finetune(args: argparse.Namespace) -> int:
     from edgehar.models.inference import evaluate
     from edgehar.models.teacher import load_teacher, save_teacher
     from edgehar.recipes import TeacherRecipe, finetune_teacher, scores, split_train_validation
+    from edgehar.train import loop
     from edgehar.train.pretrain import load_windows
 
     _check_data(args.data)
@@ -176,6 +187,7 @@ def run_finetune(args: argparse.Namespace) -> int:
     stem = str(Path(args.teacher).with_suffix(""))
     out = args.out or f"{stem}-{'probe' if args.linear_probe else 'finetuned'}.pt"
     _check_out(out, [args.teacher, *data_inputs(args.data, args.root)])
+    loop.check_run_folder(out, args.checkpoint_every, args.resume)
     teacher, card, extra = load_teacher(args.teacher)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -188,14 +200,15 @@ def run_finetune(args: argparse.Namespace) -> int:
         raise UserError(args.data, "needs labelled windows on both sides of the subject split")
     recipe = TeacherRecipe(family=card.arch.get("name", ""), finetune_epochs=args.epochs,
                            finetune_batch_size=args.batch_size, finetune_lr=args.lr, seed=args.seed)
-    finetune_teacher(teacher, card, train, val, recipe, linear_probe=args.linear_probe,
-                     augment=not args.no_augment)
-    metrics = evaluate(teacher, test, card)  # test subjects: scored once, for the report
-    card.provenance["finetune"].update({"data": args.data, "from": str(args.teacher),
-                                        "test_subjects": sorted(test_subjects)})
-    card.provenance["metrics"]["test"] = scores(metrics)
-    card.provenance["metrics"].update({k: metrics[k] for k in ("macro_f1", "accuracy", "n", "per_class_f1")})
-    save_teacher(out, teacher, card, extra={**extra, "confusion": metrics["confusion"]})
+    with loop.run_folder(out, args.device, args.checkpoint_every, args.resume):
+        finetune_teacher(teacher, card, train, val, recipe, linear_probe=args.linear_probe,
+                         augment=not args.no_augment)
+        metrics = evaluate(teacher, test, card)  # test subjects: scored once, for the report
+        card.provenance["finetune"].update({"data": args.data, "from": str(args.teacher),
+                                            "test_subjects": sorted(test_subjects)})
+        card.provenance["metrics"]["test"] = scores(metrics)
+        card.provenance["metrics"].update({k: metrics[k] for k in ("macro_f1", "accuracy", "n", "per_class_f1")})
+        save_teacher(out, teacher, card, extra={**extra, "confusion": metrics["confusion"]})
     val = card.provenance["metrics"]["validation"]
     summary = {"teacher": str(args.teacher), "out": out, "validation": val,
                **{k: metrics[k] for k in ("macro_f1", "accuracy", "n", "per_class_f1")}}

@@ -7,6 +7,7 @@ import json
 
 from edgehar.cli_types import fraction, nonneg_float, nonneg_int, positive_float, positive_int, threads
 from edgehar.data.registry import data_arg
+from edgehar.train.loop import add_device_argument, add_resume_arguments
 
 
 def register(sub) -> None:
@@ -42,6 +43,8 @@ def register(sub) -> None:
                    help="keep labels on only this class-stratified fraction of training windows")
     p.add_argument("--seed", type=nonneg_int, default=0, help="random seed (default 0)")
     p.add_argument("--threads", type=threads, help="torch CPU threads")
+    add_device_argument(p)
+    add_resume_arguments(p)
     p.add_argument("--out", help="student checkpoint path (default student-<size>.pt)")
     p.add_argument("--json", action="store_true", help="print the metrics as JSON")
     p.set_defaults(func=run_distill)
@@ -83,14 +86,16 @@ def distill_config(args):
 def run_corpus_distill(args: argparse.Namespace, out: str) -> int:
     """Distil over a corpus folder: every wrist acc window of its train split."""
     from edgehar.checkpoint import save_checkpoint
+    from edgehar.train import loop
     from edgehar.data.corpus import check_corpus
     from edgehar.train.corpus_fm import distill_from_corpus
 
     check_corpus(args.data, verify=not args.no_verify)  # shard hashes, before any work
 
-    student, card, history = distill_from_corpus(args.teacher, args.data, args.student, distill_config(args),
-                                                 progress=not args.json)
-    save_checkpoint(out, student, card, extra={"history": history})
+    with loop.run_folder(out, args.device, args.checkpoint_every, args.resume):
+        student, card, history = distill_from_corpus(args.teacher, args.data, args.student, distill_config(args),
+                                                     progress=not args.json)
+        save_checkpoint(out, student, card, extra={"history": history})
     summary = {"out": out, "student": args.student, "teacher": args.teacher, "loss": history}
     print(json.dumps(summary, indent=2) if args.json else f"student {args.student} -> {out}")
     return 0
@@ -103,6 +108,7 @@ def run_distill(args: argparse.Namespace) -> int:
     from edgehar.outputs import refuse_inputs
     from edgehar.recipes import distill_student
     from edgehar.train.cli import data_inputs
+    from edgehar.train import loop
     from edgehar.train.distill import DistillConfig, load_teacher_spec, student_metrics, teacher_metrics
 
     if args.threads:
@@ -111,6 +117,7 @@ def run_distill(args: argparse.Namespace) -> int:
     teacher_path = args.teacher.split(":", 1)[1] if args.teacher.startswith("limu-bert:") else args.teacher
     refuse_inputs(out, [teacher_path, args.windows, *data_inputs(args.data, args.root)])
     check_checkpoint_out(out)  # before the teacher loads and training starts, not after
+    loop.check_run_folder(out, args.checkpoint_every, args.resume)
     from edgehar.train.corpus_fm import is_corpus
     if is_corpus(args.data):
         return run_corpus_distill(args, out)
@@ -125,14 +132,15 @@ def run_distill(args: argparse.Namespace) -> int:
     if test is not None:
         from edgehar.data import hapt
         data["test_subjects"] = list(hapt.TEST_SUBJECTS)
-    student, card, history = distill_student(teacher, tcard, train, val, args.student, cfg, args.teacher, data)
-    metrics = {}
-    if test is not None:  # test subjects: scored once, for the report
-        metrics = student_metrics(student, card, test)
-        metrics["teacher_test"] = teacher_metrics(teacher, tcard, test)
-        metrics["validation"] = card.provenance["metrics"]["validation"]
-    card.provenance.setdefault("metrics", {}).update({k: v for k, v in metrics.items() if k != "confusion"})
-    save_checkpoint(out, student, card, extra={"history": history, "confusion": metrics.get("confusion")})
+    with loop.run_folder(out, args.device, args.checkpoint_every, args.resume):
+        student, card, history = distill_student(teacher, tcard, train, val, args.student, cfg, args.teacher, data)
+        metrics = {}
+        if test is not None:  # test subjects: scored once, for the report
+            metrics = student_metrics(student, card, test)
+            metrics["teacher_test"] = teacher_metrics(teacher, tcard, test)
+            metrics["validation"] = card.provenance["metrics"]["validation"]
+        card.provenance.setdefault("metrics", {}).update({k: v for k, v in metrics.items() if k != "confusion"})
+        save_checkpoint(out, student, card, extra={"history": history, "confusion": metrics.get("confusion")})
     summary = {"out": out, "student": args.student, "teacher": args.teacher, "loss": history, **metrics}
     if args.json:
         print(json.dumps(summary, indent=2))
