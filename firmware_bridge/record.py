@@ -281,11 +281,20 @@ def end_take(out: Path, take: Take, counters: dict, reason: str) -> dict | None:
         os.close(take.fd)
         take.fd = None
         entry.pop("partial", None)
-        entry.update({"samples": int(len(data)), "ended_by": reason, "counters": counters})
+        entry.update({"samples": int(len(data)), "ended_by": reason, "counters": counters,
+                      "check": _check_take(take, data, entry.get("units"))})
         if final == take.path:
             entry["partial"] = True
         spec["files"][final.name] = entry
     return {"file": str(final), **entry}
+
+
+def _check_take(take: Take, data: np.ndarray, units) -> dict:
+    """The take's stream checks in the units it was recorded in (`edgehar.data.plausibility`)."""
+    from edgehar.data.plausibility import check_stream
+
+    units = units if isinstance(units, list) and len(units) == data.shape[1] else ["g"] * data.shape[1]
+    return check_stream(data, take.columns(data.shape[1])[0], units, take.rate, fix="record")
 
 
 def recover_killed_takes(out: Path) -> list[str]:
@@ -337,6 +346,7 @@ def run_record(args: argparse.Namespace) -> int:
     from edgehar.bridge.ring import Ring
     from edgehar.bridge.serial_reader import SerialReader
     from edgehar.atomic import check_writable
+    from edgehar.data.plausibility import warning_lines
     from edgehar.errors import UserError
     from edgehar.outputs import claim_folder
 
@@ -362,6 +372,8 @@ def run_record(args: argparse.Namespace) -> int:
             info = None
         if info is not None:
             written.append(info)
+            for line in warning_lines(info["check"], info["file"]):  # the take is kept: a warning
+                print(f"edgehar: warning: {line}", file=sys.stderr, flush=True)
             print(json.dumps(info) if args.json else
                   f"edgehar: take {len(written)}: {info['samples']} samples at {info['rate']:g} Hz "
                   f"-> {info['file']} ({reason})", file=sys.stdout if args.json else sys.stderr,

@@ -7,6 +7,7 @@ Figures on real data behind the thresholds: benchmarks/bench_plausibility.py."""
 from __future__ import annotations
 
 import json
+import os
 from types import SimpleNamespace
 
 import numpy as np
@@ -266,3 +267,29 @@ def test_live_checks_in_the_declared_units(live_session, capsys):
     assert "warning" not in capsys.readouterr().err
     check = live_session.counts()["check"]
     assert check["findings"] == [] and check["checked"][0]["inferred_units"] == "m/s^2"
+
+
+# -- edgehar record: each take, after it ends -------------------------------------------------------
+def test_record_checks_each_take_into_its_manifest_entry(tmp_path):
+    import subprocess
+    import sys
+
+    from edgehar.data.owndata import load_folder
+
+    x = wrist_stream(seconds=30) * G  # m/s^2, sent by a device that declares g (the default)
+    lines = ["time,acc_x,acc_y,acc_z"] + [f"{i / RATE:.3f}," + ",".join(f"{v:.9g}" for v in r)
+                                          for i, r in enumerate(x)]
+    (tmp_path / "replay.csv").write_text("\n".join(lines) + "\n")
+    out = tmp_path / "takes"
+    r = subprocess.run([sys.executable, "-m", "edgehar", "record", "--port",
+                        f"sim://{tmp_path / 'replay.csv'}?speed=50", "--label", "walking", "--out", str(out),
+                        "--seconds", "20", "--json"],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    (take,) = [json.loads(line) for line in r.stdout.splitlines()]
+    assert [f["code"] for f in take["check"]["findings"]] == ["units"]
+    warnings = [line for line in r.stderr.splitlines() if line.startswith("edgehar: warning: ")]
+    assert len(warnings) == 1 and "--units m/s^2" in warnings[0] and take["file"] in warnings[0]
+    entry = json.loads((out / "edgehar.json").read_text())["files"][os.path.basename(take["file"])]
+    assert entry["check"] == take["check"]
+    assert len(load_folder(out)) == 1  # the manifest, check included, still reads

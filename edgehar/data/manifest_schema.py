@@ -181,10 +181,11 @@ PER_FILE: dict[str, Callable] = {
     "placement": _text, "device": _text, "delimiter": _delimiter,
     # what `edgehar record` notes about a take
     "samples": _count, "ended_by": _text, "counters": _anything_json, "partial": _bool,
+    "check": _anything_json,  # the take's stream checks (`edgehar.data.plausibility`)
 }
 # ... and the folder-wide ones.
 TOP: dict[str, Callable] = {
-    **{k: v for k, v in PER_FILE.items() if k not in ("samples", "ended_by", "partial")},
+    **{k: v for k, v in PER_FILE.items() if k not in ("samples", "ended_by", "partial", "check")},
     "classes": lambda v: _names(v, "class names", '["walk", "sit"]'),
     "label_map": _label_map, "format": _text, "files": None,  # files: checked below
 }
