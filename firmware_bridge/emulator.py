@@ -52,7 +52,12 @@ def stream_scale(values: np.ndarray) -> float:
 
 
 class EmulatedDevice:
-    def __init__(self, elf: Path, qemu: str, machine: str = "mps2-an386", pty: bool = True):
+    """`on_bytes(data)`, when given, gets every byte the firmware sends, as it arrives (b"" once
+    the emulator's UART closes): the `qemu://` port's stream."""
+
+    def __init__(self, elf: Path, qemu: str, machine: str = "mps2-an386", pty: bool = True,
+                 on_bytes=None):
+        self.on_bytes = on_bytes
         self.messages: list[str] = []
         self.predictions: list[DevicePrediction] = []
         self._work = Path(tempfile.mkdtemp(prefix="edgehar-emu-"))
@@ -91,6 +96,8 @@ class EmulatedDevice:
                 data = self._sock.recv(4096)
             except OSError:
                 data = b""
+            if self.on_bytes is not None:
+                self.on_bytes(data)
             if not data:
                 break
             if self.master is not None:
@@ -117,6 +124,14 @@ class EmulatedDevice:
                     return predicate(self)
                 self._lock.wait(min(left, 0.5))
         return True
+
+    def write(self, data: bytes) -> None:
+        """Bytes into the firmware's UART, as the IMU (or a host) sends them."""
+        self._sock.sendall(data)
+
+    @property
+    def running(self) -> bool:
+        return self._qemu.poll() is None and self._reader.is_alive()
 
     def send(self, values: np.ndarray, rate: float, scale: float, frame_samples: int = 10,
              speed: float = 0.0, t0_us: int = 0) -> None:

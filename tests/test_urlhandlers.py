@@ -24,7 +24,7 @@ from edgehar.bridge.virtual_device import VirtualDevice, format_line, frame_scal
 from edgehar.cli import main
 from edgehar.data import load_recording
 from edgehar.data.owndata import load_folder
-from tiny_har_models import built_models
+from tiny_har_models import bangle_card, built_models, random_windows
 
 RATE = 50.0
 START_S, SECONDS = 270, 40  # Bangle.js user 1, across the lying -> running boundary at 300 s
@@ -290,7 +290,10 @@ def test_bad_urls_are_one_line_errors(replay_file, tmp_path, capsys):
            sim_url(replay_file, faults="gremlins=3"): "unknown fault 'gremlins'",
            sim_url(replay_file, faults="drop=2"): "bad value in 'drop=2'",
            sim_url(replay_file, colour="red"): "unknown option 'colour'",
-           sim_url(replay_file, start=1000): "nothing to replay from 1000 s"}
+           sim_url(replay_file, start=1000): "nothing to replay from 1000 s",
+           f"qemu://{quote(str(tmp_path / 'no-export'))}": "no such export folder",
+           f"qemu://{quote(str(tmp_path))}?cpu=cortex-m0": "cpu=cortex-m0: no emulated board",
+           f"qemu://{quote(str(tmp_path))}?replay=nope.csv": "no such recording file 'nope.csv'"}
     for url, match in bad.items():
         model = missing_model if "start=" not in url else str(built_models()["onnx"])  # found on open
         _one_line_error(capsys, ["live", "--port", url, "--model", model], url, match)
@@ -312,3 +315,102 @@ def test_pyserial_finds_the_kit_handlers():
     assert serial.protocol_handler_packages.count("edgehar.bridge.urlhandler") == 1
     with pytest.raises(ValueError, match="not known"):
         serial.serial_for_url("nosuch://x")
+
+
+# -- qemu:// ----------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def toolchain():
+    if not os.environ.get("EDGEHAR_TOOLCHAINS"):
+        pytest.skip("EDGEHAR_TOOLCHAINS is unset (the TFLM sources; CI sets it to ../shared/toolchains)")
+    for tool in ("arm-none-eabi-gcc", "qemu-system-arm"):
+        if not shutil.which(tool):
+            pytest.skip(f"{tool} is not installed (see .ci/run for the apt line)")
+    from edgehar.mcu.toolchain import find_toolchain
+
+    return find_toolchain()
+
+
+@pytest.fixture(scope="module")
+def export_dir(tmp_path_factory):
+    """An export folder like `edgehar export --int8` writes, around the tiny int8 model."""
+    from edgehar.export.c_array import write_c_array
+    from edgehar.interpreters import litert_interpreter
+
+    folder = tmp_path_factory.mktemp("export")
+    data = built_models()["tflite_int8"].read_bytes()
+    (folder / "model_int8.tflite").write_bytes(data)
+    it = litert_interpreter(data, xnnpack=False)
+    (si, zi), (so, zo) = (it.get_input_details()[0]["quantization"],
+                          it.get_output_details()[0]["quantization"])
+    card = bangle_card(quantization={"input_scale": si, "input_zero_point": zi,
+                                     "output_scale": so, "output_zero_point": zo})
+    write_c_array(data, card, folder / "model_int8.h", folder / "model_int8.cc")
+    (folder / "modelcard.json").write_text(card.to_json())
+    return folder
+
+
+def _host_int8(export_dir, stream, scale) -> np.ndarray:
+    """LiteRT's int8 outputs for the windows the firmware builds from the same frames."""
+    from edgehar.bridge.emulator import device_windows
+    from edgehar.interpreters import litert_interpreter
+
+    it = litert_interpreter(str(export_dir / "model_int8.tflite"), xnnpack=False)
+    inp, out = it.get_input_details()[0], it.get_output_details()[0]
+    host = []
+    for w in device_windows(stream, scale, bangle_card(), *inp["quantization"]):
+        it.set_tensor(inp["index"], w[None])
+        it.invoke()
+        host.append(it.get_tensor(out["index"])[0].astype(int))
+    return np.stack(host)
+
+
+def test_qemu_url_is_the_firmware_uart(toolchain, export_dir, no_pty):
+    """Samples frames written to the port go into the MCU; its predictions come back out."""
+    from edgehar.bridge.emulator import parse_prediction, stream_scale
+
+    card = bangle_card()
+    stream = np.concatenate([random_windows(card, 1, seed=s)[0] for s in range(5, 13)])  # 1024 samples
+    scale = stream_scale(stream)
+    host = _host_int8(export_dir, stream, scale)
+    decoder, messages = frames.FrameDecoder(), []
+
+    def read_until(done, timeout):
+        deadline = time.monotonic() + timeout
+        while not done() and time.monotonic() < deadline:
+            messages.extend(m.text for m in decoder.feed(port.read(4096)) if isinstance(m, frames.Message))
+
+    url = f"qemu://{quote(str(export_dir))}?cpu=cortex-m4"
+    with pyserial().serial_for_url(url, timeout=0.1) as port:
+        read_until(lambda: messages, 60)
+        assert messages and messages[0].startswith("# edgehar device arena="), messages
+        period = int(round(1e6 / card.rate))
+        for seq, i in enumerate(range(0, len(stream), 10)):
+            port.write(frames.encode_frame(seq, i * period, period, scale,
+                                           frames.quantize(stream[i:i + 10], scale)))
+        preds = lambda: [p for p in map(parse_prediction, messages) if p is not None]  # noqa: E731
+        read_until(lambda: len(preds()) >= len(host), 120)
+    mcu = np.stack([p.outputs.astype(int) for p in preds()])
+    assert [p.window for p in preds()] == list(range(len(host)))
+    assert (mcu.argmax(1) == host.argmax(1)).all() and np.abs(mcu - host).max() <= 3
+
+
+def test_live_on_device_reads_a_qemu_url(toolchain, export_dir, tmp_path, capsys, no_pty):
+    """`live --on-device --port qemu://DIR?replay=REC`: the MCU's predictions, no pty, no
+    second program; the same outputs as the MCU gives for those frames written by hand."""
+    from edgehar.bridge.emulator import stream_scale
+
+    card = bangle_card()
+    stream = np.concatenate([random_windows(card, 1, seed=s)[0] for s in range(40, 46)])  # 768 samples
+    rec = tmp_path / "wrist.csv"
+    rec.write_text("time,acc_x,acc_y,acc_z\n" + "".join(
+        f"{i / card.rate:.3f}," + ",".join(f"{v:.9g}" for v in row) + "\n" for i, row in enumerate(stream)))
+    url = f"qemu://{quote(str(export_dir))}?replay={quote(str(rec))}&speed=0"
+    assert main(["live", "--on-device", "--port", url, "--model", str(export_dir), "--duration", "15",
+                 "--json"]) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    preds, summary = lines[:-1], lines[-1]["summary"]
+    host = _host_int8(export_dir, stream, stream_scale(stream))
+    assert [p["window"] for p in preds] == list(range(len(host))) == list(range(summary["windows"]))
+    mcu = np.array([p["outputs"] for p in preds])
+    assert (mcu.argmax(1) == host.argmax(1)).all() and np.abs(mcu - host).max() <= 3
+    assert all(p["on_device"] and p["label"] == card.labels[int(np.argmax(o))] for p, o in zip(preds, mcu))
