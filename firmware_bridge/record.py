@@ -380,34 +380,38 @@ def run_record(args: argparse.Namespace) -> int:
                   flush=True)
         take = None
 
+    def handle(block) -> bool:
+        """Add one block to the open take (a new take when none is open or the device came
+        back); True once every take asked for is written."""
+        nonlocal take
+        if take is not None and block.connection != take.connection:
+            finish("disconnect")
+        if len(written) >= args.takes:
+            return True
+        if take is None:
+            take = Take(block.connection, reader.stats(), block, args.seconds)
+            start_take(out, take, args.label, args.subject, args.units)
+            print(f"edgehar: take {len(written) + 1} of {args.label!r} started "
+                  f"({block.rate:g} Hz, {reader.protocol} protocol) -> {take.path}",
+                  file=sys.stderr, flush=True)
+        take.add(block)
+        if take.full():
+            finish("seconds")
+        return len(written) >= args.takes
+
     try:
         while len(written) < args.takes:
             if reader.failure is not None:
                 raise reader.failure
-            for block in ring.get_all(timeout=0.05):
-                if take is not None and block.connection != take.connection:
-                    finish("disconnect")
-                    if len(written) >= args.takes:
-                        break
-                if take is None:
-                    take = Take(block.connection, reader.stats(), block, args.seconds)
-                    start_take(out, take, args.label, args.subject, args.units)
-                    print(f"edgehar: take {len(written) + 1} of {args.label!r} started "
-                          f"({block.rate:g} Hz, {reader.protocol} protocol) -> {take.path}",
-                          file=sys.stderr, flush=True)
-                take.add(block)
-                if take.full():
-                    finish("seconds")
-                    if len(written) >= args.takes:
-                        break
+            if any(handle(block) for block in ring.get_all(timeout=0.05)):
+                break
             if reader.connected:
                 gone_since = None
             elif gone_since is None:
                 gone_since = time.perf_counter()
-                for block in ring.get_all():  # the last blocks read before the cable went
-                    if take is not None and block.connection == take.connection:
-                        take.add(block)
-                finish("disconnect")
+                # the last blocks read before the cable went, a take of their own if none is open
+                if not any(handle(block) for block in ring.get_all()):
+                    finish("disconnect")
             elif time.perf_counter() - gone_since > args.wait:
                 break
     except KeyboardInterrupt:

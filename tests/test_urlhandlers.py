@@ -163,6 +163,18 @@ def test_a_sim_replay_ends_as_an_unplug(replay_file, tmp_path, capsys, no_pty):
     np.testing.assert_array_equal(r.data, load_recording(replay_file).data[500:1100])
 
 
+def test_blocks_read_before_the_device_ends_make_the_next_take(replay_file, tmp_path, capsys, no_pty):
+    """At speed 0 the whole replay may be read before the loop sees it: the samples after the
+    first take's end are the second take, not dropped because no take was open."""
+    out = tmp_path / "takes"
+    url = sim_url(replay_file, speed=0, start=10, seconds=12)
+    assert main(["record", "--port", url, "--label", "sitting", "--out", str(out), "--seconds", "8",
+                 "--takes", "2", "--wait", "0.3", "--json"]) == 0
+    takes = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [t["ended_by"] for t in takes] == ["seconds", "disconnect"]
+    assert sum(t["samples"] for t in takes) == 600  # nothing of the 12 s replay lost
+
+
 # -- faults from the query string -------------------------------------------------------------
 def _read_all(reader: SerialReader, timeout: float = 60.0) -> np.ndarray:
     """Run `reader` until its sim device's replay has ended and been read; the samples."""
