@@ -1,6 +1,6 @@
 """What `firmware build` and `device emulate` refuse before (or instead of) building, in one line:
-a model that is not the int8 one its card describes, a model or arena too big for the board;
-and the TFLM cache sweeping the staging folder of a build killed outright.
+a model that is not the int8 one its card describes, a model or arena too big for the board,
+an --out folder; and the TFLM cache sweeping the staging folder of a build killed outright.
 
 The refusals of the export folder run without the Arm toolchain; the board-capacity ones need it
 (they skip with the reason) and share the cortex-m4 TFLM library the other mcu tests build.
@@ -94,6 +94,17 @@ def test_c_array_of_other_bytes_is_refused(tmp_path, no_toolchain, capsys):
     for argv in both_commands(folder, tmp_path):
         assert main(argv) == 2
         assert "model_int8.cc: does not hold the bytes of model_int8.tflite" in one_error_line(capsys)
+
+
+def test_out_that_is_a_folder_is_refused_before_the_build(tmp_path, no_toolchain, capsys):
+    int8 = built_models()["tflite_int8"].read_bytes()
+    folder = export_folder(tmp_path / "art", int8, record_hash_of=int8)
+    taken = tmp_path / "taken"
+    taken.mkdir()
+    (taken / "mine.txt").write_text("keep")
+    assert main(["firmware", "build", str(folder), "--out", str(taken)]) == 2
+    assert str(taken) in one_error_line(capsys)
+    assert [p.name for p in taken.iterdir()] == ["mine.txt"]
 
 
 # -- the TFLM cache --------------------------------------------------------------------------
