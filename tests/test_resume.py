@@ -178,6 +178,13 @@ def test_command_refuses_to_overwrite_an_interrupted_run(tmp_path, capsys):
     assert code == 2 and "no such run folder to resume" in capsys.readouterr().err
 
 
+def test_a_run_stopped_before_its_first_checkpoint_leaves_no_folder(tmp_path, capsys):
+    out = tmp_path / "t.pt"
+    code = main(["pretrain", "--method", "harfm", "--data", "synthetic", "--config", "huge", "--out", str(out)])
+    assert code == 2 and "unknown harfm config" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+
+
 # -- a real kill ------------------------------------------------------------------------------
 
 def edgehar(*argv, **kw):

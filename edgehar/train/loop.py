@@ -400,17 +400,27 @@ def run_folder(out, device="auto", every: int = DEFAULT_CHECKPOINT_EVERY, resume
         with session(device, None, 0, False) as s:
             yield s
         return
+    created = main and not run_dir.exists()
     if main:
         run_dir.mkdir(parents=True, exist_ok=True)
         write_json(run_dir / RUN_MANIFEST, {"format": STATE_FORMAT, "out": str(out)})
-    with session(device, run_dir, every if every > 0 else DEFAULT_CHECKPOINT_EVERY, bool(resume)) as s:
-        yield s
+    try:
+        with session(device, run_dir, every if every > 0 else DEFAULT_CHECKPOINT_EVERY, bool(resume)) as s:
+            yield s
+    except BaseException:
+        if created and not any(run_dir.glob("*.pt")):
+            _remove_run(run_dir)  # stopped before its first checkpoint: nothing to resume
+        raise
     if main:
-        for f in run_dir.glob("*.pt"):
-            f.unlink()
-        (run_dir / RUN_MANIFEST).unlink(missing_ok=True)
-        with contextlib.suppress(OSError):
-            run_dir.rmdir()  # left in place if someone put other files in it
+        _remove_run(run_dir)
+
+
+def _remove_run(run_dir: Path) -> None:
+    for f in run_dir.glob("*.pt"):
+        f.unlink()
+    (run_dir / RUN_MANIFEST).unlink(missing_ok=True)
+    with contextlib.suppress(OSError):
+        run_dir.rmdir()  # left in place if someone put other files in it
 
 
 def add_resume_arguments(parser) -> None:
