@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 
-from edgehar.bridge.emulator import EmulatedDevice, parse_prediction, stream_scale
+from edgehar.bridge.emulator import EmulatedDevice, card_values, parse_prediction, stream_scale
 from edgehar.card import ModelCard
 from edgehar.mcu.firmware_build import artifact_files, build_firmware
 from edgehar.mcu.toolchain import find_toolchain
@@ -38,31 +38,9 @@ def register_emulate(dsub) -> None:
     emu.set_defaults(func=run_emulate)
 
 
-def card_values(rec, card, where: str):
-    """The recording's samples in the card's channel order, units and rate."""
-    import numpy as np
-
-    from edgehar.data.resample import resample, unit_factor
-    from edgehar.errors import UserError
-
-    if abs(rec.rate - card.rate) > 1e-6:
-        rec = resample(rec, card.rate)
-    missing = [c for c in card.channels if c not in rec.channels]
-    if missing:
-        raise UserError(where, f"has no {', '.join(missing)} (the model needs "
-                               f"{', '.join(card.channels)})")
-    cols = [rec.channels.index(c) for c in card.channels]
-    try:
-        factors = [unit_factor(rec.units[i], u) for i, u in zip(cols, card.units)]
-    except ValueError as e:
-        raise UserError(where, f"units do not fit the model: {e}") from None
-    return (rec.data[:, cols] * np.asarray(factors, np.float32)).astype(np.float32)
-
-
 def run_emulate(args) -> int:
     import os
     import signal
-    from pathlib import Path
 
     from edgehar.data import load_recording
     from edgehar.errors import UserError

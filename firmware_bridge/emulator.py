@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from edgehar.bridge import frames
+from edgehar.data.resample import resample, unit_factor
 from edgehar.errors import UserError
 
 PREDICTION = re.compile(r"^P (\d+) (\d+) (-?\d+(?:,-?\d+)*)$")
@@ -181,3 +182,19 @@ def device_windows(values: np.ndarray, scale: float, card, input_scale: float,
     q = quantize(card.normalise(wire), np.int8, input_scale, input_zero)
     starts = range(0, len(q) - card.window + 1, card.hop)
     return np.stack([q[s:s + card.window] for s in starts])
+
+
+def card_values(rec, card, where: str):
+    """The recording's samples in the card's channel order, units and rate."""
+    if abs(rec.rate - card.rate) > 1e-6:
+        rec = resample(rec, card.rate)
+    missing = [c for c in card.channels if c not in rec.channels]
+    if missing:
+        raise UserError(where, f"has no {', '.join(missing)} (the model needs "
+                               f"{', '.join(card.channels)})")
+    cols = [rec.channels.index(c) for c in card.channels]
+    try:
+        factors = [unit_factor(rec.units[i], u) for i, u in zip(cols, card.units)]
+    except ValueError as e:
+        raise UserError(where, f"units do not fit the model: {e}") from None
+    return (rec.data[:, cols] * np.asarray(factors, np.float32)).astype(np.float32)

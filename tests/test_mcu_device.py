@@ -104,7 +104,9 @@ def test_live_on_device_shows_emulated_predictions(toolchain, export_dir, data_r
         pytest.skip(f"{recording} missing")
     emu = subprocess.Popen([sys.executable, "-m", "edgehar", "device", "emulate", "--model",
                             str(export_dir), "--replay", str(recording), "--start", "600",
-                            "--seconds", "30", "--speed", "5", "--json"],
+                            # 30 s of streaming: `live` below may take 10-20 s to start on a
+                            # loaded machine, and a pty is gone once the replay has ended
+                            "--seconds", "60", "--speed", "2", "--json"],
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         port = json.loads(emu.stdout.readline())["port"]

@@ -68,7 +68,7 @@ def check_url(url: str) -> None:
 
 def _replay_values(spec: dict, card, url: str):
     """The recording's samples as the card takes them, cut to start/seconds."""
-    from edgehar.bridge.emulate_cli import card_values
+    from edgehar.bridge.emulator import card_values
     from edgehar.data import load_recording
 
     try:
