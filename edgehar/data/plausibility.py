@@ -102,9 +102,18 @@ def accelerometer_triples(channels, units) -> list[tuple[int, int, int]]:
     return triples
 
 
+BLOCK = 1 << 12  # windows (or 1 s of rows x 256) a step: float64 temporaries stay a few MB
+
+
 def _windows(x: np.ndarray, length: int) -> np.ndarray:
     k = len(x) // length
     return x[:k * length].reshape(k, length, x.shape[1])
+
+
+def _blocks(w: np.ndarray):
+    """`w` in float64, BLOCK windows at a time, so memory does not grow with the stream."""
+    for i in range(0, len(w), BLOCK):
+        yield w[i:i + BLOCK].astype(np.float64)
 
 
 def rest_magnitude(x: np.ndarray, rate: float) -> tuple[float, float] | None:
@@ -115,8 +124,9 @@ def rest_magnitude(x: np.ndarray, rate: float) -> tuple[float, float] | None:
     w = _windows(x, max(int(round(REST_WINDOW_S * rate)), 2))
     if len(w) < 2:
         return None
-    mag = np.sqrt(np.einsum("ijk,ijk->ij", w, w, dtype=np.float64)).mean(axis=1)
-    move = np.sqrt(w.var(axis=1, dtype=np.float64).sum(axis=1))
+    mag, move = (np.concatenate(v) for v in zip(*(
+        (np.sqrt(np.einsum("ijk,ijk->ij", b, b)).mean(axis=1), np.sqrt(b.var(axis=1).sum(axis=1)))
+        for b in _blocks(w))))
     still = move <= np.quantile(move, QUIET_SHARE)
     return float(np.median(mag[still])), float(np.median(move[still]))
 
@@ -129,8 +139,9 @@ def gravity_share(x: np.ndarray, rate: float) -> tuple[float, float] | None:
     w = _windows(x, min(len(x), max(int(round(MEAN_WINDOW_S * rate)), 2)))
     if not len(w):
         return None
-    mean = np.linalg.norm(w.mean(axis=1, dtype=np.float64), axis=1)
-    rms = np.sqrt(np.einsum("ijk,ijk->ij", w, w, dtype=np.float64).mean(axis=1))
+    mean, rms = (np.concatenate(v) for v in zip(*(
+        (np.linalg.norm(b.mean(axis=1), axis=1), np.sqrt(np.einsum("ijk,ijk->ij", b, b).mean(axis=1)))
+        for b in _blocks(w))))
     ok = rms > 0
     if not ok.any():
         return None
@@ -174,7 +185,9 @@ def check_stream(data, channels, units, rate: float, card=None, fix: str = "mani
                 "skipped": "no accelerometer triple (three channels in g or m/s^2)"}
     checked, findings = [], []
     for triple in triples:
-        m, f = _check_triple(data[:, list(triple)], channels, units, triple, float(rate), card, fix)
+        a = triple[0]  # three neighbouring columns are a view, not a copy of the stream
+        x = data[:, a:a + 3] if list(triple) == [a, a + 1, a + 2] else data[:, list(triple)]
+        m, f = _check_triple(x, channels, units, triple, float(rate), card, fix)
         checked.append(m)
         findings += f
     out = {"checked": checked, "findings": [f.to_dict() for f in findings]}
@@ -189,10 +202,12 @@ def _check_triple(x, channels, units, triple, rate, card, fix) -> tuple[dict, li
     measured: dict = {"channels": names, "declared_units": units[triple[0]] if len(declared) == 1 else
                       [units[i] for i in triple]}
     x = np.asarray(x, np.float32)
-    x = x[np.isfinite(x).all(axis=1)]
-    nonzero = np.any(x != 0, axis=1)
-    if not nonzero.all():  # all-zero rows are dropouts (DSADS has 1,500-sample runs), not rest
-        x = x[nonzero]
+    # non-finite rows, and all-zero rows: dropouts (DSADS has 1,500-sample runs), not rest
+    step = BLOCK * 256
+    keep = np.concatenate([np.isfinite(c).all(axis=1) & np.any(c != 0, axis=1)
+                           for c in (x[i:i + step] for i in range(0, len(x), step))] or [np.ones(0, bool)])
+    if not keep.all():
+        x = x[keep]
     measured["seconds"] = round(len(x) / rate, 2)
     if len(x) < MIN_SECONDS * rate:
         measured["skipped"] = f"under {MIN_SECONDS:g} s of nonzero samples"
