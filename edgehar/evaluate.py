@@ -16,17 +16,21 @@ import numpy as np
 
 
 def evaluate_file(model_path, data: str = "hapt", root=None, split: str = "test",
-                  backend: str | None = None, labels: list[str] | None = None) -> dict:
+                  backend: str | None = None, labels: list[str] | None = None,
+                  classes: list[str] | None = None) -> dict:
     """Scores of a model file on data set `data` (HAPT: the official test subjects by default).
     `labels`: score these classes zero-shot (cosine of the embedding to their text) instead of
-    the model's own head."""
+    the model's own head. `classes`: restrict the model to these of its own classes
+    (`edgehar.classes`); the data's other classes are left out."""
     from edgehar.data import hapt
     from edgehar.data.datasets import windows_for_card
     from edgehar.errors import UserError
+    from edgehar.classes import refuse_with_labels, restrict
     from edgehar.runtime import Predictor
     from edgehar.scoring import class_matches, score
 
-    predictor = Predictor(model_path, backend=backend)
+    refuse_with_labels(classes, labels)
+    predictor = restrict(Predictor(model_path, backend=backend), classes)
     if labels:
         from edgehar.zeroshot import ZeroShotPredictor
         predictor = ZeroShotPredictor(predictor, labels)
@@ -47,7 +51,7 @@ def evaluate_file(model_path, data: str = "hapt", root=None, split: str = "test"
     pred = [card.labels[int(p)] for p in predictor.predict_proba(w.x).argmax(1)]
     r = score(truth, pred, order=card.labels)
     return {"model": str(model_path), "backend": predictor.backend, "data": data, "split": split,
-            "zero_shot": bool(labels),
+            "zero_shot": bool(labels), "classes": list(classes) if classes else None,
             "windows": len(truth), "classes_left_out": left_out, **r}
 
 
@@ -68,13 +72,16 @@ def register(sub) -> None:
                    help="score these classes zero-shot, by cosine of the model's embedding to each "
                         "label's text (a student distilled from a text-aligned teacher), e.g. "
                         "\"walking,running,sitting,lying\"")
+    from edgehar.classes import add_classes_flag
+    add_classes_flag(p, "probabilities renormalised over them, the argmax among them, the data's "
+                        "other classes left out")
     p.add_argument("--json", action="store_true", help="print JSON for scripts")
     p.set_defaults(func=run_eval)
 
 
 def run_eval(args: argparse.Namespace) -> int:
     split = args.split or ("test" if args.data == "hapt" else "all")
-    r = evaluate_file(args.model, args.data, args.root, split, args.backend, args.labels)
+    r = evaluate_file(args.model, args.data, args.root, split, args.backend, args.labels, args.classes)
     if args.json:
         print(json.dumps(r, indent=2))
         return 0

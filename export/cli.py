@@ -29,6 +29,9 @@ def register(sub) -> None:
     p.add_argument("--n-calib", type=positive_int, default=500, help="windows drawn when no --calib is given")
     p.add_argument("--no-micro", action="store_true", help="skip the TFLite-Micro parity run")
     p.add_argument("--strict", action="store_true", help="exit 1 when a parity bound fails")
+    from edgehar.classes import add_classes_flag
+    add_classes_flag(p, "the last layer keeps only their rows, so the int8 graph, the card and the "
+                        "C header carry only those outputs")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.set_defaults(func=run_export)
 
@@ -37,7 +40,8 @@ def run_export(args: argparse.Namespace) -> int:
     from edgehar.export.pipeline import export_student
 
     res = export_student(args.checkpoint, args.out, int8=args.int8, calib=args.calib, data=args.data,
-                         root=args.root, n_calib=args.n_calib, micro=not args.no_micro)
+                         root=args.root, n_calib=args.n_calib, micro=not args.no_micro,
+                         classes=args.classes)
     if args.json:
         print(json.dumps(res, indent=2))
     else:

@@ -133,8 +133,13 @@ def claim_export_folder(out, checkpoint, calib=None, data=None, root=None) -> Pa
 
 def export_student(checkpoint, out=None, int8: bool = True, calib=None, data: str | None = None, root=None,
                    windows=None, test_subjects: list[int] | None = None, n_calib: int = 500, seed: int = 0,
-                   micro: bool = True, tflite_runtime_python: str | None = None, progress: bool = True) -> dict:
+                   micro: bool = True, tflite_runtime_python: str | None = None, progress: bool = True,
+                   classes: list[str] | None = None) -> dict:
     """Export a student checkpoint into the folder `out`; returns a summary (paths, parity).
+
+    `classes`: keep only these of the model's classes (`edgehar.classes.slice_classes`: its
+    main head's rows), so every file, the card and the C header carry only those outputs;
+    parity then scores the held-out windows of those classes.
 
     Calibration: `calib` (CalibSet or .npz path), else `n_calib` windows drawn from the training
     subjects. Parity runs on the held-out subjects. The windows come from `windows` (raw
@@ -153,6 +158,12 @@ def export_student(checkpoint, out=None, int8: bool = True, calib=None, data: st
     claim_export_folder(out, checkpoint, calib, data, root)
     torch.set_num_threads(1)
     model, card, state = load_student(checkpoint)
+    full_labels = list(card.labels)
+    if classes:
+        from edgehar.classes import slice_classes
+
+        model, card = slice_classes(model, card, classes, checkpoint)
+        state = model.state_dict()
     if calib is not None:
         where = "calibration set" if isinstance(calib, CalibSet) else calib
         calib = calib if isinstance(calib, CalibSet) else load_calib(calib)
@@ -173,6 +184,10 @@ def export_student(checkpoint, out=None, int8: bool = True, calib=None, data: st
         if calib is None:
             calib = resolve_calibration(card, None, windows, dataset, held, n_calib, seed)
         held_out = windows.take(np.isin(windows.subject, held)) if held else windows
+        if classes:  # the other classes' windows still count for agreement, not for macro-F1
+            from edgehar.classes import relabel_windows
+
+            held_out = relabel_windows(held_out, full_labels, card.labels)
         files, export_card = write_models(tmp, model, card, state, calib, int8, bar)
         bar.set_postfix_str("parity")
         report = parity_report(model, export_card, held_out, {k: str(v) for k, v in files.items()},

@@ -76,6 +76,9 @@ def register(sub) -> None:
     live.add_argument("--labels", type=label_list, metavar="A,B,...",
                       help="predict these classes zero-shot, from their text alone: cosine of the "
                            "model's embedding output to each label's prototype (no retraining)")
+    from edgehar.classes import add_classes_flag
+    add_classes_flag(live, "probabilities renormalised over them, the argmax among them (with "
+                           "--on-device: only when the artifact was exported with those classes)")
     live.add_argument("--json", action="store_true", help="JSON lines: one per prediction, then a summary")
     live.add_argument("--on-device", action="store_true",
                       help="show the predictions the device computed itself (frame-mode 'P ...' "
@@ -126,6 +129,9 @@ def _interrupt(*_):
 
 
 def run_live(args) -> int:
+    from edgehar.classes import refuse_with_labels
+
+    refuse_with_labels(args.classes, args.labels)
     if args.on_device:
         from edgehar.bridge.emulate_cli import run_live_on_device
 
@@ -141,7 +147,9 @@ def run_live(args) -> int:
     check_port(args.port)  # a bad URL fails before the model loads
     if args.log:
         check_log_target(args.log, args.model, args.port)  # never onto an input, before any work
-    predictor = Predictor(args.model, args.backend, args.threads)
+    from edgehar.classes import restrict
+
+    predictor = restrict(Predictor(args.model, args.backend, args.threads), args.classes)
     if args.labels:
         from edgehar.zeroshot import ZeroShotPredictor
         predictor = ZeroShotPredictor(predictor, args.labels)

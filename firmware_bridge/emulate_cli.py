@@ -102,6 +102,7 @@ def run_live_on_device(args) -> int:
 
     from edgehar.bridge import frames
     from edgehar.bridge.serial_reader import open_port
+    from edgehar.errors import UserError
     from edgehar.runtime import Predictor
 
     from pathlib import Path
@@ -109,6 +110,11 @@ def run_live_on_device(args) -> int:
     card_path = Path(args.model) / "modelcard.json"
     labels = (ModelCard.from_json(card_path.read_text(), str(card_path)).labels if card_path.is_file()
               else Predictor(args.model, args.backend, args.threads).card.labels)
+    classes = getattr(args, "classes", None)
+    if classes and sorted(classes) != sorted(labels):
+        # the device computes its own outputs: a subset is chosen at export, not here
+        raise UserError(args.model, f"--on-device shows the device's own outputs ({', '.join(labels)}): "
+                                    f"export the model with --classes {','.join(classes)} and run that on the device")
     port = open_port(args.port, args.baud)
     import serial
 

@@ -32,6 +32,9 @@ def register(sub) -> None:
     b.add_argument("--arena-kb", type=positive_int, metavar="N",
                    help="tensor arena size (default: measured with tflite-micro, +1 KiB)")
     b.add_argument("--toolchains", metavar="DIR", help="TFLM sources folder (default $EDGEHAR_TOOLCHAINS)")
+    from edgehar.classes import add_classes_flag
+    add_classes_flag(b, "the firmware runs the export's own outputs, so ARTIFACT_DIR must have been "
+                        "exported with these classes (`edgehar export --classes`); otherwise refused")
     b.add_argument("--json", action="store_true", help="print the footprint as JSON")
     b.set_defaults(func=run_build)
 
@@ -49,11 +52,28 @@ def claim_elf(out: Path, inputs) -> None:
     claim_file(out, "firmware build", inputs=inputs, recognise=is_elf, kind="a firmware ELF")
 
 
+def check_export_classes(card_path: Path, classes) -> None:
+    """The firmware runs the int8 graph as exported: `--classes` is a no-op when the export
+    already has exactly those classes, else a one-line hint to export them."""
+    from edgehar.card import ModelCard
+    from edgehar.classes import has_classes
+    from edgehar.errors import UserError
+
+    card = ModelCard.from_json(card_path.read_text(), str(card_path))
+    if not has_classes(card, classes):
+        raise UserError(card_path.parent, f"was exported with the classes {', '.join(card.labels)}; the "
+                                          f"firmware runs the export's outputs as they are: export with "
+                                          f"`edgehar export CHECKPOINT --int8 --classes {','.join(classes)}` "
+                                          "and build that folder")
+
+
 def run_build(args) -> int:
     art = Path(args.artifacts)
     out = Path(args.out) if args.out else art / f"firmware-{args.board}.elf"
     claim_elf(out, [art, *(art / n for n in ("model_int8.cc", "model_int8.h", "model_int8.tflite", "modelcard.json"))])
-    artifact_files(args.artifacts)  # the user's folder is checked before the tools
+    card_path = artifact_files(args.artifacts)[2]  # the user's folder is checked before the tools
+    if args.classes:
+        check_export_classes(card_path, args.classes)
     tc = find_toolchain(args.toolchains, need_qemu=False)
     elf = build_firmware(args.artifacts, args.board, args.toolchains,
                          args.arena_kb * 1024 if args.arena_kb else None)
