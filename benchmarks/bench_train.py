@@ -60,6 +60,7 @@ def run_one(c: dict, args, work: Path) -> dict:
     row = {k: c[k] for k in ("name", "device", "ranks", "threads")}
     if c.get("skip"):
         return {**row, "skipped": c["skip"]}
+    load_before = os.getloadavg()[0]  # how busy the machine was: other work shares its cores
     ckpt = work / f"{c['device']}-{c['ranks']}x{c['threads']}.pt"
     common = ["--data", args.data, "--threads", str(c["threads"]), "--device", c["device"], "--json"]
     summary, pre_wall = edgehar(["pretrain", "--method", "harfm", "--config", args.config, "--holdout-test",
@@ -75,7 +76,8 @@ def run_one(c: dict, args, work: Path) -> dict:
             "seconds_to_validation_figure": round(pre_wall + probe_wall, 1),
             "validation_macro_f1": round(probe["validation"]["macro_f1"], 4),
             "first_loss": round(summary["first_loss"], 4), "final_loss": round(summary["final_loss"], 4),
-            "world_size": summary["world_size"], "loss_curve": curve}
+            "world_size": summary["world_size"], "load_average": [round(load_before, 2), round(os.getloadavg()[0], 2)],
+            "loss_curve": curve}
 
 
 def markdown(result: dict) -> str:
@@ -88,15 +90,16 @@ def markdown(result: dict) -> str:
         "Windows/s: pre-training loop only; time to the validation figure: both commands' wall time, "
         "start-up and data loading included. Loss curves: train.png.", "",
         "| configuration | windows/s | pre-training loop (s) | time to validation figure (s) | "
-        "validation macro-F1 | loss first -> last |",
-        "|---|---:|---:|---:|---:|---|"]
+        "validation macro-F1 | loss first -> last | load average before, after |",
+        "|---|---:|---:|---:|---:|---|---|"]
     for r in result["rows"]:
         if r.get("skipped"):
-            lines.append(f"| {r['name']} | {r['skipped']} | | | | |")
+            lines.append(f"| {r['name']} | {r['skipped']} | | | | | |")
             continue
         lines.append(f"| {r['name']} | {r['windows_per_second']:.0f} | {r['pretrain_loop_seconds']:.1f} | "
                      f"{r['seconds_to_validation_figure']:.1f} | {r['validation_macro_f1']:.4f} | "
-                     f"{r['first_loss']:.3f} -> {r['final_loss']:.3f} |")
+                     f"{r['first_loss']:.3f} -> {r['final_loss']:.3f} | "
+                     f"{r['load_average'][0]:.1f}, {r['load_average'][1]:.1f} |")
     hw = meta.get("hardware", {})
     lines += ["", f"Machine: {hw.get('cpu')}, {hw.get('cores')} cores; {result['note']}",
               f"Run: `{meta['command']}` at {meta['commit']}, {meta['wall_seconds']} s wall, "
@@ -151,8 +154,10 @@ def main(argv=None) -> int:
     result = {"recipe": {"family": "harfm", "config": args.config, "data": args.data, "steps": args.steps,
                          "batch_size": args.batch_size, "probe_epochs": args.probe_epochs, "seed": args.seed},
               "rows": rows,
-              "note": "the machine's 2 cores were shared with other work while this ran, so the figures are "
-                      "indicative: a second thread or rank competes for the same two cores.",
+              "note": f"the machine's {os.cpu_count()} cores were shared with other work while this ran (the "
+                      "1-minute load average before and after each configuration is in the table), so the figures "
+                      "are indicative: a second thread or rank competes with that work for the same cores, and "
+                      "intra-op threads that wait on each other suffer most from it.",
               "provenance": run.stamp()}
     write_json(out / "train.json", result)
     write_text(out / "train.md", markdown(result))
