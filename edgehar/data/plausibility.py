@@ -102,7 +102,7 @@ def accelerometer_triples(channels, units) -> list[tuple[int, int, int]]:
     return triples
 
 
-BLOCK = 1 << 12  # windows (or 1 s of rows x 256) a step: float64 temporaries stay a few MB
+BLOCK_ROWS = 1 << 16  # samples a step: float64 temporaries stay a few MB, whatever the length
 
 
 def _windows(x: np.ndarray, length: int) -> np.ndarray:
@@ -111,9 +111,11 @@ def _windows(x: np.ndarray, length: int) -> np.ndarray:
 
 
 def _blocks(w: np.ndarray):
-    """`w` in float64, BLOCK windows at a time, so memory does not grow with the stream."""
-    for i in range(0, len(w), BLOCK):
-        yield w[i:i + BLOCK].astype(np.float64)
+    """Windows `w` in float64, about BLOCK_ROWS samples at a time, so memory does not grow with
+    the stream."""
+    step = max(1, BLOCK_ROWS // w.shape[1])
+    for i in range(0, len(w), step):
+        yield w[i:i + step].astype(np.float64)
 
 
 def rest_magnitude(x: np.ndarray, rate: float) -> tuple[float, float] | None:
@@ -203,7 +205,7 @@ def _check_triple(x, channels, units, triple, rate, card, fix) -> tuple[dict, li
                       [units[i] for i in triple]}
     x = np.asarray(x, np.float32)
     # non-finite rows, and all-zero rows: dropouts (DSADS has 1,500-sample runs), not rest
-    step = BLOCK * 256
+    step = BLOCK_ROWS
     keep = np.concatenate([np.isfinite(c).all(axis=1) & np.any(c != 0, axis=1)
                            for c in (x[i:i + step] for i in range(0, len(x), step))] or [np.ones(0, bool)])
     if not keep.all():
