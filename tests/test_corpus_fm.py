@@ -94,3 +94,28 @@ def test_pretrain_on_a_corpus_takes_harfm_only(tmp_path, capsys):
     code = main(["pretrain", "--method", "relcon", "--data", str(corpus), "--out", str(tmp_path / "t.pt")])
     err = capsys.readouterr().err.strip()
     assert code == 2 and "\n" not in err and "harfm" in err
+
+
+def test_distill_on_a_corpus_without_wrist_windows_is_one_line(tmp_path, capsys):
+    """Own data whose manifest names no placement builds a corpus of 'unknown' placement: the
+    wrist student has no window to learn from, which is said before any work."""
+    import numpy as np
+
+    from edgehar.data.corpus import build_corpus
+
+    own = tmp_path / "own"
+    own.mkdir()
+    (own / "edgehar.json").write_text(json.dumps({"rate": 20, "label": {"value": "walking"},
+                                                  "subject": {"pattern": r"^s(\d+)_"}}))
+    rng = np.random.default_rng(0)
+    for s in (1, 2, 3):
+        (own / f"s{s}_a.csv").write_text("acc_x,acc_y,acc_z\n" + "".join(
+            f"{a:.4f},{b:.4f},{c:.4f}\n" for a, b, c in rng.normal(size=(600, 3))))
+    build_corpus([str(own)], rate=20, window=100, out=tmp_path / "corpus")
+    save_teacher(tmp_path / "t.pt", tiny_teacher(), card())
+    code = main(["distill", "--teacher", str(tmp_path / "t.pt"), "--data", str(tmp_path / "corpus"),
+                 "--max-steps", "1", "--out", str(tmp_path / "s.pt")])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "Traceback" not in err, err
+    assert "no accelerometer windows from a wrist placement" in err and "its placements: unknown" in err
+    assert not (tmp_path / "s.pt").exists()

@@ -88,6 +88,16 @@ def test_a_corrupt_npy_header(corpus):
     _one_line(corpus, f"{shard}: not a readable .npy array", verify=False)
 
 
+def test_a_header_cut_inside_its_shape(corpus):
+    """numpy tokenizes the header: an unclosed bracket is a tokenize.TokenError, not a ValueError."""
+    shard = _first_x(corpus)
+    data = bytearray(shard.read_bytes())
+    data[10:40] = b"{'descr': '<f4', 'shape': (((("
+    shard.write_bytes(bytes(data))
+    _one_line(corpus, f"{shard}: content differs")
+    _one_line(corpus, f"{shard}: not a readable .npy array", verify=False)
+
+
 def test_a_shard_of_another_shape(corpus):
     shard = _first_x(corpus)
     np.save(shard, np.zeros((3, 7, 2), np.float32))

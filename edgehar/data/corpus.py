@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+import tokenize
 from pathlib import Path
 from typing import Iterator
 
@@ -282,7 +283,8 @@ def open_shard(folder: Path, manifest: dict, sh: dict) -> tuple[np.ndarray, np.n
             arrays.append(np.load(path, mmap_mode="r", allow_pickle=False))
         except FileNotFoundError:
             raise UserError(path, "no such shard (corpus.json lists it): rebuild the corpus") from None
-        except (ValueError, OSError, EOFError) as e:
+        except (ValueError, OSError, EOFError, SyntaxError, tokenize.TokenError) as e:
+            # numpy reads the header with tokenize and literal_eval: a cut one raises TokenError
             raise UserError(path, f"not a readable .npy array ({first_line(e)}): a damaged shard; "
                                   "rebuild the corpus") from None
     x, meta = arrays

@@ -83,6 +83,19 @@ def load_part(folder, split: str, placements=WRIST_PLACEMENTS, datasets=None) ->
                       meta["subject"].astype(np.int64), meta["dataset"].astype(np.int64), m, names)
 
 
+def train_part(folder, datasets=None) -> CorpusPart:
+    """`load_part` of the train split, refused in one line when it holds no wrist window (a
+    corpus of other placements, or of own data whose manifest names none)."""
+    train = load_part(folder, "train", datasets=datasets)
+    if not len(train.x):
+        have = ", ".join(train.manifest["placements"]) or "none"
+        raise UserError(folder, f"no accelerometer windows from a wrist placement in the train split "
+                                f"(its placements: {have}; wrist ones: {', '.join(WRIST_PLACEMENTS)}): "
+                                "an own-data folder names its placement in edgehar.json, "
+                                "e.g. \"placement\": \"wrist\"")
+    return train
+
+
 def canonical_classes(train: CorpusPart) -> tuple[list[str], np.ndarray]:
     """(names, remap) of the canonical classes the training split labels (remap: corpus index ->
     class index, -1 for none)."""
@@ -158,9 +171,7 @@ def pretrain_corpus_fm(folder, recipe: CorpusFMRecipe, datasets=None, progress: 
     torch.manual_seed(recipe.seed)
     gen = torch.Generator().manual_seed(recipe.seed)
     t0 = time.perf_counter()
-    train = load_part(folder, "train", datasets=datasets)
-    if not len(train.x):
-        raise UserError(folder, "no accelerometer windows from a wrist placement in the train split")
+    train = train_part(folder, datasets)
     names, remap = canonical_classes(train)
     train = relabel(train, remap)
     val = relabel(load_part(folder, "validation", datasets=datasets), remap)
@@ -315,7 +326,7 @@ def distill_from_corpus(teacher_spec: str, folder, size: str, cfg, progress: boo
     if list(tcard.channels) != list(ACC):
         raise UserError(teacher_spec, f"teacher takes {', '.join(tcard.channels)}; a wrist student is "
                                       "accelerometer-only (acc_x, acc_y, acc_z)")
-    train = relabel_to(load_part(folder, "train"), list(tcard.labels))
+    train = relabel_to(train_part(folder), list(tcard.labels))
     if hasattr(teacher, "route"):
         targets = corpus_targets(teacher, tcard, train)
     else:
