@@ -180,7 +180,7 @@ def claim_file(out: str | os.PathLike, command: str, *, inputs: Paths = (), seal
     refuse_inputs(out, inputs, sealed, flag)
     target = real(out)
     if os.path.isdir(target):
-        raise UserError(out, f"is a folder, expected a file path for the {kind}")
+        raise UserError(out, f"is a folder, expected the path of a file ({kind})")
     if os.path.lexists(target):
         if not os.path.isfile(target):
             raise UserError(out, "exists and is not a regular file; refusing to replace it")

@@ -212,7 +212,8 @@ def test_firmware_build_never_writes_onto_its_artifacts(tmp_path):
     refused(tmp_path, ["firmware", "build", art, "--out", art / "model_int8.cc"], "input")
     refused(tmp_path, ["firmware", "build", art, "--out", art], "input")
     (tmp_path / "elves").mkdir()
-    refused(tmp_path, ["firmware", "build", art, "--out", tmp_path / "elves"], "is a folder")
+    err = refused(tmp_path, ["firmware", "build", art, "--out", tmp_path / "elves"], "is a folder")
+    assert err.endswith("elves: is a folder, expected the path of a file (a firmware ELF)"), err
     (tmp_path / "notes.elf").write_text("not an ELF")
     refused(tmp_path, ["firmware", "build", art, "--out", tmp_path / "notes.elf"], "not a firmware ELF")
 
