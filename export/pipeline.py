@@ -44,7 +44,8 @@ TFLITE_RUNTIME_ENV = "EDGEHAR_TFLITE_RUNTIME_PYTHON"  # a python with tflite-run
 
 def load_student(path):
     """(model, card, state_dict) of a student checkpoint, or a one-line error for anything else."""
-    from edgehar.checkpoint import load_checkpoint, load_model
+    from edgehar.checkpoint import load_checkpoint
+    from edgehar.models import load_model
 
     ckpt = load_checkpoint(path)
     card = ckpt["card"]
