@@ -144,3 +144,58 @@ def test_real_banglejs_file(data_root):
     assert rec.meta["time_jumps"] >= 3  # stitched from separately recorded 5-minute sessions
     np.testing.assert_allclose(rec.data[0], [0.66870, -0.00879, -0.76587], atol=1e-6)
     assert 0.9 < np.median(np.linalg.norm(rec.data, axis=1)) < 1.1
+
+
+def test_read_in_chunks_same_recording_and_lines(tmp_path, monkeypatch):
+    from edgehar.data import fastparse
+
+    def clock(t):
+        return f"00:00:{t:06.3f}"
+    x, lines = rows(500, 50.0, clock, end=";")
+    labels = ["walk" if i < 250 else ("" if i % 7 else "sit") for i in range(500)]
+    lines = [f"{line[:-1]},{lab};" for line, lab in zip(lines, labels)]
+    lines[100:100] = ["# a comment line", "", "   "]  # lines, not rows
+    p = write(tmp_path, "# exported by a watch\ntime,acc_x,acc_y,acc_z,act\n" + "\n".join(lines) + "\n")
+    whole = load_csv(p, label_column="act")
+    monkeypatch.setattr(fastparse, "CHUNK", 64)  # lines cut at chunk ends
+    chunked = load_csv(p, label_column="act")
+    assert whole.data.tobytes() == chunked.data.tobytes() and whole.meta == chunked.meta
+    np.testing.assert_allclose(chunked.data, x, atol=1e-6)
+    assert chunked.label_names == ("sit", "walk") and chunked.labels.tolist() == [
+        {"walk": 1, "sit": 0, "": -1}[lab] for lab in labels]
+    bad = p.read_text().replace("00:00:09.000", "00:00:08.970")  # row 450: line 456
+    with pytest.raises(UserError, match=r"line 456, column 'time': time goes back 0.01 s"):
+        load_csv(write(tmp_path, bad), label_column="act")
+    bad = p.read_text().replace("00:00:09.020,", "00:00:09.020,x")
+    with pytest.raises(UserError, match=r"line 457, column 'acc_x': not a number: 'x"):
+        load_csv(write(tmp_path, bad))
+
+
+def test_an_overlong_line_is_measured_without_reading_it_whole(tmp_path, monkeypatch):
+    from edgehar.data import fastparse
+
+    monkeypatch.setattr(fastparse, "CHUNK", 64)
+    p = write(tmp_path, "time,a\n0,1\n0.1,2\n0.2," + "1" * 300_000 + "\n0.3,4\n")
+    with pytest.raises(UserError, match=r"line 4: over \d+ characters, with a cell of 300000"):
+        load_csv(p)
+    with pytest.raises(UserError, match=r"line 1: over 100000 characters, with a cell of 200000"):
+        load_csv(write(tmp_path, "time," + "a" * 200_000 + "\n0,1\n"))
+    with pytest.raises(UserError, match=r"line 1: a cell of 1001 characters \(at most 1000\)"):
+        load_csv(write(tmp_path, "time," + "a" * 1001 + "\n0,1\n"))
+
+
+def test_binary_header_quoted_names_and_columns_named_twice(tmp_path):
+    with pytest.raises(UserError, match=r"line 2: a NUL byte"):
+        load_csv(write(tmp_path, "# log\ntime,\x00a\n0,1\n"))
+    p = write(tmp_path, '"time","a","b"\n0,1,2\n0.5,3,4\n')
+    rec = load_csv(p, columns=["b", "a", "b", "time"])
+    assert rec.channels == ("b", "a", "b", "time") and rec.rate == 2.0
+    np.testing.assert_array_equal(rec.data, [[2, 1, 2, 0], [4, 3, 4, 0.5]])
+    with pytest.raises(UserError, match=r"line 2: 2 cells, the header has 3"):
+        load_csv(write(tmp_path, "time,a,b\n0,1\n"))
+
+
+def test_blank_separated_columns_may_be_aligned(tmp_path):
+    rec = load_csv(write(tmp_path, "time   a    b\n0.00   1   -1\n0.04  10  -10\n0.08   2   -2\n"))
+    assert rec.rate == 25.0 and rec.channels == ("a", "b")
+    np.testing.assert_array_equal(rec.data, [[1, -1], [10, -10], [2, -2]])

@@ -347,7 +347,7 @@ _GOOD = "".join(f"{i / 50:.2f},0.1,0.2,1.0\n" for i in range(100))
 @pytest.mark.parametrize("body, match", [
     ("".join(f"{i / 50},nan,nan,nan\n" for i in range(50)), "line 2, column 'acc_x': nan is not a finite"),
     (_GOOD + "2.00,1e308,0,0\n", "line 102, column 'acc_x': 1e+308 is beyond the float32 range"),
-    (_GOOD + "2.00,0," + "1" * 200_000 + ",0\n", "line 102: a cell of 200000 characters"),
+    (_GOOD + "2.00,0," + "1" * 200_000 + ",0\n", "line 102, column 'acc_y': a cell of 200000 characters"),
     (_GOOD + "2.00,0,\x001,0\n", "line 102: a NUL byte"),
     (_GOOD + "1.5,0,0,0\n", "line 102, column 'time': time goes back"),
     ("".join(f"{i * 1e-6:.6f},0,0,1\n" for i in range(100)), "1e+06 Hz, above the 10000 Hz"),

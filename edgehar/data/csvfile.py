@@ -10,19 +10,30 @@ from __future__ import annotations
 
 import csv
 import re
+from collections import Counter
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
 
+from edgehar.data.fastparse import (
+    MAX_WORD,
+    BadCell,
+    check_text,
+    read_table,
+    split_cells,
+    too_long,
+)
 from edgehar.data.recording import MAX_RATE_HZ, UNLABELLED, Recording
-from edgehar.data.textfile import check_finite, is_number
+from edgehar.data.textfile import is_number
 from edgehar.errors import UserError, require_file
 
 UNITS = ("g", "m/s^2", "rad/s", "deg/s")
 TIME_NAMES = ("time", "timestamp", "t", "seconds", "time_s", "datetime", "date_time")
 MIN_SESSION_JUMP_S = 1.0  # a backward time step shorter than this is corrupt, longer a new session
-MAX_CELL = 1000  # characters; a longer cell is not a number or a name
+MAX_HEADER = 100_000  # characters of a header line
+_TIME_FORMATS = {"seconds": "seconds", "clock": "a HH:MM:SS time", "iso": "an ISO date-time"}
 _CLOCK = re.compile(r"^(\d{1,2}):(\d{2}):(\d{2}(?:\.\d*)?)$")
 
 
@@ -36,10 +47,14 @@ def load_csv(path: str | Path, columns: list[str] | None = None, units: str | li
     `rate`: Hz; default 1 / median step of the time column (one of them is needed).
     `time_column`: a column name, "auto" (a column named time/timestamp/t/...) or None.
     `label_column`: a column of class names (empty cell = unlabelled) -> labels, label_names.
-    `delimiter`: default sniffed from the header (`,` `;` tab, else whitespace).
+    `delimiter`: default sniffed from the header (`,` `;` tab, else blanks).
+
+    Lines starting with `#` are comments. The file is read in chunks (`fastparse.read_table`):
+    memory follows the samples, not the text.
     """
     path = Path(require_file(path, "CSV file"))
-    header, rows, line_nos = _read_rows(path, delimiter)
+    head = _head(path, delimiter)
+    header = head.header
     index = {name: i for i, name in enumerate(header)}
 
     def column(name: str, what: str) -> int:
@@ -53,7 +68,7 @@ def load_csv(path: str | Path, columns: list[str] | None = None, units: str | li
     l_i = column(label_column, "label") if label_column is not None else None
     if columns is None:
         columns = [h for i, h in enumerate(header)
-                   if i not in (t_i, l_i) and is_number(rows[0][i])]
+                   if i not in (t_i, l_i) and is_number(head.first_row[i])]
         if not columns:
             raise UserError(path, "no numeric columns besides time/label")
     axes = [column(c, "data") for c in columns]
@@ -64,30 +79,35 @@ def load_csv(path: str | Path, columns: list[str] | None = None, units: str | li
         if u not in UNITS:
             raise UserError(path, f"unknown unit {u!r} (known: {', '.join(UNITS)})")
 
-    data = np.stack([_numbers(path, rows, i, header[i], line_nos) for i in axes], axis=1)
-    check_finite(path, data, lambda row: line_nos[row], [header[i] for i in axes])
+    read = list(dict.fromkeys(axes))  # a column named twice is read once
+    times = _TimeCells(head.first_row[t_i].strip()) if t_i is not None else None
+    table = read_table(path, head.sep, len(header), head.line, {}, [l_i] if l_i is not None else (),
+                       header, block=read, parsers={t_i: times} if times else None, comment="#",
+                       trailing_sep=True, width_of="the header")
+    data = table.block if read == axes else table.block[:, [read.index(i) for i in axes]]
     meta: dict = {"columns": list(columns)}
     start_time = None
     if t_i is not None:
-        times, kind = _times(path, rows, t_i, header[t_i], line_nos)
-        steps = np.diff(times)
+        t = table.numbers.pop(t_i)
+        steps = np.diff(t)
         back = np.flatnonzero((steps < 0) & (steps > -MIN_SESSION_JUMP_S))
         if len(back):  # a log stitched from sessions jumps back by hours, a clock never by ms
             k = int(back[0]) + 1
-            raise UserError(path, f"line {line_nos[k]}, column {header[t_i]!r}: time goes back "
+            raise UserError(path, f"line {table.line_of(k)}, column {header[t_i]!r}: time goes back "
                                   f"{-steps[k - 1]:.6g} s from the line before")
         positive = steps[steps > 0]
-        meta.update(time_column=header[t_i], time_format=kind)
+        meta.update(time_column=header[t_i], time_format=times.kind)
         if rate is None:
             if len(positive) == 0:
                 raise UserError(path, f"column {header[t_i]!r}: time never increases, cannot "
                                       "derive the rate (pass rate=)")
             rate = float(f"{1.0 / np.median(positive):.6g}")  # 0.02000000004 s -> 50 Hz
         meta["time_jumps"] = int(((steps <= 0) | (steps > 1.5 / rate)).sum())
-        if kind == "iso" or (kind == "seconds" and times[0] > 1e8):  # an absolute time
-            start_time = float(times[0])
-        elif kind == "clock":
-            meta["start_clock"] = rows[0][t_i].strip()
+        if times.kind == "iso" or (times.kind == "seconds" and t[0] > 1e8):  # an absolute time
+            start_time = float(t[0])
+        elif times.kind == "clock":
+            meta["start_clock"] = head.first_row[t_i].strip()
+        del t, steps, positive
     elif rate is None:
         raise UserError(path, "no time column and no rate given: pass the sampling rate "
                               "(rate=, --rate)")
@@ -100,97 +120,112 @@ def load_csv(path: str | Path, columns: list[str] | None = None, units: str | li
 
     labels, label_names = None, ()
     if l_i is not None:
-        cells = [r[l_i].strip() for r in rows]
-        names = {c for c in cells if c}
+        codes, found = table.words[l_i]
+        names = [c for c in found if c]
         numeric = all(is_number(c) for c in names)  # class ids: 2 before 10
         label_names = tuple(sorted(names, key=float if numeric else str))
-        lookup = {name: k for k, name in enumerate(label_names)}
-        labels = np.array([lookup.get(c, UNLABELLED) for c in cells], dtype=np.int64)
+        order = {name: k for k, name in enumerate(label_names)}
+        labels = np.array([order.get(c, UNLABELLED) for c in found], np.int64)[codes]
     return Recording(data=data, rate=float(rate), channels=tuple(columns), units=tuple(units),
                      labels=labels, label_names=label_names, name=path.stem, source=str(path),
                      start_time=start_time, meta=meta)
 
 
-def _read_rows(path: Path, delimiter: str | None) -> tuple[list[str], list[list[str]], list[int]]:
-    """Header, data rows (cells as text, trailing `;` dropped) and each row's file line."""
+@dataclass
+class _Head:
+    header: list[str]  # column names
+    sep: str | None  # None: blank-separated
+    line: int  # file line of the header: the rows follow it
+    first_row: list[str]  # cells of the first data row
+
+
+def _head(path: Path, delimiter: str | None) -> _Head:
+    """The header and first data row (blank and `#` lines skipped), read a line at a time."""
+    sep = None if delimiter == " " else delimiter
+    header = None
     try:
-        text = path.read_text(encoding="utf-8-sig")
+        with open(path, encoding="utf-8-sig", newline=None) as f:
+            for n, raw in enumerate(iter(lambda: f.readline(MAX_HEADER + 1), ""), 1):
+                line = raw.strip()
+                if header is None and delimiter is None:
+                    sep = next((d for d in (",", ";", "\t") if d in line.rstrip(";")), None)
+                if len(raw) > MAX_HEADER and not raw.endswith("\n"):
+                    raise too_long(path, n, raw, f, sep, MAX_HEADER)
+                check_text(path, raw, n)
+                if not line or line.startswith("#"):
+                    continue
+                cells = _split(line, sep, quoted=header is None)
+                if not cells:
+                    continue
+                if header is None:
+                    header, at = [h.strip() for h in cells], n
+                    _check_header(path, header, n)
+                elif len(cells) != len(header):
+                    raise UserError(path, f"line {n}: {len(cells)} cells, the header has {len(header)}")
+                else:
+                    return _Head(header, sep, at, cells)
     except UnicodeDecodeError:
         raise UserError(path, "not a UTF-8 text file") from None
-    if "\x00" in text:
-        n = text.count("\n", 0, text.index("\x00")) + 1
-        raise UserError(path, f"line {n}: a NUL byte (binary data, not a CSV file)")
-    lines = [(n, line.strip()) for n, line in enumerate(text.splitlines(), 1)]
-    lines = [(n, line) for n, line in lines if line and not line.startswith("#")]
-    if not lines:
+    except csv.Error as e:
+        raise UserError(path, f"line {n}: {e}") from None
+    if header is None:
         raise UserError(path, "empty file (expected a header row and data rows)")
-    head = lines[0][1]
-    if delimiter is None:
-        delimiter = next((d for d in (",", ";", "\t") if d in head.rstrip(";")), " ")
-    if delimiter != ";":
-        lines = [(n, line.rstrip(";").rstrip()) for n, line in lines]
+    raise UserError(path, "no data rows after the header")
 
-    def split(n: int, line: str) -> list[str]:
-        if len(line) > MAX_CELL:  # before the csv module, which has its own (larger) limit
-            long = max(line.split(None if delimiter == " " else delimiter), key=len)
-            if len(long) > MAX_CELL:
-                raise UserError(path, f"line {n}: a cell of {len(long)} characters (at most {MAX_CELL})")
-        if delimiter == " ":
-            return line.split()
-        try:
-            cells = next(csv.reader([line], delimiter=delimiter))
-        except csv.Error as e:
-            raise UserError(path, f"line {n}: {e}") from None
-        return cells[:-1] if delimiter == ";" and cells and cells[-1] == "" else cells
 
-    header = [h.strip() for h in split(*lines[0])]
-    if len(lines) < 2:
-        raise UserError(path, "no data rows after the header")
+def _split(line: str, sep: str | None, quoted: bool) -> list[str]:
+    """Cells of a stripped line, as `read_table` splits a row; a row's trailing `;`
+    (Bangle.js) is no cell. `quoted`: names may be quoted (the csv module reads a header)."""
+    line = line.removesuffix(";") if sep == ";" else line.rstrip(";").rstrip()
+    if not line:
+        return []
+    if quoted and sep is not None:
+        return next(csv.reader([line], delimiter=sep))  # csv.Error: see _head
+    return split_cells(line, sep)
+
+
+def _check_header(path: Path, header: list[str], n: int) -> None:
+    long = max(header, key=len)
+    if len(long) > MAX_WORD:
+        raise UserError(path, f"line {n}: a cell of {len(long)} characters (at most {MAX_WORD})")
     if is_number(header[0]) and len(header) > 1 and all(is_number(h) for h in header):
         raise UserError(path, "no header row (the first line is numbers; name the columns)")
-    dupes = {h for h in header if header.count(h) > 1}
+    dupes = sorted(h for h, k in Counter(header).items() if k > 1)
     if dupes:
-        raise UserError(path, f"header names column {sorted(dupes)[0]!r} more than once")
-    rows = []
-    for n, line in lines[1:]:
-        cells = split(n, line)
-        if len(cells) != len(header):
-            raise UserError(path, f"line {n}: {len(cells)} cells, the header has {len(header)}")
-        rows.append(cells)
-    return header, rows, [n for n, _ in lines[1:]]
+        raise UserError(path, f"header names column {dupes[0]!r} more than once")
 
 
-def _numbers(path: Path, rows: list[list[str]], i: int, name: str, line_nos: list[int]) -> np.ndarray:
-    cells = [r[i] for r in rows]
-    try:
-        return np.array(cells, dtype=np.float64)
-    except ValueError:
-        pass  # find and name the bad cell
-    for k, cell in enumerate(cells):
-        if not is_number(cell):
-            raise UserError(path, f"line {line_nos[k]}, column {name!r}: not a number: {cell.strip()!r}")
-    raise AssertionError("unreachable")
+class _TimeCells:
+    """A time column's cells as float seconds (`read_table` parser). The first cell decides
+    the format: seconds, clock (HH:MM:SS.fff, seconds since midnight) or an ISO date-time."""
 
+    def __init__(self, first: str):
+        self.kind = "seconds" if is_number(first) else "clock" if _CLOCK.match(first) else "iso"
 
-def _times(path: Path, rows, i: int, name: str, line_nos: list[int]) -> tuple[np.ndarray, str]:
-    """Times as float seconds, and their format: seconds, clock (s since midnight) or iso."""
-    cells = [r[i].strip() for r in rows]
-    kind = "seconds" if is_number(cells[0]) else "clock" if _CLOCK.match(cells[0]) else "iso"
-    out = np.empty(len(cells), dtype=np.float64)
-    for k, cell in enumerate(cells):
-        try:
-            if kind == "seconds":
-                out[k] = float(cell)
-            elif kind == "clock":
-                h, m, s = _CLOCK.match(cell).groups()
-                out[k] = int(h) * 3600 + int(m) * 60 + float(s)
-            else:
-                dt = datetime.fromisoformat(cell.replace("Z", "+00:00"))
-                out[k] = (dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)).timestamp()
-        except (ValueError, AttributeError):
-            want = {"seconds": "seconds", "clock": "a HH:MM:SS time",
-                    "iso": "an ISO date-time"}[kind]
-            raise UserError(path, f"line {line_nos[k]}, column {name!r}: not {want}: {cell!r}") from None
-        if not np.isfinite(out[k]):
-            raise UserError(path, f"line {line_nos[k]}, column {name!r}: {cell!r} is not a finite time")
-    return out, kind
+    def __call__(self, cells: list[str]) -> np.ndarray:
+        if self.kind == "seconds":
+            try:
+                out = np.array(cells, dtype=np.float64)
+                if np.isfinite(out).all():
+                    return out
+            except ValueError:
+                pass  # find and name the bad cell below
+        out = np.empty(len(cells), dtype=np.float64)
+        for k, cell in enumerate(cells):
+            cell = cell.strip()
+            try:
+                out[k] = self.seconds(cell)
+            except (ValueError, AttributeError):
+                raise BadCell(k, f"not {_TIME_FORMATS[self.kind]}: {cell!r}") from None
+            if not np.isfinite(out[k]):
+                raise BadCell(k, f"{cell!r} is not a finite time")
+        return out
+
+    def seconds(self, cell: str) -> float:
+        if self.kind == "seconds":
+            return float(cell)
+        if self.kind == "clock":
+            h, m, s = _CLOCK.match(cell).groups()
+            return int(h) * 3600 + int(m) * 60 + float(s)
+        dt = datetime.fromisoformat(cell.replace("Z", "+00:00"))
+        return (dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)).timestamp()

@@ -7,12 +7,17 @@ returns plus one chunk, whatever the widest cell. A cell that is not a number, n
 beyond float32's range, longer than any number, or a ragged row is a `UserError` naming the
 file, line and column.
 
+Other columns can be parsed by a function of their cells (`parsers`: clock or ISO times,
+`csvfile`). A NUL byte, and a line longer than a row of cells can be (its longest cell measured
+a chunk at a time), are problems naming the line too.
+
 `split_table` / `to_float` are the whole-text form the named loaders (WISDM, GeoTec) use on
 their known, clean files.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -34,10 +39,20 @@ def read_text(path: Path) -> str:
         raise UserError(path, "not a UTF-8 text file") from None
 
 
+class BadCell(ValueError):
+    """A column parser's refusal of cell `k` of the cells it was given; `read_table` names the
+    file, line and column."""
+
+    def __init__(self, k: int, what: str):
+        super().__init__(what)
+        self.k, self.what = k, what
+
+
 @dataclass
 class Table:
     """Columns of one file. `numbers[c]`: values of column c; `words[c]`: (codes, names) with
-    `names[codes[i]]` the stripped text of row i. Row i is the i-th non-blank data line."""
+    `names[codes[i]]` the stripped text of row i. Row i is the i-th data line (not blank, not
+    a comment)."""
 
     path: Path
     rows: int
@@ -45,6 +60,7 @@ class Table:
     block: np.ndarray | None = None  # (rows, len(block columns)) float32
     words: dict[int, tuple[np.ndarray, list[str]]] = field(default_factory=dict)
     skip: int = 0
+    comment: str | None = None
 
     def line_of(self, row: int) -> int:
         """File line (1-based) of data row `row`: the file is read again, a chunk at a time
@@ -52,11 +68,15 @@ class Table:
         seen = -1
         with _open(self.path) as f:
             for n, line in enumerate(f, 1):
-                if n > self.skip and line.strip().rstrip(";").strip():
+                if n > self.skip and _is_row(line.strip(), self.comment):
                     seen += 1
                     if seen == row:
                         return n
         return n
+
+
+def _is_row(stripped: str, comment: str | None) -> bool:
+    return bool(stripped.rstrip(";").strip()) and not (comment and stripped.startswith(comment))
 
 
 def _open(path: Path):
@@ -74,25 +94,74 @@ def _capacity(path: Path, width: int) -> int:
     return max(1, min(lines, size // (2 * width - 1) + 1))
 
 
-def read_table(path: Path, sep: str, width: int, skip: int, numbers: dict[int, type],
-               words=(), names=None, block=()) -> Table:
-    """The columns `numbers` ({column: np.float32 or np.float64}), `block` (columns read into
-    one (rows, k) float32 array, a recording's samples without a copy) and `words` of a
-    `sep`-separated file of `width` columns, after `skip` header lines.
+def split_cells(line: str, sep: str | None) -> list[str]:
+    """A line's cells: split at each `sep`, or at runs of blanks when `sep` is None."""
+    return line.split() if sep is None else line.split(sep)
 
-    Rows may end with `;` (when `sep` is not `;`); blank lines are skipped. `names` (one per
-    column) name the columns in messages.
+
+def row_limit(width: int) -> int:
+    """Characters a row of `width` columns can need: longer, a cell is no number or name."""
+    return width * (max(MAX_NUMBER, MAX_WORD) + 2)
+
+
+def too_long(path: Path, n: int, start: str, f, sep: str | None, limit: int) -> UserError:
+    """The problem with line `n`, which begins with `start` (no line end in it), runs on in `f`
+    and is over `limit` characters: its longest cell is measured reading the rest a chunk at a
+    time, so a line of any length costs one chunk of memory."""
+    cut = (lambda s: re.split(r"\s", s)) if sep is None else (lambda s: s.split(sep))
+    longest = run = 0
+    piece = start
+    while piece:
+        end = piece.find("\n")
+        parts = cut(piece[:end] if end >= 0 else piece)
+        run += len(parts[0])
+        if len(parts) > 1:
+            longest = max(longest, run, *map(len, parts[1:-1]))
+            run = len(parts[-1])
+        if end >= 0:
+            break
+        piece = f.readline(CHUNK)
+    longest = max(longest, run)
+    if longest > MAX_WORD:
+        return UserError(path, f"line {n}: over {limit} characters, with a cell of {longest} (a "
+                               f"number or a name has at most {MAX_WORD})")
+    return UserError(path, f"line {n}: over {limit} characters (more cells than the columns)")
+
+
+def check_text(path: Path, text: str, first_line: int) -> None:
+    """A NUL byte in text that starts at line `first_line` is binary data: a problem naming the
+    line."""
+    if "\x00" in text:
+        n = first_line + text.count("\n", 0, text.index("\x00"))
+        raise UserError(path, f"line {n}: a NUL byte (binary data, not a text table)")
+
+
+def read_table(path: Path, sep: str | None, width: int, skip: int, numbers: dict[int, type],
+               words=(), names=None, block=(), parsers=None, comment: str | None = None,
+               trailing_sep: bool = False, width_of: str = "") -> Table:
+    """The columns `numbers` ({column: np.float32 or np.float64}), `block` (columns read into
+    one (rows, k) float32 array, a recording's samples without a copy), `parsers` ({column:
+    function of a list of cells -> float64 array, raising `BadCell`}, e.g. clock times) and
+    `words` of a `sep`-separated file (None: blank-separated) of `width` columns, after `skip`
+    lines (the header).
+
+    Rows may end with `;` (when `sep` is not `;`; with `trailing_sep`, with one `sep` more);
+    blank lines, and lines starting with `comment` when given, are skipped. `names` (one per
+    column) name the columns in messages; `width_of` what gives the width ("the header"), for
+    a ragged row's message.
     """
     path = Path(path)
-    table = Table(path, 0, skip=skip)
+    parsers = parsers or {}
+    table = Table(path, 0, skip=skip, comment=comment)
     cap = _capacity(path, width)
     matrix = np.empty((cap, len(block)), np.float32)
     out = {c: np.empty(cap, dt) for c, dt in numbers.items()}
     out.update({c: matrix[:, k] for k, c in enumerate(block)})
+    parsed = {c: np.empty(cap, np.float64) for c in parsers}
     codes = {c: np.empty(cap, np.int32) for c in words}
     lookup: dict[int, dict[str, int]] = {c: {} for c in words}
     kept: dict[int, dict[str, int]] = {c: {} for c in words}  # stripped name -> code
-    longest = width * (max(MAX_NUMBER, MAX_WORD) + 2)  # characters a row can need
+    longest = row_limit(width)
     what = (lambda c: f"column {names[c]!r}") if names else (lambda c: f"column {c + 1}")
     line_no, row = 0, 0
     try:
@@ -108,16 +177,21 @@ def read_table(path: Path, sep: str, width: int, skip: int, numbers: dict[int, t
                     tail = f.readline(longest + 1)
                     text += tail
                     if len(tail) > longest and not tail.endswith("\n"):
-                        lines_before = text.count("\n")
-                        raise UserError(path, f"line {line_no + lines_before + 1}: over {longest} "
-                                              f"characters for {width} columns (a cell too long to "
-                                              "be a number or a name)")
+                        start = text.rfind("\n") + 1
+                        raise too_long(path, line_no + text.count("\n") + 1, text[start:], f,
+                                       sep, longest)
+                check_text(path, text, line_no + 1)
                 lines = text.split("\n")
                 if lines[-1] == "":
                     lines.pop()
                 rows = [s.strip() for s in lines]
+                notes = [k for k, s in enumerate(rows) if s.startswith(comment)] if comment else ()
                 if sep != ";":
                     rows = [s.rstrip(";").rstrip() for s in rows]
+                elif trailing_sep:
+                    rows = [s.removesuffix(";") for s in rows]
+                for k in notes:
+                    rows[k] = ""  # a comment line counts as a line, not a row
                 where = [k for k, s in enumerate(rows) if s] if any(not s for s in rows) else None
                 if where is not None:
                     rows = [rows[k] for k in where]
@@ -125,12 +199,14 @@ def read_table(path: Path, sep: str, width: int, skip: int, numbers: dict[int, t
                 def line(k: int) -> int:  # file line of this chunk's k-th row
                     return line_no + 1 + (where[k] if where is not None else k)
 
-                cells = sep.join(rows).split(sep)
+                cells = (" ".join(rows).split() if sep is None else sep.join(rows).split(sep))
                 if len(cells) != width * len(rows):
                     for k, s in enumerate(rows):
-                        if s.count(sep) + 1 != width:
-                            raise UserError(path, f"line {line(k)}: {s.count(sep) + 1} values, "
-                                                  f"expected {width}")
+                        found = len(split_cells(s, sep))
+                        if found != width:
+                            raise UserError(path, f"line {line(k)}: {found} " + (
+                                f"cells, {width_of} has {width}" if width_of else
+                                f"values, expected {width}"))
                 n = len(rows)
                 for c, arr in out.items():
                     col = cells[c::width]
@@ -146,6 +222,11 @@ def read_table(path: Path, sep: str, width: int, skip: int, numbers: dict[int, t
                                               f"{col[k].strip()!r}") from None
                     check_finite(path, vals[:, None], line, [names[c]] if names else None)
                     arr[row:row + n] = vals
+                for c, parse in parsers.items():
+                    try:
+                        parsed[c][row:row + n] = parse(cells[c::width])
+                    except BadCell as e:
+                        raise UserError(path, f"line {line(e.k)}, {what(c)}: {e.what}") from None
                 for c in words:
                     col = cells[c::width]
                     seen, ids = lookup[c], kept[c]
@@ -168,6 +249,7 @@ def read_table(path: Path, sep: str, width: int, skip: int, numbers: dict[int, t
         raise UserError(path, "no data rows")
     table.rows = row
     table.numbers = {c: a[:row] for c, a in out.items() if c not in block}
+    table.numbers.update({c: a[:row] for c, a in parsed.items()})
     table.block = matrix[:row]
     table.words = {c: (codes[c][:row], list(kept[c])) for c in words}
     return table
@@ -234,4 +316,5 @@ def _ragged(path: Path, text: str, width: int, skip: int, sep: str) -> None:
     raise AssertionError("unreachable")
 
 
-__all__ = ["FLOAT32_MAX", "MAX_NUMBER", "Table", "read_table", "read_text", "split_table", "to_float"]
+__all__ = ["FLOAT32_MAX", "MAX_NUMBER", "BadCell", "Table", "check_text", "read_table", "read_text",
+           "row_limit", "split_cells", "split_table", "to_float", "too_long"]
