@@ -15,12 +15,13 @@ from dataclasses import asdict, dataclass, field, fields
 import numpy as np
 
 from edgehar import __version__
+from edgehar.data.channel_names import SENSOR_AXES
 from edgehar.data.recording import MAX_RATE_HZ
 from edgehar.errors import UserError
 
 CARD_KEY = "edgehar.card"  # name of the card in TFLite / ONNX metadata
 # Channel names a card may use: sensor stream + axis ("acc_x"); the stream prefix groups them.
-KNOWN_CHANNELS = tuple(f"{sensor}_{axis}" for sensor in ("acc", "gyro", "mag") for axis in "xyz")
+KNOWN_CHANNELS = SENSOR_AXES
 
 
 @dataclass

@@ -35,7 +35,8 @@ def test_headerless_folder_loads_through_the_manifest(tmp_path):
     recs = load_dataset(str(folder))
     assert len(recs) == 2 and {r.meta["subject_name"] for r in recs} == {"alice", "bob"}
     r = recs[0]
-    assert r.rate == 50.0 and r.channels == ("ax", "ay", "az") and r.units == ("m/s^2",) * 3
+    assert r.rate == 50.0 and r.units == ("m/s^2",) * 3
+    assert r.channels == ("acc_x", "acc_y", "acc_z") and r.meta["channel_columns"] == ["ax", "ay", "az"]
     np.testing.assert_array_equal(r.data[:, 0], np.arange(10))
     assert r.label_names == ("walk",) and r.canonical_names == ("walking",)
     assert list(r.labels) == [0] * 6 + [-1] * 4

@@ -140,7 +140,7 @@ def run_check(args: argparse.Namespace) -> int:
             labels = ", ".join(f"{k} {v}" for k, v in f["labels"].items()) or "none"
             print(f"  {f['file']}: {f['rows']} rows, {f['rate_hz']:g} Hz"
                   f"{' (resampled on its times)' if f['resampled'] else ''}, "
-                  f"{', '.join(f'{c} [{u}]' for c, u in zip(f['channels'], f['units']))}; "
+                  f"{_channels(f)}; "
                   f"subject {f['subject']}; labels {labels}; unlabelled {f['unlabelled']}")
     for line in info["warnings"]:
         print(f"edgehar: warning: {line}", file=sys.stderr)
@@ -203,3 +203,9 @@ def run_download(args: argparse.Namespace) -> int:
     kwargs = {k: v for k, v in (("url", args.url), ("sha256", args.sha256)) if v}
     print(download_hapt(dest=args.dest, **kwargs))
     return 0
+
+
+def _channels(entry: dict) -> str:
+    """`acc_x [g]` per channel, `acc_x [g] (column ax)` where the axis is not the column's name."""
+    return ", ".join(f"{c} [{u}]" + (f" (column {k})" if k != c else "") for c, u, k in
+                     zip(entry["channels"], entry["units"], entry.get("channel_columns", entry["channels"])))

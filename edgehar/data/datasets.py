@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edgehar.data.channel_names import mismatch_message
 from edgehar.data.recording import Recording
 from edgehar.data.registry import REGISTRY, folder_of, is_folder_arg, lookup
 from edgehar.data.vocabulary import canonical_names
@@ -80,13 +81,16 @@ def activity_windows(name: str = "hapt", root=None, rate: float = 50.0, window: 
 def windows_for_card(card, name: str, root=None, hop: int | None = None) -> Windows:
     """Windows of data set `name` in a model card's input format (rate, window, channels,
     units; hop defaults to half a window); a one-line error names both sides when the data
-    lacks a channel the model needs."""
+    lacks a channel the model needs, and for your own data the `"channels"` mapping to write."""
     recs = load_dataset(name, root)
-    have = list(recs[0].channels)
-    missing = [c for c in card.channels if c not in have]
-    if missing:
-        raise UserError(name, f"data has {len(have)} channels ({', '.join(have)}) but the model "
-                              f"expects {len(card.channels)} ({', '.join(card.channels)})")
+    first = recs[0]
+    if any(c not in first.channels for c in card.channels):
+        if not is_folder_arg(name):
+            raise UserError(name, mismatch_message(first.channels, card.channels))
+        from edgehar.data.owndata import MANIFEST
+        raise UserError(Path(name) / MANIFEST, mismatch_message(
+            first.channels, card.channels, MANIFEST,
+            first.meta.get("channel_columns", first.channels), first.units))
     return activity_windows(name, root, rate=card.rate, window=card.window,
                             hop=hop or card.window // 2, channels=card.channels, units=card.units)
 

@@ -19,6 +19,7 @@ import re
 from pathlib import Path
 from typing import Callable
 
+from edgehar.data.channel_names import SENSOR_AXES
 from edgehar.data.recording import MAX_RATE_HZ
 from edgehar.errors import UserError
 
@@ -79,6 +80,28 @@ def _names(value, what: str, example: str) -> None:
     twice = next((v for i, v in enumerate(value) if v in value[:i]), None)
     if twice is not None:
         raise Problem(f"{twice!r} is listed twice")
+
+
+def _channels(value) -> None:
+    """A list of channel columns, or an object from each channel column to its sensor axis."""
+    example = '{"ax": "acc_x", "ay": "acc_y", "az": "acc_z"}'
+    if not isinstance(value, dict):
+        _expect(value, (list,), f'a list of channel names, e.g. ["ax", "ay", "az"], or an object '
+                                f'naming each column\'s sensor axis, e.g. {example}')
+        _names(value, "channel names", '["ax", "ay", "az"]')
+        return
+    if not value:
+        raise Problem(f"an empty object: name each channel column's sensor axis, e.g. {example}")
+    for column, axis in value.items():
+        _at(column, _name, column, "a column name")
+        if not isinstance(axis, str) or axis not in SENSOR_AXES:
+            raise Problem(f"expected a sensor axis ({', '.join(SENSOR_AXES)}), got {_show(axis)}",
+                          (column,))
+    twice = next((a for i, a in enumerate(value.values()) if a in list(value.values())[:i]), None)
+    if twice is not None:
+        columns = [c for c, a in value.items() if a == twice]
+        raise Problem(f"columns {columns[0]!r} and {columns[1]!r} are both {twice!r}: give each "
+                      "axis one column")
 
 
 def _rate(value) -> None:
@@ -176,7 +199,7 @@ def _anything_json(value) -> None:
 PER_FILE: dict[str, Callable] = {
     "rate": _rate, "time": _time, "header": _bool,
     "columns": lambda v: _names(v, "column names", '["t", "ax", "ay", "az", "act"]'),
-    "channels": lambda v: _names(v, "channel names", '["ax", "ay", "az"]'),
+    "channels": _channels,
     "units": _units, "subject": _source("subject"), "label": _source("label"),
     "placement": _text, "device": _text, "delimiter": _delimiter,
     # what `edgehar record` notes about a take

@@ -5,7 +5,9 @@
                                                   #   interpolated onto a grid of `rate` Hz
      "header": true,                              # false: name the columns below
      "columns": ["t", "ax", "ay", "az", "act"],   # the file's columns (header-less files)
-     "channels": ["ax", "ay", "az"],              # default: every column but time/subject/label
+     "channels": ["ax", "ay", "az"],              # default: every column but time/subject/label;
+                                                  #   or {"ax": "acc_x", ...}: each one's sensor
+                                                  #   axis (else inferred: `channel_names.infer`)
      "units": "g",                                # one unit, or one per channel
      "subject": {"pattern": "^(\\w+?)_"},         # {"column": C} | {"pattern": RE on the file
      "label": {"column": "act"},                  #   path} | {"folder": N} (N-th parent) |
@@ -31,6 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from edgehar.data import manifest_schema as schema
+from edgehar.data.channel_names import infer as infer_axes
 from edgehar.data.fastparse import read_table
 from edgehar.data.recording import UNLABELLED, Recording
 from edgehar.data.vocabulary import canonical_names
@@ -166,7 +169,8 @@ def read_file(m: Manifest, path: Path) -> RawFile:
     src = {k: spec.get(k) for k in ("subject", "label")}
     text_cols = {k: col(s["column"], k) for k, s in src.items() if s and "column" in s}
     used = {t_i} | set(text_cols.values())
-    channels = spec.get("channels") or [n for i, n in enumerate(names) if i not in used]
+    named = spec.get("channels")  # a list of columns, or {column: sensor axis}
+    channels = list(named or [n for i, n in enumerate(names) if i not in used])
     if not channels:
         raise UserError(path, f"no channel columns (columns: {', '.join(names)})")
     ch_i = [col(c, "channel") for c in channels]
@@ -178,10 +182,14 @@ def read_file(m: Manifest, path: Path) -> RawFile:
     if len(units) != len(channels):
         raise UserError(m.path, f"units: {len(units)} units for {len(channels)} channels "
                                 f"({', '.join(channels)}): give one unit, or one per channel")
+    axes = named if isinstance(named, dict) else infer_axes(channels, units)
     table = read_table(path, sep, len(names), skip, {} if t_i is None else {t_i: np.float64},
                        sorted(set(text_cols.values())), names, block=ch_i)
     data = table.block
     meta = {"columns": names}
+    if axes:  # the samples keep their columns' names in meta: what the manifest maps from
+        meta["channel_columns"] = channels
+        channels = [axes.get(c, c) for c in channels]
     rate = spec.get("rate")
     subject = _source(m, path, table, names, src["subject"], "subject")
     labels, label_names = _source(m, path, table, names, src["label"], "label", per_sample=True)
@@ -377,6 +385,8 @@ def check_folder(folder: str | Path, inspect=None) -> dict:
         files.append({"file": rec.source, "ok": True, "rows": rec.n_samples, "rate_hz": rec.rate,
                       "seconds": round(rec.seconds, 2), "channels": list(rec.channels),
                       "units": list(rec.units), "subject": rec.meta["subject_name"],
+                      **({"channel_columns": rec.meta["channel_columns"]}
+                         if "channel_columns" in rec.meta else {}),
                       "labels": {n: int(c) for n, c in zip(rec.label_names, counts[1:]) if c},
                       "unlabelled": int(counts[0]), "resampled": bool(rec.meta.get("resampled")),
                       **({"check": inspect(rec)} if inspect else {})})
