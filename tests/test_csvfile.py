@@ -157,9 +157,10 @@ def test_read_in_chunks_same_recording_and_lines(tmp_path, monkeypatch):
     lines[100:100] = ["# a comment line", "", "   "]  # lines, not rows
     p = write(tmp_path, "# exported by a watch\ntime,acc_x,acc_y,acc_z,act\n" + "\n".join(lines) + "\n")
     whole = load_csv(p, label_column="act")
-    monkeypatch.setattr(fastparse, "CHUNK", 64)  # lines cut at chunk ends
-    chunked = load_csv(p, label_column="act")
-    assert whole.data.tobytes() == chunked.data.tobytes() and whole.meta == chunked.meta
+    for chunk in (64, 8):  # lines cut at chunk ends; 8: a chunk of nothing but a comment
+        monkeypatch.setattr(fastparse, "CHUNK", chunk)
+        chunked = load_csv(p, label_column="act")
+        assert whole.data.tobytes() == chunked.data.tobytes() and whole.meta == chunked.meta
     np.testing.assert_allclose(chunked.data, x, atol=1e-6)
     assert chunked.label_names == ("sit", "walk") and chunked.labels.tolist() == [
         {"walk": 1, "sit": 0, "": -1}[lab] for lab in labels]

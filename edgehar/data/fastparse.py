@@ -195,6 +195,9 @@ def read_table(path: Path, sep: str | None, width: int, skip: int, numbers: dict
                 where = [k for k, s in enumerate(rows) if s] if any(not s for s in rows) else None
                 if where is not None:
                     rows = [rows[k] for k in where]
+                if not rows:  # a chunk of blank or comment lines
+                    line_no += len(lines)
+                    continue
 
                 def line(k: int) -> int:  # file line of this chunk's k-th row
                     return line_no + 1 + (where[k] if where is not None else k)
