@@ -29,7 +29,8 @@ def test_fast_plan_writes_the_whole_table(data_root, tmp_path):
         for fmt in ("fp32 TFLite", "int8 TFLite", "fp32 ONNX", "int8 ONNX"):
             assert (f"student {size}", fmt) in kinds
     assert {"plain 3-layer 1-D CNN", "TinyHAR"} <= {n for n, _ in kinds}
-    assert s["provenance"]["command"].endswith(f"run_all.py --fast --only harfm --out {out}")
+    # a folder outside the checkout and the data is this machine's: shown as .../NAME
+    assert s["provenance"]["command"].endswith("run_all.py --fast --only harfm --out .../results")
     assert s["provenance"]["cpu_seconds"] > 0 and not s["failures"]
     # every model was made by this run and recorded by content hash
     manifest = json.loads((out / "models" / "manifest.json").read_text())
