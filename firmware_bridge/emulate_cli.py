@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import sys
 
+from edgehar.bridge import flags
 from edgehar.bridge.emulator import EmulatedDevice, card_values, parse_prediction, stream_scale
+from edgehar.bridge.virtual_device import check_link
 from edgehar.card import ModelCard
 from edgehar.mcu.firmware_build import artifact_files, build_firmware
 from edgehar.mcu.toolchain import find_toolchain
@@ -31,7 +33,9 @@ def register_emulate(dsub) -> None:
                      help="X times real time (default 1; 0 = as fast as the MCU takes them)")
     emu.add_argument("--start", type=nonneg_float, default=0.0, metavar="S", help="start S seconds in")
     emu.add_argument("--seconds", type=positive_float, metavar="S", help="replay only S seconds")
-    emu.add_argument("--link", metavar="PATH", help="stable symlink to the pty")
+    emu.add_argument("--link", type=flags.link_path, metavar="PATH",
+                     help="stable symlink to the pty (an existing file, or a link to anything but a "
+                          "pty, is never replaced)")
     emu.add_argument("--toolchains", metavar="DIR", help="TFLM sources (default $EDGEHAR_TOOLCHAINS)")
     emu.add_argument("--json", action="store_true",
                      help="print the port as JSON first, then the device's predictions and a summary")
@@ -58,10 +62,9 @@ def run_emulate(args) -> int:
     signal.signal(signal.SIGTERM, _interrupt)  # `kill` ends the replay cleanly (link removed)
     with EmulatedDevice(elf, tc.qemu) as dev:
         if args.link:
-            if os.path.lexists(args.link) and not os.path.islink(args.link):
-                raise UserError(args.link, "exists and is not a symlink; not replacing it")
+            check_link(args.link)  # again: the path may have changed since the flags were read
             if os.path.islink(args.link):
-                os.unlink(args.link)
+                os.unlink(args.link)  # a pty link, left by a killed device
             os.symlink(dev.path, args.link)
         try:
             print(json.dumps({"port": dev.path, "windows": 1 + (len(values) - card.window) // card.hop})

@@ -195,3 +195,16 @@ def test_too_big_for_the_board_is_one_line(toolchain, tmp_path, capsys, arena_kb
     n = int(line.split("the model needs ")[1].split(" KiB")[0].replace(",", ""))
     assert n == needs if needs else n > 256
     assert not (folder / "firmware-nrf52840.elf").exists()
+
+
+def test_emulate_link_never_replaces_a_users_link_or_file(tmp_path, capsys):
+    """`device emulate --link` replaces only a pty link, like `device simulate --link`."""
+    mine = tmp_path / "notes.txt"
+    mine.write_text("mine")
+    for link in (tmp_path / "to-notes", mine):
+        if link != mine:
+            link.symlink_to(mine)
+        with pytest.raises(SystemExit) as e:
+            main(["device", "emulate", "--model", str(tmp_path), "--replay", str(mine), "--link", str(link)])
+        assert e.value.code == 2 and "refusing to replace it" in capsys.readouterr().err
+    assert mine.read_text() == "mine" and os.readlink(tmp_path / "to-notes") == str(mine)
