@@ -83,7 +83,10 @@ def exported(tmp_path_factory):
 def test_artifact_folder_holds_every_file(exported):
     names = set(os.listdir(exported["dir"]))
     assert names == {"model_fp32.tflite", "model_int8.tflite", "model.onnx", "model_int8.onnx",
-                     "model_int8.h", "model_int8.cc", "modelcard.json", "parity.json"}
+                     "model_int8.h", "model_int8.cc", "modelcard.json", "parity.json",
+                     ".edgehar-output.json"}  # the marker naming what export wrote
+    marker = json.loads((exported["dir"] / ".edgehar-output.json").read_text())
+    assert set(marker["files"]) == names - {".edgehar-output.json"}
 
 
 def test_int8_graph_is_full_integer(exported):
