@@ -12,7 +12,47 @@ from __future__ import annotations
 import argparse
 from urllib.parse import unquote
 
+from serial.serialutil import PortNotOpenError, SerialBase
+
 from edgehar.errors import UserError
+
+
+class InProcessPort(SerialBase):
+    """A port whose device lives in this process: nothing is buffered on the way out, and the
+    modem lines read as a plugged-in cable."""
+
+    def reset_output_buffer(self) -> None:
+        if not self.is_open:
+            raise PortNotOpenError()
+
+    @property
+    def out_waiting(self) -> int:
+        return 0
+
+    def _update_break_state(self) -> None:
+        pass
+
+    def _update_rts_state(self) -> None:
+        pass
+
+    def _update_dtr_state(self) -> None:
+        pass
+
+    @property
+    def cts(self) -> bool:
+        return True
+
+    @property
+    def dsr(self) -> bool:
+        return True
+
+    @property
+    def ri(self) -> bool:
+        return False
+
+    @property
+    def cd(self) -> bool:
+        return True
 
 
 def split_url(url: str, scheme: str) -> tuple[str, dict[str, str]]:

@@ -21,9 +21,9 @@ import errno
 import threading
 import time
 
-from serial.serialutil import PortNotOpenError, SerialBase, SerialException, to_bytes
+from serial.serialutil import PortNotOpenError, SerialException, to_bytes
 
-from edgehar.bridge.urlhandler import option, refuse_unknown, split_url
+from edgehar.bridge.urlhandler import InProcessPort, option, refuse_unknown, split_url
 from edgehar.errors import UserError
 
 OPTIONS = ("cpu", "replay", "speed", "start", "seconds", "toolchains")
@@ -82,7 +82,7 @@ def _replay_values(spec: dict, card, url: str):
     return values
 
 
-class Serial(SerialBase):
+class Serial(InProcessPort):
     """The UART of one emulated board (see the module doc)."""
 
     def __init__(self, *args, **kwargs):
@@ -200,36 +200,3 @@ class Serial(SerialBase):
             raise PortNotOpenError()
         with self._cond:
             self._buffer.clear()
-
-    def reset_output_buffer(self) -> None:
-        if not self.is_open:
-            raise PortNotOpenError()
-
-    @property
-    def out_waiting(self) -> int:
-        return 0
-
-    def _update_break_state(self) -> None:
-        pass
-
-    def _update_rts_state(self) -> None:
-        pass
-
-    def _update_dtr_state(self) -> None:
-        pass
-
-    @property
-    def cts(self) -> bool:
-        return True
-
-    @property
-    def dsr(self) -> bool:
-        return True
-
-    @property
-    def ri(self) -> bool:
-        return False
-
-    @property
-    def cd(self) -> bool:
-        return True

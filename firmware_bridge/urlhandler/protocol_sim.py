@@ -21,9 +21,9 @@ import errno
 import threading
 import time
 
-from serial.serialutil import PortNotOpenError, SerialBase, SerialException, to_bytes
+from serial.serialutil import PortNotOpenError, SerialException, to_bytes
 
-from edgehar.bridge.urlhandler import boolean, option, refuse_unknown, split_url
+from edgehar.bridge.urlhandler import InProcessPort, boolean, option, refuse_unknown, split_url
 from edgehar.bridge.virtual_device import Faults, Replay
 from edgehar.errors import UserError
 
@@ -181,7 +181,7 @@ class SimDevice(Replay):
         self.counts["bytes"] += len(data)
 
 
-class Serial(SerialBase):
+class Serial(InProcessPort):
     """The port of one `SimDevice`; `close()` then `open()` reconnects to the same device."""
 
     def __init__(self, *args, **kwargs):
@@ -264,36 +264,3 @@ class Serial(SerialBase):
         if not self.is_open:
             raise PortNotOpenError()
         self.device.discard()
-
-    def reset_output_buffer(self) -> None:
-        if not self.is_open:
-            raise PortNotOpenError()
-
-    @property
-    def out_waiting(self) -> int:
-        return 0
-
-    def _update_break_state(self) -> None:
-        pass
-
-    def _update_rts_state(self) -> None:
-        pass
-
-    def _update_dtr_state(self) -> None:
-        pass
-
-    @property
-    def cts(self) -> bool:
-        return True
-
-    @property
-    def dsr(self) -> bool:
-        return True
-
-    @property
-    def ri(self) -> bool:
-        return False
-
-    @property
-    def cd(self) -> bool:
-        return True
