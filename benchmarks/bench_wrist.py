@@ -142,7 +142,8 @@ def language_teacher(corpus: Path, datasets=None):
     pre-trained on the labelled train windows of the corpus (of `datasets`). Not tuned: 3000
     steps, the family's cpu config."""
     from edgehar.recipes import TeacherRecipe, pretrain_teacher
-    from edgehar.train.corpus_fm import canonical_classes, load_part, original_names, relabel
+    from edgehar.train.corpus_fm import canonical_classes, original_names
+    from edgehar.data.wrist_corpus import load_part, relabel
 
     train = load_part(corpus, "train", datasets=datasets)
     texts = original_names(train)  # before relabelling: it reads the corpus's canonical ids
@@ -160,7 +161,8 @@ def leave_one_out(corpus: Path, recipe, full_teacher, full_card, args, log) -> d
     `args.label_sets`, 1% / 10% of X's labels fine-tune it against random initialisation."""
     from edgehar.metrics import chance, report
     from edgehar.models.teacher import load_teacher, save_teacher
-    from edgehar.train.corpus_fm import load_part, predict, pretrain_corpus_fm
+    from edgehar.train.corpus_fm import predict, pretrain_corpus_fm
+    from edgehar.data.wrist_corpus import load_part
     from edgehar.train.corpus_transfer import few_label_score, zero_shot_predict
 
     out = {}
@@ -216,7 +218,7 @@ def leave_one_out(corpus: Path, recipe, full_teacher, full_card, args, log) -> d
 
 
 def relabel_names(part, names: list[str]):
-    from edgehar.train.corpus_fm import relabel_to
+    from edgehar.data.wrist_corpus import relabel_to
     return relabel_to(part, names).windows(names, labelled_only=True)
 
 
@@ -260,7 +262,8 @@ def main(argv=None) -> int:
     from edgehar.models.teacher import load_teacher, save_teacher
     from edgehar.recipes import train_baseline, train_student_supervised
     from edgehar.runtime import Predictor
-    from edgehar.train.corpus_fm import distill_from_corpus, load_part, pretrain_corpus_fm, relabel_to
+    from edgehar.train.corpus_fm import distill_from_corpus, pretrain_corpus_fm
+    from edgehar.data.wrist_corpus import load_part, relabel_to
     from edgehar.train.distill import DistillConfig
     from edgehar.train.loop import use_device
 

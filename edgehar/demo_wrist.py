@@ -55,7 +55,7 @@ def load_replay(root: Path):
 
 
 def corpus_windows(corpus: Path, split: str, labels: list[str], labelled_only: bool = False):
-    from edgehar.train.corpus_fm import load_part, relabel_to
+    from edgehar.data.wrist_corpus import load_part, relabel_to
 
     return relabel_to(load_part(corpus, split), labels).windows(labels, labelled_only=labelled_only)
 

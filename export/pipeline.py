@@ -64,7 +64,10 @@ def card_data(card) -> dict:
 
 
 def card_windows(card, dataset: str | None = None, root=None):
-    """All windows of the card's data set, in the card's rate, window, channels and units."""
+    """(windows, data set name, held-out subjects): all windows of the card's data set in the
+    card's rate, window, channels and units, and the subjects parity holds out (a corpus: its
+    test split; otherwise the card's test subjects, or HAPT's official ones)."""
+    from edgehar.data import hapt
     from edgehar.data.datasets import activity_windows
 
     data = card_data(card)
@@ -74,17 +77,33 @@ def card_windows(card, dataset: str | None = None, root=None):
                                   "calibration and parity windows")
     if root is None and dataset == data.get("dataset"):
         root = data.get("root")
-    return activity_windows(dataset, root, rate=card.rate, window=card.window,
-                            channels=card.channels, units=card.units), dataset
-
-
-def held_out_subjects(card, dataset: str) -> list[int]:
-    from edgehar.data import hapt
-
-    data = card_data(card)
+    if dataset == "corpus":  # a wrist student distilled on a corpus: the same windows it trained on
+        return corpus_windows(card, root)
+    windows = activity_windows(dataset, root, rate=card.rate, window=card.window,
+                               channels=card.channels, units=card.units)
     if data.get("test_subjects"):
-        return [int(s) for s in data["test_subjects"]]
-    return list(hapt.TEST_SUBJECTS) if dataset == "hapt" else []
+        return windows, dataset, [int(s) for s in data["test_subjects"]]
+    return windows, dataset, list(hapt.TEST_SUBJECTS) if dataset == "hapt" else []
+
+
+def corpus_windows(card, folder):
+    """The wrist windows of the corpus a student was distilled on: its train split (where
+    calibration draws from) and its test split (held out for parity), labelled by the card."""
+    from edgehar.data.windows import Windows
+    from edgehar.data.wrist_corpus import ACC, load_part, relabel_to
+
+    if folder is None or not Path(folder).is_dir():
+        raise UserError(folder or "--data", "the model was distilled on a corpus that is not here: pass "
+                                            "--data (and --root) or --calib for calibration windows")
+    if list(card.channels) != list(ACC):
+        raise UserError(folder, f"the model takes {', '.join(card.channels)}; a corpus gives {', '.join(ACC)}")
+    train, test = (relabel_to(load_part(folder, s), list(card.labels)).windows(list(card.labels))
+                   for s in ("train", "test"))
+    if abs(train.rate - card.rate) > 1e-6 or train.length != card.window:
+        raise UserError(folder, f"corpus windows are {train.length} samples at {train.rate:g} Hz; the model "
+                                f"takes {card.window} at {card.rate:g} Hz")
+    both = Windows.concat([train, test]) if len(test) else train
+    return both, "corpus", sorted({int(s) for s in test.subject})
 
 
 def resolve_calibration(card, calib, windows, dataset, held: list[int], n: int, seed: int):
@@ -177,8 +196,7 @@ def export_student(checkpoint, out=None, int8: bool = True, calib=None, data: st
         bar = tqdm(total=7, desc="export", disable=not progress, leave=False)
         bar.set_postfix_str("data")
         if windows is None:
-            windows, dataset = card_windows(card, data, root)
-            held = held_out_subjects(card, dataset)
+            windows, dataset, held = card_windows(card, data, root)
         else:
             card.check_input(windows.rate, windows.channels, "windows")
             dataset, held = data or "windows", list(test_subjects or [])

@@ -119,3 +119,34 @@ def test_distill_on_a_corpus_without_wrist_windows_is_one_line(tmp_path, capsys)
     assert code == 2 and err.count("\n") == 1 and "Traceback" not in err, err
     assert "no accelerometer windows from a wrist placement" in err and "its placements: unknown" in err
     assert not (tmp_path / "s.pt").exists()
+
+
+def test_a_corpus_student_exports_calibrated_on_its_corpus(tmp_path, capsys):
+    """A student distilled on a corpus names the corpus in its card: export draws calibration
+    from the corpus's train split and holds its test split out for parity, with no --data.
+    The own data is worn on the left wrist, a wrist placement."""
+    import numpy as np
+
+    from edgehar.data.corpus import build_corpus
+
+    own = tmp_path / "own"
+    own.mkdir()
+    (own / "edgehar.json").write_text(json.dumps({
+        "rate": 20, "placement": "left wrist", "subject": {"pattern": r"^s(\d+)_"},
+        "label": {"pattern": r"_(\w+)\.csv$"}}))
+    rng = np.random.default_rng(0)
+    for s in range(1, 8):
+        for label, g in (("walking", 1.0), ("sitting", -1.0)):
+            x = rng.normal(size=(400, 3)) * 0.3
+            x[:, 2] += g
+            (own / f"s{s}_{label}.csv").write_text("acc_x,acc_y,acc_z\n" + "".join(
+                f"{a:.4f},{b:.4f},{c:.4f}\n" for a, b, c in x))
+    build_corpus([str(own)], rate=20, window=100, out=tmp_path / "corpus")
+    save_teacher(tmp_path / "t.pt", tiny_teacher(), card())
+    assert main(["distill", "--teacher", str(tmp_path / "t.pt"), "--data", str(tmp_path / "corpus"),
+                 "--student", "tiny", "--max-steps", "2", "--out", str(tmp_path / "s.pt")]) == 0
+    assert main(["export", str(tmp_path / "s.pt"), "--int8", "--no-micro", "--out", str(tmp_path / "art"),
+                 "--json"]) == 0, capsys.readouterr().err
+    parity = json.loads((tmp_path / "art" / "parity.json").read_text())
+    held = parity["held_out"]
+    assert held["dataset"] == "corpus" and held["held_out"] and held["subjects"] == held["test_subjects"]

@@ -117,7 +117,8 @@ def test_corpus_loops_resume(tmp_path, monkeypatch):
 
     from edgehar.data.corpus import build_corpus
     from edgehar.train import corpus_transfer
-    from edgehar.train.corpus_fm import CorpusFMRecipe, canonical_classes, load_part, pretrain_corpus_fm, relabel
+    from edgehar.train.corpus_fm import CorpusFMRecipe, canonical_classes, pretrain_corpus_fm
+    from edgehar.data.wrist_corpus import load_part, relabel
 
     folders = [_own(tmp_path / n, range(1, k)) for n, k in (("a", 9), ("b", 6))]
     for f in folders:  # a wrist placement: the corpus teacher trains on wrist windows
