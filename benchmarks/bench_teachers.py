@@ -166,7 +166,8 @@ def markdown(results: dict, meta: dict) -> str:
 
 
 def main(argv=None) -> int:
-    from edgehar.train.loop import add_device_argument, use_device
+    from edgehar.train.flags import add_device_argument
+    from edgehar.train.loop import use_device
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data", default=os.environ.get("EDGEHAR_DATA"), help="EDGEHAR_DATA folder")

@@ -226,7 +226,7 @@ def main(argv=None) -> int:
     global CHECKPOINTS, LANGUAGE_STEPS
     from edgehar.cli_types import positive_int
 
-    from edgehar.train.loop import add_device_argument
+    from edgehar.train.flags import add_device_argument
 
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--corpus", help="corpus folder (default: built into --work)")

@@ -133,7 +133,8 @@ def train_teachers(specs, manifest, data_sha: str, train, val, split: dict, jobs
 
 
 def main(argv=None) -> int:
-    from edgehar.train.loop import add_device_argument, use_device
+    from edgehar.train.flags import add_device_argument
+    from edgehar.train.loop import use_device
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--fast", action="store_true", help="tiny configs and few steps (fits CI; not the README's figures)")

@@ -34,8 +34,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from edgehar.cli_types import nonneg_int, positive_float, positive_int, threads
-from edgehar.train.loop import add_device_argument
+from edgehar.cli_types import nonneg_int, positive_float, threads
+from edgehar.train.flags import add_device_argument
 
 ACC = ("acc_x", "acc_y", "acc_z")
 WINDOW, HOP = 128, 64  # 2.56 s at 50 Hz, the UCI-HAR window; live stride 1.28 s

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from edgehar.cli_types import nonneg_int, positive_float, positive_int, threads
-from edgehar.train.loop import add_device_argument, add_resume_arguments
+from edgehar.train.flags import add_device_argument, add_resume_arguments
 
 METHODS = ("harfm", "relcon", "selfpab", "language")
 

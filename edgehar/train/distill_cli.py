@@ -7,7 +7,7 @@ import json
 
 from edgehar.cli_types import fraction, nonneg_float, nonneg_int, positive_float, positive_int, threads
 from edgehar.data.registry import data_arg
-from edgehar.train.loop import add_device_argument, add_resume_arguments
+from edgehar.train.flags import add_device_argument, add_resume_arguments
 
 
 def register(sub) -> None:

@@ -17,7 +17,6 @@ these settings through every call.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import io
 import os
@@ -32,8 +31,8 @@ import torch
 from torch import nn
 
 from edgehar.errors import UserError
+from edgehar.train.flags import DEFAULT_CHECKPOINT_EVERY
 
-DEFAULT_CHECKPOINT_EVERY = 500  # optimiser steps between checkpoints of a command's run
 STATE_FORMAT = "edgehar-train-state/1"
 RUN_MANIFEST = "run.json"
 LOADER_WORKERS = 4  # DataLoader workers per process on CUDA (reading shards while the GPU runs)
@@ -73,21 +72,6 @@ def resolve_device(spec: str | torch.device | None = "auto") -> torch.device:
             raise ValueError(f"no GPU {index} on this machine ({count} found: cuda:0 to cuda:{count - 1})")
         return torch.device(text)
     raise ValueError(f"expected auto, cpu, cuda or cuda:N, got {spec!r}")
-
-
-def device_arg(text: str) -> str:
-    """argparse `type=` for --device: the spec, checked against this machine at parse time."""
-    try:
-        resolve_device(text)
-    except ValueError as e:
-        raise argparse.ArgumentTypeError(f"{text}: {e}") from None
-    return text.strip().lower()
-
-
-def add_device_argument(parser) -> None:
-    parser.add_argument("--device", type=device_arg, default="auto",
-                        help="auto (a GPU when CUDA is available, else the CPU), cpu, cuda or cuda:N "
-                             "(default auto)")
 
 
 def autocast(device: torch.device, dtype: torch.dtype = torch.bfloat16, enabled: bool | None = None):
@@ -421,13 +405,3 @@ def _remove_run(run_dir: Path) -> None:
     (run_dir / RUN_MANIFEST).unlink(missing_ok=True)
     with contextlib.suppress(OSError):
         run_dir.rmdir()  # left in place if someone put other files in it
-
-
-def add_resume_arguments(parser) -> None:
-    from edgehar.cli_types import nonneg_int
-
-    parser.add_argument("--checkpoint-every", type=nonneg_int, default=DEFAULT_CHECKPOINT_EVERY, metavar="N",
-                        help=f"write a resumable checkpoint every N optimiser steps into <out>.run/ "
-                             f"(0: none; default {DEFAULT_CHECKPOINT_EVERY}); removed when the run completes")
-    parser.add_argument("--resume", metavar="DIR",
-                        help="continue the interrupted run whose checkpoints are in DIR (same command and flags)")
