@@ -23,6 +23,7 @@ from dataclasses import replace
 import numpy as np
 
 from edgehar.errors import UserError
+from edgehar.runtime import probabilities
 
 
 # -- the flag ---------------------------------------------------------------------------------
@@ -127,13 +128,7 @@ class ClassSubset:
         return self.predictor.predict_scores(windows_raw)[:, self.index]
 
     def predict_proba(self, windows_raw: np.ndarray) -> np.ndarray:
-        from edgehar.metrics import softmax
-
-        scores = self.predict_scores(windows_raw)
-        if self.output_kind == "probs":  # the model ends in a softmax: renormalise what it gives
-            p = np.clip(scores, 0.0, None)
-            return (p / np.maximum(p.sum(axis=-1, keepdims=True), 1e-12)).astype(np.float32)
-        return softmax(scores)
+        return probabilities(self.predict_scores(windows_raw), self.output_kind)
 
     def predict(self, windows_raw: np.ndarray) -> np.ndarray:
         return np.argmax(self.predict_scores(windows_raw), axis=-1)

@@ -46,6 +46,15 @@ def available_backends() -> list[str]:
     return found
 
 
+def probabilities(scores: np.ndarray, output_kind: str) -> np.ndarray:
+    """Class probabilities of a model's outputs: softmax of logits, or (`output_kind` "probs", a
+    model ending in a softmax) its outputs renormalised."""
+    if output_kind == "probs":
+        p = np.clip(scores, 0.0, None)
+        return (p / np.maximum(p.sum(axis=-1, keepdims=True), 1e-12)).astype(np.float32)
+    return softmax(scores)
+
+
 class Predictor:
     """Run a model file (or artifact folder) on raw windows, preprocessing from its card."""
 
@@ -102,11 +111,7 @@ class Predictor:
 
     def predict_proba(self, windows_raw: np.ndarray) -> np.ndarray:
         """Class probabilities (N, K) for raw windows (N, T, C) in the card's units."""
-        scores = self.predict_scores(windows_raw)
-        if self.output_kind == "probs":
-            p = np.clip(scores, 0.0, None)
-            return (p / np.maximum(p.sum(axis=-1, keepdims=True), 1e-12)).astype(np.float32)
-        return softmax(scores)
+        return probabilities(self.predict_scores(windows_raw), self.output_kind)
 
     def predict(self, windows_raw: np.ndarray) -> np.ndarray:
         """Class indices (N,)."""
