@@ -129,6 +129,21 @@ def plot(rows: list[dict], path: Path) -> None:
     plt.close(fig)
 
 
+QUIET_LOAD = 0.5  # 1-minute load average under which no other work shared the cores
+
+
+def load_note(rows: list[dict]) -> str:
+    """What the load averages say about the figures: measured alone, or beside other work."""
+    before = max(r["load_average"][0] for r in rows if r.get("load_average"))
+    if before < QUIET_LOAD:
+        return (f"nothing else ran on the machine's {os.cpu_count()} cores (1-minute load average under "
+                f"{QUIET_LOAD} before each configuration; the table gives it before and after).")
+    return (f"the machine's {os.cpu_count()} cores were shared with other work while this ran (1-minute load "
+            f"average up to {before:.1f} before a configuration, in the table), so the figures are indicative: "
+            "a second thread or rank competes with that work for the same cores, and intra-op threads that "
+            "wait on each other suffer most from it.")
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data", default="hapt", help="data set (default hapt; needs EDGEHAR_DATA)")
@@ -154,10 +169,7 @@ def main(argv=None) -> int:
     result = {"recipe": {"family": "harfm", "config": args.config, "data": args.data, "steps": args.steps,
                          "batch_size": args.batch_size, "probe_epochs": args.probe_epochs, "seed": args.seed},
               "rows": rows,
-              "note": f"the machine's {os.cpu_count()} cores were shared with other work while this ran (the "
-                      "1-minute load average before and after each configuration is in the table), so the figures "
-                      "are indicative: a second thread or rank competes with that work for the same cores, and "
-                      "intra-op threads that wait on each other suffer most from it.",
+              "note": load_note(rows),
               "provenance": run.stamp()}
     write_json(out / "train.json", result)
     write_text(out / "train.md", markdown(result))
