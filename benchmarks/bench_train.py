@@ -129,19 +129,14 @@ def plot(rows: list[dict], path: Path) -> None:
     plt.close(fig)
 
 
-QUIET_LOAD = 0.5  # 1-minute load average under which no other work shared the cores
-
-
 def load_note(rows: list[dict]) -> str:
-    """What the load averages say about the figures: measured alone, or beside other work."""
+    """How busy the machine was, as the load averages say (they count this benchmark's own
+    previous configuration too)."""
     before = max(r["load_average"][0] for r in rows if r.get("load_average"))
-    if before < QUIET_LOAD:
-        return (f"nothing else ran on the machine's {os.cpu_count()} cores (1-minute load average under "
-                f"{QUIET_LOAD} before each configuration; the table gives it before and after).")
-    return (f"the machine's {os.cpu_count()} cores were shared with other work while this ran (1-minute load "
-            f"average up to {before:.1f} before a configuration, in the table), so the figures are indicative: "
-            "a second thread or rank competes with that work for the same cores, and intra-op threads that "
-            "wait on each other suffer most from it.")
+    return (f"the 1-minute load average before and after each configuration is in the table (it counts this "
+            f"benchmark's previous configuration too; highest before one: {before:.1f} on {os.cpu_count()} "
+            "cores). Near the core count, other work shares the cores and a second thread or rank competes "
+            "with it: the figures are then indicative.")
 
 
 def main(argv=None) -> int:
