@@ -43,6 +43,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from edgehar.bench.provenance import Run
 from edgehar.digest import file_sha256
 
 HERE = Path(__file__).resolve().parent
@@ -1322,6 +1323,7 @@ def main() -> int:
     ap.add_argument("--out", default=None, help="results stem (.json, .md); default "
                     "benchmarks/results/hostile, written only when every case ran (no --only)")
     args = ap.parse_args()
+    run = Run(__file__, repo=HERE.parent)
     if args.out is None and not args.only:
         args.out = str(HERE / "results" / "hostile")
     demo = Path(args.demo).resolve()
@@ -1370,10 +1372,13 @@ def main() -> int:
               "peak_rss_mb_max": max((r.get("peak_rss_mb") or 0 for r in ran), default=0),
               "case_seconds": round(sum(r["seconds"] for r in rows), 1)}
     if args.out:
-        Path(args.out + ".json").write_text(json.dumps({"totals": totals, "cases": rows}, indent=1) + "\n")
+        provenance = run.stamp()
+        Path(args.out + ".json").write_text(json.dumps({"totals": totals, "cases": rows, "provenance": provenance},
+                                                       indent=1) + "\n")
         skipped = [f"{r['case']} ({r['skipped']})" for r in rows if r.get("skipped")]
         md = ["# Hostile-input sweep (issues 16 and 26)", "",
-              (f"Command: `EDGEHAR_DATA=... EDGEHAR_TOOLCHAINS=... python benchmarks/bench_hostile.py`. "
+              (f"Command: `{provenance['command']}` at {provenance['commit']}, {provenance['cpu_seconds']:.0f} CPU s "
+               f"({provenance['wall_seconds']:.0f} s wall, child processes included). "
                f"{totals['cases']} cases ({totals['issue']} listed in issue 16, {totals['new']} new then; "
                f"{totals['issue26']} listed in issue 26, {totals['new26']} new with it): {totals['failed']} failed, "
                f"{totals['tracebacks']} tracebacks, {totals['destroyed']} with destroyed files, "
