@@ -101,7 +101,11 @@ def markdown(result: dict) -> str:
                      f"{r['first_loss']:.3f} -> {r['final_loss']:.3f} | "
                      f"{r['load_average'][0]:.1f}, {r['load_average'][1]:.1f} |")
     hw = meta.get("hardware", {})
-    lines += ["", f"Machine: {hw.get('cpu')}, {hw.get('cores')} cores; {result['note']}",
+    busiest = max(r["load_average"][0] for r in result["rows"] if r.get("load_average"))
+    lines += ["", f"Machine: {hw.get('cpu')}, {hw.get('cores')} cores. The 1-minute load average before and "
+              f"after each configuration is in the table (it counts this benchmark's previous configuration "
+              f"too; highest before one: {busiest:.1f}). Near the core count, other work shares the cores and "
+              "a second thread or rank competes with it: the figures are then indicative.",
               f"Run: `{meta['command']}` at {meta['commit']}, {meta['wall_seconds']} s wall, "
               f"{meta['cpu_seconds']} CPU s (all configurations, child processes included)."]
     return "\n".join(lines) + "\n"
@@ -129,16 +133,6 @@ def plot(rows: list[dict], path: Path) -> None:
     plt.close(fig)
 
 
-def load_note(rows: list[dict]) -> str:
-    """How busy the machine was, as the load averages say (they count this benchmark's own
-    previous configuration too)."""
-    before = max(r["load_average"][0] for r in rows if r.get("load_average"))
-    return (f"the 1-minute load average before and after each configuration is in the table (it counts this "
-            f"benchmark's previous configuration too; highest before one: {before:.1f} on {os.cpu_count()} "
-            "cores). Near the core count, other work shares the cores and a second thread or rank competes "
-            "with it: the figures are then indicative.")
-
-
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data", default="hapt", help="data set (default hapt; needs EDGEHAR_DATA)")
@@ -164,7 +158,6 @@ def main(argv=None) -> int:
     result = {"recipe": {"family": "harfm", "config": args.config, "data": args.data, "steps": args.steps,
                          "batch_size": args.batch_size, "probe_epochs": args.probe_epochs, "seed": args.seed},
               "rows": rows,
-              "note": load_note(rows),
               "provenance": run.stamp()}
     write_json(out / "train.json", result)
     write_text(out / "train.md", markdown(result))
