@@ -11,44 +11,22 @@ trainer": the model keeps its weights and answers among the chosen classes only.
   the card and the C header carry only those outputs; `subset_card` is the card that goes with it.
 
 A name the model does not have, a repeated name or fewer than two classes is a one-line error
-(the list syntax at parse time, `class_list`; the names once the model is loaded).
+(the list syntax at parse time, `cli_types.class_list`; the names once the model is loaded).
 """
 
 from __future__ import annotations
 
-import argparse
 import copy
 from dataclasses import replace
 
 import numpy as np
 
+from edgehar.cli_types import class_list
 from edgehar.errors import UserError
 from edgehar.runtime import probabilities
 
 
 # -- the flag ---------------------------------------------------------------------------------
-def parse_classes(text: str) -> list[str]:
-    """"walking, running" -> ["walking", "running"]; at least two, none repeated (one class
-    would win every window: a figure that says nothing)."""
-    names = [t.strip() for t in str(text).split(",")]
-    if not names or any(not n for n in names):
-        raise ValueError(f"empty class name in {text!r} (give the model's class names, e.g. \"walking,sitting\")")
-    repeated = sorted({n for n in names if names.count(n) > 1})
-    if repeated:
-        raise ValueError(f"class {', '.join(map(repr, repeated))} named twice in {text!r}")
-    if len(names) < 2:
-        raise ValueError(f"one class ({names[0]!r}): a subset keeps at least two of the model's classes")
-    return names
-
-
-def class_list(text: str) -> list[str]:
-    """argparse `type=` for `--classes`."""
-    try:
-        return parse_classes(text)
-    except ValueError as e:
-        raise argparse.ArgumentTypeError(str(e)) from None
-
-
 def add_classes_flag(parser, what: str) -> None:
     """`--classes A,B,...` on a sub-command; `what` ends the help ("predictions", ...)."""
     parser.add_argument("--classes", type=class_list, metavar="A,B,...",

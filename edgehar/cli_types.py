@@ -106,6 +106,28 @@ def parse_labels(text: str) -> list[str]:
     return labels
 
 
+def parse_classes(text: str) -> list[str]:
+    """"walking, running" -> ["walking", "running"]; at least two, none repeated (one class
+    would win every window: a figure that says nothing)."""
+    names = [t.strip() for t in str(text).split(",")]
+    if not names or any(not n for n in names):
+        raise ValueError(f"empty class name in {text!r} (give the model's class names, e.g. \"walking,sitting\")")
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise ValueError(f"class {', '.join(map(repr, repeated))} named twice in {text!r}")
+    if len(names) < 2:
+        raise ValueError(f"one class ({names[0]!r}): a subset keeps at least two of the model's classes")
+    return names
+
+
+def class_list(text: str) -> list[str]:
+    """argparse `type=` for `--classes`."""
+    try:
+        return parse_classes(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
 def label_list(text: str) -> list[str]:
     """Comma-separated class names for zero-shot scoring ("walking,brushing teeth")."""
     try:

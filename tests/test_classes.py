@@ -12,7 +12,8 @@ import torch
 from edgehar.calib.build import calib_from_windows, save_calib
 from edgehar.card_io import read_card
 from edgehar.checkpoint import save_checkpoint
-from edgehar.classes import ClassSubset, parse_classes, slice_classes, subset_card
+from edgehar.classes import ClassSubset, slice_classes, subset_card
+from edgehar.cli_types import parse_classes
 from edgehar.cli import main
 from edgehar.errors import UserError
 from edgehar.export import tflite
