@@ -24,6 +24,7 @@ import re
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
+from edgehar.atomic import check_writable, staged_folder, write_json
 from edgehar.errors import UserError
 
 MARKER = ".edgehar-output.json"
@@ -96,8 +97,6 @@ def marked_names(folder: str | os.PathLike, command: str) -> list[str] | None:
 def mark_folder(folder: str | os.PathLike, command: str, names: Iterable[str] | None = None) -> None:
     """Write the marker that lets `command` recognise `folder` as its own output: `names` (glob
     patterns allowed) or, by default, every entry the folder holds now."""
-    from edgehar.atomic import write_json
-
     folder = Path(folder)
     if names is None:
         names = (e for e in os.listdir(folder) if e != MARKER)
@@ -157,8 +156,6 @@ def staged_output_folder(out: str | os.PathLike, command: str,
     folder; on success it is marked as `command`'s output (every name it holds) and swapped in,
     after checking once more that the folder still holds nothing else (a file a user put there
     while the command ran makes it fail, and the old folder stays as it was)."""
-    from edgehar.atomic import staged_folder
-
     def still_ours(path: Path) -> None:
         foreign = foreign_entries(path, command, legacy) if path.is_dir() else []
         if foreign:
@@ -187,7 +184,5 @@ def claim_file(out: str | os.PathLike, command: str, *, inputs: Paths = (), seal
         if recognise is not None and not recognise(target):
             raise UserError(out, f"exists and is not {kind}; edgehar {command} replaces only its "
                                  f"own files: choose another {flag}")
-    from edgehar.atomic import check_writable
-
     check_writable(target)
     return target
