@@ -47,7 +47,8 @@ def student(tmp_path_factory):
                          classes=KEEP)
     x = np.random.default_rng(1).normal(size=(64, card.window, len(card.channels))).astype(np.float32)
     x = x * np.asarray(card.norm_std, np.float32) + np.asarray(card.norm_mean, np.float32)
-    return {"ckpt": ckpt, "dir": tmp / "art", "res": res, "model": model, "card": card, "x": x, "tmp": tmp}
+    return {"ckpt": ckpt, "dir": tmp / "art", "res": res, "model": model, "card": card, "x": x, "tmp": tmp,
+            "held_out": w.take(w.subject == 3).x}
 
 
 def full_logits(student, x):
@@ -156,7 +157,11 @@ def test_export_predictions_are_the_full_models_restricted_argmax(student):
     host = ClassSubset(Predictor(student["ckpt"]), KEEP)
     fp32 = Predictor(student["dir"] / FILES["fp32_tflite"])
     assert np.allclose(host.predict_proba(x), fp32.predict_proba(x), atol=1e-4)
-    assert (Predictor(student["dir"]).predict(x) == want.argmax(1)).mean() >= 0.9  # int8
+    # int8 against the float argmax on held-out windows of the data, whose classes stand apart
+    # (noise windows sit near the class boundaries, where rounding flips a vote on some CPUs)
+    held = student["held_out"]
+    int8 = Predictor(student["dir"]).predict(held)
+    assert (int8 == full_logits(student, held)[:, idx].argmax(1)).mean() >= 0.9
 
 
 def test_sliced_export_passes_its_parity_checks(student):
