@@ -46,13 +46,13 @@ WINDOW, HOP = 128, 64  # 2.56 s at 50 Hz, the UCI-HAR window; live stride 1.28 s
 PLANS = {
     "quick": {"wrist": {"corpus_hop": 100, "teacher_steps": 150, "stage_a_steps": 30, "student": "tiny",
                         "distill_steps": 150, "live_seconds": 14.0, "speed": 100.0},
-              "teacher": "tiny", "pretrain_steps": 100, "finetune_epochs": 10, "student": "tiny",
-              "distill_epochs": 10, "max_train_windows": 1500, "n_calib": 200, "profile_runs": 20,
+              "teacher": "tiny", "pretrain_steps": 100, "finetune_steps": 160, "student": "tiny",
+              "distill_steps": 160, "max_train_windows": 1500, "n_calib": 200, "profile_runs": 20,
               "live_seconds": 4.0, "speed": 10.0, "synthetic": {"subjects": 10, "seconds": 20, "bouts": 2}},
     "full": {"wrist": {"corpus_hop": None, "teacher_steps": 1500, "stage_a_steps": 300, "student": "small",
                        "distill_steps": 1500, "live_seconds": 14.0, "speed": 100.0},
-             "teacher": "cpu", "pretrain_steps": 500, "finetune_epochs": 6, "student": "small",
-             "distill_epochs": 15, "max_train_windows": None, "n_calib": 500, "profile_runs": 50,
+             "teacher": "cpu", "pretrain_steps": 500, "finetune_steps": 200, "student": "small",
+             "distill_steps": 600, "max_train_windows": None, "n_calib": 500, "profile_runs": 50,
              "live_seconds": 8.0, "speed": 10.0, "synthetic": {"subjects": 12, "seconds": 25, "bouts": 2}},
 }
 
@@ -232,7 +232,7 @@ def step_teacher(data: DemoData, plan: dict, out: Path, seed: int) -> dict:
     from edgehar.recipes import TeacherRecipe, scores, train_teacher
 
     recipe = TeacherRecipe(family="harfm", config=plan["teacher"], pretrain_steps=plan["pretrain_steps"],
-                           finetune_epochs=plan["finetune_epochs"], seed=seed)
+                           finetune_steps=plan["finetune_steps"], seed=seed)
     teacher, card, pre = train_teacher(recipe, data.train, data.validation, data={
         "dataset": data.source, "test_subjects": data.test_subjects,
         "validation_subjects": sorted(set(data.validation.subject.tolist()))})
@@ -251,7 +251,7 @@ def step_student(data: DemoData, teacher: dict, plan: dict, out: Path, seed: int
     from edgehar.recipes import distill_student
     from edgehar.train.distill import DistillConfig, student_metrics
 
-    cfg = DistillConfig(epochs=plan["distill_epochs"], seed=seed)
+    cfg = DistillConfig(steps=plan["distill_steps"], seed=seed)
     meta = {"dataset": data.source, "test_subjects": data.test_subjects}
     student, card, history = distill_student(teacher["model"], teacher["card"], data.train, data.validation,
                                              plan["student"], cfg, "teacher.pt", meta)
@@ -483,9 +483,9 @@ def _steps(data: DemoData, plan: dict, seed: int, out: Path, say, timed) -> tupl
     say(f"[0/5] data: {data.description}; model input: accelerometer only (3 channels, 50 Hz, "
         f"{WINDOW}-sample windows), because the wrist recordings have no gyroscope")
     say(f"[1/5] teacher: HAR-FM ({plan['teacher']} config), pre-train {plan['pretrain_steps']} steps + "
-        f"fine-tune {plan['finetune_epochs']} epochs on {len(data.train)} training windows")
+        f"fine-tune {plan['finetune_steps']} steps on {len(data.train)} training windows")
     teacher = timed("teacher", step_teacher, data, plan, out, seed)
-    say(f"[2/5] student: distil '{plan['student']}' for {plan['distill_epochs']} epochs")
+    say(f"[2/5] student: distil '{plan['student']}' for {plan['distill_steps']} steps")
     student = timed("student", step_student, data, teacher, plan, out, seed)
     return teacher, student
 

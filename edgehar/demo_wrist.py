@@ -111,7 +111,7 @@ def step_wrist_student(corpus: Path, teacher: dict, plan: dict, out: Path, seed:
 
     import torch
 
-    cfg = DistillConfig(epochs=50, batch_size=128, lr=3e-3, max_steps=plan["distill_steps"], augment=True,
+    cfg = DistillConfig(steps=plan["distill_steps"], batch_size=128, lr=3e-3, augment=True,
                         seed=seed)
     student, card, history = distill_from_corpus(str(teacher["path"]), corpus, plan["student"], cfg,
                                                  progress=False)
