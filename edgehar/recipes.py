@@ -3,7 +3,7 @@
 The CLI (`pretrain`, `finetune`, `distill`, `export`), `edgehar demo` and the benchmarks all
 call these, so a recipe is written once and a figure in the README is made by the same code a
 user runs. Every recipe takes its training windows and a *validation* split drawn from the
-training subjects: every choice (epochs, best teacher, thresholds) is made on validation;
+training subjects: every choice (steps, best teacher, thresholds) is made on validation;
 test subjects are scored once, by the caller, for the report.
 """
 
@@ -49,7 +49,7 @@ class TeacherRecipe:
     pretrain_steps: int = 2000
     pretrain_batch_size: int = 64
     pretrain_lr: float = 1e-3
-    finetune_epochs: int = 10
+    finetune_steps: int = 1000
     finetune_batch_size: int = 64
     finetune_lr: float | None = None  # the family's default (1e-3, probe 1e-2)
     seed: int = 0
@@ -117,7 +117,7 @@ def finetune_teacher(teacher, card: ModelCard, train: Windows, validation: Windo
     card.tasks = {"activity": card.labels}
     card.prompts = {n: (card.prompts or {}).get(n, activity_prompt(n)) for n in card.labels}
     t0 = time.perf_counter()
-    history = finetune(teacher, train, card, recipe.finetune_epochs, recipe.finetune_batch_size,
+    history = finetune(teacher, train, card, recipe.finetune_steps, recipe.finetune_batch_size,
                        recipe.finetune_lr, linear_probe=linear_probe, augment=augment,
                        seed=recipe.seed, progress=progress, label_fraction=label_fraction)
     if teacher.text_dim:
@@ -125,11 +125,11 @@ def finetune_teacher(teacher, card: ModelCard, train: Windows, validation: Windo
     val = scores(evaluate(teacher, validation, card)) if validation is not None and len(validation.labelled()) else None
     card.provenance["stage"] = "probe" if linear_probe else "finetune"
     card.provenance["finetune"] = {
-        "epochs": recipe.finetune_epochs, "batch_size": recipe.finetune_batch_size,
+        "steps": recipe.finetune_steps, "batch_size": recipe.finetune_batch_size,
         "lr": recipe.finetune_lr, "linear_probe": linear_probe, "seed": recipe.seed,
         "label_fraction": label_fraction, "train_subjects": sorted(set(train.subject.tolist())),
         "validation_subjects": sorted(set(validation.subject.tolist())) if validation is not None else [],
-        "epoch_losses": history, "seconds": round(time.perf_counter() - t0, 1)}
+        "pass_losses": history, "seconds": round(time.perf_counter() - t0, 1)}
     card.provenance.setdefault("metrics", {})["validation"] = val
     return val
 
@@ -145,7 +145,7 @@ def train_teacher(recipe: TeacherRecipe, train: Windows, validation: Windows | N
 
 
 # -- baseline -----------------------------------------------------------------------------------
-def train_baseline(name: str, train: Windows, validation: Windows | None, epochs: int, seed: int = 0,
+def train_baseline(name: str, train: Windows, validation: Windows | None, steps: int, seed: int = 0,
                    progress: bool = True, **provenance_items):
     """(model, card): a baseline of `edgehar.models.baselines` trained from scratch on labels."""
     from edgehar.card import provenance
@@ -162,15 +162,15 @@ def train_baseline(name: str, train: Windows, validation: Windows | None, epochs
                      kind="baseline", arch=arch)
     model = build(arch)
     t0 = time.perf_counter()
-    history = fit(model, train, card, epochs=epochs, seed=seed, desc=name, progress=progress)
+    history = fit(model, train, card, steps=steps, seed=seed, desc=name, progress=progress)
     val = scores(evaluate(model, validation, card)) if validation is not None else None
-    card.provenance = provenance(epochs=epochs, seed=seed, recipe={"baseline": name, "epochs": epochs},
-                                 train_s=round(time.perf_counter() - t0, 1), epoch_losses=history,
+    card.provenance = provenance(steps=steps, seed=seed, recipe={"baseline": name, "steps": steps},
+                                 train_s=round(time.perf_counter() - t0, 1), pass_losses=history,
                                  metrics={"validation": val}, **provenance_items)
     return model, card
 
 
-def train_student_supervised(train: Windows, size: str = "tiny", card=None, epochs: int = 20, seed: int = 0,
+def train_student_supervised(train: Windows, size: str = "tiny", card=None, steps: int = 2000, seed: int = 0,
                              data: dict | None = None, progress: bool = True, **fit_kwargs):
     """(student, card) trained with plain cross-entropy on the labelled windows of `train`
     (the distillation recipe adds teacher losses on top; this is its labels-only control)."""
@@ -180,9 +180,9 @@ def train_student_supervised(train: Windows, size: str = "tiny", card=None, epoc
     torch.manual_seed(seed)
     card = card or make_student_card(size, train, data=data)
     model = build(card.arch)
-    history = fit(model, train, card, epochs=epochs, seed=seed, progress=progress,
+    history = fit(model, train, card, steps=steps, seed=seed, progress=progress,
                   desc=f"student-{size}", **fit_kwargs)
-    card.provenance["training"] = {"method": "supervised", "epochs": epochs, "seed": seed,
+    card.provenance["training"] = {"method": "supervised", "steps": steps, "seed": seed,
                                    "final_loss": history[-1] if history else None,
                                    "train_windows": int((train.y >= 0).sum())}
     card.provenance.setdefault("metrics", {})["train"] = {

@@ -49,7 +49,7 @@ def register(sub) -> None:
     f.add_argument("teacher", help="teacher checkpoint from `edgehar pretrain`")
     f.add_argument("--data", default="hapt", help="data set name or own-data folder (default hapt)")
     f.add_argument("--root", help="data folder (default: $EDGEHAR_DATA/<data set folder>)")
-    f.add_argument("--epochs", type=positive_int, default=10, help="passes over the training windows (default 10)")
+    f.add_argument("--steps", type=positive_int, default=1000, help="optimiser steps (default 1000)")
     f.add_argument("--batch-size", type=positive_int, default=64, help="windows per step (default 64)")
     f.add_argument("--lr", type=positive_float, help="peak learning rate (default 1e-3, probe 1e-2)")
     f.add_argument("--linear-probe", action="store_true",
@@ -182,8 +182,6 @@ def run_finetune(args: argparse.Namespace) -> int:
     from edgehar.train.pretrain import load_windows
 
     _check_data(args.data)
-    if args.epochs < 1 or args.batch_size < 1:
-        raise UserError("--epochs/--batch-size", "must be at least 1")
     stem = str(Path(args.teacher).with_suffix(""))
     out = args.out or f"{stem}-{'probe' if args.linear_probe else 'finetuned'}.pt"
     _check_out(out, [args.teacher, *data_inputs(args.data, args.root)])
@@ -198,7 +196,7 @@ def run_finetune(args: argparse.Namespace) -> int:
     train, val, test = split_train_validation(windows, test_subjects, args.seed)
     if len(train.labelled()) == 0 or len(test.labelled()) == 0:
         raise UserError(args.data, "needs labelled windows on both sides of the subject split")
-    recipe = TeacherRecipe(family=card.arch.get("name", ""), finetune_epochs=args.epochs,
+    recipe = TeacherRecipe(family=card.arch.get("name", ""), finetune_steps=args.steps,
                            finetune_batch_size=args.batch_size, finetune_lr=args.lr, seed=args.seed)
     with loop.run_folder(out, args.device, args.checkpoint_every, args.resume):
         finetune_teacher(teacher, card, train, val, recipe, linear_probe=args.linear_probe,

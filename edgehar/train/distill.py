@@ -42,7 +42,7 @@ EMBED_DIM = 64  # at most this many dimensions in the student's embedding head
 
 @dataclass
 class DistillConfig:
-    epochs: int = 30
+    steps: int = 3000
     batch_size: int = 64
     lr: float = 3e-3
     weight_decay: float = 1e-4
@@ -53,7 +53,6 @@ class DistillConfig:
     w_label: float = 1.0
     label_fraction: float = 1.0
     seed: int = 0
-    max_steps: int | None = None
     augment: bool = False  # jitter + scale on the student's input (the teacher targets stay cached)
     kd_on_labelled: bool = True  # False: soft labels only where there is no label to trust
 
@@ -262,45 +261,35 @@ def distill(teacher, teacher_card: ModelCard, train: Windows, size: str, cfg: Di
     student.to(dev), hint_map.to(dev)
     params = list(student.parameters()) + list(hint_map.parameters())
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    steps_per_epoch = -(-len(x) // cfg.batch_size)
-    total = steps_per_epoch * cfg.epochs
-    if cfg.max_steps is not None:
-        total = min(total, cfg.max_steps)
+    total = cfg.steps
     sched = one_cycle(opt, cfg.lr, total)
     rng, gen = np.random.default_rng(cfg.seed), torch.Generator().manual_seed(cfg.seed)
     state = loop.TrainState({"student": student, "hint_map": hint_map}, opt, sched, {"augment": gen},
-                            {"order": rng}, {"epoch": 0, "batch": 0, "losses": [], "history": []})
+                            {"order": rng})
     checkpoints = loop.Checkpointer(f"distill-{size}", {
-        **{k: v for k, v in vars(cfg).items()}, "total": total, "windows": len(x),
+        **{k: v for k, v in vars(cfg).items()}, "windows": len(x),
         "shapes": loop.shapes(student, hint_map)})
     checkpoints.restore(state)
     p = state.progress
     bar = tqdm(total=total, initial=state.step, desc=f"distill-{size}", disable=not progress, leave=False)
-    while state.step < total:
-        student.train()
-        for i, idx in enumerate(loop.epoch_order(state, len(x), cfg.batch_size, rng)):
-            if i < p["batch"]:
-                continue  # done before the run was resumed
-            if state.step >= total:
-                break
-            xb, yb, eb, tb = (t[idx] for t in tensors)
-            if cfg.augment:  # on the host: the generator's draws do not depend on the device
-                xb = scale(jitter(xb, gen), gen)
-            tl = None if t_logits is None else t_logits[idx]
-            xb, yb, eb, tb, tl = loop.to_device((xb, yb, eb, tb, tl), dev)
-            with loop.device_scope(dev), loop.autocast(dev):
-                loss, parts = distill_loss(student, hint_map, xb, yb, tl, eb, tb, cfg)
-            p["losses"].append(optimiser_step(loss, opt, sched, bar))
-            state.step, p["batch"] = state.step + 1, i + 1
-            checkpoints.step(state, total)
-        p["history"].append(float(np.mean(p["losses"])))
-        p["epoch"], p["batch"], p["losses"] = p["epoch"] + 1, 0, []
+    student.train()
+    for idx in loop.shuffled_batches(state, len(x), cfg.batch_size, rng, total):
+        xb, yb, eb, tb = (t[idx] for t in tensors)
+        if cfg.augment:  # on the host: the generator's draws do not depend on the device
+            xb = scale(jitter(xb, gen), gen)
+        tl = None if t_logits is None else t_logits[idx]
+        xb, yb, eb, tb, tl = loop.to_device((xb, yb, eb, tb, tl), dev)
+        with loop.device_scope(dev), loop.autocast(dev):
+            loss, parts = distill_loss(student, hint_map, xb, yb, tl, eb, tb, cfg)
+        p["losses"].append(optimiser_step(loss, opt, sched, bar))
+        state.step += 1
+        checkpoints.step(state, total)
     bar.close()
     history, step = p["history"], state.step
     student.to("cpu"), hint_map.to("cpu")
     student.eval()
     card.provenance["training"] = {
-        "method": "distillation", "teacher": teacher_spec, "epochs": cfg.epochs, "steps": step,
+        "method": "distillation", "teacher": teacher_spec, "steps": step,
         "seed": cfg.seed, "label_fraction": cfg.label_fraction, "temperature": cfg.temperature,
         "augment": cfg.augment, "kd_on_labelled": cfg.kd_on_labelled,
         "weights": {"kd": cfg.w_kd, "embed": cfg.w_embed, "hint": cfg.w_hint, "label": cfg.w_label},

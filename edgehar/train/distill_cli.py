@@ -28,8 +28,7 @@ def register(sub) -> None:
     p.add_argument("--no-verify", action="store_true",
                    help="read a corpus (--data CORPUS) without checking its shards' SHA-256")
     p.add_argument("--windows", help="train on this windows .npz (calib format) instead of --data")
-    p.add_argument("--epochs", type=positive_int, default=30, help="passes over the training windows (default 30)")
-    p.add_argument("--max-steps", type=positive_int, help="stop after this many optimiser steps")
+    p.add_argument("--steps", type=positive_int, default=3000, help="optimiser steps (default 3000)")
     p.add_argument("--batch-size", type=positive_int, default=64, help="windows per step (default 64)")
     p.add_argument("--lr", type=positive_float, default=3e-3, help="peak learning rate (default 3e-3)")
     p.add_argument("--temperature", type=positive_float, default=4.0, help="soft-label temperature (default 4)")
@@ -77,9 +76,9 @@ def load_training_windows(args, card):
 def distill_config(args):
     from edgehar.train.distill import DistillConfig
 
-    return DistillConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+    return DistillConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr,
                          temperature=args.temperature, label_fraction=args.label_fraction,
-                         seed=args.seed, max_steps=args.max_steps, w_kd=args.w_kd, w_embed=args.w_embed,
+                         seed=args.seed, w_kd=args.w_kd, w_embed=args.w_embed,
                          w_hint=args.w_hint, w_label=args.w_label, augment=args.augment)
 
 
@@ -109,7 +108,7 @@ def run_distill(args: argparse.Namespace) -> int:
     from edgehar.recipes import distill_student
     from edgehar.train.cli import data_inputs
     from edgehar.train import loop
-    from edgehar.train.distill import DistillConfig, load_teacher_spec, student_metrics, teacher_metrics
+    from edgehar.train.distill import load_teacher_spec, student_metrics, teacher_metrics
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -123,10 +122,7 @@ def run_distill(args: argparse.Namespace) -> int:
         return run_corpus_distill(args, out)
     teacher, tcard = load_teacher_spec(args.teacher)
     train, val, test = load_training_windows(args, tcard)
-    cfg = DistillConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-                        temperature=args.temperature, label_fraction=args.label_fraction,
-                        seed=args.seed, max_steps=args.max_steps, w_kd=args.w_kd, w_embed=args.w_embed,
-                        w_hint=args.w_hint, w_label=args.w_label, augment=args.augment)
+    cfg = distill_config(args)
     data = {"dataset": args.data if not args.windows else args.windows, "root": args.root,
             "split": "HAPT official test subjects" if test is not None else "none"}
     if test is not None:

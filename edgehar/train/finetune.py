@@ -27,13 +27,14 @@ def label_subset(w: Windows, fraction: float, seed: int = 0) -> Windows:
     return replace(w, y=keep_label_fraction(w.y, fraction, seed)).labelled()
 
 
-def finetune(teacher: Teacher, train: Windows, card: ModelCard, epochs: int = 10,
+def finetune(teacher: Teacher, train: Windows, card: ModelCard, steps: int = 1000,
              batch_size: int = 64, lr: float | None = None, weight_decay: float = 0.01,
              linear_probe: bool = False, augment: bool = True, seed: int = 0,
              progress: bool = True, label_fraction: float = 1.0, device=None) -> list[float]:
     """Set up the task head for `card.labels` and train on the labelled windows of `train`
     (y == -1: unlabelled, skipped; `label_fraction` < 1: a seeded per-class share of them,
-    `label_subset`) with AdamW + one-cycle; returns the mean loss of every epoch. Device and
+    `label_subset`) for `steps` optimiser steps with AdamW + one-cycle; returns the mean loss of
+    every pass over the windows. Device and
     checkpoints: `edgehar.train.loop` (the teacher comes back on the CPU)."""
     dev = loop.device_for(device)
     train = label_subset(train, label_fraction, seed) if label_fraction < 1 else train.labelled()
@@ -51,39 +52,33 @@ def finetune(teacher: Teacher, train: Windows, card: ModelCard, epochs: int = 10
     x_all = torch.from_numpy(card.normalise(train.x))
     y_all = torch.from_numpy(train.y)
     rng, gen = np.random.default_rng(seed), torch.Generator().manual_seed(seed)
-    total = max(1, -(-len(train) // batch_size) * epochs)
+    total = steps
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
     sched = one_cycle(opt, lr, total, pct_start=0.1)
-    state = loop.TrainState({"teacher": teacher}, opt, sched, {"augment": gen}, {"order": rng},
-                            {"epoch": 0, "batch": 0, "losses": [], "history": []})
+    state = loop.TrainState({"teacher": teacher}, opt, sched, {"augment": gen}, {"order": rng})
     checkpoints = loop.Checkpointer("probe" if linear_probe else "finetune", {
-        "family": teacher.family, "epochs": epochs, "batch_size": batch_size, "lr": lr, "seed": seed,
+        "family": teacher.family, "steps": steps, "batch_size": batch_size, "lr": lr, "seed": seed,
         "augment": augment, "label_fraction": label_fraction, "windows": len(train),
         "shapes": loop.shapes(teacher)})
     checkpoints.restore(state)
     prog = state.progress
     bar = tqdm(total=total, initial=state.step, desc="probe" if linear_probe else f"finetune {teacher.family}",
                disable=not progress, leave=False)
-    for _ in range(prog["epoch"], epochs):
-        # a probe keeps the backbone deterministic (no dropout): only the head trains
-        teacher.eval() if linear_probe else teacher.train()
-        for i, idx in enumerate(loop.epoch_order(state, len(train), batch_size, rng)):
-            if i < prog["batch"]:
-                continue  # done before the run was resumed
-            x, y = x_all[idx], y_all[idx]
-            if augment and not linear_probe:  # on the host: the draws do not depend on the device
-                x = random_augment(x, gen, n=1, names=("noise", "scale"))
-            x, y = loop.to_device(x, dev), loop.to_device(y, dev)
-            with loop.device_scope(dev), loop.autocast(dev):
-                if linear_probe:
-                    loss = torch.nn.functional.cross_entropy(teacher(x), y)
-                else:
-                    loss, _ = teacher.finetune_loss(x, y, state.step, total)
-            prog["losses"].append(optimiser_step(loss, opt, sched, bar, clip_params=params))
-            state.step, prog["batch"] = state.step + 1, i + 1
-            checkpoints.step(state, total)
-        prog["history"].append(float(np.mean(prog["losses"])))
-        prog["epoch"], prog["batch"], prog["losses"] = prog["epoch"] + 1, 0, []
+    # a probe keeps the backbone deterministic (no dropout): only the head trains
+    teacher.eval() if linear_probe else teacher.train()
+    for idx in loop.shuffled_batches(state, len(train), batch_size, rng, total):
+        x, y = x_all[idx], y_all[idx]
+        if augment and not linear_probe:  # on the host: the draws do not depend on the device
+            x = random_augment(x, gen, n=1, names=("noise", "scale"))
+        x, y = loop.to_device(x, dev), loop.to_device(y, dev)
+        with loop.device_scope(dev), loop.autocast(dev):
+            if linear_probe:
+                loss = torch.nn.functional.cross_entropy(teacher(x), y)
+            else:
+                loss, _ = teacher.finetune_loss(x, y, state.step, total)
+        prog["losses"].append(optimiser_step(loss, opt, sched, bar, clip_params=params))
+        state.step += 1
+        checkpoints.step(state, total)
     bar.close()
     for p in teacher.parameters():
         p.requires_grad_(True)

@@ -238,17 +238,33 @@ def _to_cpu(obj):
     return obj
 
 
-def epoch_order(state: TrainState, n: int, batch_size: int, rng: np.random.Generator) -> list[np.ndarray]:
-    """This epoch's shuffled index batches (`edgehar.models.inference.batches`), the same ones
-    after a resume: the order generator's state at the epoch's start is kept in `progress`, and
-    a run resumed mid-epoch draws the permutation again from it."""
+def shuffled_batches(state: TrainState, n: int, batch_size: int, rng: np.random.Generator,
+                     steps: int) -> Iterator[np.ndarray]:
+    """Index batches for the steps from `state.step` up to `steps`: shuffled passes over the n
+    windows one after another (`edgehar.models.inference.batches`), the last one cut where the
+    steps end. The caller counts `state.step` and appends each loss to `progress["losses"]`;
+    `progress["history"]` gets the mean loss of every pass. Resumable: the order generator's state
+    at the start of a pass is kept in `progress`, and a run resumed mid-pass draws the same
+    permutation again and skips the batches it had done."""
     from edgehar.models.inference import batches
 
     p = state.progress
-    if p.get("batch", 0) > 0:
-        rng.bit_generator.state = p["epoch_rng"]
-    p["epoch_rng"] = rng.bit_generator.state
-    return list(batches(n, batch_size, rng))
+    for key, value in (("pass", 0), ("batch", 0), ("losses", []), ("history", [])):
+        p.setdefault(key, value)
+    while state.step < steps:
+        if p["batch"] > 0:
+            rng.bit_generator.state = p["pass_rng"]
+        p["pass_rng"] = rng.bit_generator.state
+        for i, idx in enumerate(batches(n, batch_size, rng)):
+            if i < p["batch"]:
+                continue  # done before the run was resumed
+            if state.step >= steps:
+                break
+            p["batch"] = i + 1  # before the step: the caller checkpoints after it
+            yield idx
+        if p["losses"]:
+            p["history"].append(float(np.mean(p["losses"])))
+        p["pass"], p["batch"], p["losses"] = p["pass"] + 1, 0, []
 
 
 # -- checkpoints ----------------------------------------------------------------------------

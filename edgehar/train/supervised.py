@@ -31,51 +31,40 @@ def optimiser_step(loss: torch.Tensor, opt, sched, bar, clip_params=None) -> flo
     return value
 
 
-def fit(model: nn.Module, train: Windows, card: ModelCard, epochs: int = 10, batch_size: int = 64,
+def fit(model: nn.Module, train: Windows, card: ModelCard, steps: int = 1000, batch_size: int = 64,
         lr: float = 2e-3, weight_decay: float = 1e-4, seed: int = 0, label_smoothing: float = 0.0,
         augment: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None,
-        max_steps: int | None = None, progress: bool = True, desc: str = "train",
-        device=None) -> list[float]:
-    """Train on the labelled windows of `train` with AdamW + one-cycle LR; returns epoch losses.
-    Device and checkpoints: `edgehar.train.loop` (the model comes back on the CPU)."""
+        progress: bool = True, desc: str = "train", device=None) -> list[float]:
+    """Train on the labelled windows of `train` for `steps` optimiser steps with AdamW +
+    one-cycle LR; returns the mean loss of every pass over the windows. Device and checkpoints:
+    `edgehar.train.loop` (the model comes back on the CPU)."""
     dev = loop.device_for(device)
     train = train.labelled()
     x_all = torch.from_numpy(card.normalise(train.x))
     y_all = torch.from_numpy(train.y)
     rng, gen = np.random.default_rng(seed), torch.Generator().manual_seed(seed)
-    steps_per_epoch = -(-len(train) // batch_size)
-    total = steps_per_epoch * epochs if max_steps is None else min(max_steps, steps_per_epoch * epochs)
     model.to(dev)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
-    sched = one_cycle(opt, lr, total)
+    sched = one_cycle(opt, lr, steps)
     loss_fn = nn.CrossEntropyLoss(label_smoothing=label_smoothing)
-    state = loop.TrainState({"model": model}, opt, sched, {"augment": gen}, {"order": rng},
-                            {"epoch": 0, "batch": 0, "losses": [], "history": []})
+    state = loop.TrainState({"model": model}, opt, sched, {"augment": gen}, {"order": rng})
     checkpoints = loop.Checkpointer(f"fit-{desc}", {
-        "epochs": epochs, "batch_size": batch_size, "lr": lr, "seed": seed, "total": total,
+        "steps": steps, "batch_size": batch_size, "lr": lr, "seed": seed,
         "windows": len(train), "shapes": loop.shapes(model)})
     checkpoints.restore(state)
     p = state.progress
-    bar = tqdm(total=total, initial=state.step, desc=desc, disable=not progress, leave=False)
-    for _ in range(p["epoch"], epochs):
-        model.train()
-        for i, idx in enumerate(loop.epoch_order(state, len(train), batch_size, rng)):
-            if i < p["batch"]:
-                continue  # done before the run was resumed
-            if state.step >= total:
-                break
-            x = x_all[idx]
-            if augment is not None:
-                x = augment(x, gen)  # on the host: the generator's draws do not depend on the device
-            x, y = loop.to_device(x, dev), loop.to_device(y_all[idx], dev)
-            with loop.device_scope(dev), loop.autocast(dev):
-                loss = loss_fn(logits_of(model(x)), y)
-            p["losses"].append(optimiser_step(loss, opt, sched, bar))
-            state.step, p["batch"] = state.step + 1, i + 1
-            checkpoints.step(state, total)
-        if p["losses"]:
-            p["history"].append(float(np.mean(p["losses"])))
-        p["epoch"], p["batch"], p["losses"] = p["epoch"] + 1, 0, []
+    bar = tqdm(total=steps, initial=state.step, desc=desc, disable=not progress, leave=False)
+    model.train()
+    for idx in loop.shuffled_batches(state, len(train), batch_size, rng, steps):
+        x = x_all[idx]
+        if augment is not None:
+            x = augment(x, gen)  # on the host: the generator's draws do not depend on the device
+        x, y = loop.to_device(x, dev), loop.to_device(y_all[idx], dev)
+        with loop.device_scope(dev), loop.autocast(dev):
+            loss = loss_fn(logits_of(model(x)), y)
+        p["losses"].append(optimiser_step(loss, opt, sched, bar))
+        state.step += 1
+        checkpoints.step(state, steps)
     bar.close()
     model.eval()
     model.to("cpu")
