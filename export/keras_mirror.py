@@ -10,7 +10,10 @@ installed (see ../shared/TOOLCHAIN.md).
 Every BatchNorm is folded on the way: conv BNs into their conv, the transformer's pre-norm BNs
 into the q/k/v and feed-forward inputs, the final BN into the heads. So the mirror holds only
 convs, depthwise convs, dense layers, attention, adds and a mean, and the deployed graph has no
-normalisation op. Layouts: torch Conv1d (out, in/groups, k) -> Keras Conv1D (k, in, out) and
+normalisation op. The softmax-free attention (`attention: "linear"`) is dense layers, reshapes,
+transposes and two batch matmuls, its 1/L folded into the value projection; attention pooling
+(`pool: "attention"`) is a one-unit dense score, a softmax over the tokens and a batch matmul.
+Layouts: torch Conv1d (out, in/groups, k) -> Keras Conv1D (k, in, out) and
 DepthwiseConv1D (k, in, 1); torch Linear (out, in) -> Keras Dense (in, out); q/k/v (d, d) ->
 MultiHeadAttention (d, heads, dh) and out (d, d) -> (heads, dh, d). Padding is explicit
 (ZeroPadding1D + "valid") because Keras "same" pads stride-2 convs unlike torch.
@@ -80,6 +83,17 @@ def build_keras_mirror(cfg: dict, state: dict, batch: int = 1, embedding: bool =
         layer.set_weights([f32(w.T), f32(b)])
         return x
 
+    def linear_attention(h, qkv, heads, dh):
+        """Per head ReLU(q) (ReLU(k)^T v) / L, the 1/L folded into v's weights."""
+        length = h.shape[1]
+        (wq, bq), (wk, bk), (wv, bv) = qkv
+        split = lambda t: layers.Reshape((length, heads, dh))(t)  # noqa: E731
+        q = layers.Permute((2, 1, 3))(split(dense(h, wq, bq, "relu")))    # (heads, L, dh)
+        k = layers.Permute((2, 3, 1))(split(dense(h, wk, bk, "relu")))    # (heads, dh, L)
+        v = layers.Permute((2, 1, 3))(split(dense(h, wv / length, bv / length)))
+        out = MatMul()([q, MatMul()([k, v])])                              # (heads, L, dh)
+        return layers.Reshape((length, heads * dh))(layers.Permute((2, 1, 3))(out))
+
     inp = keras.Input(shape=(cfg["window"], cfg["in_channels"]), batch_size=batch, name="window")
     clipped = ClipValues(cfg["input_clip"])(inp) if cfg.get("input_clip") else inp
     streams = []
@@ -100,19 +114,29 @@ def build_keras_mirror(cfg: dict, state: dict, batch: int = 1, embedding: bool =
     for i in range(cfg["layers"]):
         p = f"blocks.{i}"
         norm1 = bn_affine(state, f"{p}.norm1", eps)
-        mha = layers.MultiHeadAttention(num_heads=heads, key_dim=dh, value_dim=dh)
-        a = mha(h, h, h)
         qkv = [folded_linear(state, f"{p}.attn.{n}", norm1) for n in ("q", "k", "v")]
         wo, bo = folded_linear(state, f"{p}.attn.out", None)
-        for dense_layer, (w, b) in zip((mha._query_dense, mha._key_dense, mha._value_dense), qkv):
-            dense_layer.set_weights([f32(w.T.reshape(d, heads, dh)), f32(b.reshape(heads, dh))])
-        mha._output_dense.set_weights([f32(wo.T.reshape(heads, dh, d)), f32(bo)])
+        if cfg.get("attention", "softmax") == "linear":
+            a = dense(linear_attention(h, qkv, heads, dh), wo, bo)
+        else:
+            mha = layers.MultiHeadAttention(num_heads=heads, key_dim=dh, value_dim=dh)
+            a = mha(h, h, h)
+            for dense_layer, (w, b) in zip((mha._query_dense, mha._key_dense, mha._value_dense), qkv):
+                dense_layer.set_weights([f32(w.T.reshape(d, heads, dh)), f32(b.reshape(heads, dh))])
+            mha._output_dense.set_weights([f32(wo.T.reshape(heads, dh, d)), f32(bo)])
         h = layers.Add()([h, a])
         w1, b1 = folded_linear(state, f"{p}.ff1", bn_affine(state, f"{p}.norm2", eps))
         ff = dense(h, w1, b1, "relu")
         w2, b2 = folded_linear(state, f"{p}.ff2", None)
         h = layers.Add()([h, dense(ff, w2, b2)])
-    pooled = layers.GlobalAveragePooling1D()(h)
+    if cfg.get("pool", "mean") == "attention":
+        # the final norm folds into the score (and, the weights summing to 1, into the heads)
+        ws, bs = folded_linear(state, "pool_score", bn_affine(state, "norm", eps))
+        scores = layers.Reshape((h.shape[1],))(dense(h, ws, bs))
+        weights = layers.Reshape((1, h.shape[1]))(layers.Softmax()(scores))
+        pooled = layers.Reshape((d,))(MatMul()([weights, h]))
+    else:
+        pooled = layers.GlobalAveragePooling1D()(h)
     main = next(iter(cfg["tasks"]))
     w, b = folded_linear(state, f"heads.{main}", bn_affine(state, "norm", eps))
     logits = dense(pooled, w, b)
@@ -173,7 +197,14 @@ def _layer_classes():
         def get_config(self):
             return {**super().get_config(), "c": self.c}
 
-    return TakeChannels, AddConstant, ClipValues
+    @keras.saving.register_keras_serializable("edgehar")
+    class MatMul(keras.layers.Layer):
+        """a @ b over the last two axes (one BATCH_MATMUL)."""
+
+        def call(self, inputs):
+            return keras.ops.matmul(inputs[0], inputs[1])
+
+    return TakeChannels, AddConstant, ClipValues, MatMul
 
 
 def TakeChannels(idx):  # noqa: N802 - a layer factory that keeps keras out of module import
@@ -186,3 +217,7 @@ def AddConstant(value):  # noqa: N802
 
 def ClipValues(c):  # noqa: N802
     return _layer_classes()[2](c)
+
+
+def MatMul():  # noqa: N802
+    return _layer_classes()[3]()

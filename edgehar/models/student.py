@@ -16,8 +16,16 @@ An absent stream (a watch without gyro) is fed as zeros in the normalised input;
 uses stream dropout (whole streams zeroed per window) so the model copes with that
 (`arch.config.absent_stream = "zeros"`).
 
+Head variants (config options; the named sizes keep the defaults):
+- `attention`: "softmax" (default) or "linear": softmax-free attention, ReLU(q) (ReLU(k)^T v) / L
+  per head (two BATCH_MATMULs, no SOFTMAX op: on CMSIS-NN the s8 softmax costs hundreds of
+  instructions per score, see benchmarks/results/softmax.md);
+- `layers`: 0 drops the transformer layers (the encoders' tokens go straight to the pooling);
+- `pool`: "mean" (default) or "attention": a softmax over the tokens of one learned score per
+  token (initialised to zero, i.e. to the mean) weights the tokens.
+
 `forward(x)` returns (main-task logits, embedding); `tokens(x)` the pre-pool tokens (N, L, d)
-for hint losses; `task_logits(x)` every task head.
+for hint losses; `pool(tokens)` the pooled (N, d); `task_logits(x)` every task head.
 """
 
 from __future__ import annotations
@@ -40,18 +48,39 @@ SIZES = {
 # is set by design (12 / 255), not by the rarest outlier of the calibration set (HAPT's gyro
 # reaches 27 std): on HAPT this lifts int8 top-1 agreement from ~98.4% to ~99.3%.
 DEFAULTS = {"kernel": 5, "strides": [2, 2, 2], "embed_dim": 64, "stream_dropout": 0.15,
-            "absent_stream": "zeros", "bn_eps": 1e-5, "input_clip": 6.0}
+            "absent_stream": "zeros", "bn_eps": 1e-5, "input_clip": 6.0,
+            "attention": "softmax", "pool": "mean"}
+ATTENTIONS = ("softmax", "linear")
+POOLS = ("mean", "attention")
+
+
+class CustomSize(str):
+    """A student size that is not one of `SIZES`: its name (what cards, progress bars and logs
+    show) and its size entries (widths, d, layers, heads, ff, and optionally strides, kernel,
+    attention, pool). `edgehar tune` builds its trials' students from these."""
+
+    def __new__(cls, name: str, config: dict):
+        size = super().__new__(cls, name)
+        size.config = dict(config)
+        return size
 
 
 def student_config(size: str, window: int, channels: int, streams: dict[str, list[int]],
                    tasks: dict[str, int], **overrides) -> dict:
-    """A full student config: a named size plus the input shape, streams and task heads."""
-    if size not in SIZES:
+    """A full student config: a named size (or a `CustomSize`) plus the input shape, streams and
+    task heads."""
+    if isinstance(size, CustomSize):
+        spec = size.config
+    elif size in SIZES:
+        spec = SIZES[size]
+    else:
         raise ValueError(f"unknown student size {size!r} (known: {', '.join(SIZES)})")
-    cfg = {"size": size, **DEFAULTS, **SIZES[size], "window": int(window), "in_channels": int(channels),
+    cfg = {"size": str(size), **DEFAULTS, **spec, "window": int(window), "in_channels": int(channels),
            "streams": {k: [int(i) for i in v] for k, v in streams.items()},
            "tasks": {k: int(n) for k, n in tasks.items()}}
     cfg.update(overrides)
+    if cfg["attention"] not in ATTENTIONS or cfg["pool"] not in POOLS:
+        raise ValueError(f"attention must be one of {ATTENTIONS} and pool one of {POOLS}")
     return cfg
 
 
@@ -123,13 +152,28 @@ class Attention(nn.Module):
         return self.out((att @ v).transpose(1, 2).reshape(n, length, d))
 
 
+class LinearAttention(Attention):
+    """Softmax-free attention: per head ReLU(q) (ReLU(k)^T v) / L. The ReLUs keep every score
+    >= 0 (a kernel feature map, as in linear transformers); dividing by the token count instead
+    of normalising each row keeps it integer-friendly (no SOFTMAX, no DIV); computing k^T v
+    first costs L dh^2 MACs per head instead of L^2 dh."""
+
+    def forward(self, x):
+        n, length, d = x.shape
+        split = lambda t: t.reshape(n, length, self.heads, self.dh).transpose(1, 2)  # noqa: E731
+        q, k, v = split(torch.relu(self.q(x))), split(torch.relu(self.k(x))), split(self.v(x))
+        context = (k.transpose(-1, -2) @ v) * (1.0 / length)  # (N, heads, dh, dh)
+        return self.out((q @ context).transpose(1, 2).reshape(n, length, d))
+
+
 class Block(nn.Module):
     """Pre-norm transformer layer with BatchNorm and a ReLU feed-forward."""
 
     def __init__(self, cfg: dict):
         super().__init__()
         d, eps = cfg["d"], cfg["bn_eps"]
-        self.norm1, self.attn = ChannelNorm(d, eps=eps), Attention(d, cfg["heads"])
+        mixer = LinearAttention if cfg.get("attention", "softmax") == "linear" else Attention
+        self.norm1, self.attn = ChannelNorm(d, eps=eps), mixer(d, cfg["heads"])
         self.norm2 = ChannelNorm(d, eps=eps)
         self.ff1, self.ff2 = nn.Linear(d, cfg["ff"]), nn.Linear(cfg["ff"], d)
 
@@ -149,6 +193,9 @@ class Student(nn.Module):
         self.pos = nn.Parameter(torch.randn(1, token_count(cfg), cfg["d"]) * 0.02)
         self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg["layers"]))
         self.norm = ChannelNorm(cfg["d"], eps=cfg["bn_eps"])
+        if cfg.get("pool", "mean") == "attention":
+            self.pool_score = nn.Linear(cfg["d"], 1)  # zero: starts as the mean of the tokens
+            nn.init.zeros_(self.pool_score.weight), nn.init.zeros_(self.pool_score.bias)
         self.heads = nn.ModuleDict({t: nn.Linear(cfg["d"], n) for t, n in cfg["tasks"].items()})
         self.embed = nn.Linear(cfg["d"], cfg["embed_dim"])
         if cfg.get("text_dim"):  # the map from label text to the embedding space (edgehar.zeroshot)
@@ -180,12 +227,19 @@ class Student(nn.Module):
             h = block(h)
         return self.norm(h)
 
+    def pool(self, tokens: torch.Tensor) -> torch.Tensor:
+        """(N, d) from tokens (N, L, d): their mean, or their softmax-weighted sum."""
+        if not hasattr(self, "pool_score"):
+            return tokens.mean(1)
+        weights = torch.softmax(self.pool_score(tokens).squeeze(-1), dim=1)  # (N, L)
+        return (weights.unsqueeze(1) @ tokens).squeeze(1)
+
     def task_logits(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        pooled = self.tokens(x).mean(1)
+        pooled = self.pool(self.tokens(x))
         return {t: head(pooled) for t, head in self.heads.items()}
 
     def forward(self, x: torch.Tensor):
-        pooled = self.tokens(x).mean(1)
+        pooled = self.pool(self.tokens(x))
         return self.heads[self.main_task](pooled), self.embed(pooled)
 
 
