@@ -19,6 +19,7 @@ from edgehar.errors import Terminated, UserError, end_progress_bars
 # Modules that add sub-commands, in the order `--help` lists them.
 COMMAND_MODULES = [
     "edgehar.data.cli",
+    "edgehar.zoo.cli",
     "edgehar.profile.cli",
     "edgehar.train.cli",
     "edgehar.train.distill_cli",

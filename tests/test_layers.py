@@ -24,7 +24,7 @@ LAYERS = [  # lowest first
     ["edgehar.data"],
     ["edgehar.text", "edgehar.scoring", "edgehar.card", "edgehar.cli_types"],
     ["edgehar.checkpoint", "edgehar.card_io"],
-    ["edgehar.models", "edgehar.zeroshot"],
+    ["edgehar.models", "edgehar.zeroshot", "edgehar.zoo"],
     ["edgehar.train"],
     # reading a model file (its graph, MACs, TFLM arena) serves both the Cortex-M runs and the
     # reports, which is why the profile package spans three layers
