@@ -1,0 +1,417 @@
+"""Build the model zoo (`edgehar/zoo/`): train every shipped model through `edgehar.recipes`,
+score it, and publish it with its card, hashes, recipe key, provenance and figures.
+
+    EDGEHAR_DATA=../shared/data EDGEHAR_TOOLCHAINS=../shared/toolchains python benchmarks/build_zoo.py \
+        [--work DIR] [--jobs 2] [--seeds 0,1,2]
+
+Wrist (the pooled WISDM watch + DSADS arms + GeoTec watch corpus, 20 Hz, 5-s windows, acc):
+`wrist-teacher` (the corpus HAR-FM, 6000 steps), `wrist-language` (the sensor-language teacher,
+3000 steps), `wrist-small` and `wrist-tiny` (accelerometer-only students distilled from the
+shipped teacher over the corpus's train windows, 12000 and 24000 steps). Every wrist recipe is
+trained with each of `--seeds`; the shipped one is the seed with the best validation macro-F1
+(corpus validation subjects), and the report gives every test figure as mean +- std over the
+seeds. The step counts are the ones `benchmarks/bench_wrist.py` chose on the same validation
+split. Waist (HAPT, 6 channels, 50 Hz, 2.56-s windows): `hapt-small` and `hapt-tiny` distilled
+from a HAR-FM teacher pre-trained and fine-tuned on HAPT's training subjects (one seed).
+
+Every checkpoint is kept in --work under a content key (its recipe, the training code and the
+data bytes; `edgehar.bench.manifest`): a rerun reuses what is finished, and the report states the
+CPU seconds of every checkpoint (those of earlier runs included) and of the whole build. Writes
+`edgehar/zoo/` (through `edgehar.zoo.publish` only) and `benchmarks/results/zoo.{json,md}`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+RESULTS = HERE / "results"
+WRIST_TEACHER_STEPS = (1200, 4800)  # masked reconstruction, then multi-task + text: 6000 in all
+LANGUAGE_STEPS = 3000
+WRIST_DISTILL_STEPS = {"tiny": 24000, "small": 12000}
+WRIST_DISTILL = {"batch_size": 128, "lr": 3e-3, "augment": True}
+HAPT_TEACHER = {"family": "harfm", "config": "cpu", "pretrain_steps": 1000, "finetune_steps": 1100}
+HAPT_DISTILL_STEPS = 2200
+TRAIN_CODE = ["edgehar.train.corpus_fm", "edgehar.train.pretrain", "edgehar.train.finetune", "edgehar.train.distill",
+              "edgehar.train.supervised", "edgehar.train.schedule", "edgehar.train.loop", "edgehar.recipes",
+              "edgehar.models.corpus_fm", "edgehar.models.harfm", "edgehar.models.student", "edgehar.models.language",
+              "edgehar.models.augment", "edgehar.models.teacher", "edgehar.text", "edgehar.data.corpus",
+              "edgehar.data.windows", "edgehar.data.wrist_corpus"]
+
+
+def log(*a) -> None:
+    print(*a, file=sys.stderr, flush=True)
+
+
+# -- training jobs (each in a process of its own; one torch thread) ------------------------------
+def train_job(job: dict) -> dict:
+    """Train the checkpoint `job` describes into job["path"]; returns its CPU seconds."""
+    import torch
+
+    from edgehar.bench.provenance import cpu_seconds
+
+    torch.set_num_threads(1)
+    t0 = cpu_seconds()
+    kind, path, root = job["kind"], Path(job["path"]), Path(job["root"])
+    tmp = path.with_name(path.name + ".partial")
+    if kind == "wrist_teacher":
+        from edgehar.models.teacher import save_teacher
+        from edgehar.train.corpus_fm import CorpusFMRecipe, pretrain_corpus_fm
+
+        recipe = CorpusFMRecipe(steps_a=job["steps"][0], steps_b=job["steps"][1], seed=job["seed"])
+        teacher, card, _ = pretrain_corpus_fm(job["corpus"], recipe, progress=False)
+        save_teacher(tmp, teacher, card)
+    elif kind == "wrist_language":
+        from edgehar.models.teacher import save_teacher
+
+        teacher, card = language_teacher(Path(job["corpus"]), job["steps"], job["seed"])
+        save_teacher(tmp, teacher, card)
+    elif kind == "wrist_student":
+        from edgehar.checkpoint import save_checkpoint
+        from edgehar.train.corpus_fm import distill_from_corpus
+        from edgehar.train.distill import DistillConfig
+
+        cfg = DistillConfig(steps=job["steps"], seed=job["seed"], **WRIST_DISTILL)
+        student, card, history = distill_from_corpus(job["teacher"], job["corpus"], job["size"], cfg, progress=False)
+        save_checkpoint(tmp, student, card, extra={"history": history})
+    elif kind == "hapt_teacher":
+        from edgehar.bench.zoo import hapt_data
+        from edgehar.models.teacher import save_teacher
+        from edgehar.recipes import TeacherRecipe, train_teacher
+
+        _, train, val, _ = hapt_data(root)
+        teacher, card, _ = train_teacher(TeacherRecipe(seed=job["seed"], **HAPT_TEACHER), train, val, progress=False,
+                                         data={"dataset": "hapt"})
+        save_teacher(tmp, teacher, card)
+    elif kind == "hapt_student":
+        from edgehar.bench.zoo import hapt_data
+        from edgehar.checkpoint import save_checkpoint
+        from edgehar.models import load_model
+        from edgehar.recipes import distill_student
+        from edgehar.train.distill import DistillConfig
+
+        _, train, val, _ = hapt_data(root)
+        teacher, tcard = load_model(job["teacher"])
+        student, card, history = distill_student(teacher, tcard, train, val, job["size"],
+                                                 DistillConfig(steps=job["steps"], seed=job["seed"]),
+                                                 "hapt-teacher", {"dataset": "hapt"}, progress=False)
+        save_checkpoint(tmp, student, card, extra={"history": history})
+    else:
+        raise ValueError(kind)
+    os.replace(tmp, path)
+    return {"cpu_seconds": round(cpu_seconds() - t0, 1)}
+
+
+def language_teacher(corpus: Path, steps: int, seed: int):
+    """(teacher, card): the sensor-language teacher pre-trained on the labelled train windows of
+    the corpus, each class's text its canonical name's descriptions plus its source sets' own names."""
+    from edgehar.data.wrist_corpus import load_part, relabel
+    from edgehar.recipes import TeacherRecipe, pretrain_teacher
+    from edgehar.train.corpus_fm import canonical_classes, original_names
+
+    train = load_part(corpus, "train")
+    texts = original_names(train)  # before relabelling: it reads the corpus's canonical ids
+    names, remap = canonical_classes(train)
+    train = relabel(train, remap)
+    recipe = TeacherRecipe(family="language", config="cpu", pretrain_steps=steps, seed=seed,
+                           overrides={"placement": "wrist", "label_texts": texts})
+    teacher, card, _ = pretrain_teacher(recipe, train.windows(names, labelled_only=True), progress=False)
+    return teacher, card
+
+
+class Builder:
+    """Runs jobs through the content-keyed manifest in --work, `jobs` at a time."""
+
+    def __init__(self, work: Path, root: Path, jobs: int):
+        from edgehar.bench.manifest import Manifest
+
+        self.manifest, self.root, self.jobs = Manifest(work), root, jobs
+        self.cpu_path = work / "cpu_seconds.json"
+        self.cpu = json.loads(self.cpu_path.read_text()) if self.cpu_path.is_file() else {}
+        self.reused: list[str] = []
+
+    def run(self, specs: dict[str, tuple[dict, str]]) -> dict[str, Path]:
+        """{name: (job, data sha256)} -> {name: checkpoint path}, training what is not reusable."""
+        from edgehar.atomic import write_json
+        from edgehar.bench.manifest import content_key
+
+        todo, out = {}, {}
+        for name, (job, data_sha) in specs.items():
+            recipe = {k: v for k, v in job.items() if k not in ("path", "root", "corpus")}
+            key = content_key(recipe, TRAIN_CODE, data_sha)
+            out[name] = self.manifest.folder / name
+            if self.manifest.reusable(name, key):
+                self.reused.append(name)
+                log(f"{name}: reused (same recipe, code and data)")
+            else:
+                todo[name] = ({**job, "path": str(out[name]), "root": str(self.root)}, key, recipe)
+        if todo:
+            log("training:", ", ".join(todo))
+            with ProcessPoolExecutor(self.jobs, mp_context=get_context("spawn")) as pool:
+                futures = {name: pool.submit(train_job, job) for name, (job, _, _) in todo.items()}
+                for name, fut in futures.items():
+                    self.cpu[name] = fut.result()["cpu_seconds"]
+                    self.manifest.record(name, todo[name][1], todo[name][2])
+                    write_json(self.cpu_path, self.cpu)
+                    log(f"{name}: trained in {self.cpu[name]} CPU s")
+        return out
+
+
+# -- scoring and publishing ---------------------------------------------------------------------
+def student_cells(model, card, artifact: Path | None, measure: bool) -> dict:
+    import torch
+
+    from edgehar.models.torch_macs import torch_macs
+
+    out = {"params": int(sum(p.numel() for p in model.parameters())),
+           "macs": int(torch_macs(model, torch.zeros(1, card.window, len(card.channels))))}
+    if artifact is not None:
+        from edgehar.bench.measure import profile
+
+        prof = profile(artifact / "model_int8.tflite", 5)
+        out["int8_bytes"], out["arena"] = prof.get("file_bytes"), prof.get("arena_bytes")
+        if measure:
+            from edgehar.bench.measure import mcu_instructions
+
+            m = mcu_instructions(artifact / "model_int8.tflite")
+            out["instructions"] = {"cortex-m4": m.get("m4_instructions"), "cortex-m55": m.get("m55_instructions")}
+    return out
+
+
+def choose(runs: dict[int, dict]) -> int:
+    """The seed with the best validation macro-F1 (ties: the lowest seed)."""
+    return max(sorted(runs), key=lambda s: runs[s]["validation"]["macro_f1"])
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--work", default=str(RESULTS / "tmp" / "zoo"), help="checkpoints, exports, the corpus")
+    p.add_argument("--jobs", type=int, default=2, help="training processes at once (default 2)")
+    p.add_argument("--seeds", default="0,1,2", help="seeds of every wrist recipe (default 0,1,2)")
+    p.add_argument("--no-publish", action="store_true", help="score and report, but leave edgehar/zoo/ alone")
+    p.add_argument("--train-only", action="store_true",
+                   help="train (or reuse) every checkpoint into --work and stop: no export, scoring or publishing")
+    args = p.parse_args(argv)
+    seeds = [int(s) for s in args.seeds.split(",")]
+    if "EDGEHAR_DATA" not in os.environ:
+        p.error("set EDGEHAR_DATA (the shared data folder)")
+
+    import torch
+    from edgehar.export.pipeline import export_student
+
+    from edgehar.bench import zoo as figures
+    from edgehar.bench.manifest import windows_sha256
+    from edgehar.bench.provenance import Run, cpu_seconds
+    from edgehar.bench.wrist import macro_f1
+    from edgehar.data.wrist_corpus import load_part, relabel_to
+    from edgehar.digest import file_sha256
+    from edgehar.models import load_model
+
+    torch.set_num_threads(1)
+    run = Run(__file__, argv, REPO)
+    root = Path(os.environ["EDGEHAR_DATA"])
+    work = Path(args.work)
+    (work / "models").mkdir(parents=True, exist_ok=True)
+    corpus = figures.build_wrist_corpus(root, work / "corpus20")
+    corpus_sha = folder_sha256(corpus)
+    _, h_train, h_val, h_test = figures.hapt_data(root)
+    hapt_sha = windows_sha256(h_train, h_val)
+    builder = Builder(work / "models", root, args.jobs)
+    on_corpus = {"corpus": str(corpus)}
+
+    # -- teachers: every wrist recipe with each seed; the HAPT teacher once ---------------------
+    specs = {}
+    for s in seeds:
+        specs[f"wrist_teacher_s{s}.pt"] = ({"kind": "wrist_teacher", "steps": list(WRIST_TEACHER_STEPS), "seed": s,
+                                            **on_corpus}, corpus_sha)
+        specs[f"wrist_language_s{s}.pt"] = ({"kind": "wrist_language", "steps": LANGUAGE_STEPS, "seed": s,
+                                             **on_corpus}, corpus_sha)
+    specs["hapt_teacher.pt"] = ({"kind": "hapt_teacher", "seed": 0, "recipe": HAPT_TEACHER}, hapt_sha)
+    paths = builder.run(specs)
+
+    from edgehar.models.teacher import load_teacher
+
+    val_part = load_part(corpus, "validation")
+
+    def wrist_runs(prefix, predict_of, validation_of):
+        runs, data = {}, None
+        for s in seeds:
+            model, card, _ = load_teacher(paths[f"{prefix}_s{s}.pt"])
+            data = data or figures.wrist_data(root, corpus, card)
+            predict = predict_of(model, card)
+            runs[s] = {"validation": validation_of(model, card, predict),
+                       "test": figures.wrist_figures(predict, list(card.labels), data)}
+            log(prefix, "seed", s, runs[s]["validation"], runs[s]["test"]["pool_mean"])
+        return runs
+
+    def corpus_validation(model, card, predict):
+        labels = list(card.labels)
+        val = relabel_to(val_part, labels).windows(labels, labelled_only=True)
+        return figures.rounded({"macro_f1": macro_f1([labels[i] for i in predict(val.x)], val)["macro_f1"]})
+
+    teacher_runs = wrist_runs("wrist_teacher", figures.torch_predict, corpus_validation)
+    language_runs = wrist_runs("wrist_language", figures.language_predict, corpus_validation)
+    t_seed = choose(teacher_runs)
+    tpath = paths[f"wrist_teacher_s{t_seed}.pt"]
+    hpath = paths["hapt_teacher.pt"]
+
+    # -- students: distilled from the shipped teachers -------------------------------------------
+    specs = {}
+    for size, steps in WRIST_DISTILL_STEPS.items():
+        for s in seeds:
+            specs[f"wrist_{size}_s{s}.pt"] = ({"kind": "wrist_student", "size": size, "steps": steps, "seed": s,
+                                               "distill": WRIST_DISTILL, "teacher": str(tpath),
+                                               "teacher_sha256": file_sha256(tpath), **on_corpus}, corpus_sha)
+    for size in ("small", "tiny"):
+        specs[f"hapt_{size}.pt"] = ({"kind": "hapt_student", "size": size, "steps": HAPT_DISTILL_STEPS, "seed": 0,
+                                     "teacher": str(hpath), "teacher_sha256": file_sha256(hpath)}, hapt_sha)
+    paths.update(builder.run(specs))
+    if args.train_only:
+        return 0
+
+    exports = work / "exports"
+
+    def export(name: str) -> Path:
+        out = exports / name.removesuffix(".pt")
+        shutil.rmtree(out, ignore_errors=True)  # this command's own export folder
+        export_student(paths[name], out, progress=False, micro=False)
+        return out
+
+    student_runs, artifacts = {}, {}
+    wrist_data = None
+    for size in WRIST_DISTILL_STEPS:
+        runs = {}
+        for s in seeds:
+            name = f"wrist_{size}_s{s}.pt"
+            model, card = load_model(paths[name])
+            wrist_data = wrist_data or figures.wrist_data(root, corpus, card)
+            artifacts[name] = export(name)
+            runs[s] = {"validation": corpus_validation(model, card, figures.torch_predict(model, card)),
+                       "test": figures.wrist_figures(figures.int8_predict(artifacts[name]), list(card.labels),
+                                                     wrist_data)}
+            log(name, runs[s]["validation"], runs[s]["test"]["pool_mean"])
+        student_runs[size] = runs
+    hapt_runs = {}
+    for size in ("small", "tiny"):
+        name = f"hapt_{size}.pt"
+        model, card = load_model(paths[name])
+        artifacts[name] = export(name)
+        labels = list(card.labels)
+        val = h_val.labelled()
+        hapt_runs[size] = {0: {
+            "validation": figures.rounded({"macro_f1": macro_f1([labels[i] for i in figures.torch_predict(
+                model, card)(val.x)], val)["macro_f1"]}),
+            "test": figures.hapt_figures(figures.int8_predict(artifacts[name]), labels, h_test.labelled())}}
+        log(name, hapt_runs[size][0])
+
+    # -- publish the chosen seed of every recipe ----------------------------------------------------
+    measured = {}
+    shipped = {
+        "wrist-teacher": ("wrist activity", "wrist_teacher", teacher_runs, None),
+        "wrist-language": ("wrist activity (zero-shot by text)", "wrist_language", language_runs, None),
+        "wrist-small": ("wrist activity", "wrist_small", student_runs["small"], "wrist"),
+        "wrist-tiny": ("wrist activity", "wrist_tiny", student_runs["tiny"], "wrist"),
+        "hapt-small": ("waist activity", "hapt_small", hapt_runs["small"], "hapt"),
+        "hapt-tiny": ("waist activity", "hapt_tiny", hapt_runs["tiny"], "hapt"),
+    }
+    for zoo_name, (task, prefix, runs, student) in shipped.items():
+        seed = choose(runs)
+        name = f"{prefix}_s{seed}.pt" if f"{prefix}_s{seed}.pt" in paths else f"{prefix}.pt"
+        model, card = load_model(paths[name])
+        if zoo_name == "wrist-language":
+            model.set_task(len(card.labels), list(card.labels))  # its head = the label texts: the zero-shot path
+        artifact = artifacts.get(name)
+        cells = student_cells(model, card, artifact, measure=student is not None)
+        figs = {**runs[seed], **cells, "seeds": sorted(runs), "shipped_seed": seed,
+                "test_seeds": figures.spread([r["test"] for r in runs.values()]),
+                "validation_seeds": figures.spread([r["validation"] for r in runs.values()])}
+        if student == "wrist":
+            figs["live"] = live_figures(artifact, root)
+        measured[zoo_name] = {"checkpoint": name, "figures": figs, "runs": runs}
+        if not args.no_publish:
+            from edgehar import zoo
+
+            zoo.publish(zoo_name, checkpoint=paths[name], artifact=artifact, task=task,
+                        recipe_key=builder.manifest.entries[name]["key"],
+                        provenance={"commit": run.commit, "command": run.command, "device": "cpu",
+                                    "cpu_seconds": builder.cpu.get(name), "seed": seed, "seeds": sorted(runs),
+                                    "recipe": builder.manifest.entries[name]["recipe"]},
+                        figures=figs)
+        log("shipped", zoo_name, "seed", seed)
+
+    result = {"models": measured, "cpu_seconds": {"checkpoints": builder.cpu,
+                                                 "checkpoints_total": round(sum(builder.cpu.get(n, 0) for n in paths), 1)},
+              "reused_checkpoints": sorted(builder.reused), "provenance": run.stamp()}
+    result["provenance"]["cpu_seconds_with_children"] = round(cpu_seconds() - run.cpu0, 1)
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "zoo.json").write_text(json.dumps(result, indent=2) + "\n")
+    (RESULTS / "zoo.md").write_text(markdown(result))
+    print(markdown(result))
+    return 0
+
+
+def live_figures(artifact: Path, root: Path) -> dict:
+    """The demo's live figure on the shipped int8 file (`edgehar demo` prints the same)."""
+    from edgehar.demo_wrist import live_figures as measure
+
+    return measure(artifact, root)
+
+
+def folder_sha256(folder: Path) -> str:
+    """Hash of every file of a folder (a corpus: its shards and manifest)."""
+    import hashlib
+
+    from edgehar.digest import file_sha256
+
+    h = hashlib.sha256()
+    for f in sorted(folder.iterdir()):
+        h.update(f.name.encode() + file_sha256(f).encode())
+    return h.hexdigest()
+
+
+def _pm(spread: dict, key: str) -> str:
+    v = spread.get(key)
+    return "-" if not v else f"{v['mean']:.3f} +- {v['std']:.3f}"
+
+
+def markdown(result: dict) -> str:
+    header = ("| model | seeds (shipped) | validation macro-F1 | test: WISDM / DSADS / pool mean (mean +- std over "
+              "seeds) | Bangle.js 4 classes | HAPT test | params | MACs | int8 bytes | arena | Cortex-M4 / M55 "
+              "instructions (measured) | live agreement, Bangle.js user 2 |")
+    lines = [header, "|" + "---|" * 12]
+    for name, m in result["models"].items():
+        f, sp = m["figures"], m["figures"]["test_seeds"]
+        ins = f.get("instructions") or {}
+        instr = (f"{ins['cortex-m4']:,} / {ins['cortex-m55']:,}" if ins.get("cortex-m4") else "-")
+        live = f.get("live")
+        lines.append(
+            f"| {name} | {', '.join(map(str, f['seeds']))} ({f['shipped_seed']}) | {f['validation']['macro_f1']:.3f} | "
+            + (f"{_pm(sp, 'wisdm_watch')} / {_pm(sp, 'dsads')} / {_pm(sp, 'pool_mean')}" if "pool_mean" in sp else "-")
+            + f" | {_pm(sp, 'bangle')} | {_pm(sp, 'hapt')} | {f['params']:,} | {f['macs']:,} | "
+            + (f"{f['int8_bytes']:,} | {f['arena']:,}" if f.get("int8_bytes") else "- | -")
+            + f" | {instr} | " + (f"{live['agreement']:.4f} ({live['n']} windows)" if live else "-") + " |")
+    cpu = result["cpu_seconds"]
+    prov = result["provenance"]
+    lines += ["", "Shipped: the seed with the best validation macro-F1 (corpus validation subjects; HAPT: its "
+                  "validation subjects). Test figures: students through their int8 TFLite file, teachers through "
+                  "torch (the corpus HAR-FM's generic stem; the language teacher zero-shot by its labels' "
+                  "descriptions). Bangle.js: every recording, 4 classes (a watch no training set came from).", "",
+              "CPU seconds per checkpoint: " + ", ".join(f"{k} {v}" for k, v in sorted(cpu["checkpoints"].items()))
+              + f"; all the shipped recipes' checkpoints: {cpu['checkpoints_total']} CPU s.",
+              "", f"`{prov['command']}` at {prov['commit']}: {prov['cpu_seconds_with_children']} CPU s this run "
+                  f"(training processes included), {prov['wall_seconds']} s wall."]
+    if result["reused_checkpoints"]:
+        lines += ["", "Reused from --work by content hash (trained by an earlier run of this command): "
+                      + ", ".join(result["reused_checkpoints"]) + "."]
+    return "\n".join(lines) + "\n"
+
+if __name__ == "__main__":
+    sys.exit(main())
