@@ -60,7 +60,8 @@ def register(sub) -> None:
                        description="Score a model (.pt checkpoint, .tflite, .onnx or an export folder) "
                                    "on real windows prepared exactly as its model card says. HAPT: "
                                    "the official test subjects unless --split all.")
-    p.add_argument("model", help="model file or export folder")
+    p.add_argument("model", help="a model file/folder or a zoo name (edgehar models; a student is "
+                                 "scored as its shipped int8 model)")
     from edgehar.data.registry import DATA_HELP, data_arg
     p.add_argument("--data", default="hapt", type=data_arg, help=DATA_HELP + " (default hapt)")
     p.add_argument("--root", help="data folder (default: $EDGEHAR_DATA/<data set folder>)")
@@ -80,8 +81,10 @@ def register(sub) -> None:
 
 
 def run_eval(args: argparse.Namespace) -> int:
+    from edgehar import zoo
+
     split = args.split or ("test" if args.data == "hapt" else "all")
-    r = evaluate_file(args.model, args.data, args.root, split, args.backend, args.labels, args.classes)
+    r = evaluate_file(zoo.resolve(args.model, "model"), args.data, args.root, split, args.backend, args.labels, args.classes)
     if args.json:
         print(json.dumps(r, indent=2))
         return 0

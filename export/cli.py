@@ -18,9 +18,11 @@ def register(sub) -> None:
                     "model_int8.onnx (QDQ, per-channel weights) and model_int8.h/.cc (C array for "
                     "TFLite-Micro). parity.json compares PyTorch with every artifact on the held-out "
                     "test subjects of the card's data set.")
-    p.add_argument("checkpoint", help="student checkpoint (.pt from `edgehar distill`)")
+    p.add_argument("checkpoint", help="student checkpoint (.pt from `edgehar distill`) or a zoo name "
+                                      "(edgehar models)")
     p.add_argument("--int8", action="store_true", help="also write the full-integer int8 artifacts")
-    p.add_argument("--out", help="output folder (default: <checkpoint>_export next to it)")
+    p.add_argument("--out", help="output folder (default: <checkpoint>_export next to it; for a zoo "
+                                 "name, NAME_export in the current folder)")
     p.add_argument("--calib", help="calibration set from `edgehar calib build` (default: draw 500 "
                                    "windows from the card's data set, test subjects left out)")
     p.add_argument("--data", type=data_arg,
@@ -37,9 +39,12 @@ def register(sub) -> None:
 
 
 def run_export(args: argparse.Namespace) -> int:
+    from edgehar import zoo
     from edgehar.export.pipeline import export_student
 
-    res = export_student(args.checkpoint, args.out, int8=args.int8, calib=args.calib, data=args.data,
+    checkpoint = zoo.resolve(args.checkpoint, "checkpoint")
+    out = args.out or (f"{args.checkpoint}_export" if zoo.is_name(args.checkpoint) else None)
+    res = export_student(checkpoint, out, int8=args.int8, calib=args.calib, data=args.data,
                          root=args.root, n_calib=args.n_calib, micro=not args.no_micro,
                          classes=args.classes)
     if args.json:

@@ -57,7 +57,9 @@ def register(sub) -> None:
                       help="serial port or URL: /dev/ttyACM0, a simulator's path, socket://HOST:PORT, "
                            "loop://, sim://RECORDING?speed=20&faults=... (the virtual device, in "
                            "process), qemu://ARTIFACT_DIR?cpu=cortex-m4 (the emulated firmware)")
-    live.add_argument("--model", required=True, help="model (.tflite, .onnx, .pt) or artifact folder")
+    live.add_argument("--model", required=True,
+                      help="model (.tflite, .onnx, .pt) or artifact folder: a model file/folder or a "
+                           "zoo name (edgehar models; a student runs its shipped int8 model)")
     live.add_argument("--baud", type=positive_int, default=115200, help="baud rate (default 115200)")
     live.add_argument("--duration", type=positive_float, metavar="S", help="stop after S seconds")
     live.add_argument("--log", type=flags.log_path, metavar="FILE",
@@ -132,6 +134,9 @@ def run_live(args) -> int:
     from edgehar.classes import refuse_with_labels
 
     refuse_with_labels(args.classes, args.labels)
+    from edgehar import zoo
+
+    args.model = str(zoo.resolve(args.model, "model"))
     if args.on_device:
         from edgehar.bridge.emulate_cli import run_live_on_device
 

@@ -26,7 +26,8 @@ def register_emulate(dsub) -> None:
                     "those bytes come out of a pseudo-terminal whose path is printed first: read it "
                     "with `edgehar live --port PTY --on-device --model DIR`.")
     emu.add_argument("--model", required=True, metavar="ARTIFACT_DIR",
-                     help="folder written by `edgehar export --int8` (model_int8.cc, modelcard.json)")
+                     help="folder written by `edgehar export --int8` (model_int8.cc, modelcard.json), "
+                          "or a zoo name (edgehar models)")
     emu.add_argument("--replay", required=True, metavar="RECORDING",
                      help="recording the emulated IMU delivers (Bangle.js, HAPT, CSV, .cwa)")
     emu.add_argument("--speed", type=nonneg_float, default=1.0, metavar="X",
@@ -43,13 +44,20 @@ def register_emulate(dsub) -> None:
 
 
 def run_emulate(args) -> int:
+    from edgehar.mcu.firmware_build import export_folder
+
+    with export_folder(args.model) as folder:
+        return _emulate(args, folder)
+
+
+def _emulate(args, folder) -> int:
     import os
     import signal
 
     from edgehar.data import load_recording
     from edgehar.errors import UserError
 
-    _, _, card_path = artifact_files(args.model)  # the user's folder is checked before the tools
+    _, _, card_path = artifact_files(folder)  # the user's folder is checked before the tools
     tc = find_toolchain(args.toolchains)
     card = ModelCard.from_json(card_path.read_text(), str(card_path))
     rec = load_recording(args.replay)
@@ -58,7 +66,7 @@ def run_emulate(args) -> int:
     values = values[s:] if args.seconds is None else values[s:s + int(round(args.seconds * card.rate))]
     if len(values) < card.window:
         raise UserError(args.replay, f"fewer than one window ({card.window} samples) to replay")
-    elf = build_firmware(args.model, "mps2-an386", args.toolchains)
+    elf = build_firmware(folder, "mps2-an386", args.toolchains)
     signal.signal(signal.SIGTERM, _interrupt)  # `kill` ends the replay cleanly (link removed)
     with EmulatedDevice(elf, tc.qemu) as dev:
         if args.link:

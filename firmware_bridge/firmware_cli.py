@@ -24,11 +24,13 @@ def register(sub) -> None:
                     "arm-none-eabi-gcc, and report flash and RAM read from the linked image, split "
                     "into model, arena and TFLM code, beside the model file's bytes. TFLM is "
                     "compiled once per CPU and cached. Needs EDGEHAR_TOOLCHAINS (or --toolchains).")
-    b.add_argument("artifacts", metavar="ARTIFACT_DIR", help="folder written by `edgehar export --int8`")
+    b.add_argument("artifacts", metavar="ARTIFACT_DIR",
+                   help="folder written by `edgehar export --int8`, or a zoo name (edgehar models)")
     b.add_argument("--board", choices=list(BOARDS), default="nrf52840",
                    help="; ".join(f"{k}: {v.example}" for k, v in BOARDS.items()) + " (default nrf52840)")
     b.add_argument("--out", metavar="FILE.elf",
-                   help="where to write the ELF (default ARTIFACT_DIR/firmware-BOARD.elf)")
+                   help="where to write the ELF (default ARTIFACT_DIR/firmware-BOARD.elf; for a zoo "
+                        "name, NAME-firmware-BOARD.elf in the current folder)")
     b.add_argument("--arena-kb", type=positive_int, metavar="N",
                    help="tensor arena size (default: measured with tflite-micro, +1 KiB)")
     b.add_argument("--toolchains", metavar="DIR", help="TFLM sources folder (default $EDGEHAR_TOOLCHAINS)")
@@ -37,6 +39,20 @@ def register(sub) -> None:
                         "exported with these classes (`edgehar export --classes`); otherwise refused")
     b.add_argument("--json", action="store_true", help="print the footprint as JSON")
     b.set_defaults(func=run_build)
+
+
+def _build(args, folder: Path, out: Path) -> dict:
+    card_path = artifact_files(folder)[2]  # the user's folder is checked before the tools
+    if args.classes:
+        check_export_classes(card_path, args.classes)
+    tc = find_toolchain(args.toolchains, need_qemu=False)
+    elf = build_firmware(folder, args.board, args.toolchains,
+                         args.arena_kb * 1024 if args.arena_kb else None)
+    write_bytes(out, elf.read_bytes())
+    report = footprint(tc, elf, args.board)
+    report["elf"] = str(out)
+    report["model_file_bytes"] = (folder / "model_int8.tflite").stat().st_size
+    return report
 
 
 def is_elf(path) -> bool:
@@ -68,20 +84,16 @@ def check_export_classes(card_path: Path, classes) -> None:
 
 
 def run_build(args) -> int:
-    art = Path(args.artifacts)
-    out = Path(args.out) if args.out else art / f"firmware-{args.board}.elf"
+    from edgehar import zoo
+    from edgehar.mcu.firmware_build import export_folder
+
+    art = zoo.resolve(args.artifacts, "artifact")
+    named = zoo.is_name(args.artifacts)  # the zoo's folder is read-only: the ELF goes here
+    out = Path(args.out) if args.out else (Path(f"{args.artifacts}-firmware-{args.board}.elf") if named
+                                           else art / f"firmware-{args.board}.elf")
     claim_elf(out, [art, *(art / n for n in ("model_int8.cc", "model_int8.h", "model_int8.tflite", "modelcard.json"))])
-    card_path = artifact_files(args.artifacts)[2]  # the user's folder is checked before the tools
-    if args.classes:
-        check_export_classes(card_path, args.classes)
-    tc = find_toolchain(args.toolchains, need_qemu=False)
-    elf = build_firmware(args.artifacts, args.board, args.toolchains,
-                         args.arena_kb * 1024 if args.arena_kb else None)
-    write_bytes(out, elf.read_bytes())
-    report = footprint(tc, elf, args.board)
-    report["elf"] = str(out)
-    tflite = Path(args.artifacts) / "model_int8.tflite"
-    report["model_file_bytes"] = tflite.stat().st_size
+    with export_folder(args.artifacts) as folder:
+        report = _build(args, folder, out)
     if args.json:
         print(json.dumps(report, indent=2))
         return 0

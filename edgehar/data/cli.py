@@ -36,7 +36,8 @@ def register(sub) -> None:
     c.add_argument("folder", help="folder holding edgehar.json and the CSV files")
     c.add_argument("--model", metavar="MODEL",
                    help="also compare the direction of gravity with this model's card (a gravity-"
-                        "vector stream, e.g. Bangle.js's, points against what it was trained on)")
+                        "vector stream, e.g. Bangle.js's, points against what it was trained on): "
+                        "a model file/folder or a zoo name (edgehar models)")
     c.add_argument("--json", action="store_true", help="print JSON for scripts")
     c.set_defaults(func=run_check)
 
@@ -120,8 +121,9 @@ def run_check(args: argparse.Namespace) -> int:
 
     card = None
     if args.model:
+        from edgehar import zoo
         from edgehar.card_io import read_card
-        card = read_card(args.model)
+        card = read_card(zoo.resolve(args.model, "model"))
 
     def inspect(rec):
         return check_stream(rec.data, rec.channels, rec.units, rec.rate, card=card, fix="manifest")

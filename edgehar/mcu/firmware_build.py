@@ -10,11 +10,15 @@ the tensor arena, TFLM (+ CMSIS-NN) code, the C library and the application.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import re
+import shutil
 import subprocess
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 from edgehar.atomic import write_text
 from edgehar.card import ModelCard
@@ -57,6 +61,30 @@ def artifact_files(folder: str) -> tuple[Path, Path, Path]:
             raise UserError(f, "missing; run `edgehar export ... --int8` to write it")
     check_model_bytes(*files)
     return tuple(files)
+
+
+@contextlib.contextmanager
+def export_folder(spec: str) -> Iterator[Path]:
+    """The export folder a `firmware build` / `device emulate` argument names: a user's folder
+    as it is; for a zoo name, a temporary copy of the shipped int8 export with its C array
+    (`model_int8.h`/`.cc`, the .tflite's bytes, which the zoo does not ship twice) written as
+    export writes it, removed on exit."""
+    from edgehar import zoo
+    from edgehar.export.c_array import write_c_array
+
+    folder = zoo.resolve(spec, "artifact")
+    if not zoo.is_name(spec):
+        yield folder
+        return
+    with tempfile.TemporaryDirectory(prefix="edgehar-zoo-") as tmp:
+        copy = Path(tmp) / spec
+        copy.mkdir()
+        for f in folder.iterdir():  # contents only: an installed zoo may be read-only
+            shutil.copyfile(f, copy / f.name)
+        card = ModelCard.from_json((copy / "modelcard.json").read_text(), str(folder / "modelcard.json"))
+        write_c_array((copy / "model_int8.tflite").read_bytes(), card, copy / "model_int8.h",
+                      copy / "model_int8.cc")
+        yield copy
 
 
 def check_model_bytes(source: Path, tflite: Path, card_path: Path) -> None:

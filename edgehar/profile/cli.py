@@ -19,7 +19,8 @@ def register(sub) -> None:
                     "params and weight bytes, MACs counted from the graph (per layer with "
                     "--per-layer), the tensor arena tflite-micro needs (measured by allocating "
                     "it), host latency on one thread, and microcontroller cost: instructions MEASURED on an emulated Cortex-M with --measure, else a MAC-constant ESTIMATE as a fallback.")
-    p.add_argument("model", help=".tflite or .onnx file")
+    p.add_argument("model", help="a .tflite or .onnx model file, or a zoo name (edgehar models; a "
+                                 "student is profiled as its shipped int8 .tflite)")
     p.add_argument("--json", action="store_true", help="print JSON for scripts")
     p.add_argument("--per-layer", action="store_true", help="add a row per layer")
     p.add_argument("--target", nargs="+", metavar="NAME[@MHZ]",
@@ -45,10 +46,12 @@ def register(sub) -> None:
 
 
 def run_profile(args: argparse.Namespace) -> int:
+    from edgehar import zoo
     from edgehar.profile.report import format_table, profile_model
 
-    warn_if_changed(args.model)
-    report = profile_model(args.model, per_layer=args.per_layer, targets=args.target,
+    model = zoo.resolve(args.model, "tflite")
+    warn_if_changed(model)
+    report = profile_model(model, per_layer=args.per_layer, targets=args.target,
                            runs=args.runs, arena=not args.no_arena, latency=not args.no_latency,
                            measure=args.measure, kernels=args.kernels, toolchains=args.toolchains)
     print(json.dumps(report, indent=2) if args.json else format_table(report))

@@ -46,7 +46,7 @@ def register(sub) -> None:
         description="Fine-tune a pre-trained teacher on the labelled windows of the subject-disjoint "
                     "training split (HAPT: all but the official test subjects), then report "
                     "macro-F1 on the test subjects. HAR-FM runs its multi-task stage B.")
-    f.add_argument("teacher", help="teacher checkpoint from `edgehar pretrain`")
+    f.add_argument("teacher", help="teacher checkpoint from `edgehar pretrain`, or a zoo name (edgehar models)")
     f.add_argument("--data", default="hapt", help="data set name or own-data folder (default hapt)")
     f.add_argument("--root", help="data folder (default: $EDGEHAR_DATA/<data set folder>)")
     f.add_argument("--steps", type=positive_int, default=1000, help="optimiser steps (default 1000)")
@@ -55,7 +55,8 @@ def register(sub) -> None:
     f.add_argument("--linear-probe", action="store_true",
                    help="freeze the backbone and train only the task head")
     f.add_argument("--no-augment", action="store_true", help="no jitter/scale augmentation")
-    f.add_argument("--out", help="checkpoint path (default <teacher>-finetuned.pt / -probe.pt)")
+    f.add_argument("--out", help="checkpoint path (default <teacher>-finetuned.pt / -probe.pt; for a zoo "
+                                 "name, NAME-finetuned.pt in the current folder)")
     f.add_argument("--seed", type=nonneg_int, default=0, help="random seed (default 0)")
     f.add_argument("--threads", type=threads, help="torch CPU threads")
     add_device_argument(f)
@@ -181,8 +182,12 @@ def run_finetune(args: argparse.Namespace) -> int:
     from edgehar.train import loop
     from edgehar.train.pretrain import load_windows
 
+    from edgehar import zoo
+
     _check_data(args.data)
-    stem = str(Path(args.teacher).with_suffix(""))
+    named = zoo.is_name(args.teacher)
+    stem = args.teacher if named else str(Path(args.teacher).with_suffix(""))
+    args.teacher = str(zoo.resolve(args.teacher, "checkpoint"))
     out = args.out or f"{stem}-{'probe' if args.linear_probe else 'finetuned'}.pt"
     _check_out(out, [args.teacher, *data_inputs(args.data, args.root)])
     loop.check_run_folder(out, args.checkpoint_every, args.resume)

@@ -20,7 +20,8 @@ def register(sub) -> None:
                     "training split (HAPT: all but the official test subjects, unlabelled windows "
                     "included) and reports test macro-F1, also with the gyroscope absent.")
     p.add_argument("--teacher", required=True,
-                   help="teacher checkpoint (from pretrain/finetune) or limu-bert:DIR (published weights)")
+                   help="teacher checkpoint (from pretrain/finetune), a zoo name (edgehar models) or "
+                        "limu-bert:DIR (published weights)")
     p.add_argument("--student", default="small", choices=["tiny", "small"], help="student size (default small)")
     p.add_argument("--data", default="hapt", type=data_arg,
                    help="data set name or own-data folder (default hapt)")
@@ -113,6 +114,10 @@ def run_distill(args: argparse.Namespace) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     out = args.out or f"student-{args.student}.pt"
+    if not args.teacher.startswith("limu-bert:"):
+        from edgehar import zoo
+
+        args.teacher = str(zoo.resolve(args.teacher, "checkpoint"))
     teacher_path = args.teacher.split(":", 1)[1] if args.teacher.startswith("limu-bert:") else args.teacher
     refuse_inputs(out, [teacher_path, args.windows, *data_inputs(args.data, args.root)])
     check_checkpoint_out(out)  # before the teacher loads and training starts, not after

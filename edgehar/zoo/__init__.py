@@ -34,6 +34,8 @@ ARTIFACT = "int8"
 TFLITE = "model_int8.tflite"
 CARD = "modelcard.json"  # edgehar.card_io.CARD_FILE: the name every reader of a folder expects
 ARTIFACT_FILES = (TFLITE, CARD)
+# shipped when the export has it: the text basis of a text-aligned student (zero-shot --labels)
+ARTIFACT_OPTIONAL = ("text_basis.npy",)
 KINDS = ("teacher", "student")
 WANTS = ("checkpoint", "artifact", "tflite", "model")
 NAME = re.compile(r"[a-z0-9][a-z0-9-]*")
@@ -125,6 +127,7 @@ def resolve(spec: str | os.PathLike, want: str) -> Path:
             raise UserError(spec, f"is a {e.get('kind', 'teacher')}: it ships a checkpoint, no int8 export "
                                   "(the int8 models are the students: edgehar models)")
         checked = [f"{folder}/{n}" for n in ARTIFACT_FILES]
+        checked += [rel for rel in e["sha256"] if rel.startswith(f"{folder}/") and rel not in checked]
         rel = folder if want == "artifact" else f"{folder}/{TFLITE}"
     for f in checked:
         check_file(spec, e, f)
@@ -166,8 +169,8 @@ def publish(name: str, *, checkpoint, artifact=None, task: str, recipe_key: str,
     """Copy a trained model into the zoo as `name` and record it in index.json; returns the entry.
 
     `checkpoint`: its .pt (the card inside gives kind, input and classes); `artifact`: for a
-    student, its `edgehar export --int8` folder, of which model_int8.tflite and modelcard.json
-    are shipped. The model's folder is replaced whole and index.json rewritten, each atomically,
+    student, its `edgehar export --int8` folder, of which model_int8.tflite, modelcard.json
+    (and text_basis.npy when there is one) are shipped. The model's folder is replaced whole and index.json rewritten, each atomically,
     under a lock on the zoo folder.
     """
     from edgehar.atomic import staged_folder, write_json
@@ -194,6 +197,8 @@ def publish(name: str, *, checkpoint, artifact=None, task: str, recipe_key: str,
         if missing:
             raise ValueError(f"{artifact}: not an int8 export folder (no {', '.join(missing)})")
         deployed = read_card(artifact)
+    artifact_names = [] if artifact is None else [
+        *ARTIFACT_FILES, *(n for n in ARTIFACT_OPTIONAL if (artifact / n).is_file())]
     root = zoo_dir()
     root.mkdir(parents=True, exist_ok=True)
     with _locked(root):
@@ -201,13 +206,13 @@ def publish(name: str, *, checkpoint, artifact=None, task: str, recipe_key: str,
             shutil.copyfile(checkpoint, tmp / CHECKPOINT)
             if artifact is not None:
                 (tmp / ARTIFACT).mkdir()
-                for n in ARTIFACT_FILES:
+                for n in artifact_names:
                     shutil.copyfile(artifact / n, tmp / ARTIFACT / n)
         files = {"checkpoint": f"{name}/{CHECKPOINT}"}
         shipped = [files["checkpoint"]]
         if artifact is not None:
             files["artifact"] = f"{name}/{ARTIFACT}"
-            shipped += [f"{name}/{ARTIFACT}/{n}" for n in ARTIFACT_FILES]
+            shipped += [f"{name}/{ARTIFACT}/{n}" for n in artifact_names]
         e = {"name": name, "task": task, "kind": kind, "files": files,
              "sha256": {rel: file_sha256(root / rel) for rel in shipped},
              "input": {"rate": deployed.rate, "window": deployed.window, "channels": list(deployed.channels)},
