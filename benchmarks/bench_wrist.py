@@ -50,8 +50,8 @@ INT8_CELLS = ("int8_bytes", "arena_bytes", "m4_instructions", "m55_instructions"
 
 
 def torch_predict(model, card):
-    from edgehar.train.corpus_fm import predict
-    return lambda x: predict(model, card.normalise(x)).argmax(1)
+    from edgehar.models.inference import predict_logits
+    return lambda x: predict_logits(model, card.normalise(x)).argmax(1)
 
 
 def size_cells(model, card, export_dir: Path | None) -> dict:
@@ -69,12 +69,12 @@ def size_cells(model, card, export_dir: Path | None) -> dict:
 
 
 def teacher_recipes(steps: list[int]):
-    from edgehar.train.corpus_fm import CorpusFMRecipe
-    return {n: CorpusFMRecipe(steps_a=n // 5, steps_b=n - n // 5) for n in steps}
+    from edgehar.recipes import CorpusTeacherRecipe
+    return {n: CorpusTeacherRecipe(steps=n) for n in steps}
 
 
 # the code that trains every checkpoint here: editing any of it retrains them all
-TRAIN_CODE = ["edgehar.train.corpus_fm", "edgehar.train.distill", "edgehar.train.supervised", "edgehar.train.schedule",
+TRAIN_CODE = ["edgehar.train.pretrain", "edgehar.train.distill", "edgehar.train.supervised", "edgehar.train.schedule",
               "edgehar.recipes", "edgehar.models.corpus_fm", "edgehar.models.student", "edgehar.models.baselines",
               "edgehar.models.language", "edgehar.models.augment", "edgehar.models.teacher", "edgehar.text",
               "edgehar.data.corpus", "edgehar.data.windows"]
@@ -142,8 +142,7 @@ def language_teacher(corpus: Path, datasets=None):
     pre-trained on the labelled train windows of the corpus (of `datasets`). Not tuned: 3000
     steps, the family's cpu config."""
     from edgehar.recipes import TeacherRecipe, pretrain_teacher
-    from edgehar.train.corpus_fm import canonical_classes, original_names
-    from edgehar.data.wrist_corpus import load_part, relabel
+    from edgehar.data.wrist_corpus import canonical_classes, load_part, original_names, relabel
 
     train = load_part(corpus, "train", datasets=datasets)
     texts = original_names(train)  # before relabelling: it reads the corpus's canonical ids
@@ -161,15 +160,16 @@ def leave_one_out(corpus: Path, recipe, full_teacher, full_card, args, log) -> d
     `args.label_sets`, 1% / 10% of X's labels fine-tune it against random initialisation."""
     from edgehar.metrics import chance, report
     from edgehar.models.teacher import load_teacher, save_teacher
-    from edgehar.train.corpus_fm import predict, pretrain_corpus_fm
     from edgehar.data.wrist_corpus import load_part
+    from edgehar.models.inference import predict_logits
+    from edgehar.recipes import train_corpus_teacher
     from edgehar.train.corpus_transfer import few_label_score, zero_shot_predict
 
     out = {}
     for held in LODO_SETS:
         others = [d for d in DATASETS if d != held]
         path = cached(f"teacher_without_{held}.pt", {**asdict(recipe), "datasets": others},
-                      lambda: pretrain_corpus_fm(corpus, recipe, datasets=others, progress=False)[:2], save_teacher)
+                      lambda: train_corpus_teacher(recipe, corpus, datasets=others, progress=False)[:2], save_teacher)
         teacher, card, _ = load_teacher(path)
         parts = {s: load_part(corpus, s, datasets=[held]) for s in ("train", "validation", "test")}
         names = [parts["train"].manifest["canonical"][c] for c in sorted(set(parts["train"].canonical[
@@ -184,7 +184,7 @@ def leave_one_out(corpus: Path, recipe, full_teacher, full_card, args, log) -> d
         known = np.isin(test.y, [names.index(n) for n in seen])
         for key, (m, c) in {"without": (teacher, card), "with": (full_teacher, full_card)}.items():
             cols = [list(c.labels).index(n) for n in seen]
-            logits = predict(m, c.normalise(test.x[known]))[:, cols]
+            logits = predict_logits(m, c.normalise(test.x[known]))[:, cols]
             r[f"macro_f1_{key}"] = macro_f1([seen[i] for i in logits.argmax(1)], test.take(known), None)["macro_f1"]
         r["seen_windows"] = int(known.sum())
         # zero-shot over every class of X, by text alone: HAR-FM's text head and the language teacher
@@ -260,9 +260,9 @@ def main(argv=None) -> int:
     from edgehar.data.corpus import build_corpus
     from edgehar.export.pipeline import export_student
     from edgehar.models.teacher import load_teacher, save_teacher
-    from edgehar.recipes import train_baseline, train_student_supervised
+    from edgehar.recipes import (distill_corpus_student, train_baseline, train_corpus_teacher,
+                                 train_student_supervised)
     from edgehar.runtime import Predictor
-    from edgehar.train.corpus_fm import distill_from_corpus, pretrain_corpus_fm
     from edgehar.data.wrist_corpus import load_part, relabel_to
     from edgehar.train.distill import DistillConfig
     from edgehar.train.loop import use_device
@@ -284,7 +284,7 @@ def main(argv=None) -> int:
     candidates = {}
     for n, recipe in recipes.items():
         path = cached(f"teacher_harfm_{n}.pt", asdict(recipe),
-                      lambda: pretrain_corpus_fm(corpus, recipe, progress=False)[:2], save_teacher)
+                      lambda: train_corpus_teacher(recipe, corpus, progress=False)[:2], save_teacher)
         candidates[n] = (path, load_teacher(path)[1].provenance["metrics"]["validation"]["generic"]["macro_f1"])
         log("teacher", n, "steps: validation macro-F1", candidates[n][1])
     chosen = max(candidates, key=lambda n: candidates[n][1])
@@ -309,12 +309,10 @@ def main(argv=None) -> int:
     for size in ("tiny", "small"):
         scored, models = {}, {}  # distillation steps -> (checkpoint, validation macro-F1), (model, card)
         for n in args.distill_steps:
-            # n steps exactly: epochs is only a bound on them (50 covers 12000 steps of DISTILL_BATCH windows)
-            epochs = max(50, -(-n * DISTILL_BATCH // len(train.x)))
-            config = DistillConfig(epochs=epochs, batch_size=DISTILL_BATCH, lr=3e-3, max_steps=n, augment=True)
+            config = DistillConfig(steps=n, batch_size=DISTILL_BATCH, lr=3e-3, augment=True)
             spath = cached(f"wrist_{size}_{n}.pt", {"student": size, "teacher_sha256": file_sha256(tpath),
                                                      **asdict(config)},
-                           lambda: distill_from_corpus(str(tpath), corpus, size, config, progress=False),
+                           lambda: distill_corpus_student(str(tpath), corpus, size, config, progress=False),
                            lambda path, m, c, h: save_checkpoint(path, m, c, extra={"history": h}))
             model, card = models[n] = load_model(spath)
             scored[n] = (spath, macro_f1([labels[i] for i in torch_predict(model, card)(val_l.x)], val_l)["macro_f1"])

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import importlib
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 import torch
@@ -49,6 +49,9 @@ class TeacherRecipe:
     pretrain_steps: int = 2000
     pretrain_batch_size: int = 64
     pretrain_lr: float = 1e-3
+    pretrain_weight_decay: float = 0.01
+    pretrain_schedule: str = "cosine"  # or "one-cycle" (`edgehar.train.pretrain.SCHEDULES`)
+    pretrain_clip_norm: float | None = 1.0
     finetune_steps: int = 1000
     finetune_batch_size: int = 64
     finetune_lr: float | None = None  # the family's default (1e-3, probe 1e-2)
@@ -79,9 +82,12 @@ def family_config(method: str, size: str, windows: Windows) -> dict:
 
 
 def pretrain_teacher(recipe: TeacherRecipe, windows: Windows, ctx=None, progress: bool = True,
-                     **provenance_items):
-    """(teacher, card, PretrainResult): a new teacher of `recipe.family` pre-trained without
-    labels on every window of `windows` (unlabelled ones included); `ctx` a torchrun context."""
+                     extras: dict | None = None, device=None, **provenance_items):
+    """(teacher, card, PretrainResult): a new teacher of `recipe.family` pre-trained on every
+    window of `windows` (unlabelled ones included; a family whose pre-training has a labelled
+    stage, `Teacher.pretrains_task`, gets its task head over `windows.label_names` first);
+    `extras`: per-window arrays its batches carry (`edgehar.train.pretrain.pretrain`); `ctx` a
+    torchrun context, else `device` (or the session's)."""
     from edgehar.models import build
     from edgehar.models.teacher import make_teacher_card
     from edgehar.train.pretrain import pretrain
@@ -89,11 +95,14 @@ def pretrain_teacher(recipe: TeacherRecipe, windows: Windows, ctx=None, progress
     torch.manual_seed(recipe.seed)  # same initial weights on every rank
     config = {**family_config(recipe.family, recipe.config, windows), **recipe.overrides}
     teacher = build({"name": recipe.family, "config": config})
+    if teacher.pretrains_task:
+        teacher.set_task(len(windows.label_names), list(windows.label_names))
     mean, std = teacher.normalisation(windows)  # the family's choice (language: rotation-safe)
     x = ((windows.x - np.float32(mean)) / np.float32(std)).astype(np.float32)
     result = pretrain(teacher, x, windows.y, windows.subject, recipe.pretrain_steps,
-                      recipe.pretrain_batch_size, recipe.pretrain_lr, seed=recipe.seed, ctx=ctx,
-                      progress=progress)
+                      recipe.pretrain_batch_size, recipe.pretrain_lr, recipe.pretrain_weight_decay,
+                      seed=recipe.seed, ctx=ctx, progress=progress, device=device, extras=extras,
+                      schedule=recipe.pretrain_schedule, clip_norm=recipe.pretrain_clip_norm)
     phases = {name: [c[0][1], c[-1][1]] for name, c in result.phase_curves().items() if c}
     card = make_teacher_card(teacher, windows, mean, std, stage="pretrain", pretrain={
         "family": recipe.family, "config": recipe.config, "steps": recipe.pretrain_steps,
@@ -142,6 +151,108 @@ def train_teacher(recipe: TeacherRecipe, train: Windows, validation: Windows | N
     finetune_teacher(teacher, card, train, validation, recipe, progress=progress)
     card.provenance["recipe"] = {"teacher": asdict(recipe)}
     return teacher, card, result
+
+
+# -- the corpus teacher -------------------------------------------------------------------------
+@dataclass
+class CorpusTeacherRecipe:
+    """The HAR-FM corpus teacher (`edgehar.models.corpus_fm`: a stem per source data set over
+    one backbone) on a pooled corpus's wrist windows: masked reconstruction on every window for
+    the first `reconstruction_fraction` of the steps, then multi-task + text on the labelled
+    ones; one-cycle schedule, no gradient clipping."""
+    steps: int = 1500
+    reconstruction_fraction: float = 0.2
+    batch_size: int = 128
+    lr: float = 2e-3
+    weight_decay: float = 1e-4
+    seed: int = 0
+    augment: bool = True  # random scale + jitter (no rotation: WISDM's sitting vs standing is orientation)
+    generic_p: float = 0.3  # share of windows through the generic stem instead of their own
+
+    def teacher_recipe(self) -> TeacherRecipe:
+        """The same recipe as the `TeacherRecipe` every family's pre-training reads."""
+        return TeacherRecipe(
+            family="corpus_fm", config="cpu", pretrain_steps=self.steps, pretrain_batch_size=self.batch_size,
+            pretrain_lr=self.lr, pretrain_weight_decay=self.weight_decay, pretrain_schedule="one-cycle",
+            pretrain_clip_norm=None, seed=self.seed,
+            overrides={"reconstruction_fraction": self.reconstruction_fraction, "augment": self.augment,
+                       "generic_p": self.generic_p})
+
+
+def train_corpus_teacher(recipe: CorpusTeacherRecipe | TeacherRecipe, folder, datasets=None,
+                         progress: bool = True, device=None):
+    """(teacher, card, summary): the corpus teacher pre-trained (`pretrain_teacher`, the loop
+    every family trains through) on the wrist windows of the train split of the corpus at
+    `folder` (of `datasets` only, when given); each window carries its source, which routes it
+    to its stem. `recipe`: a `CorpusTeacherRecipe`, or a `TeacherRecipe` of family corpus_fm.
+    Validation scores through the generic stem and through each window's own stem are in the
+    summary (`summary["validation"]["generic"]["macro_f1"]`) and the card."""
+    from edgehar.data.wrist_corpus import canonical_classes, load_part, relabel, train_part
+
+    if isinstance(recipe, CorpusTeacherRecipe):
+        recipe = recipe.teacher_recipe()
+    if recipe.family != "corpus_fm":
+        raise UserError(recipe.family, "the corpus teacher is of family corpus_fm")
+    t0 = time.perf_counter()
+    train = train_part(folder, datasets)
+    names, remap = canonical_classes(train)
+    if not names:
+        raise UserError(folder, "no labelled wrist windows in the train split: the corpus teacher's "
+                                "multi-task stage learns from labels")
+    train = relabel(train, remap)
+    labels = train.manifest["labels"]
+    source_classes = [sum(1 for n in labels if n.startswith(d + "/")) for d in train.sources]
+    recipe = replace(recipe, overrides={**recipe.overrides, "sources": list(train.sources),
+                                        "source_classes": source_classes})
+    w = train.windows(names)
+    data = {"dataset": "corpus", "root": str(folder), "split": "corpus train"}
+    teacher, card, result = pretrain_teacher(recipe, w, progress=progress, device=device,
+                                             extras={"source": train.source, "source_label": train.source_label},
+                                             data=data)
+    card.text_prototypes = teacher.label_text.numpy().round(6).tolist()
+    val = relabel(load_part(folder, "validation", datasets=datasets), remap)
+    vw = val.windows(names)
+    validation = {}
+    if (vw.y >= 0).any():
+        for how, route in (("generic", None), ("own", teacher.route_for(val.sources, val.source))):
+            validation[how] = {k: v for k, v in scores(evaluate(teacher, vw, card, route=route)).items()
+                               if k != "n"}
+    phases = card.provenance["pretrain"]["phases"]
+    n_a = teacher.reconstruction_steps(recipe.pretrain_steps)
+    summary = {"windows": len(w), "labelled": int((w.y >= 0).sum()), "classes": names,
+               "sources": list(train.sources), "steps": {"a": n_a, "b": recipe.pretrain_steps - n_a},
+               "loss_a": phases.get(teacher.phases[0]), "loss_b": phases.get(teacher.phases[1]),
+               "validation": validation, "train_s": round(time.perf_counter() - t0, 1)}
+    card.provenance["recipe"] = {"teacher": asdict(recipe)}
+    card.provenance.setdefault("metrics", {})["validation"] = validation
+    return teacher, card, summary
+
+
+def distill_corpus_student(teacher, folder, size: str, cfg=None, progress: bool = True):
+    """(student, card, history): an accelerometer-only student distilled from `teacher` (a
+    checkpoint path or `limu-bert:DIR`, or a (teacher, card) pair) over every wrist window of
+    the corpus's train split, unlabelled ones included; a routed teacher (the corpus teacher)
+    sees each window through its own source's stem."""
+    from edgehar.data.corpus import read_manifest
+    from edgehar.data.wrist_corpus import ACC, check_teacher_fits_corpus, relabel_to, train_part
+    from edgehar.train.distill import load_teacher_spec, prepare_targets
+
+    if isinstance(teacher, (tuple, list)):
+        (teacher, tcard), spec, where = teacher, "", folder
+    else:
+        spec = where = str(teacher)
+        teacher, tcard = load_teacher_spec(spec)
+    check_teacher_fits_corpus(tcard, read_manifest(folder), where)
+    if list(tcard.channels) != list(ACC):
+        raise UserError(where, f"teacher takes {', '.join(tcard.channels)}; a wrist student is "
+                               "accelerometer-only (acc_x, acc_y, acc_z)")
+    labels = list(tcard.labels)
+    train = relabel_to(train_part(folder), labels)
+    route = teacher.route_for(train.sources, train.source) if getattr(teacher, "takes_routes", False) else None
+    targets = prepare_targets(teacher, tcard, tcard.normalise(train.x), progress, route=route)
+    data = {"dataset": "corpus", "root": str(folder), "split": "corpus train (wrist placements, acc)"}
+    return distill_student(teacher, tcard, train.windows(labels), None, size, cfg, spec, data,
+                           progress=progress, targets=targets)
 
 
 # -- baseline -----------------------------------------------------------------------------------

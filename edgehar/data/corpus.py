@@ -228,6 +228,11 @@ def _check_manifest(path: Path, m) -> None:
                 raise bad(f"shards[{i}].sha256.{key} missing")
 
 
+def is_corpus(path) -> bool:
+    """Whether `path` (a --data argument) is a corpus folder (`build_corpus`'s output)."""
+    return bool(path) and (Path(path) / "corpus.json").is_file()
+
+
 def read_manifest(folder: str | Path, verify: bool = True) -> dict:
     """The corpus manifest, checked: its keys, and (`verify`, the default) every shard's
     SHA-256 against the one recorded at build time, so a truncated, damaged or edited shard

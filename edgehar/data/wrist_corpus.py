@@ -89,6 +89,17 @@ def train_part(folder, datasets=None) -> CorpusPart:
     return train
 
 
+def train_windows(folder, datasets=None, labels=None) -> Windows:
+    """The wrist acc windows of the corpus's train split, unlabelled ones included (what any
+    teacher family pre-trains on), labelled with the canonical classes the split has, or with
+    `labels` (a teacher card's; other classes unlabelled)."""
+    part = train_part(folder, datasets)
+    if labels is None:
+        labels, remap = canonical_classes(part)
+        return relabel(part, remap).windows(labels)
+    return relabel_to(part, list(labels)).windows(list(labels))
+
+
 def relabel(part: CorpusPart, remap: np.ndarray) -> CorpusPart:
     out = part.take(np.ones(len(part.x), bool))
     out.canonical = np.where(part.canonical >= 0, remap[part.canonical], -1)
@@ -100,3 +111,40 @@ def relabel_to(part: CorpusPart, labels: list[str]) -> CorpusPart:
     names = part.manifest["canonical"]
     remap = np.array([labels.index(n) if n in labels else -1 for n in names] + [-1], np.int64)
     return relabel(part, remap)
+
+
+def canonical_classes(train: CorpusPart) -> tuple[list[str], np.ndarray]:
+    """(names, remap) of the canonical classes the training split labels (remap: corpus index ->
+    class index, -1 for none)."""
+    m = train.manifest
+    present = sorted(int(c) for c in np.unique(train.canonical) if c >= 0)
+    remap = np.full(len(m["canonical"]) + 1, -1, np.int64)
+    remap[present] = np.arange(len(present))
+    return [m["canonical"][c] for c in present], remap
+
+
+def original_names(part: CorpusPart) -> dict[str, list[str]]:
+    """{canonical class: its source data sets' own names for it that differ} over `part`
+    (e.g. "running": ["jogging", "running on a treadmill"]): more text for text-aligned teachers.
+    `part` as `load_part` returns it (canonical ids of the corpus, not relabelled)."""
+    m = part.manifest
+    out: dict[str, set] = {}
+    for d, name in enumerate(part.sources):
+        own = [n.split("/", 1)[1] for n in m["labels"] if n.startswith(name + "/")]
+        rows = (part.source == d) & (part.source_label >= 0) & (part.canonical >= 0)
+        for local, canon in set(zip(part.source_label[rows].tolist(), part.canonical[rows].tolist())):
+            canonical = m["canonical"][canon]
+            if own[local].lower().replace("_", " ") != canonical:
+                out.setdefault(canonical, set()).add(own[local].lower().replace("_", " "))
+    return {k: sorted(v) for k, v in sorted(out.items())}
+
+
+def check_teacher_fits_corpus(card, manifest: dict, where) -> None:
+    """A teacher and a corpus must agree on rate, window and channels: one line if not."""
+    if abs(float(card.rate) - float(manifest["rate"])) > 1e-6:
+        raise UserError(where, f"corpus is at {manifest['rate']:g} Hz but the teacher takes {card.rate:g} Hz")
+    if int(card.window) != int(manifest["window"]):
+        raise UserError(where, f"corpus windows are {manifest['window']} samples but the teacher takes {card.window}")
+    missing = [c for c in card.channels if c not in manifest["channels"]]
+    if missing:
+        raise UserError(where, f"corpus has no {', '.join(missing)} (the teacher takes {', '.join(card.channels)})")

@@ -38,16 +38,27 @@ def batches(n: int, batch_size: int, rng: np.random.Generator | None):
         yield order[i:i + batch_size]
 
 
+def route_kwargs(route, idx) -> dict:
+    """The keyword a routed model (`Teacher.takes_routes`) takes for the windows `idx` of a
+    per-window `route` array; none without routes, so any model can be called alike."""
+    return {} if route is None else {"route": torch.as_tensor(np.asarray(route)[idx], dtype=torch.long)}
+
+
 @torch.no_grad()
-def predict_logits(model: nn.Module, x: np.ndarray, batch_size: int = 512) -> np.ndarray:
-    """Logits for already-normalised windows (N, T, C)."""
+def predict_logits(model: nn.Module, x: np.ndarray, batch_size: int = 512, route=None) -> np.ndarray:
+    """Logits for already-normalised windows (N, T, C); `route`: a stem per window for a
+    routed model (the corpus teacher), None for its default."""
     model.eval()
-    out = [logits_of(model(torch.from_numpy(x[i]))).numpy() for i in batches(len(x), batch_size, None)]
+    out = [logits_of(model(torch.from_numpy(x[i]), **route_kwargs(route, i))).numpy()
+           for i in batches(len(x), batch_size, None)]
     return np.concatenate(out) if out else np.zeros((0, 0), np.float32)
 
 
-def evaluate(model: nn.Module, w: Windows, card: ModelCard) -> dict:
-    """macro-F1, accuracy and confusion of `model` on the labelled windows of `w`."""
+def evaluate(model: nn.Module, w: Windows, card: ModelCard, route=None) -> dict:
+    """macro-F1, accuracy and confusion of `model` on the labelled windows of `w` (`route`:
+    a stem per window of `w`, for a routed model)."""
+    keep = w.y >= 0
+    route = None if route is None else np.asarray(route)[keep]
     w = w.labelled()
-    pred = predict_logits(model, card.normalise(w.x)).argmax(1)
+    pred = predict_logits(model, card.normalise(w.x), route=route).argmax(1)
     return report(w.y, pred, card.labels)

@@ -94,6 +94,14 @@ class Teacher(nn.Module):
         mean/std of every spectrogram cell), on normalised pre-training windows (N, T, C);
         `pretrain` calls it first. None by default."""
 
+    def pretrain_pool(self, step: int, total_steps: int) -> str:
+        """The windows step `step` draws its batch from: "all" (unlabelled ones included) or
+        "labelled" (a stage that learns from labels, like the corpus teacher's multi-task one)."""
+        return "all"
+
+    pretrains_task = False  # True: pre-training trains the task head too (`set_task` before it)
+    takes_routes = False  # True: `tokens`/`features`/`forward` take `route=`, a stem per window
+
     def windows_per_subject(self) -> int:
         """Pre-training batches are drawn as groups of this many windows of one subject when
         > 1 (families whose loss compares windows of the same person); 0: uniform draws."""
@@ -101,7 +109,8 @@ class Teacher(nn.Module):
 
     def pretrain_loss(self, batch: dict) -> tuple[torch.Tensor, dict[str, float]]:
         """Loss of one pre-training step. `batch`: x (N,T,C) float32 normalised, subject (N,)
-        long, y (N,) long (-1 unlabelled), step, total_steps (ints), generator."""
+        long, y (N,) long (-1 unlabelled), step, total_steps (ints), generator, and any
+        per-window arrays the caller gave `pretrain` (`extras`, e.g. the corpus's source)."""
         raise NotImplementedError
 
     # -- embeddings -----------------------------------------------------------------------

@@ -22,7 +22,8 @@ def register(sub) -> None:
                     "writes the checkpoint).")
     p.add_argument("--method", required=True, choices=METHODS, help="teacher family")
     p.add_argument("--data", default="hapt", help="data set name, own-data folder, or a corpus folder (`edgehar data corpus "
-                        "build`; trains the HAR-FM corpus teacher) (default hapt; see `edgehar data summary -h`)")
+                        "build`: its train split's wrist acc windows; harfm trains the corpus teacher, a stem per "
+                        "source) (default hapt; see `edgehar data summary -h`)")
     p.add_argument("--root", help="data folder (default: $EDGEHAR_DATA/<data set folder>)")
     p.add_argument("--no-verify", action="store_true",
                    help="read a corpus (--data CORPUS) without checking its shards' SHA-256")
@@ -91,27 +92,23 @@ def _check_out(path: str, inputs=()) -> None:
 
 
 def run_corpus_pretrain(args: argparse.Namespace) -> int:
-    """HAR-FM on a pooled corpus folder: a stem per source data set over one backbone; stage A
-    (masked reconstruction, a fifth of --steps) then stage B (multi-task + text alignment)."""
+    """HAR-FM on a pooled corpus folder: the corpus teacher (`recipes.train_corpus_teacher`: a
+    stem per source data set over one backbone; masked reconstruction for a fifth of --steps,
+    then multi-task + text alignment)."""
     import torch
 
-    from edgehar.errors import UserError
     from edgehar.models.teacher import save_teacher
+    from edgehar.recipes import CorpusTeacherRecipe, train_corpus_teacher
     from edgehar.train import loop
-    from edgehar.data.corpus import check_corpus
-    from edgehar.train.corpus_fm import CorpusFMRecipe, pretrain_corpus_fm
 
-    if args.method != "harfm":
-        raise UserError(args.data, f"a corpus trains the HAR-FM teacher (--method harfm), not {args.method}")
     out = args.out or "teacher-corpus-harfm.pt"
     _check_out(out, data_inputs(args.data, args.root))
     loop.check_run_folder(out, args.checkpoint_every, args.resume)
-    check_corpus(args.data, verify=not args.no_verify)  # shard hashes, before any work
+    _check_corpus(args)
     torch.set_num_threads(args.threads or 1)
-    recipe = CorpusFMRecipe(steps_a=args.steps // 5, steps_b=args.steps - args.steps // 5,
-                            batch_size=args.batch_size, lr=args.lr, seed=args.seed)
+    recipe = CorpusTeacherRecipe(steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed)
     with loop.run_folder(out, args.device, args.checkpoint_every, args.resume):
-        teacher, card, summary = pretrain_corpus_fm(args.data, recipe, progress=not args.json)
+        teacher, card, summary = train_corpus_teacher(recipe, args.data, progress=not args.json)
         save_teacher(out, teacher, card)
     summary["out"] = out
     if args.json:
@@ -123,6 +120,13 @@ def run_corpus_pretrain(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_corpus(args: argparse.Namespace) -> None:
+    """A corpus's shard hashes, before any work (--no-verify: not)."""
+    from edgehar.data.corpus import check_corpus
+
+    check_corpus(args.data, verify=not args.no_verify)
+
+
 def run_pretrain(args: argparse.Namespace) -> int:
     import torch
 
@@ -132,10 +136,15 @@ def run_pretrain(args: argparse.Namespace) -> int:
     from edgehar.train import ddp, loop
     from edgehar.train.pretrain import load_windows
 
-    from edgehar.train.corpus_fm import is_corpus
-    if is_corpus(args.data):
+    from edgehar.data.corpus import is_corpus
+
+    corpus = is_corpus(args.data)
+    if corpus and args.method == "harfm":  # HAR-FM on a corpus: a stem per source data set
         return run_corpus_pretrain(args)
-    _check_data(args.data)
+    if corpus:  # every other family: the train split's wrist windows, unlabelled included
+        _check_corpus(args)
+    else:
+        _check_data(args.data)
     out = args.out or f"teacher-{args.method}.pt"
     _check_out(out, data_inputs(args.data, args.root))
     if args.threads:

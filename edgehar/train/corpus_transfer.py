@@ -47,7 +47,8 @@ def finetune_few_labels(init, arch: dict, card, train: Windows, val: Windows, la
                         batch_size: int = 64, lr: float = 1e-3, device=None) -> tuple[torch.nn.Module, dict]:
     """(model, summary): `init` (a corpus teacher, or None for random weights of `arch`)
     fine-tuned on the labelled `train` windows with a new head over `labels`, the step count
-    chosen on `val`. Inputs are normalised with `card` for both initialisations (preprocessing,
+    chosen on `val` (a corpus teacher through its generic stem: a new data set has no stem of
+    its own). Inputs are normalised with `card` for both initialisations (preprocessing,
     not weights). A constant learning rate, so every grid point is the same run stopped earlier.
     Trains on `device` (or the session's, `edgehar.train.loop`); the model comes back on the CPU."""
     from edgehar.models import build
@@ -56,7 +57,6 @@ def finetune_few_labels(init, arch: dict, card, train: Windows, val: Windows, la
     gen = torch.Generator().manual_seed(seed)
     model = copy.deepcopy(init) if init is not None else build({**arch, "config": {
         k: v for k, v in arch["config"].items() if k != "n_classes"}})
-    model.route = None  # the generic stem: a new data set has no stem of its own
     model.set_task(len(labels))
     x = torch.from_numpy(card.normalise(train.x))
     y = torch.from_numpy(train.y)
@@ -111,8 +111,6 @@ def zero_shot_predict(teacher, card, x: np.ndarray, labels: list[str], prompt: s
 
     protos = torch.from_numpy(label_text_embeddings(labels, prompt))
     teacher.eval()
-    if hasattr(teacher, "route"):
-        teacher.route = None
     xn = card.normalise(x)
     out = []
     for lo in range(0, len(xn), batch):

@@ -32,7 +32,7 @@ from edgehar.card import ModelCard
 from edgehar.data.splits import keep_label_fraction
 from edgehar.data.windows import Windows
 from edgehar.errors import UserError
-from edgehar.models.inference import batches, evaluate, predict_logits
+from edgehar.models.inference import batches, evaluate, predict_logits, route_kwargs
 from edgehar.train import loop
 from edgehar.train.supervised import optimiser_step
 from edgehar.train.schedule import one_cycle
@@ -105,8 +105,10 @@ def class_text_embeddings(teacher, card: ModelCard) -> np.ndarray | None:
 
 
 @torch.no_grad()
-def teacher_outputs(teacher, x: np.ndarray, batch_size: int = 256, progress: bool = True):
-    """(logits or None, embedding, tokens) of the teacher for normalised windows.
+def teacher_outputs(teacher, x: np.ndarray, batch_size: int = 256, progress: bool = True, route=None):
+    """(logits or None, embedding, tokens) of the teacher for normalised windows; `route`: a
+    stem per window for a routed teacher (the corpus teacher: each window through its own
+    source's stem), None for its default.
 
     The backbone runs once per batch: while the embedding and the logits are computed,
     `teacher.tokens` answers the batch from the tokens already computed (every family derives
@@ -120,13 +122,13 @@ def teacher_outputs(teacher, x: np.ndarray, batch_size: int = 256, progress: boo
     try:
         for idx in tqdm(list(batches(len(x), batch_size, None)), desc="teacher", disable=not progress,
                         leave=False):
-            xb = torch.from_numpy(x[idx])
-            tok = backbone(xb)
-            teacher.tokens = lambda x_, xb=xb, tok=tok: tok if x_ is xb else backbone(x_)
+            xb, kw = torch.from_numpy(x[idx]), route_kwargs(route, idx)
+            tok = backbone(xb, **kw)
+            teacher.tokens = lambda x_, xb=xb, tok=tok, **k: tok if x_ is xb else backbone(x_, **k)
             tokens.append(tok.numpy().astype(np.float32))
-            embeds.append((teacher.text_projection(xb) if text else teacher.features(xb)).numpy())
+            embeds.append((teacher.text_projection(xb, **kw) if text else teacher.features(xb, **kw)).numpy())
             if head:
-                out = teacher(xb)
+                out = teacher(xb, **kw)
                 logits.append((out[0] if isinstance(out, (tuple, list)) else out).numpy())
     finally:
         if "tokens" in vars(teacher):
@@ -151,9 +153,11 @@ def unit(a: np.ndarray) -> np.ndarray:
     return (a / np.maximum(np.linalg.norm(a, axis=-1, keepdims=True), 1e-12)).astype(np.float32)
 
 
-def prepare_targets(teacher, card: ModelCard, x: np.ndarray, progress: bool = True) -> TeacherTargets:
-    """The teacher's distillation targets for normalised windows x."""
-    return targets_from_outputs(teacher, card, *teacher_outputs(teacher, x, progress=progress))
+def prepare_targets(teacher, card: ModelCard, x: np.ndarray, progress: bool = True,
+                    route=None) -> TeacherTargets:
+    """The teacher's distillation targets for normalised windows x (`route`: a stem per
+    window for a routed teacher, `teacher_outputs`)."""
+    return targets_from_outputs(teacher, card, *teacher_outputs(teacher, x, progress=progress, route=route))
 
 
 def targets_from_outputs(teacher, card: ModelCard, logits: np.ndarray | None, embed: np.ndarray,

@@ -88,13 +88,13 @@ def run_corpus_distill(args: argparse.Namespace, out: str) -> int:
     from edgehar.checkpoint import save_checkpoint
     from edgehar.train import loop
     from edgehar.data.corpus import check_corpus
-    from edgehar.train.corpus_fm import distill_from_corpus
+    from edgehar.recipes import distill_corpus_student
 
     check_corpus(args.data, verify=not args.no_verify)  # shard hashes, before any work
 
     with loop.run_folder(out, args.device, args.checkpoint_every, args.resume):
-        student, card, history = distill_from_corpus(args.teacher, args.data, args.student, distill_config(args),
-                                                     progress=not args.json)
+        student, card, history = distill_corpus_student(args.teacher, args.data, args.student,
+                                                        distill_config(args), progress=not args.json)
         save_checkpoint(out, student, card, extra={"history": history})
     summary = {"out": out, "student": args.student, "teacher": args.teacher, "loss": history}
     print(json.dumps(summary, indent=2) if args.json else f"student {args.student} -> {out}")
@@ -122,7 +122,8 @@ def run_distill(args: argparse.Namespace) -> int:
     refuse_inputs(out, [teacher_path, args.windows, *data_inputs(args.data, args.root)])
     check_checkpoint_out(out)  # before the teacher loads and training starts, not after
     loop.check_run_folder(out, args.checkpoint_every, args.resume)
-    from edgehar.train.corpus_fm import is_corpus
+    from edgehar.data.corpus import is_corpus
+
     if is_corpus(args.data):
         return run_corpus_distill(args, out)
     teacher, tcard = load_teacher_spec(args.teacher)

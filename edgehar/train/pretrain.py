@@ -13,6 +13,7 @@ from tqdm.auto import tqdm
 from edgehar.data.windows import Windows, make_windows
 from edgehar.models.teacher import Teacher
 from edgehar.train import ddp, loop
+from edgehar.train.schedule import one_cycle
 
 SYNTHETIC = "synthetic"  # data set name of edgehar.data.synthetic's generated waist recordings
 
@@ -35,8 +36,18 @@ def synthetic_windows(n: int | None = None, length: int = 64, rate: float = 25.0
 
 
 def load_windows(data: str, root=None, card=None) -> tuple[Windows, tuple[int, ...]]:
-    """(windows, default test subjects) of a named data set; at the card's rate, window length
-    and channels when a card is given."""
+    """(windows, default test subjects) of a named data set, an own-data folder or a corpus
+    folder (its train split's wrist acc windows, `edgehar.data.wrist_corpus.train_windows`); at
+    the card's rate, window length and channels when a card is given."""
+    from edgehar.data.corpus import is_corpus
+
+    if is_corpus(data):
+        from edgehar.data.corpus import read_manifest
+        from edgehar.data.wrist_corpus import check_teacher_fits_corpus, train_windows
+
+        if card is not None:
+            check_teacher_fits_corpus(card, read_manifest(data), data)
+        return train_windows(data, labels=None if card is None else card.labels), ()
     if data == SYNTHETIC:
         from edgehar.data.synthetic import TEST_SUBJECTS
 
@@ -88,6 +99,21 @@ def subject_groups(subject: torch.Tensor, batch_size: int, group: int, generator
     return order[(starts[heads, None] + offsets).flatten()[:batch_size]]
 
 
+def draw_batch(pools: dict, pool: str, subject: torch.Tensor, size: int, per_subject: int,
+               generator) -> torch.Tensor:
+    """Indices of one batch of `size` windows drawn from `pools[pool]` (None: every window), as
+    groups of `per_subject` windows of one subject when > 1, else uniformly."""
+    rows = pools[pool]
+    if rows is not None and len(rows) == 0:
+        raise ValueError(f"no {pool} windows to draw a pre-training batch from")
+    n = len(subject) if rows is None else len(rows)
+    if per_subject > 1:
+        idx = subject_groups(subject if rows is None else subject[rows], size, per_subject, generator)
+    else:
+        idx = torch.randint(0, n, (size,), generator=generator)
+    return idx if rows is None else rows[idx]
+
+
 def lr_at(step: int, total: int, lr: float, warmup: float = 0.05) -> float:
     """Linear warm-up then cosine decay to 1% of `lr`."""
     w = max(1, int(warmup * total))
@@ -97,17 +123,25 @@ def lr_at(step: int, total: int, lr: float, warmup: float = 0.05) -> float:
     return lr * (0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * frac)))
 
 
+SCHEDULES = ("cosine", "one-cycle")
+
+
 def pretrain(teacher: Teacher, x: np.ndarray, y: np.ndarray, subject: np.ndarray, steps: int,
              batch_size: int = 64, lr: float = 1e-3, weight_decay: float = 0.01, seed: int = 0,
              ctx: ddp.Context | None = None, progress: bool = True, points: int = 100,
-             device=None) -> PretrainResult:
+             device=None, extras: dict[str, np.ndarray] | None = None, schedule: str = "cosine",
+             clip_norm: float | None = 1.0) -> PretrainResult:
     """Train `teacher` for `steps` optimiser steps on normalised windows x (N, T, C).
 
-    Every rank draws its batches from its own disjoint shard (as groups of windows of one
-    subject when the family asks, `Teacher.windows_per_subject`); the logged loss is the mean
-    over ranks, kept as about `points` averaged [step, loss] points, never averaged across a
-    stage boundary (`logs["phase"]`, named by `Teacher.phases`). Runs on `ctx.device` (or
-    `device`, or the session's: `edgehar.train.loop`), checkpointing and resuming as the
+    Every rank draws its batches from its own disjoint shard, from the pool of windows the
+    step's stage asks for (`Teacher.pretrain_pool`: all, or the labelled ones), as groups of
+    windows of one subject when the family asks (`Teacher.windows_per_subject`). `extras`:
+    more per-window arrays (N, ...) the batch carries under their names (the corpus's source
+    of each window). `schedule`: "cosine" (`lr_at`) or "one-cycle" (`edgehar.train.schedule`,
+    10% warm-up); `clip_norm`: gradient-norm clipping, None for none. The logged loss is the
+    mean over ranks, kept as about `points` averaged [step, loss] points, never averaged
+    across a stage boundary (`logs["phase"]`, named by `Teacher.phases`). Runs on `ctx.device`
+    (or `device`, or the session's: `edgehar.train.loop`), checkpointing and resuming as the
     session says; the teacher comes back on the CPU.
     """
     import time
@@ -118,9 +152,13 @@ def pretrain(teacher: Teacher, x: np.ndarray, y: np.ndarray, subject: np.ndarray
     mine = ddp.shard(len(x), ctx, seed)
     if len(mine) == 0:
         raise ValueError(f"rank {ctx.rank} has no windows ({len(x)} windows, {ctx.world} ranks)")
+    if schedule not in SCHEDULES:
+        raise ValueError(f"schedule {schedule!r}: expected one of {', '.join(SCHEDULES)}")
     # windows stay in host memory; each batch is gathered there and copied to the device
     xs = torch.from_numpy(np.ascontiguousarray(x[mine]))
     ys, ss = torch.from_numpy(y[mine]), torch.from_numpy(subject[mine])
+    more = {k: torch.from_numpy(np.ascontiguousarray(v[mine])) for k, v in (extras or {}).items()}
+    pools = {"all": None, "labelled": torch.nonzero(ys >= 0)[:, 0]}
     gen = torch.Generator().manual_seed(seed * 1000 + ctx.rank)
     model_gen = loop.model_generator(gen, dev, seed * 1000 + ctx.rank)
     per_subject = teacher.windows_per_subject()
@@ -129,15 +167,17 @@ def pretrain(teacher: Teacher, x: np.ndarray, y: np.ndarray, subject: np.ndarray
     step_fn = ddp.wrap(teacher, ctx, "pretrain_loss")
     opt = torch.optim.AdamW([p for p in teacher.parameters() if p.requires_grad], lr=lr,
                             weight_decay=weight_decay)
+    sched = one_cycle(opt, lr, steps, pct_start=0.1) if schedule == "one-cycle" else None
     every = max(1, steps // points)
     result = PretrainResult()
     gens = {"batches": gen} if model_gen is gen else {"batches": gen, "model": model_gen}
-    state = loop.TrainState({"teacher": teacher}, opt, generators=gens,
+    state = loop.TrainState({"teacher": teacher}, opt, sched, generators=gens,
                             progress={"loss_curve": result.loss_curve, "phases": result.phases,
                                       "window_losses": [], "last_logs": {}, "seconds": 0.0})
     checkpoints = loop.Checkpointer("pretrain", {
         "family": teacher.family, "steps": steps, "batch_size": batch_size, "lr": lr,
         "weight_decay": weight_decay, "seed": seed, "world": ctx.world, "windows": len(x),
+        "schedule": schedule, "clip_norm": clip_norm, "extras": sorted(more),
         "shapes": loop.shapes(teacher)}, ctx=ctx)
     checkpoints.restore(state)
     p = state.progress
@@ -148,19 +188,22 @@ def pretrain(teacher: Teacher, x: np.ndarray, y: np.ndarray, subject: np.ndarray
     start = time.perf_counter() - p["seconds"]
     teacher.train()
     for step in range(state.step, steps):
-        idx = (subject_groups(ss, size, per_subject, gen) if per_subject > 1
-               else torch.randint(0, len(xs), (size,), generator=gen))
+        idx = draw_batch(pools, teacher.pretrain_pool(step, steps), ss, size, per_subject, gen)
         batch = {"x": loop.to_device(xs[idx], dev), "y": loop.to_device(ys[idx], dev),
                  "subject": loop.to_device(ss[idx], dev), "step": step, "total_steps": steps,
-                 "generator": model_gen}
-        for group in opt.param_groups:
-            group["lr"] = lr_at(step, steps, lr)
+                 "generator": model_gen, **{k: loop.to_device(v[idx], dev) for k, v in more.items()}}
+        if sched is None:
+            for group in opt.param_groups:
+                group["lr"] = lr_at(step, steps, lr)
         with loop.device_scope(dev), loop.autocast(dev):
             loss, logs = step_fn(batch)
         opt.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(teacher.parameters(), 1.0)
+        if clip_norm is not None:
+            torch.nn.utils.clip_grad_norm_(teacher.parameters(), clip_norm)
         opt.step()
+        if sched is not None:
+            sched.step()
         value = ddp.mean_across(float(loss.detach()), ctx)
         if not math.isfinite(value):
             raise FloatingPointError(f"pre-training diverged at step {step} (loss {value})")
