@@ -62,7 +62,7 @@ def test_zero_shot_is_the_nearest_label_text():
 
 
 def test_original_names_lists_each_sets_own_names_per_canonical_class():
-    from edgehar.train.corpus_fm import original_names
+    from edgehar.data.wrist_corpus import original_names
     from edgehar.data.wrist_corpus import CorpusPart
 
     m = {"labels": ["a/jogging", "a/sitting", "b/running on a treadmill", "b/sitting"],
