@@ -79,7 +79,7 @@ def train_job(job: dict) -> dict:
         from edgehar.train.corpus_fm import distill_from_corpus
         from edgehar.train.distill import DistillConfig
 
-        cfg = DistillConfig(steps=job["steps"], seed=job["seed"], **WRIST_DISTILL)
+        cfg = DistillConfig(steps=job["steps"], seed=job["seed"], **job["distill"])
         student, card, history = distill_from_corpus(job["teacher"], job["corpus"], job["size"], cfg, progress=False)
         save_checkpoint(tmp, student, card, extra={"history": history})
     elif kind == "hapt_teacher":
@@ -88,7 +88,7 @@ def train_job(job: dict) -> dict:
         from edgehar.recipes import TeacherRecipe, train_teacher
 
         _, train, val, _ = hapt_data(root)
-        teacher, card, _ = train_teacher(TeacherRecipe(seed=job["seed"], **HAPT_TEACHER), train, val, progress=False,
+        teacher, card, _ = train_teacher(TeacherRecipe(seed=job["seed"], **job["recipe"]), train, val, progress=False,
                                          data={"dataset": "hapt"})
         save_teacher(tmp, teacher, card)
     elif kind == "hapt_student":
@@ -145,7 +145,7 @@ class Builder:
 
         todo, out = {}, {}
         for name, (job, data_sha) in specs.items():
-            recipe = {k: v for k, v in job.items() if k not in ("path", "root", "corpus")}
+            recipe = {k: v for k, v in job.items() if k not in ("path", "root", "corpus", "teacher")}
             key = content_key(recipe, TRAIN_CODE, data_sha)
             out[name] = self.manifest.folder / name
             if self.manifest.reusable(name, key):
