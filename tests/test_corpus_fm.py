@@ -1,5 +1,5 @@
-"""The HAR-FM corpus teacher (a stem per source over one backbone) and training on a corpus:
-stems route by source, the losses train, and a teacher and corpus that disagree get one line."""
+"""The HAR-FM corpus teacher (a stem per source over one backbone) and distillation on a corpus:
+a teacher and corpus that disagree get one line (routes and training: test_corpus_teacher.py)."""
 
 import json
 
@@ -11,7 +11,7 @@ from edgehar.cli import main
 from edgehar.data.corpus import FORMAT
 from edgehar.models.corpus_fm import CorpusFM
 from edgehar.models.teacher import save_teacher
-from edgehar.train.corpus_fm import check_teacher_fits_corpus
+from edgehar.data.wrist_corpus import check_teacher_fits_corpus
 from edgehar.errors import UserError
 
 CFG = {"in_channels": 3, "sources": ["a", "b"], "source_classes": [3, 2], "n_canonical": 4, "window": 100}
@@ -22,37 +22,6 @@ def tiny_teacher():
     m = CorpusFM(CFG)
     m.set_task(4)
     return m
-
-
-def test_route_selects_each_windows_stem():
-    m = tiny_teacher().eval()
-    x = torch.randn(4, 100, 3)
-    generic = m.tokens(x)
-    m.route = torch.tensor([0, 1, 2, 0])  # 2 = the generic stem
-    routed = m.tokens(x)
-    assert torch.allclose(routed[2], generic[2], atol=1e-6)
-    assert not torch.allclose(routed[0], generic[0])
-    m.route = torch.tensor([0])
-    assert torch.allclose(m.tokens(x[:1]), routed[:1], atol=1e-6)
-
-
-def test_both_stages_reduce_their_loss():
-    m = tiny_teacher()
-    x = torch.randn(64, 100, 3)
-    canon = torch.randint(0, 4, (64,))
-    x = x + canon[:, None, None].float()  # a learnable class signal
-    local, src = canon.clamp(max=1), torch.randint(0, 2, (64,))
-    opt = torch.optim.Adam(m.parameters(), 3e-3)
-    m.route = src
-    first = {}
-    for step in range(30):
-        la = m.reconstruction_loss(x, torch.Generator().manual_seed(1))
-        lb, _ = m.multitask_loss(x, canon, local, src)
-        first.setdefault("a", float(la)), first.setdefault("b", float(lb))
-        opt.zero_grad()
-        (la + lb).backward()
-        opt.step()
-    assert float(la) < first["a"] and float(lb) < 0.5 * first["b"]
 
 
 def card(rate=20.0, channels=("acc_x", "acc_y", "acc_z")):
@@ -85,15 +54,6 @@ def test_distill_on_a_corpus_of_another_rate_is_one_line(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert code == 2 and err.startswith("edgehar: error:") and "\n" not in err and "25 Hz" in err
     assert not (tmp_path / "s.pt").exists()
-
-
-def test_pretrain_on_a_corpus_takes_harfm_only(tmp_path, capsys):
-    corpus = tmp_path / "corpus"
-    corpus.mkdir()
-    (corpus / "corpus.json").write_text(json.dumps({"format": FORMAT}))
-    code = main(["pretrain", "--method", "relcon", "--data", str(corpus), "--out", str(tmp_path / "t.pt")])
-    err = capsys.readouterr().err.strip()
-    assert code == 2 and "\n" not in err and "harfm" in err
 
 
 def test_distill_on_a_corpus_without_wrist_windows_is_one_line(tmp_path, capsys):

@@ -117,8 +117,8 @@ def test_corpus_loops_resume(tmp_path, monkeypatch):
 
     from edgehar.data.corpus import build_corpus
     from edgehar.train import corpus_transfer
-    from edgehar.train.corpus_fm import CorpusFMRecipe, canonical_classes, pretrain_corpus_fm
-    from edgehar.data.wrist_corpus import load_part, relabel
+    from edgehar.data.wrist_corpus import canonical_classes, load_part, relabel
+    from edgehar.recipes import CorpusTeacherRecipe, train_corpus_teacher
 
     folders = [_own(tmp_path / n, range(1, k)) for n, k in (("a", 9), ("b", 6))]
     for f in folders:  # a wrist placement: the corpus teacher trains on wrist windows
@@ -128,8 +128,8 @@ def test_corpus_loops_resume(tmp_path, monkeypatch):
     monkeypatch.setattr(corpus_transfer, "STEP_GRID", (2, 5))
 
     def run():
-        t, card, _ = pretrain_corpus_fm(tmp_path / "c", CorpusFMRecipe(steps_a=3, steps_b=5, batch_size=16),
-                                        progress=False)
+        t, card, _ = train_corpus_teacher(CorpusTeacherRecipe(steps=8, reconstruction_fraction=3 / 8, batch_size=16),
+                                          tmp_path / "c", progress=False)
         part = load_part(tmp_path / "c", "train")
         names, remap = canonical_classes(part)
         w = relabel(part, remap).windows(names, labelled_only=True)
