@@ -40,7 +40,7 @@ WRIST_DISTILL_STEPS = {"tiny": 24000, "small": 12000}
 WRIST_DISTILL = {"batch_size": 128, "lr": 3e-3, "augment": True}
 HAPT_TEACHER = {"family": "harfm", "config": "cpu", "pretrain_steps": 1000, "finetune_steps": 1100}
 HAPT_DISTILL_STEPS = 2200
-TRAIN_CODE = ["edgehar.train.corpus_fm", "edgehar.train.pretrain", "edgehar.train.finetune", "edgehar.train.distill",
+TRAIN_CODE = ["edgehar.train.pretrain", "edgehar.train.finetune", "edgehar.train.distill",
               "edgehar.train.supervised", "edgehar.train.schedule", "edgehar.train.loop", "edgehar.recipes",
               "edgehar.models.corpus_fm", "edgehar.models.harfm", "edgehar.models.student", "edgehar.models.language",
               "edgehar.models.augment", "edgehar.models.teacher", "edgehar.text", "edgehar.data.corpus",
@@ -64,10 +64,11 @@ def train_job(job: dict) -> dict:
     tmp = path.with_name(path.name + ".partial")
     if kind == "wrist_teacher":
         from edgehar.models.teacher import save_teacher
-        from edgehar.train.corpus_fm import CorpusFMRecipe, pretrain_corpus_fm
+        from edgehar.recipes import CorpusTeacherRecipe, train_corpus_teacher
 
-        recipe = CorpusFMRecipe(steps_a=job["steps"][0], steps_b=job["steps"][1], seed=job["seed"])
-        teacher, card, _ = pretrain_corpus_fm(job["corpus"], recipe, progress=False)
+        steps = sum(job["steps"])  # [masked reconstruction, multi-task] steps
+        recipe = CorpusTeacherRecipe(steps=steps, reconstruction_fraction=job["steps"][0] / steps, seed=job["seed"])
+        teacher, card, _ = train_corpus_teacher(recipe, job["corpus"], progress=False)
         save_teacher(tmp, teacher, card)
     elif kind == "wrist_language":
         from edgehar.models.teacher import save_teacher
@@ -76,11 +77,12 @@ def train_job(job: dict) -> dict:
         save_teacher(tmp, teacher, card)
     elif kind == "wrist_student":
         from edgehar.checkpoint import save_checkpoint
-        from edgehar.train.corpus_fm import distill_from_corpus
+        from edgehar.recipes import distill_corpus_student
         from edgehar.train.distill import DistillConfig
 
         cfg = DistillConfig(steps=job["steps"], seed=job["seed"], **job["distill"])
-        student, card, history = distill_from_corpus(job["teacher"], job["corpus"], job["size"], cfg, progress=False)
+        student, card, history = distill_corpus_student(job["teacher"], job["corpus"], job["size"], cfg,
+                                                        progress=False)
         save_checkpoint(tmp, student, card, extra={"history": history})
     elif kind == "hapt_teacher":
         from edgehar.bench.zoo import hapt_data
@@ -113,9 +115,8 @@ def train_job(job: dict) -> dict:
 def language_teacher(corpus: Path, steps: int, seed: int):
     """(teacher, card): the sensor-language teacher pre-trained on the labelled train windows of
     the corpus, each class's text its canonical name's descriptions plus its source sets' own names."""
-    from edgehar.data.wrist_corpus import load_part, relabel
+    from edgehar.data.wrist_corpus import canonical_classes, load_part, original_names, relabel
     from edgehar.recipes import TeacherRecipe, pretrain_teacher
-    from edgehar.train.corpus_fm import canonical_classes, original_names
 
     train = load_part(corpus, "train")
     texts = original_names(train)  # before relabelling: it reads the corpus's canonical ids
