@@ -15,8 +15,8 @@ def register(sub) -> None:
         "models", help="the trained models shipped with edgehar (a zoo name works as any MODEL argument)",
         description="List the models shipped with edgehar: task, input, classes, cost (params, "
                     "MACs, int8 bytes, Cortex-M4 instructions measured on an emulated MCU) and "
-                    "headline figures (test macro-F1, mean +- std over the training seeds; "
-                    "Bangle.js, a watch no model trained on). Every command that takes a model "
+                    "headline figures (test macro-F1, and on Bangle.js, a watch no model trained on: mean "
+                    "+- std over the training seeds). Every command that takes a model "
                     "takes these names: `edgehar export wrist-small --int8`, `edgehar live "
                     "--model wrist-small ...`. The training data's licences: edgehar/zoo/NOTICE.")
     p.add_argument("--json", action="store_true", help="print the index entries as JSON")
@@ -41,6 +41,8 @@ def run_list(args: argparse.Namespace) -> int:
         print(f"the model zoo is empty ({zoo.zoo_dir()})")
         return 0
     print(format_table([models[n] for n in sorted(models)]))
+    print("test macro-F1: wrist models on the pooled test subjects of their training sets, waist models "
+          "on HAPT's; mean +- std over the training seeds (how many). Every figure: edgehar models show NAME")
     return 0
 
 
@@ -70,7 +72,7 @@ def run_show(args: argparse.Namespace) -> int:
 
 # -- formatting ---------------------------------------------------------------------------------
 COLUMNS = ("name", "task", "input", "classes", "params", "MACs", "int8 B", "M4 instr",
-           "test macro-F1 (seeds)", "Bangle.js")
+           "test macro-F1 (seeds)", "Bangle.js (seeds)")
 
 
 def format_table(entries: list[dict]) -> str:
@@ -87,10 +89,19 @@ def format_table(entries: list[dict]) -> str:
 
 def row(e: dict) -> tuple[str, ...]:
     f = e.get("figures") or {}
+    seeds = f.get("test_seeds") or {}
     return (e["name"], f"{e.get('task', '')} {e.get('kind', '')}".strip(), input_text(e),
             str(len(e.get("classes", []))), count(f.get("params")), count(f.get("macs")),
             count(f.get("int8_bytes")), count((f.get("instructions") or {}).get("cortex-m4")),
-            seed_spread(f.get("test_seeds")), score(f.get("bangle")))
+            spread(seeds, headline_key(seeds)), spread(seeds, "bangle"))
+
+
+def headline_key(seeds: dict) -> str | None:
+    """The test figure a row shows: the wrist sets' pool mean, else the one data set's (HAPT)."""
+    if "pool_mean" in seeds:
+        return "pool_mean"
+    sets = [k for k, v in seeds.items() if isinstance(v, dict) and "mean" in v and not k.startswith("bangle")]
+    return sets[0] if len(sets) == 1 else None
 
 
 def input_text(e: dict) -> str:
@@ -108,34 +119,13 @@ def count(v) -> str:
     return f"{v:,}" if isinstance(v, int) and not isinstance(v, bool) else "-"
 
 
-def score(v) -> str:
-    """A macro-F1 figure: a number, or a dict holding `macro_f1`."""
-    if isinstance(v, dict):
-        v = v.get("macro_f1")
-    return f"{v:.3f}" if isinstance(v, (int, float)) and not isinstance(v, bool) else "-"
-
-
-def seed_spread(v) -> str:
-    """"0.845 +- 0.004 (3)": the macro-F1 mean and std over seeds, from a {"mean", "std", "n"}
-    dict found under `macro_f1` (directly, or of the pooled figure when per data set)."""
-    found = _mean_std(v)
-    if found is None:
+def spread(seeds: dict, key: str | None) -> str:
+    """"0.845 +- 0.004 (3)": a figure's mean and std over the training seeds, and how many."""
+    v = seeds.get(key) if key else None
+    if not isinstance(v, dict) or not all(isinstance(v.get(k), (int, float)) for k in ("mean", "std")):
         return "-"
-    mean, std, n = found
-    return f"{mean:.3f} +- {std:.3f}" + (f" ({n})" if n else "")
-
-
-def _mean_std(v):
-    if not isinstance(v, dict):
-        return None
-    if isinstance(v.get("mean"), (int, float)) and isinstance(v.get("std"), (int, float)):
-        return v["mean"], v["std"], v.get("n") or len(v.get("values", []) or [])
-    if "macro_f1" in v:
-        return _mean_std(v["macro_f1"])
-    for key in ("pool", "mean", "all"):
-        if key in v:
-            return _mean_std(v[key])
-    return None
+    n = len(v.get("runs") or [])
+    return f"{v['mean']:.3f} +- {v['std']:.3f}" + (f" ({n})" if n else "")
 
 
 def flatten(d: dict, prefix: str = ""):
