@@ -188,3 +188,23 @@ def test_a_teacher_pretrained_on_a_corpus_finetunes_on_it(corpus, tmp_path, caps
                  "--out", str(tmp_path / "ft.pt"), "--json"]) == 0, capsys.readouterr().err
     teacher, card, _ = load_teacher(tmp_path / "ft.pt")
     assert card.labels == ["walking", "wave"] and teacher.n_classes == 2
+
+
+@pytest.mark.parametrize("step", [0, 9])  # stage A, stage B
+def test_its_loss_makes_its_tensors_on_the_models_device(step):
+    """As every family's (test_train_device.py): on the meta device, the noise, masks and routes
+    the loss makes land beside the model, so the only failure is meta's lack of data-dependent
+    operations, never a device mismatch, inside `device_scope` or not."""
+    from edgehar.train import loop
+
+    m = tiny_teacher()
+    meta = torch.device("meta")
+    m.to(meta)
+    n = 8
+    batch = loop.to_device({"x": torch.randn(n, 100, 3), "y": torch.arange(n) % 4, "subject": torch.arange(n),
+                            "source": torch.arange(n) % 2, "source_label": torch.arange(n) % 2,
+                            "step": step, "total_steps": 10, "generator": None}, meta)
+    for scope in (loop.device_scope(meta), loop.device_scope(torch.device("cpu"))):
+        with pytest.raises((RuntimeError, NotImplementedError)) as e, scope:
+            m.pretrain_loss(batch)
+        assert "meta" in str(e.value).lower() and "expected device" not in str(e.value)
