@@ -254,7 +254,7 @@ def test_demo_with_a_bad_seed_leaves_no_folder(tmp_path, capsys):
 
 
 def test_a_demo_failing_before_any_file_leaves_no_empty_folder(tmp_path, capsys, monkeypatch):
-    import edgehar.demo as demo
+    import edgehar.demo.config as demo
 
     def no_data(args):
         raise UserError("--data", "no hapt/ folder here")

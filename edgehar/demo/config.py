@@ -51,6 +51,8 @@ class DemoConfig:
     replay_seconds: float | None = None  # train: seconds of the recording streamed (None: the plan's)
     device: str = "auto"
     show: bool = True  # progress and the live view on stderr
+    artifact: Path | None = None  # deploy: the int8 export folder `model` stands for
+    entry: dict | None = None  # deploy: its zoo index entry (None: a folder of your own)
 
 
 def data_root(args) -> str | None:
@@ -111,10 +113,38 @@ def make_config(args) -> DemoConfig:
         if args.live_seconds is not None:
             raise UserError("--live-seconds", "applies to the training flow (--train): the shipped model is "
                                               "deployed on Bangle.js user 2's whole recording")
-        return DemoConfig("deploy", Path(args.out), Path(data_root(args)), dict(PLANS[mode]), mode,
-                          args.model or DEFAULT_MODEL, args.seed, None, args.device, not args.json)
+        model = args.model or DEFAULT_MODEL
+        artifact, entry = shipped_model(model)
+        return DemoConfig("deploy", Path(args.out), Path(data_root(args)), dict(PLANS[mode]), mode, model,
+                          args.seed, None, args.device, not args.json, artifact, entry)
     if args.model is not None:
         raise UserError("--model", "deploys a shipped model (without --train, with $EDGEHAR_DATA or --data "
                                    "holding banglejs_wrist/); the training flow trains its own")
     return DemoConfig("train", Path(args.out), resolve_data_root(args), dict(PLANS[mode]), mode,
                       DEFAULT_MODEL, args.seed, args.live_seconds, args.device, not args.json)
+
+
+def shipped_model(spec: str) -> tuple[Path, dict | None]:
+    """(int8 export folder, zoo entry or None) of `--model`: a zoo name, its files checked against
+    their sha256, or an export folder of your own; refused unless it is an int8 model of a watch's
+    accelerometer (what the deploy streams)."""
+    from edgehar import zoo
+    from edgehar.card_io import read_card
+    from edgehar.errors import UserError
+
+    entry = zoo.entry(spec) if zoo.is_name(spec) else None
+    if entry is None and spec == DEFAULT_MODEL and not os.path.exists(spec):
+        raise UserError(spec, "is not in this installation's model zoo (edgehar models lists what is): "
+                              "reinstall edgehar, or train the whole flow with --train")
+    folder = zoo.resolve(spec, "artifact")
+    tflite = folder / "model_int8.tflite"
+    if not folder.is_dir() or not tflite.is_file():
+        raise UserError(folder, "is not an int8 export folder (no model_int8.tflite): the demo deploys a "
+                                "student's `edgehar export --int8` folder or a zoo name (edgehar models)")
+    card = read_card(tflite)  # the card embedded in the bytes that run
+    if (card.quantization or {}).get("dtype") != "int8":
+        raise UserError(tflite, "is not a full-integer int8 model (its card has no int8 quantization)")
+    if set(card.channels) != set(ACC):
+        raise UserError(spec, f"takes {', '.join(card.channels)}; the demo streams a watch's accelerometer "
+                              f"({', '.join(ACC)}): deploy a wrist student (edgehar models)")
+    return folder, entry

@@ -121,19 +121,6 @@ def step_export(cfg: DemoConfig, done: dict) -> dict:
             "parity_bounds": len(res["parity"].get("bounds", {}))}
 
 
-def shipped_model(spec: str) -> tuple[Path, dict | None]:
-    """(int8 export folder, zoo entry or None) of `--model`: a zoo name (its files checked against
-    their sha256) or an export folder of your own."""
-    from edgehar import zoo
-
-    entry = zoo.entry(spec) if zoo.is_name(spec) else None
-    folder = zoo.resolve(spec, "artifact")
-    if not folder.is_dir() or not (folder / MODEL_FILES["int8_tflite"]).is_file():
-        raise UserError(folder, f"is not an int8 export folder (no {MODEL_FILES['int8_tflite']}): the demo "
-                                "deploys a student's `edgehar export --int8` folder or a zoo name (edgehar models)")
-    return folder, entry
-
-
 def step_ship(cfg: DemoConfig, done: dict) -> dict:
     """The deploy flow's export: the shipped int8 artifact is the model. Its model_int8.tflite
     (byte for byte: the sha256 the zoo index holds) and card go into the demo folder with what
@@ -143,14 +130,9 @@ def step_ship(cfg: DemoConfig, done: dict) -> dict:
     from edgehar.digest import file_sha256
     from edgehar.export.c_array import write_c_array
 
-    source, entry = shipped_model(cfg.model)
+    source, entry = cfg.artifact, cfg.entry
     tflite = source / MODEL_FILES["int8_tflite"]
     card = read_card(tflite)  # the card embedded in the bytes that run
-    if (card.quantization or {}).get("dtype") != "int8":
-        raise UserError(tflite, "is not a full-integer int8 model (its card has no int8 quantization)")
-    if set(card.channels) != set(ACC):
-        raise UserError(cfg.model, f"takes {', '.join(card.channels)}; the demo streams a watch's accelerometer "
-                                   f"({', '.join(ACC)}): deploy a wrist student (edgehar models)")
     say(cfg, f"  {cfg.model}: {tflite} ({tflite.stat().st_size:,} bytes) + the C array for TFLite-Micro")
     folder = cfg.out / "export"
     with staged_folder(folder) as tmp:

@@ -1,0 +1,58 @@
+"""`edgehar demo` on the REAL shipped zoo, as a user runs it after install (`EDGEHAR_DATA` set,
+no training): the live agreement and per-class figures it prints are the ones the shipped
+wrist-small's card records, and the README's set-up section states the same agreement."""
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = [pytest.mark.data, pytest.mark.slow]
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+# the README's set-up section: "... live agreement 0.XXXX over N windows ..."
+STATED = re.compile(r"live agreement (\d\.\d+) over (\d+) windows")
+
+
+def readme_figure() -> tuple[str, int]:
+    text = README.read_text(encoding="utf-8")
+    setup = text.split("## Set-up", 1)[1].split("\n## ", 1)[0]
+    found = STATED.search(setup)
+    assert found, "the README's set-up section states no 'live agreement A over N windows'"
+    return found.group(1), int(found.group(2))
+
+
+def test_the_demo_prints_the_cards_and_the_readmes_live_figures(data_root, tmp_path):
+    from edgehar import zoo
+
+    env = {k: v for k, v in os.environ.items() if k != zoo.ENV}  # the shipped zoo, not a test's
+    env["EDGEHAR_DATA"] = str(data_root)
+    out = tmp_path / "demo"
+    run = subprocess.run([sys.executable, "-m", "edgehar", "demo", "--out", str(out)], env=env,
+                         capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr[-3000:]
+    card = zoo.entry("wrist-small")["figures"]["live"]
+    summary = json.loads((out / "demo.json").read_text())
+    assert summary["flow"] == "deploy" and summary["model"]["name"] == "wrist-small"
+    printed = summary["live"]["figures"]
+    # printed == card, to the digit: agreement, every class's, the windows scored
+    assert printed == card, (printed, card)
+    assert summary["live"]["equals_card"]
+    line = (f"live agreement {card['agreement']:.4f} over {card['n']} windows of banglejs_wrist user 2: "
+            + ", ".join(f"{c} {v:.4f}" for c, v in card["per_class"].items()))
+    assert line in run.stdout, run.stdout
+    assert "equal to the card's live figures" in run.stdout
+    # the README states the same figure (to the decimals it writes)
+    stated, n = readme_figure()
+    decimals = len(stated.split(".")[1])
+    assert (stated, n) == (f"{card['agreement']:.{decimals}f}", card["n"]), (stated, n, card)
+    # the bytes that ran are the shipped ones
+    index = zoo.entry("wrist-small")
+    from edgehar.digest import file_sha256
+
+    shipped = f"{index['files']['artifact']}/model_int8.tflite"
+    assert file_sha256(out / "export" / "model_int8.tflite") == index["sha256"][shipped]
