@@ -6,8 +6,9 @@ folder `$EDGEHAR_ZOO` names) holding `index.json` and one folder per model:
     index.json               {"models": {NAME: ENTRY}}: task, kind, files, sha256, input,
                              classes, recipe key, provenance, figures (see `publish`)
     NAME/model.pt            the checkpoint (teachers and students)
-    NAME/int8/               students only: the deployable export, model_int8.tflite and
-                             modelcard.json (the C array is made from the .tflite when needed)
+    NAME/int8/               students only: the deployable export, model_int8.tflite,
+                             modelcard.json (and text_basis.npy for a text-aligned student; the
+                             C array is made from the .tflite when firmware needs it)
 
 `resolve(spec, want)` is the one place a command's model argument becomes a path: a path that
 exists is returned unchanged, so users' own files keep working and win over a name; a name
