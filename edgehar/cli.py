@@ -21,6 +21,7 @@ COMMAND_MODULES = [
     "edgehar.data.cli",
     "edgehar.zoo.cli",
     "edgehar.profile.cli",
+    "edgehar.tune.cli",
     "edgehar.train.cli",
     "edgehar.train.distill_cli",
     "edgehar.calib.cli",

@@ -1,0 +1,53 @@
+"""What `edgehar tune` searches: the student's encoder, token count and head.
+
+Per trial (Optuna's define-by-run): the convolution kernel; per encoder stage a width and a
+stride (the strides set the token count: 128 samples with strides 2, 2, 3 give 11 tokens);
+the token width d; the transformer layers (0 to 2) and, with layers, heads, feed-forward width
+and the attention (softmax or softmax-free); the pooling (mean or attention). The four head
+variants: softmax attention, softmax-free attention, attention pooling, plain mean pooling
+(no layers, mean). `SMALLEST` is the cheapest point of the space: measured before any
+training, it decides whether a budget can be met at all.
+"""
+
+from __future__ import annotations
+
+from edgehar.models.student import ATTENTIONS, POOLS, CustomSize
+
+KERNELS = (3, 5, 7)
+STAGE_WIDTHS = ((8, 12, 16, 24), (12, 16, 24, 32), (16, 24, 32, 48))
+STAGE_STRIDES = ((2, 4), (2, 3), (2, 3, 4))
+D = (16, 24, 32, 48)
+LAYERS = (0, 1, 2)
+HEADS = (1, 2, 4)  # every d above divides by each
+FF = (32, 64, 96)
+
+SMALLEST = {"kernel": 3, "widths": [w[0] for w in STAGE_WIDTHS],
+            "strides": [max(s) for s in STAGE_STRIDES], "d": D[0], "layers": 0, "heads": 1,
+            "ff": FF[0], "attention": "softmax", "pool": "mean"}
+
+
+def suggest(trial) -> dict:
+    """A student size config drawn by an Optuna trial."""
+    cfg = {"kernel": trial.suggest_categorical("kernel", KERNELS),
+           "widths": [trial.suggest_categorical(f"width{i}", w) for i, w in enumerate(STAGE_WIDTHS)],
+           "strides": [trial.suggest_categorical(f"stride{i}", s) for i, s in enumerate(STAGE_STRIDES)],
+           "d": trial.suggest_categorical("d", D),
+           "layers": trial.suggest_categorical("layers", LAYERS),
+           "pool": trial.suggest_categorical("pool", POOLS)}
+    if cfg["layers"]:
+        cfg.update(heads=trial.suggest_categorical("heads", HEADS), ff=trial.suggest_categorical("ff", FF),
+                   attention=trial.suggest_categorical("attention", ATTENTIONS))
+    else:  # unused without layers: fixed so equal models have equal configs
+        cfg.update(heads=1, ff=FF[0], attention="softmax")
+    return cfg
+
+
+def head_variant(cfg: dict) -> str:
+    """The head variant's name, for reports."""
+    mixer = {"softmax": "softmax attention", "linear": "softmax-free attention"}[cfg["attention"]]
+    pool = "attention pooling" if cfg["pool"] == "attention" else "mean pooling"
+    return f"{cfg['layers']}x {mixer}, {pool}" if cfg["layers"] else pool
+
+
+def size(name: str, cfg: dict) -> CustomSize:
+    return CustomSize(name, cfg)
