@@ -26,12 +26,12 @@ def made(tmp_path_factory):
     """A tiny 20 Hz student trained for a few steps on generated wrist recordings, its int8
     export, and a data root whose banglejs_wrist/ holds a held-out subject as user 2."""
     import torch
+    from edgehar.export.pipeline import export_student
 
     from edgehar.checkpoint import save_checkpoint
     from edgehar.data import synthetic
     from edgehar.data.datasets import activity_windows
     from edgehar.data.owndata import write_folder
-    from edgehar.export.pipeline import export_student
     from edgehar.recipes import train_student_supervised
 
     tmp = tmp_path_factory.mktemp("demo-deploy")
@@ -94,8 +94,9 @@ def one_line_error(code, err, *fragments):
 
 
 def test_deploy_runs_the_shipped_bytes_and_scores_the_live_predictions(env, zoo_dir, tmp_path, capsys):
-    from edgehar.data import load_recording
     from edgehar.export.c_array import parse_c_array
+
+    from edgehar.data import load_recording
     from edgehar.runtime import Predictor
 
     out = tmp_path / "demo"

@@ -71,7 +71,8 @@ def load_named_data(cfg: DemoConfig) -> DemoData:
 def load_wrist_data(cfg: DemoConfig) -> DemoData:
     """The pooled wrist corpus (built into `out/corpus`) and Bangle.js user 2 to replay; the
     windows come with the teacher's classes (train/validation/test are filled in then)."""
-    from edgehar.demo.wrist import RATE, WINDOW as CORPUS_WINDOW, WRIST_SETS, bangle_replay, build_or_reuse_corpus
+    from edgehar.demo.wrist import RATE, WRIST_SETS, bangle_replay, build_or_reuse_corpus
+    from edgehar.demo.wrist import WINDOW as CORPUS_WINDOW
 
     root = cfg.root
     corpus, manifest = build_or_reuse_corpus(root, cfg.out, cfg.plan["wrist"]["corpus_hop"])

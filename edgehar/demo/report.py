@@ -139,10 +139,10 @@ def format_summary(s: dict) -> str:
                 f"model: {m['name']} ({m['task'] or 'an export folder'}): {m['input']['rate']:g} Hz x "
                 f"{m['input']['window']} {', '.join(m['input']['channels'])}, {len(m['classes'])} classes"
                 + (f", made by {m['recipe_key'][:12]}..." if m["recipe_key"] else "")]
-        test = fig.get("test") or {}
+        test = {k: v.get("macro_f1") if isinstance(v, dict) else v for k, v in (fig.get("test") or {}).items()}
+        test = {k: v for k, v in test.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
         if test:
-            head.append("card test figures: " + ", ".join(
-                f"{k} {_f(v.get('macro_f1') if isinstance(v, dict) else v)}" for k, v in test.items()))
+            head.append("card test macro-F1: " + ", ".join(f"{k} {_f(v)}" for k, v in test.items()))
     else:
         d = s["data"]
         tests = d["test_subjects"]

@@ -111,13 +111,13 @@ def step_wrist_teacher(corpus: Path, plan: dict, out: Path, seed: int) -> dict:
 def step_wrist_student(corpus: Path, teacher: dict, plan: dict, out: Path, seed: int) -> dict:
     """The accelerometer-only student distilled over the corpus's train windows (bench_wrist's
     distillation settings), scored once on the test subjects."""
+    import torch
+
     from edgehar.checkpoint import save_checkpoint
     from edgehar.models.student import count_params
     from edgehar.models.torch_macs import torch_macs
     from edgehar.recipes import distill_corpus_student
     from edgehar.train.distill import DistillConfig
-
-    import torch
 
     cfg = DistillConfig(steps=plan["distill_steps"], batch_size=128, lr=3e-3, augment=True,
                         seed=seed)
