@@ -20,11 +20,11 @@ def windows(seed=0, n=8):
 
 def test_content_key_changes_with_recipe_code_and_data():
     data = windows_sha256(windows())
-    key = content_key({"epochs": 3}, ["edgehar.recipes"], data)
-    assert key == content_key({"epochs": 3}, ["edgehar.recipes"], data)
-    assert key != content_key({"epochs": 4}, ["edgehar.recipes"], data)
-    assert key != content_key({"epochs": 3}, ["edgehar.recipes", "edgehar.models.student"], data)
-    assert key != content_key({"epochs": 3}, ["edgehar.recipes"], windows_sha256(windows(seed=1)))
+    key = content_key({"steps": 3}, ["edgehar.recipes"], data)
+    assert key == content_key({"steps": 3}, ["edgehar.recipes"], data)
+    assert key != content_key({"steps": 4}, ["edgehar.recipes"], data)
+    assert key != content_key({"steps": 3}, ["edgehar.recipes", "edgehar.models.student"], data)
+    assert key != content_key({"steps": 3}, ["edgehar.recipes"], windows_sha256(windows(seed=1)))
     w = windows()
     w.y[0] = 1 - w.y[0]  # one label changed is other data
     assert windows_sha256(w) != data
@@ -38,15 +38,15 @@ def test_manifest_reuses_only_the_same_key_and_bytes(tmp_path):
         path.write_bytes(b"model %d" % len(made))
 
     m = Manifest(tmp_path)
-    path, reused = m.build("m.pt", "k1", {"epochs": 1}, make)
+    path, reused = m.build("m.pt", "k1", {"steps": 1}, make)
     assert not reused and made == ["m.pt"]
-    assert Manifest(tmp_path).build("m.pt", "k1", {"epochs": 1}, make) == (path, True)  # read back from disk
-    assert not Manifest(tmp_path).build("m.pt", "k2", {"epochs": 2}, make)[1]  # another recipe
+    assert Manifest(tmp_path).build("m.pt", "k1", {"steps": 1}, make) == (path, True)  # read back from disk
+    assert not Manifest(tmp_path).build("m.pt", "k2", {"steps": 2}, make)[1]  # another recipe
     path.write_bytes(b"edited by hand")
-    assert not Manifest(tmp_path).build("m.pt", "k2", {"epochs": 2}, make)[1]  # other bytes
+    assert not Manifest(tmp_path).build("m.pt", "k2", {"steps": 2}, make)[1]  # other bytes
     assert len(made) == 3
     entry = json.loads((tmp_path / "manifest.json").read_text())["m.pt"]
-    assert entry["key"] == "k2" and entry["recipe"] == {"epochs": 2}
+    assert entry["key"] == "k2" and entry["recipe"] == {"steps": 2}
 
 
 def row(name, kind, fmt, f1, macs):

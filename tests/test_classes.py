@@ -37,7 +37,7 @@ def student(tmp_path_factory):
     w = synthetic_windows(n_per_class=40, n_classes=4, subjects=(1, 2, 3))
     w.label_names = tuple(LABELS)
     train = w.take(w.subject != 3)
-    model, card = train_student_supervised(train, "tiny", epochs=10, progress=False,
+    model, card = train_student_supervised(train, "tiny", steps=50, progress=False,
                                            data={"dataset": "synthetic", "test_subjects": [3]})
     ckpt = tmp / "student.pt"
     save_checkpoint(ckpt, model, card)
@@ -108,7 +108,7 @@ def test_eval_with_classes_scores_the_restricted_argmax(data_root, tmp_path_fact
 
     w = windows_for_card(bangle_card(), "banglejs", None)  # running, walking, sitting, lying
     torch.manual_seed(0)
-    model, card = train_student_supervised(w.labelled(), "tiny", epochs=1, max_steps=30, progress=False)
+    model, card = train_student_supervised(w.labelled(), "tiny", steps=30, progress=False)
     path = tmp_path_factory.mktemp("eval") / "wrist.pt"
     save_checkpoint(path, model, card)
     keep = ["walking", "sitting", "lying"]

@@ -74,7 +74,7 @@ def test_distill_on_a_corpus_without_wrist_windows_is_one_line(tmp_path, capsys)
     build_corpus([str(own)], rate=20, window=100, out=tmp_path / "corpus")
     save_teacher(tmp_path / "t.pt", tiny_teacher(), card())
     code = main(["distill", "--teacher", str(tmp_path / "t.pt"), "--data", str(tmp_path / "corpus"),
-                 "--max-steps", "1", "--out", str(tmp_path / "s.pt")])
+                 "--steps", "1", "--out", str(tmp_path / "s.pt")])
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1 and "Traceback" not in err, err
     assert "no accelerometer windows from a wrist placement" in err and "its placements: unknown" in err
@@ -104,7 +104,7 @@ def test_a_corpus_student_exports_calibrated_on_its_corpus(tmp_path, capsys):
     build_corpus([str(own)], rate=20, window=100, out=tmp_path / "corpus")
     save_teacher(tmp_path / "t.pt", tiny_teacher(), card())
     assert main(["distill", "--teacher", str(tmp_path / "t.pt"), "--data", str(tmp_path / "corpus"),
-                 "--student", "tiny", "--max-steps", "2", "--out", str(tmp_path / "s.pt")]) == 0
+                 "--student", "tiny", "--steps", "2", "--out", str(tmp_path / "s.pt")]) == 0
     assert main(["export", str(tmp_path / "s.pt"), "--int8", "--no-micro", "--out", str(tmp_path / "art"),
                  "--json"]) == 0, capsys.readouterr().err
     parity = json.loads((tmp_path / "art" / "parity.json").read_text())

@@ -73,7 +73,7 @@ def test_reduction_basis_keeps_cosines():
 def test_distill_learns_and_round_trips(teacher, tmp_path):
     t, tcard = teacher
     w = synthetic_windows()
-    student, card, history = distill(t, tcard, w, "tiny", DistillConfig(epochs=6, batch_size=32, seed=0),
+    student, card, history = distill(t, tcard, w, "tiny", DistillConfig(steps=48, batch_size=32, seed=0),
                                      "test-teacher", {"dataset": "synthetic"}, progress=False)
     assert history[-1] < history[0]
     assert card.kind == "student" and card.labels == list(LABELS) and card.rate == tcard.rate
@@ -112,7 +112,7 @@ def test_distill_from_precomputed_targets_with_augmentation(teacher):
     t, tcard = teacher
     w = synthetic_windows(60)
     targets = prepare_targets(t, tcard, tcard.normalise(w.x), progress=False)
-    cfg = DistillConfig(epochs=1, batch_size=16, augment=True, max_steps=3)
+    cfg = DistillConfig(steps=3, batch_size=16, augment=True)
     student, card, history = distill(None, tcard, w, "tiny", cfg, targets=targets, progress=False)
     assert card.provenance["training"]["steps"] == 3 and card.provenance["training"]["augment"]
     assert np.isfinite(history).all()

@@ -47,7 +47,7 @@ def acc_student(data_root, tmp_path_factory):
 
     w = activity_windows("hapt", data_root / "hapt", channels=["acc_x", "acc_y", "acc_z"])
     train, test = split_subjects(w, hapt.TEST_SUBJECTS)
-    model, card = train_student_supervised(train, "tiny", epochs=1, max_steps=60, progress=False)
+    model, card = train_student_supervised(train, "tiny", steps=60, progress=False)
     path = tmp_path_factory.mktemp("eval") / "student.pt"
     save_checkpoint(path, model, card)
     return path, model, card, test

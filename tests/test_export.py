@@ -69,7 +69,7 @@ def exported(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("export")
     w = synthetic_windows(n_per_class=40, subjects=(1, 2, 3, 4))
     train = w.take(w.subject != 4)
-    model, card = train_student_supervised(train, "tiny", epochs=6, progress=False,
+    model, card = train_student_supervised(train, "tiny", steps=36, progress=False,
                                            data={"dataset": "synthetic", "test_subjects": [4]})
     ckpt = tmp / "student.pt"
     save_checkpoint(ckpt, model, card)

@@ -26,7 +26,7 @@ def hapt_export(data_root, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("hapt_export")
     root = str(data_root / "hapt")
     train, _ = split_subjects(activity_windows("hapt", root), hapt.TEST_SUBJECTS)
-    model, card = train_student_supervised(train, "tiny", epochs=8, progress=False,
+    model, card = train_student_supervised(train, "tiny", steps=952, progress=False,
                                            data={"dataset": "hapt", "root": root,
                                                  "test_subjects": list(hapt.TEST_SUBJECTS)})
     save_checkpoint(tmp / "tiny.pt", model, card)

@@ -120,7 +120,7 @@ def test_a_damaged_manifest(corpus, damage, expected):
 
 @pytest.mark.parametrize("command", [
     ["pretrain", "--method", "harfm", "--steps", "5"],
-    ["distill", "--teacher", "missing-teacher.pt", "--max-steps", "1"],
+    ["distill", "--teacher", "missing-teacher.pt", "--steps", "1"],
 ], ids=["pretrain", "distill"])
 def test_commands_refuse_a_tampered_corpus_in_one_line_and_no_verify_skips_the_hash(
         corpus, tmp_path, capsys, command):

@@ -62,7 +62,7 @@ def art(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("hostile")
     w = synthetic_windows(n_per_class=20, subjects=(1, 2, 3))
     train = w.take(w.subject != 3)
-    model, card = train_student_supervised(train, "tiny", epochs=1, progress=False,
+    model, card = train_student_supervised(train, "tiny", steps=2, progress=False,
                                            data={"dataset": "synthetic", "test_subjects": [3]})
     ckpt = tmp / "student.pt"
     save_checkpoint(ckpt, model, card)
@@ -223,8 +223,8 @@ def test_a_model_changed_after_export_warns(art, tmp_path, capsys, damage):
     (["pretrain", "--method", "harfm", "--lr", "nan"], "--lr"),
     (["finetune", "t.pt", "--lr", "nan"], "--lr"),
     (["distill", "--teacher", "t.pt", "--lr", "nan"], "--lr"),
-    (["distill", "--teacher", "t.pt", "--epochs", "0"], "--epochs"),
-    (["distill", "--teacher", "t.pt", "--max-steps", "0"], "--max-steps"),
+    (["distill", "--teacher", "t.pt", "--steps", "0"], "--steps"),
+    (["finetune", "t.pt", "--steps", "0"], "--steps"),
     (["distill", "--teacher", "t.pt", "--batch-size", "-1"], "--batch-size"),
     (["distill", "--teacher", "t.pt", "--temperature", "0"], "--temperature"),
     (["distill", "--teacher", "t.pt", "--w-kd", "nan"], "--w-kd"),

@@ -134,7 +134,7 @@ def test_record_makes_no_folder_when_the_port_cannot_be_opened(tmp_path, capsys)
 @pytest.mark.parametrize("pct_start", [0.1, 0.3])
 def test_one_cycle_runs_for_any_number_of_steps(pct_start):
     """torch's OneCycleLR divides by zero when the warm-up is exactly one step (10 steps at
-    0.1: `edgehar demo --data` on a small folder, `finetune --epochs 10` on under 64 windows)."""
+    0.1: `edgehar demo --data` on a small folder, `finetune --steps 10`)."""
     import torch
 
     from edgehar.train.schedule import one_cycle

@@ -46,7 +46,7 @@ def test_pretrain_writes_a_teacher_with_its_loss_curve(pretrained):
 
 def test_finetune_reports_macro_f1_and_stores_it(pretrained, tmp_path, run):
     out = tmp_path / "ft.pt"
-    code, stdout, _ = run("finetune", pretrained, "--data", "synthetic", "--epochs", "2", "--out", out, "--json")
+    code, stdout, _ = run("finetune", pretrained, "--data", "synthetic", "--steps", "6", "--out", out, "--json")
     assert code == 0
     summary = json.loads(stdout)
     teacher, card, _ = load_teacher(out)
@@ -61,7 +61,7 @@ def test_finetune_reports_macro_f1_and_stores_it(pretrained, tmp_path, run):
     assert card.provenance["pretrain"]["steps"] == 12  # pre-training provenance kept
     assert teacher.n_classes == 6 and len(card.text_prototypes) == 6
 
-    code, stdout, _ = run("finetune", pretrained, "--data", "synthetic", "--epochs", "1", "--linear-probe",
+    code, stdout, _ = run("finetune", pretrained, "--data", "synthetic", "--steps", "3", "--linear-probe",
                           "--out", tmp_path / "probe.pt")
     assert code == 0 and "linear probe: validation macro-F1" in stdout and "test macro-F1" in stdout
 

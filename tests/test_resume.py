@@ -66,11 +66,11 @@ def _finetune(w):
     from edgehar.recipes import TeacherRecipe, finetune_teacher, pretrain_teacher
 
     r = TeacherRecipe(family="harfm", config="tiny", pretrain_steps=2, pretrain_batch_size=16,
-                      finetune_epochs=2, finetune_batch_size=48)
+                      finetune_steps=8, finetune_batch_size=48)
     with loop.session("cpu"):  # the teacher to fine-tune is made without checkpoints
         teacher, card, _ = pretrain_teacher(r, w, progress=False)
     finetune_teacher(teacher, card, w, None, r, progress=False)
-    return weights(teacher), card.provenance["finetune"]["epoch_losses"]
+    return weights(teacher), card.provenance["finetune"]["pass_losses"]
 
 
 def _distill(w):
@@ -80,7 +80,7 @@ def _distill(w):
     r = TeacherRecipe(family="harfm", config="tiny", pretrain_steps=2, pretrain_batch_size=16)
     with loop.session("cpu"):
         teacher, card, _ = pretrain_teacher(r, w, progress=False)
-    cfg = DistillConfig(epochs=3, batch_size=64, max_steps=11, augment=True)
+    cfg = DistillConfig(steps=11, batch_size=64, augment=True)
     student, _, history = distill(teacher, card, w, "tiny", cfg, progress=False)
     return weights(student), history
 
@@ -88,8 +88,8 @@ def _distill(w):
 def _fit(w):
     from edgehar.recipes import train_baseline
 
-    model, card = train_baseline("cnn", w, None, epochs=2, progress=False)
-    return weights(model), card.provenance["epoch_losses"]
+    model, card = train_baseline("cnn", w, None, steps=6, progress=False)
+    return weights(model), card.provenance["pass_losses"]
 
 
 @pytest.mark.parametrize("make, stop_after", [
@@ -233,7 +233,7 @@ def test_pretrain_and_finetune_killed_then_resumed_equal_uninterrupted(tmp_path)
     assert_same(whole["state_dict"], resumed["state_dict"])
     assert whole["extra"]["loss_curve"] == resumed["extra"]["loss_curve"]
 
-    ft = ["finetune", str(tmp_path / "whole.pt"), "--epochs", "6", "--batch-size", "8", *common]
+    ft = ["finetune", str(tmp_path / "whole.pt"), "--steps", "132", "--batch-size", "8", *common]
     assert main([*ft, "--checkpoint-every", "0", "--out", str(tmp_path / "ft-whole.pt")]) == 0
     kill_after_a_checkpoint([*ft, "--checkpoint-every", "5", "--out", str(tmp_path / "ft.pt")],
                             tmp_path / "ft.pt.run" / "finetune.pt", rng)
@@ -241,5 +241,5 @@ def test_pretrain_and_finetune_killed_then_resumed_equal_uninterrupted(tmp_path)
                  "--resume", str(tmp_path / "ft.pt.run")]) == 0
     whole, resumed = (torch.load(tmp_path / n, weights_only=True) for n in ("ft-whole.pt", "ft.pt"))
     assert_same(whole["state_dict"], resumed["state_dict"])
-    assert whole["card"]["provenance"]["finetune"]["epoch_losses"] == \
-        resumed["card"]["provenance"]["finetune"]["epoch_losses"]
+    assert whole["card"]["provenance"]["finetune"]["pass_losses"] == \
+        resumed["card"]["provenance"]["finetune"]["pass_losses"]

@@ -128,7 +128,7 @@ def synthetic_windows(n_per_class=60, n_classes=3, subjects=(1, 2, 3), seed=0) -
 def test_train_student_supervised_learns_synthetic_classes():
     torch.manual_seed(0)
     w = synthetic_windows()
-    model, card = train_student_supervised(w, "tiny", epochs=10, progress=False, data={"dataset": "synthetic"})
+    model, card = train_student_supervised(w, "tiny", steps=90, progress=False, data={"dataset": "synthetic"})
     assert card.provenance["data"] == {"dataset": "synthetic"}
     assert card.provenance["training"]["method"] == "supervised"
     train = card.provenance["training"]

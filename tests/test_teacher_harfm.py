@@ -97,7 +97,7 @@ def test_finetune_stage_b_keeps_quantizer_frozen_and_probe_trains_only_head():
     card = make_teacher_card(m, w, [0.0] * 6, [1.0] * 6)
     q_before = {k: v.clone() for k, v in m.quantizer.state_dict().items()}
     s_before = m.stack2.layers[0].linear1.weight.detach().clone()
-    finetune(m, w, card, epochs=1, batch_size=32, progress=False)
+    finetune(m, w, card, steps=3, batch_size=32, progress=False)
     assert all(torch.equal(q_before[k], v) for k, v in m.quantizer.state_dict().items())
     assert not torch.equal(s_before, m.stack2.layers[0].linear1.weight)
     assert m.label_text.shape == (6, TEXT_DIM) and m.label_text.norm(dim=1).allclose(torch.ones(6))
@@ -105,7 +105,7 @@ def test_finetune_stage_b_keeps_quantizer_frozen_and_probe_trains_only_head():
     assert {"ce", "index", "align"} <= set(logs)
 
     backbone = {k: v.clone() for k, v in m.state_dict().items() if not k.startswith("head.")}
-    finetune(m, w, card, epochs=1, batch_size=32, linear_probe=True, progress=False)
+    finetune(m, w, card, steps=3, batch_size=32, linear_probe=True, progress=False)
     assert all(torch.equal(v, m.state_dict()[k]) for k, v in backbone.items() if k != "label_text")
     assert all(p.requires_grad for p in m.parameters())  # unfrozen again afterwards
 

@@ -30,7 +30,7 @@ def text_aligned_student(train, basis):
     """A tiny student trained on labels, then given a text space: its embedding head is fitted
     (least squares on the pooled features) to the class-text prototypes of each window's class,
     as distillation from a text-aligned teacher would leave it."""
-    model, card = train_student_supervised(train, "tiny", epochs=6, progress=False,
+    model, card = train_student_supervised(train, "tiny", steps=36, progress=False,
                                            data={"dataset": "synthetic", "test_subjects": [4]})
     protos = unit(label_text_embeddings(LABELS) @ basis)
     cfg = dict(card.arch["config"], text_dim=basis.shape[0], text_basis_sha256=basis_digest(basis),
@@ -157,7 +157,7 @@ def test_empty_labels_is_a_parse_error(argv, capsys):
 
 def test_a_model_without_text_space_refuses_labels(tmp_path):
     w = synthetic_windows(n_per_class=10, subjects=(1,))
-    model, card = train_student_supervised(w, "tiny", epochs=1, progress=False)
+    model, card = train_student_supervised(w, "tiny", steps=1, progress=False)
     save_checkpoint(tmp_path / "s.pt", model, card)
     with pytest.raises(UserError, match="no text-aligned embedding"):
         ZeroShotPredictor(Predictor(tmp_path / "s.pt"), ["walking"])
