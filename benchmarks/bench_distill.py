@@ -1,7 +1,7 @@
 """Distil HAR-FM and LIMU-BERT teachers into `tiny`/`small` students on HAPT: issue #6's targets.
 
     EDGEHAR_DATA=../shared/data python benchmarks/bench_distill.py --teacher FINETUNED.pt \
-        --pretrained PRETRAINED.pt [--parts full,few,limu] [--epochs 30] [--seeds 0,1,2] --threads 1
+        --pretrained PRETRAINED.pt [--parts full,few,limu] [--steps 5820] [--seeds 0,1,2] --threads 1
 
 HAPT default split (6 activities, UCI-HAR official test subjects held out; training windows of
 the other subjects, unlabelled ones included). Parts (the run rewrites distill.json whole with the
@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import math
 import os
 import sys
 import time
@@ -39,6 +38,7 @@ import torch
 from edgehar.atomic import staged_file, write_json, write_text
 from edgehar.bench.provenance import Run
 from edgehar.checkpoint import save_checkpoint
+from edgehar.cli_types import positive_int
 from edgehar.data import hapt
 from edgehar.data.datasets import windows_for_card
 from edgehar.digest import file_sha256
@@ -115,7 +115,7 @@ def macs_of(model, card) -> int:
 
 
 def distill_config(args, seed: int) -> DistillConfig:
-    return DistillConfig(epochs=args.epochs, temperature=args.temperature, w_kd=args.w_kd,
+    return DistillConfig(steps=args.steps, temperature=args.temperature, w_kd=args.w_kd,
                          w_embed=args.w_embed, w_hint=args.w_hint, w_label=args.w_label, lr=args.lr,
                          augment=args.augment, kd_on_labelled=not args.kd_unlabelled_only, seed=seed)
 
@@ -151,7 +151,7 @@ def part_full(args, root: Path, models: Path, cache: Path, cnn: dict) -> dict:
     log(f"teacher test macro-F1 {t['test']['macro_f1']:.4f}, {t_macs:,} MACs")
     data = {"dataset": "hapt", "root": str(root), "test_subjects": list(hapt.TEST_SUBJECTS)}
     for size in args.sizes:
-        log(f"full labels: distil {size} ({args.epochs} epochs)")
+        log(f"full labels: distil {size} ({args.steps} steps)")
         t0 = time.perf_counter()
         student, card, history = distill(teacher, tcard, train, size, distill_config(args, args.seeds[0]),
                                          args.teacher, data, targets=targets)
@@ -178,7 +178,7 @@ def few_label_teacher(args, train10, seed: int, cache: Path):
     from edgehar.recipes import TeacherRecipe, finetune_teacher
 
     pid = teacher_id(args.pretrained)
-    key = hashlib.sha256(f"{pid}-{args.fraction}-{seed}-{args.teacher_epochs}-{args.teacher_lr}".encode()
+    key = hashlib.sha256(f"{pid}-{args.fraction}-{seed}-{args.teacher_steps}-{args.teacher_lr}".encode()
                          ).hexdigest()[:20]
     path = cache / f"teacher-few-{key}.pt"
     if path.exists():
@@ -187,8 +187,8 @@ def few_label_teacher(args, train10, seed: int, cache: Path):
         return teacher, card, str(path), 0.0
     teacher, card, _ = load_teacher(args.pretrained)
     log(f"seed {seed}: fine-tune the pre-trained teacher on {int((train10.y >= 0).sum())} labels "
-        f"({args.teacher_epochs} epochs)")
-    recipe = TeacherRecipe(family=card.arch["name"], finetune_epochs=args.teacher_epochs,
+        f"({args.teacher_steps} steps)")
+    recipe = TeacherRecipe(family=card.arch["name"], finetune_steps=args.teacher_steps,
                            finetune_lr=args.teacher_lr, seed=seed)
     # the teacher recipe trains on the labelled windows only: the masked labels (-1) never reach it
     finetune_teacher(teacher, card, train10, None, recipe, progress=False)
@@ -209,7 +209,7 @@ def reusable_labels_only(args, seed: int, size: str) -> dict | None:
     if not few or few.get("fraction") != args.fraction:
         return None
     c = few.get("config", {})
-    if (c.get("epochs"), c.get("lr"), bool(c.get("augment"))) != (args.epochs, args.lr, args.augment):
+    if (c.get("steps"), c.get("lr"), bool(c.get("augment"))) != (args.steps, args.lr, args.augment):
         return None
     return few.get("seeds", {}).get(str(seed), {}).get(size, {}).get("labels_only")
 
@@ -221,7 +221,7 @@ def part_few(args, root: Path, models: Path, cache: Path) -> dict:
     w = windows_for_card(pcard, "hapt", root)
     train, test = split_subjects(w, hapt.TEST_SUBJECTS)
     data = {"dataset": "hapt", "root": str(root), "test_subjects": list(hapt.TEST_SUBJECTS)}
-    out = {"pretrained": args.pretrained, "fraction": args.fraction, "teacher_epochs": args.teacher_epochs,
+    out = {"pretrained": args.pretrained, "fraction": args.fraction, "teacher_steps": args.teacher_steps,
            "teacher_lr": args.teacher_lr,
            "sizes": args.few_sizes, "seeds": {}}
     for seed in args.seeds:
@@ -243,9 +243,7 @@ def part_few(args, root: Path, models: Path, cache: Path) -> dict:
             dist = student_row(student, card, test, history, time.perf_counter() - t0)
             # the same student (same card: normalisation, architecture) on the labels alone, with
             # as many optimiser steps as the distilled one took
-            steps = -(-len(train10) // cfg.batch_size) * cfg.epochs
-            epochs = math.ceil(steps / -(-n_lab // cfg.batch_size))
-            log(f"seed {seed}: {size} on the {n_lab} labels alone ({epochs} epochs, {steps} steps)")
+            log(f"seed {seed}: {size} on the {n_lab} labels alone ({cfg.steps} steps)")
             scard = make_student_card(size, tcard, embed_dim=card.arch["config"]["embed_dim"], data=data)
             aug = None
             if args.augment:
@@ -258,12 +256,12 @@ def part_few(args, root: Path, models: Path, cache: Path) -> dict:
                              "gain_points": 100 * (dist["test"]["macro_f1"] - prev["test"]["macro_f1"])}
                 continue
             t0 = time.perf_counter()
-            sup, scard = train_student_supervised(train10, size, card=scard, epochs=epochs, seed=seed,
-                                                  lr=cfg.lr, max_steps=steps, augment=aug)
+            sup, scard = train_student_supervised(train10, size, card=scard, steps=cfg.steps, seed=seed,
+                                                  lr=cfg.lr, augment=aug)
             hist = scard.provenance["training"].get("final_loss")
             supervised = student_row(sup, scard, test, [hist] if hist is not None else [],
                                      time.perf_counter() - t0)
-            supervised["epochs"] = epochs
+            supervised["steps"] = cfg.steps
             row[size] = {"distilled": dist, "labels_only": supervised,
                          "gain_points": 100 * (dist["test"]["macro_f1"] - supervised["test"]["macro_f1"])}
             log(f"seed {seed} {size}: distilled {dist['test']['macro_f1']:.4f} vs labels only "
@@ -335,7 +333,7 @@ def f4(v) -> str:
 
 def config_line(r: dict) -> str:
     c = r.get("config", {})
-    return (f"Config: {c.get('epochs')} epochs, T={c.get('temperature')}, weights kd {c.get('w_kd')} / "
+    return (f"Config: {c.get('steps')} steps, T={c.get('temperature')}, weights kd {c.get('w_kd')} / "
             f"embed {c.get('w_embed')} / hint {c.get('w_hint')} / label {c.get('w_label')}, lr {c.get('lr')}, "
             f"augmentation {'on' if c.get('augment') else 'off'}, soft labels on "
             f"{'unlabelled windows only' if c.get('kd_unlabelled_only') else 'every window'}; "
@@ -381,7 +379,7 @@ def markdown(res: dict, meta: dict) -> str:
         lines += [f"## {few['fraction']:.0%} of the training labels (mean ± std over seeds){variant}", "",
                   f"Per seed: a class-stratified {few['fraction']:.0%} of the training labels; the "
                   f"pre-trained teacher `{Path(few['pretrained']).name}` fine-tuned on those labels only "
-                  f"({few['teacher_epochs']} epochs, peak lr {few.get('teacher_lr') or 1e-3:g}); the student distilled from it (all training windows "
+                  f"({few['teacher_steps']} steps, peak lr {few.get('teacher_lr') or 1e-3:g}); the student distilled from it (all training windows "
                   "through the teacher, the same labels) vs the same student (same card, architecture, "
                   f"optimiser steps) trained on those labels alone. {config_line(few)}", "",
                   "| student | seed | labels | 10% teacher F1 | distilled F1 | labels-only F1 | gain (points) | "
@@ -462,9 +460,12 @@ def main(argv=None) -> int:
     p.add_argument("--sizes", default="small,tiny", help="student sizes of part full")
     p.add_argument("--few-sizes", default="small", help="student sizes of part few")
     p.add_argument("--limu-sizes", default="small", help="student sizes of part limu")
-    p.add_argument("--epochs", type=int, default=30, help="distillation epochs (default 30)")
-    p.add_argument("--teacher-epochs", type=int, default=30,
-                   help="fine-tuning epochs of the few-label teacher (default 30)")
+    p.add_argument("--steps", type=positive_int, default=5820,
+                   help="distillation optimiser steps of 64 windows (default 5820: 30 passes over HAPT's "
+                        "12400 training windows)")
+    p.add_argument("--teacher-steps", type=positive_int, default=360,
+                   help="fine-tuning optimiser steps of the few-label teacher (default 360: 30 passes over "
+                        "the 759 kept labels)")
     p.add_argument("--teacher-lr", type=float, default=None,
                    help="fine-tuning peak lr of the few-label teacher (default: finetune's, 1e-3)")
     p.add_argument("--fraction", type=float, default=0.1, help="label fraction of part few (default 0.1)")
@@ -483,7 +484,7 @@ def main(argv=None) -> int:
     p.add_argument("--tag", help="store the parts' results under '<part>_<tag>' (a tuning variant)")
     p.add_argument("--reuse-labels-only", action="store_true",
                    help="part few: take the labels-only students from the stored 'few' run when their "
-                        "config (seed, epochs, lr, augmentation, fraction) is the same")
+                        "config (seed, steps, lr, augmentation, fraction) is the same")
     args = p.parse_args(argv)
     if not args.data:
         sys.exit("bench_distill: set EDGEHAR_DATA or pass --data")
@@ -503,7 +504,7 @@ def main(argv=None) -> int:
     json_path = out / "distill.json"
     run = Run(__file__, argv, HERE.parent)
     results = {}  # this run's parts only: the files are rewritten whole, never merged
-    meta = {"epochs": args.epochs, "temperature": args.temperature, "w_kd": args.w_kd, "w_embed": args.w_embed,
+    meta = {"steps": args.steps, "temperature": args.temperature, "w_kd": args.w_kd, "w_embed": args.w_embed,
             "w_hint": args.w_hint, "w_label": args.w_label, "lr": args.lr, "augment": args.augment,
             "kd_unlabelled_only": args.kd_unlabelled_only,
             "threads": args.threads, "torch": torch.__version__, "test_subjects": list(hapt.TEST_SUBJECTS),
@@ -516,7 +517,7 @@ def main(argv=None) -> int:
               "limu": lambda: part_limu(args, root, models, cache)}[part]
         key = part + (f"_{args.tag}" if args.tag else "")
         results[key] = {**fn(), "seconds": round(time.perf_counter() - t0, 1), "config": {
-            k: meta[k] for k in ("epochs", "temperature", "w_kd", "w_embed", "w_hint", "w_label", "lr", "augment",
+            k: meta[k] for k in ("steps", "temperature", "w_kd", "w_embed", "w_hint", "w_label", "lr", "augment",
                                  "kd_unlabelled_only")}}
         meta["provenance"] = run.stamp()
         write_json(json_path, {"meta": meta, "results": results})

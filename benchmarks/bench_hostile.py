@@ -362,8 +362,8 @@ def cases() -> list[Case]:
         (["live", "--port", "p", "--model", "M", "--rate", "nan"], "--rate"),
         (["live", "--port", "p", "--model", "M", "--rate", "-50"], "--rate"),
         # bad input accepted with exit 0
-        (["distill", "--teacher", "T", "--epochs", "0"], "--epochs"),
-        (["distill", "--teacher", "T", "--max-steps", "0"], "--max-steps"),
+        (["distill", "--teacher", "T", "--steps", "0"], "--steps"),
+        (["finetune", "T", "--steps", "0"], "--steps"),
         (["distill", "--teacher", "T", "--batch-size", "-1"], "--batch-size"),
         (["distill", "--teacher", "T", "--temperature", "0"], "--temperature"),
         (["distill", "--teacher", "T", "--w-kd", "nan"], "--w-kd"),
@@ -552,7 +552,7 @@ def cases() -> list[Case]:
     add("new-demo-tiny-own-data", "new", lambda c: ["demo", "--quick", "--data", c / "own", "--out", c / "d"],
         expect="ok", outputs=("d",), setup=tiny_own_data, timeout=600)
     add("new-sigint-distill", "new",
-        lambda c: ["distill", "--teacher", c.D / "teacher.pt", "--data", "banglejs", "--epochs", "50",
+        lambda c: ["distill", "--teacher", c.D / "teacher.pt", "--data", "banglejs", "--steps", "5000",
                    "--out", c / "s.pt"], expect="interrupted", signal=(signal.SIGINT, r"distill.*\d+/\d+"))
     add("new-sigint-pretrain", "new",
         lambda c: ["pretrain", "--method", "harfm", "--config", "tiny", "--data", "banglejs", "--steps", "5000",
@@ -705,7 +705,7 @@ def pretrain_corpus(*more):
 
 
 def distill_corpus(*more):
-    return lambda c: ["distill", "--teacher", c.D / "teacher.pt", "--data", c / "corpus", "--max-steps", "3",
+    return lambda c: ["distill", "--teacher", c.D / "teacher.pt", "--data", c / "corpus", "--steps", "3",
                       "--out", c / "s.pt", *more]
 
 
@@ -865,10 +865,10 @@ def issue26_cases() -> list[Case]:
         lambda c: ["live", "--port", f"{SIM}?speed=5", "--model", c / "art", "--log", c / "art" / "modelcard.json",
                    "--duration", "5"], setup=art_copy, needle="modelcard.json")
     add("i26-distill-out-is-teacher", "issue26",
-        lambda c: ["distill", "--teacher", c / "t.pt", "--data", "banglejs", "--max-steps", "2", "--out", c / "t.pt"],
+        lambda c: ["distill", "--teacher", c / "t.pt", "--data", "banglejs", "--steps", "2", "--out", c / "t.pt"],
         setup=lambda c: shutil.copy(c.D / "teacher.pt", c / "t.pt"), needle="input")
     add("i26-finetune-out-is-input", "issue26",
-        lambda c: ["finetune", c / "t.pt", "--data", "banglejs", "--epochs", "1", "--out", c / "t.pt"],
+        lambda c: ["finetune", c / "t.pt", "--data", "banglejs", "--steps", "1", "--out", c / "t.pt"],
         setup=lambda c: shutil.copy(c.D / "teacher.pt", c / "t.pt"), needle="input")
     add("i26-firmware-out-is-own-input", "issue26",
         lambda c: ["firmware", "build", c / "art", "--out", c / "art" / "model_int8.cc"],
@@ -988,7 +988,7 @@ def issue26_cases() -> list[Case]:
         lambda c: ["live", "--port", f"sim://{c / 'r.csv'}?speed=5", "--model", c.art, "--log", c / "r.csv",
                    "--duration", "3"], setup=lambda c: write(c / "r.csv", csv_rows(3000)), needle="r.csv")
     add("n26-finetune-out-is-its-own-data", "new26",
-        lambda c: ["finetune", c.D / "teacher.pt", "--data", c / "own", "--epochs", "1", "--out", c / "own" / "a.csv"],
+        lambda c: ["finetune", c.D / "teacher.pt", "--data", c / "own", "--steps", "1", "--out", c / "own" / "a.csv"],
         setup=lambda c: labelled_own(c, own_rows(2000)), needle="a.csv")
     add("n26-record-out-user-folder", "new26",
         lambda c: ["record", "--port", f"{SIM}?speed=20", "--label", "walking", "--out", c / "mine", "--seconds", "1"],

@@ -2,7 +2,7 @@
 architecture with random weights.
 
     EDGEHAR_DATA=../shared/data python benchmarks/bench_teachers.py [--only harfm,relcon] \
-        [--steps N] [--epochs E] [--probe-steps P]
+        [--steps N] [--finetune-steps F]
 
 Per family (those whose module exists: harfm, relcon, selfpab, language), "cpu" config:
 1. self-supervised pre-training for `--steps` steps (batch 64) on every HAPT window of the
@@ -11,8 +11,8 @@ Per family (those whose module exists: harfm, relcon, selfpab, language), "cpu" 
    and of a randomly initialised copy;
    (`--transductive`: every subject's windows, as `edgehar pretrain --data hapt` does; the
    test subjects' signals are seen, never their labels; rows `<family>_transductive`);
-3. full fine-tuning (`edgehar.train.finetune`, HAR-FM: multi-task stage B) for `--epochs`
-   epochs of the pre-trained and of the random copy;
+3. full fine-tuning (`edgehar.train.finetune`, HAR-FM: multi-task stage B) for
+   `--finetune-steps` optimiser steps of the pre-trained and of the random copy;
 Pre-training and fine-tuning are `edgehar.recipes`' teacher recipe (what `edgehar pretrain` and
 `edgehar finetune` run); the fine-tuning validation split (subjects drawn from the training
 subjects) is reported beside the macro-F1 on the UCI-HAR official test subjects
@@ -97,7 +97,7 @@ def run_family(name, windows, train, val, test, args, models: Path) -> dict:
     pre_windows = windows if args.transductive else train
     tag = name + ("" if args.config == "cpu" else f"_{args.config}") + ("_transductive" if args.transductive else "")
     recipe = TeacherRecipe(family=name, config=args.config, pretrain_steps=args.steps, pretrain_lr=args.lr,
-                           finetune_epochs=args.epochs, seed=args.seed)
+                           finetune_steps=args.finetune_steps, seed=args.seed)
     teacher, card, result = pretrain_teacher(recipe, pre_windows)
     save_teacher(models / f"{tag}_pretrained.pt", teacher, card, extra={"loss_curve": result.loss_curve})
     torch.manual_seed(args.seed + 1)
@@ -127,7 +127,7 @@ def run_family(name, windows, train, val, test, args, models: Path) -> dict:
     return {
         "family": tag, "pretrain_subjects": "all" if args.transductive else "train",
         "params": params, "config": teacher.arch["config"], "pretrain_steps": args.steps,
-        "pretrain_seconds": pre["seconds"], "finetune_epochs": args.epochs,
+        "pretrain_seconds": pre["seconds"], "finetune_steps": args.finetune_steps,
         "finetune_seconds": card.provenance["finetune"]["seconds"], "probe_seconds": round(probe_s, 1),
         "loss_first": first, "loss_last": last, "loss_phases": phases, "loss_curve": result.loss_curve,
         "phase_starts": result.phases, "normalisation": {"mean": card.norm_mean, "std": card.norm_std},
@@ -150,7 +150,7 @@ def markdown(results: dict, meta: dict) -> str:
         f"training windows, less validation subjects {meta['validation_subjects']}; test: "
         f"{meta['test_labelled']} windows.", "",
         "| teacher | params | pretrain steps | loss first -> last | validation F1 | fine-tuned F1 | "
-        "random-init fine-tuned F1 | linear probe F1 | random-init probe F1 | pretrain s | finetune s (epochs) |",
+        "random-init fine-tuned F1 | linear probe F1 | random-init probe F1 | pretrain s | finetune s (steps) |",
         "|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|"]
     for r in results.values():
         # a family with stages: the last stage's loss, the earlier ones in brackets
@@ -158,7 +158,7 @@ def markdown(results: dict, meta: dict) -> str:
         lines.append(f"| {r['family']} | {r['params']:,} | {r['pretrain_steps']} | {r['loss_first']:.3f} -> "
                      f"{r['loss_last']:.3f}{stages} | {f(r['validation_macro_f1'])} | {f(r['finetuned_macro_f1'])} | {f(r['random_finetuned_macro_f1'])} | "
                      f"{f(r['probe_macro_f1'])} | {f(r['random_probe_macro_f1'])} | {secs(r['pretrain_seconds'])} | "
-                     f"{secs(r['finetune_seconds'])} ({r['finetune_epochs']}) |")
+                     f"{secs(r['finetune_seconds'])} ({r['finetune_steps']}) |")
     prov = meta["provenance"]
     lines += ["", f"Command: `{prov['command']}` at commit `{prov['commit'][:12]}`, {prov['cpu_seconds'] / 60:.1f} "
               f"CPU minutes on {prov['hardware']['cpu']} ({prov['finished']})."]
@@ -174,7 +174,8 @@ def main(argv=None) -> int:
     p.add_argument("--out", default=str(HERE / "results"), help="results folder")
     p.add_argument("--only", default=",".join(ALL), help="comma-separated families")
     p.add_argument("--steps", type=int, default=3000, help="pre-training steps (default 3000)")
-    p.add_argument("--epochs", type=int, default=30, help="fine-tuning epochs (default 30)")
+    p.add_argument("--finetune-steps", type=int, default=3000,
+                   help="fine-tuning optimiser steps (default 3000: 30 passes over the 6385 labelled training windows)")
     p.add_argument("--lr", type=float, default=1e-3, help="pre-training peak learning rate")
     p.add_argument("--no-random-finetune", action="store_true", help="skip fine-tuning the random copy")
     p.add_argument("--transductive", action="store_true",

@@ -66,7 +66,7 @@ def run_one(c: dict, args, work: Path) -> dict:
     summary, pre_wall = edgehar(["pretrain", "--method", "harfm", "--config", args.config, "--holdout-test",
                                  "--steps", str(args.steps), "--batch-size", str(args.batch_size // c["ranks"]),
                                  "--seed", str(args.seed), "--out", str(ckpt), *common], c["ranks"], c["threads"])
-    probe, probe_wall = edgehar(["finetune", str(ckpt), "--linear-probe", "--epochs", str(args.probe_epochs),
+    probe, probe_wall = edgehar(["finetune", str(ckpt), "--linear-probe", "--steps", str(args.probe_steps),
                                  "--seed", str(args.seed), "--out", str(work / "probe.pt"), *common], 1, c["threads"])
     curve = torch.load(ckpt, weights_only=True)["extra"]["loss_curve"]
     windows = args.steps * (args.batch_size // c["ranks"]) * c["ranks"]
@@ -85,7 +85,7 @@ def markdown(result: dict) -> str:
     lines = [
         "# Training throughput", "",
         f"HAR-FM `{p['config']}` pre-trained on {p['data']} (official test subjects held out) for {p['steps']} "
-        f"steps of {p['batch_size']} windows in all, then a {p['probe_epochs']}-epoch linear probe; "
+        f"steps of {p['batch_size']} windows in all, then a {p['probe_steps']}-step linear probe; "
         "validation macro-F1 of the probe (validation subjects drawn from the training subjects). "
         "Windows/s: pre-training loop only; time to the validation figure: both commands' wall time, "
         "start-up and data loading included. Loss curves: train.png.", "",
@@ -139,7 +139,8 @@ def main(argv=None) -> int:
     p.add_argument("--config", default="cpu", help="HAR-FM size (default cpu)")
     p.add_argument("--steps", type=int, default=120, help="pre-training steps (default 120)")
     p.add_argument("--batch-size", type=int, default=64, help="windows per step in all (default 64)")
-    p.add_argument("--probe-epochs", type=int, default=2, help="linear-probe epochs (default 2)")
+    p.add_argument("--probe-steps", type=int, default=200,
+                   help="linear-probe optimiser steps (default 200: 2 passes over HAPT's labelled training windows)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default=str(HERE / "results"), help="results folder")
     args = p.parse_args(argv)
@@ -156,7 +157,7 @@ def main(argv=None) -> int:
             print(f"bench_train: {c['name']} ...", file=sys.stderr, flush=True)
             rows.append(run_one(c, args, Path(work)))
     result = {"recipe": {"family": "harfm", "config": args.config, "data": args.data, "steps": args.steps,
-                         "batch_size": args.batch_size, "probe_epochs": args.probe_epochs, "seed": args.seed},
+                         "batch_size": args.batch_size, "probe_steps": args.probe_steps, "seed": args.seed},
               "rows": rows,
               "provenance": run.stamp()}
     write_json(out / "train.json", result)

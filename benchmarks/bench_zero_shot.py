@@ -75,7 +75,8 @@ def main() -> int:
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--size", default="cpu", help="language config (tiny, cpu, paper)")
     p.add_argument("--encoder", choices=("cnn", "stgcn"), help="override the config's encoder")
-    p.add_argument("--finetune-epochs", type=int, default=5)
+    p.add_argument("--finetune-steps", type=int, default=500,
+                   help="fine-tuning optimiser steps (default 500: 5 passes over the labelled training windows)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default=str(Path(__file__).parent / "results"), help="results folder")
     args = p.parse_args()
@@ -95,7 +96,7 @@ def main() -> int:
     labels = list(windows.label_names)
     recipe = TeacherRecipe(family="language", config=args.size, pretrain_steps=args.steps,
                            pretrain_batch_size=args.batch_size, pretrain_lr=args.lr,
-                           finetune_epochs=args.finetune_epochs, seed=args.seed,
+                           finetune_steps=args.finetune_steps, seed=args.seed,
                            overrides={"encoder": args.encoder} if args.encoder else {})
     # pre-trained on the labelled windows: the text alignment needs each window's class text
     teacher, card, res = pretrain_teacher(recipe, train)
@@ -130,7 +131,7 @@ def main() -> int:
         "banglejs_zero_shot_clean": zs_clean,
         "banglejs_chance": {"macro_f1": chance, "macro_f1_std": chance_sd, "draws": 1000},
         "hapt_text_prototypes": hapt_proto,
-        "hapt_finetuned": {**hapt_ft, "epochs": args.finetune_epochs, "validation": val_ft},
+        "hapt_finetuned": {**hapt_ft, "steps": args.finetune_steps, "validation": val_ft},
         "banglejs_suspect_windows": int(suspect.sum()),
     }
     out = Path(args.out)

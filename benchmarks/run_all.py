@@ -34,18 +34,21 @@ sys.path.insert(0, str(HERE))
 
 FAMILIES = ("harfm", "relcon", "selfpab", "language")
 BASELINES = {"cnn": "plain 3-layer 1-D CNN", "ignatov": "Ignatov CNN (STM32 zoo 'ign')", "tinyhar": "TinyHAR"}
+# Optimiser steps of 64 windows. A pass over HAPT's training split is 100 steps of its labelled
+# windows (fine-tuning, baselines) or 165 of all of them (distillation, whose soft labels need
+# none); 12 and 19 in the fast plan's 1200 windows.
 PLANS = {
-    "fast": {"teacher_config": "tiny", "pretrain_steps": 30, "finetune_epochs": 1, "distill_epochs": 2,
-             "baseline_epochs": {"cnn": 2, "ignatov": 2, "tinyhar": 1}, "max_train": 1200,
+    "fast": {"teacher_config": "tiny", "pretrain_steps": 30, "finetune_steps": 12, "distill_steps": 38,
+             "baseline_steps": {"cnn": 24, "ignatov": 24, "tinyhar": 12}, "max_train": 1200,
              "profile_runs": 10, "n_calib": 100, "paper_teacher": False},
-    "full": {"teacher_config": "cpu", "pretrain_steps": 1000, "finetune_epochs": 10, "distill_epochs": 20,
-             "baseline_epochs": {"cnn": 30, "ignatov": 30, "tinyhar": 20}, "max_train": None,
+    "full": {"teacher_config": "cpu", "pretrain_steps": 1000, "finetune_steps": 1000, "distill_steps": 3300,
+             "baseline_steps": {"cnn": 3000, "ignatov": 3000, "tinyhar": 2000}, "max_train": None,
              "profile_runs": 50, "n_calib": 500, "paper_teacher": True},
 }
 # HAR-FM at its published size (d=96, 10+24 layers, ~32M MACs per window): the teacher the
 # student's MAC target (<= 2% of the teacher) is about. Same recipe as
-# `edgehar pretrain --method harfm --config paper --steps 2000 --holdout-test` + `edgehar finetune --epochs 20 --lr 5e-4`.
-PAPER_HARFM = {"config": "paper", "pretrain_steps": 2000, "finetune_epochs": 20, "finetune_lr": 5e-4}
+# `edgehar pretrain --method harfm --config paper --steps 2000 --holdout-test` + `edgehar finetune --steps 2000 --lr 5e-4`.
+PAPER_HARFM = {"config": "paper", "pretrain_steps": 2000, "finetune_steps": 2000, "finetune_lr": 5e-4}
 TEACHER_CODE = ["edgehar.recipes", "edgehar.models.teacher", "edgehar.train.pretrain", "edgehar.train.finetune",
                 "edgehar.train.supervised", "edgehar.models.augment", "edgehar.models.inference"]
 STUDENT_CODE = ["edgehar.recipes", "edgehar.models.student", "edgehar.train.distill", "edgehar.train.supervised",
@@ -186,7 +189,7 @@ def main(argv=None) -> int:
 
     # -- teachers: chosen on validation ----------------------------------------------------------
     specs = [(f, TeacherRecipe(family=f, config=plan["teacher_config"], pretrain_steps=plan["pretrain_steps"],
-                               finetune_epochs=plan["finetune_epochs"], seed=args.seed)) for f in families]
+                               finetune_steps=plan["finetune_steps"], seed=args.seed)) for f in families]
     if plan["paper_teacher"] and "harfm" in families:
         specs.insert(1, ("harfm_paper", TeacherRecipe(family="harfm", seed=args.seed, **PAPER_HARFM)))
     teachers = {}
@@ -206,7 +209,7 @@ def main(argv=None) -> int:
         val_f1 = card.provenance["metrics"]["validation"]["macro_f1"]
         title = f"{recipe.family} teacher" + (f" ({recipe.config} size)" if recipe.family == "harfm" and not args.fast else "")
         origin = (f"{recipe.config} config: pre-trained {recipe.pretrain_steps} steps on the training subjects, "
-                  f"fine-tuned {recipe.finetune_epochs} epochs; validation macro-F1 {val_f1:.4f}")
+                  f"fine-tuned {recipe.finetune_steps} steps; validation macro-F1 {val_f1:.4f}")
         rows.append(measure.measure_row(title, "teacher", "fp32", path, root, plan["profile_runs"], model, card,
                                         macs, params, onnx_path, origin))
         teachers[key] = (rows[-1], path, val_f1)
@@ -225,13 +228,13 @@ def main(argv=None) -> int:
     # -- students --------------------------------------------------------------------------------
     students = {}
     for size in ("tiny", "small"):
-        recipe = {"size": size, "distill": asdict(DistillConfig(epochs=plan["distill_epochs"], seed=args.seed)),
+        recipe = {"size": size, "distill": asdict(DistillConfig(steps=plan["distill_steps"], seed=args.seed)),
                   "teacher_sha256": file_sha256(best_path)}
 
         def make(path, size=size):
             teacher, tcard = load_model(best_path)
             student, card, history = distill_student(
-                teacher, tcard, train, val, size, DistillConfig(epochs=plan["distill_epochs"], seed=args.seed),
+                teacher, tcard, train, val, size, DistillConfig(steps=plan["distill_steps"], seed=args.seed),
                 str(best_path.name), {"dataset": "hapt", **split})
             save_checkpoint(path, student, card, extra={"history": history})
         path = build(f"student_{size}.pt", recipe, STUDENT_CODE, make)
@@ -252,12 +255,12 @@ def main(argv=None) -> int:
 
     calib = calib_from_windows(train.labelled(), plan["n_calib"], args.seed)
     for name, title in BASELINES.items():
-        epochs = plan["baseline_epochs"][name]
+        steps = plan["baseline_steps"][name]
 
-        def make(path, name=name, epochs=epochs):
-            model, card = train_baseline(name, train, val, epochs, args.seed, data={"dataset": "hapt", **split})
+        def make(path, name=name, steps=steps):
+            model, card = train_baseline(name, train, val, steps, args.seed, data={"dataset": "hapt", **split})
             save_checkpoint(path, model, card)
-        path = build(f"{name}.pt", {"baseline": name, "epochs": epochs, "seed": args.seed}, BASELINE_CODE, make)
+        path = build(f"{name}.pt", {"baseline": name, "steps": steps, "seed": args.seed}, BASELINE_CODE, make)
         model, card = load_model(path)
         macs, params = measure.torch_macs(model, card), sum(q.numel() for q in model.parameters())
         fp32, int8 = out / "models" / f"{name}.onnx", out / "models" / f"{name}_int8.onnx"
