@@ -3,7 +3,7 @@ the baselines, scored on each data set's held-out test subjects and on Bangle.js
 data set out, label efficiency and zero-shot on classes no training label named.
 
     EDGEHAR_DATA=../shared/data EDGEHAR_TOOLCHAINS=../shared/toolchains python benchmarks/bench_wrist.py [--update-readme]
-        [--teacher-steps 3000,6000,12000] [--distill-steps 4000,12000,24000] [--baseline-epochs 10] [--work DIR]
+        [--teacher-steps 3000,6000,12000] [--distill-steps 4000,12000,24000] [--baseline-steps 5110] [--work DIR]
 
 One command: builds the pooled corpus (WISDM watch + DSADS + GeoTec watch, 20 Hz, 5-s windows;
 accelerometer, in g; DSADS contributes its arm units), trains the HAR-FM corpus teacher
@@ -107,7 +107,7 @@ def cached(name: str, recipe: dict, make, save) -> Path:
     return path
 
 
-def hapt_student(root: Path, epochs: int) -> dict:
+def hapt_student(root: Path, steps: int) -> dict:
     """Today's deployed HAPT student (the demo's: accelerometer only, 50 Hz, 128-sample
     windows, waist phone), trained on HAPT's training subjects and scored on Bangle.js only:
     the pool's 20-Hz 5-s windows are not its input."""
@@ -121,8 +121,8 @@ def hapt_student(root: Path, epochs: int) -> dict:
 
     w = activity_windows("hapt", root / "hapt", rate=50.0, window=128, hop=64, channels=list(ACC))
     train, _, _ = split_train_validation(w, hapt.TEST_SUBJECTS, 0)
-    path = cached("hapt_small.pt", {"student": "small", "epochs": epochs, "hapt_windows": windows_sha256(train)},
-                  lambda: train_student_supervised(train.labelled(), "small", epochs=epochs, progress=False,
+    path = cached("hapt_small.pt", {"student": "small", "steps": steps, "hapt_windows": windows_sha256(train)},
+                  lambda: train_student_supervised(train.labelled(), "small", steps=steps, progress=False,
                                                    data={"dataset": "hapt"}), save_checkpoint)
     model, card = load_model(path)
     bangle, clean = bangle_windows(root, card)
@@ -237,8 +237,12 @@ def main(argv=None) -> int:
                    help="candidate distillation step counts per student, chosen on validation")
     p.add_argument("--language-steps", type=positive_int, default=3000,
                    help="pre-training steps of the language teachers (not tuned)")
-    p.add_argument("--baseline-epochs", type=positive_int, default=10,
-                   help="epochs of the CNN floor, the scratch student and the HAPT student")
+    p.add_argument("--baseline-steps", type=positive_int, default=5110,
+                   help="optimiser steps of the CNN floor and the scratch student (default 5110: 10 passes "
+                        "over the corpus's labelled train windows)")
+    p.add_argument("--hapt-steps", type=positive_int, default=1000,
+                   help="optimiser steps of the HAPT student (default 1000: 10 passes over HAPT's labelled "
+                        "training windows)")
     p.add_argument("--fractions", default="0.01,0.1", help="label fractions of the label-efficiency runs")
     p.add_argument("--seeds", default="0,1,2", help="seeds of the label-efficiency runs")
     p.add_argument("--update-readme", action="store_true", help="rewrite the README's wrist section")
@@ -338,13 +342,13 @@ def main(argv=None) -> int:
     train_l = train.labelled()
     for name, path, make in (
             ("plain pooled CNN floor", "cnn_floor.pt",
-             lambda: train_baseline("cnn", train_l, val_l, args.baseline_epochs, progress=False)),
+             lambda: train_baseline("cnn", train_l, val_l, args.baseline_steps, progress=False)),
             ("student small from scratch (corpus labels)", "scratch_small.pt",
-             lambda: train_student_supervised(train_l, "small", epochs=args.baseline_epochs, progress=False))):
-        model, card = load_model(cached(path, {"model": path, "epochs": args.baseline_epochs}, make, save_checkpoint))
+             lambda: train_student_supervised(train_l, "small", steps=args.baseline_steps, progress=False))):
+        model, card = load_model(cached(path, {"model": path, "steps": args.baseline_steps}, make, save_checkpoint))
         r = score_row(name, torch_predict(model, card), labels, tests, bangle, clean)
         rows.append({**r, **size_cells(model, card, None), "kind": "baseline"})
-    rows.append(hapt_student(root, args.baseline_epochs))
+    rows.append(hapt_student(root, args.hapt_steps))
     from edgehar.train.corpus_transfer import zero_shot_predict
     lang, lcard, _ = load_teacher(cached("language.pt", language_recipe(), lambda: language_teacher(corpus), save_teacher))
     r = score_row(f"corpus language teacher, zero-shot by text ({len(lcard.labels)} label names)",
