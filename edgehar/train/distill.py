@@ -209,7 +209,7 @@ def hint_targets(tokens: torch.Tensor, length: int) -> torch.Tensor:
 def distill_loss(student, hint_map: nn.Module, xb, yb, t_logits, t_embed, t_tokens,
                  cfg: DistillConfig) -> tuple[torch.Tensor, dict]:
     tok = student.tokens(xb)
-    pooled = tok.mean(1)
+    pooled = student.pool(tok)  # mean, or the attention pooling the deployed graph runs
     logits = student.heads[student.main_task](pooled)
     emb = student.embed(pooled)
     parts = {}
