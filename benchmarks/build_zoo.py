@@ -34,7 +34,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 RESULTS = HERE / "results"
-WRIST_TEACHER_STEPS = (1200, 4800)  # masked reconstruction, then multi-task + text: 6000 in all
+WRIST_TEACHER = {"steps": 6000, "reconstruction_fraction": 0.2}  # masked reconstruction, then multi-task + text
 LANGUAGE_STEPS = 3000
 WRIST_DISTILL_STEPS = {"tiny": 24000, "small": 12000}
 WRIST_DISTILL = {"batch_size": 128, "lr": 3e-3, "augment": True}
@@ -66,8 +66,7 @@ def train_job(job: dict) -> dict:
         from edgehar.models.teacher import save_teacher
         from edgehar.recipes import CorpusTeacherRecipe, train_corpus_teacher
 
-        steps = sum(job["steps"])  # [masked reconstruction, multi-task] steps
-        recipe = CorpusTeacherRecipe(steps=steps, reconstruction_fraction=job["steps"][0] / steps, seed=job["seed"])
+        recipe = CorpusTeacherRecipe(seed=job["seed"], **job["recipe"])
         teacher, card, _ = train_corpus_teacher(recipe, job["corpus"], progress=False)
         save_teacher(tmp, teacher, card)
     elif kind == "wrist_language":
@@ -231,7 +230,7 @@ def main(argv=None) -> int:
     # -- teachers: every wrist recipe with each seed; the HAPT teacher once ---------------------
     specs = {}
     for s in seeds:
-        specs[f"wrist_teacher_s{s}.pt"] = ({"kind": "wrist_teacher", "steps": list(WRIST_TEACHER_STEPS), "seed": s,
+        specs[f"wrist_teacher_s{s}.pt"] = ({"kind": "wrist_teacher", "recipe": WRIST_TEACHER, "seed": s,
                                             **on_corpus}, corpus_sha)
         specs[f"wrist_language_s{s}.pt"] = ({"kind": "wrist_language", "steps": LANGUAGE_STEPS, "seed": s,
                                              **on_corpus}, corpus_sha)
