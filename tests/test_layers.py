@@ -1,6 +1,6 @@
 """The layers contract: data flows one way, and so do imports.
 
-data -> models -> train -> export / profile / mcu / runtime -> bridge -> demo / benchmarks, with
+data -> models -> train -> export / profile / mcu / runtime -> bridge -> demo / tune / benchmarks, with
 the command-line front ends on top. A module imports only from its own layer or below, imports
 inside functions included (they are read from the source, not from what Python happened to load),
 and no two components import each other.
@@ -35,7 +35,7 @@ LAYERS = [  # lowest first
     ["edgehar.mcu"],
     ["edgehar.profile"],
     ["edgehar.bridge"],
-    ["edgehar.evaluate", "edgehar.demo", "edgehar.demo_wrist", "edgehar.bench"],
+    ["edgehar.evaluate", "edgehar.demo", "edgehar.demo_wrist", "edgehar.bench", "edgehar.tune"],
 ]
 # command-line front ends (`edgehar.cli`, `edgehar.train.cli`, `edgehar.profile.cli`, ...) sit
 # on top: a thin CLI over its library may import from any layer
