@@ -120,7 +120,7 @@ def test_a_damaged_manifest(corpus, damage, expected):
 
 @pytest.mark.parametrize("command", [
     ["pretrain", "--method", "harfm", "--steps", "5"],
-    ["distill", "--teacher", "missing-teacher.pt", "--steps", "1"],
+    ["distill", "--teacher", "TEACHER", "--steps", "1"],
 ], ids=["pretrain", "distill"])
 def test_commands_refuse_a_tampered_corpus_in_one_line_and_no_verify_skips_the_hash(
         corpus, tmp_path, capsys, command):
@@ -128,7 +128,10 @@ def test_commands_refuse_a_tampered_corpus_in_one_line_and_no_verify_skips_the_h
     data = bytearray(shard.read_bytes())
     data[10:60] = b"#" * 50  # the header: unreadable whether hashed or not
     shard.write_bytes(bytes(data))
-    args = [*command, "--data", str(corpus), "--out", str(tmp_path / "out.pt")]
+    teacher = tmp_path / "teacher.pt"
+    teacher.write_bytes(b"not a checkpoint")  # a file: the corpus is checked before it is read
+    args = [str(teacher) if a == "TEACHER" else a for a in command]
+    args = [*args, "--data", str(corpus), "--out", str(tmp_path / "out.pt")]
     assert main(args) == 2
     err = capsys.readouterr().err
     assert err == f"edgehar: error: {shard}: content differs from its SHA-256 in corpus.json (a truncated, " \

@@ -327,6 +327,14 @@ def test_stale_staging_of_a_dead_process_goes_and_a_live_ones_stays(tmp_path):
     assert remove_stale_staging(tmp_path / "out") == []
 
 
+def a_model_file(folder):
+    """A file where the command expects a model: it gets past resolving the name to the
+    monkeypatched step."""
+    path = folder / "m.tflite"
+    path.write_bytes(b"a model file")
+    return path
+
+
 SLOW_COMMAND = textwrap.dedent("""
     import sys, time
     import edgehar.evaluate as e
@@ -342,7 +350,7 @@ SLOW_COMMAND = textwrap.dedent("""
             print("ready", flush=True)
             time.sleep(60)
     e.evaluate_file = slow
-    sys.exit(main(["eval", "model"]))
+    sys.exit(main(["eval", sys.argv[2]]))
 """)
 
 
@@ -351,19 +359,22 @@ SLOW_COMMAND = textwrap.dedent("""
 def test_signals_stop_a_command_cleanly(tmp_path, sig, code, word):
     """SIGTERM and Ctrl-C (even when inherited ignored, as in a shell's background job) end
     the command with one line on its own line and no staging left."""
-    out = tmp_path / "out"
-    proc = subprocess.Popen([sys.executable, "-c", SLOW_COMMAND, str(out)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, cwd=tmp_path,
+    out = tmp_path / "work" / "out"
+    out.parent.mkdir()
+    model = tmp_path / "model.tflite"
+    model.write_bytes(b"a model file")  # a path: the command gets past resolving it
+    proc = subprocess.Popen([sys.executable, "-c", SLOW_COMMAND, str(out), str(model)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, cwd=out.parent,
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
     assert proc.stdout.readline().strip() == "ready"
     proc.send_signal(sig)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == code, err
     assert err.splitlines()[-1] == f"edgehar: {word}" and "Traceback" not in err
-    assert list(tmp_path.iterdir()) == []
+    assert list(out.parent.iterdir()) == []
 
 
-def test_ctrl_c_inside_an_import_is_interrupted_not_a_traceback(capsys, monkeypatch):
+def test_ctrl_c_inside_an_import_is_interrupted_not_a_traceback(capsys, monkeypatch, tmp_path):
     import edgehar.evaluate as e
 
     def importing(*a, **k):
@@ -372,11 +383,11 @@ def test_ctrl_c_inside_an_import_is_interrupted_not_a_traceback(capsys, monkeypa
         except KeyboardInterrupt:
             raise ImportError("Traceback (most recent call last): ... Failed to load TensorFlow")
     monkeypatch.setattr(e, "evaluate_file", importing)
-    code, err = run(["eval", "m.tflite"], capsys)
+    code, err = run(["eval", str(a_model_file(tmp_path))], capsys)
     assert code == 130 and err == "edgehar: interrupted\n"
 
 
-def test_an_error_under_a_progress_bar_starts_its_own_line(capsys, monkeypatch):
+def test_an_error_under_a_progress_bar_starts_its_own_line(capsys, monkeypatch, tmp_path):
     import edgehar.evaluate as e
     from tqdm import tqdm
 
@@ -385,7 +396,7 @@ def test_an_error_under_a_progress_bar_starts_its_own_line(capsys, monkeypatch):
         bar.update(4)
         raise UserError("x.npz", "damaged")
     monkeypatch.setattr(e, "evaluate_file", fails)
-    code, err = run(["eval", "m.tflite"], capsys)
+    code, err = run(["eval", str(a_model_file(tmp_path))], capsys)
     assert code == 2 and "\nedgehar: error: x.npz: damaged\n" in err
 
 
