@@ -1,4 +1,4 @@
-"""`edgehar export STUDENT.pt --int8`: the deployable artifact folder."""
+"""`edgehar export STUDENT.pt --int8` (or BASELINE.pt): the deployable artifact folder."""
 
 from __future__ import annotations
 
@@ -11,15 +11,15 @@ from edgehar.data.registry import data_arg
 
 def register(sub) -> None:
     p = sub.add_parser(
-        "export", help="student checkpoint -> .tflite/.onnx/C array artifact folder",
-        description="Export a student checkpoint into an artifact folder (written atomically): "
+        "export", help="student or baseline checkpoint -> .tflite/.onnx/C array artifact folder",
+        description="Export a student checkpoint (or a baseline: cnn, ignatov, tinyhar_tflm) into an artifact folder (written atomically): "
                     "model_fp32.tflite, model.onnx, modelcard.json, parity.json and, with --int8, "
                     "model_int8.tflite (full integer: int8 I/O, activations and weights, int32 biases), "
                     "model_int8.onnx (QDQ, per-channel weights) and model_int8.h/.cc (C array for "
                     "TFLite-Micro). parity.json compares PyTorch with every artifact on the held-out "
                     "test subjects of the card's data set.")
-    p.add_argument("checkpoint", help="student checkpoint (.pt from `edgehar distill`) or a zoo name "
-                                      "(edgehar models)")
+    p.add_argument("checkpoint", help="student checkpoint (.pt from `edgehar distill`), a baseline checkpoint "
+                                      "(cnn, ignatov, tinyhar_tflm) or a zoo name (edgehar models)")
     p.add_argument("--int8", action="store_true", help="also write the full-integer int8 artifacts")
     p.add_argument("--out", help="output folder (default: <checkpoint>_export next to it; for a zoo "
                                  "name, NAME_export in the current folder)")

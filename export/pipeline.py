@@ -1,4 +1,4 @@
-"""`export`: a student checkpoint -> an artifact folder, written atomically.
+"""`export`: a student or baseline checkpoint -> an artifact folder, written atomically.
 
     model_fp32.tflite   model_int8.tflite   (full integer: int8 I/O, activations, weights)
     model.onnx          model_int8.onnx     (QDQ, per-channel weights, static activations)
@@ -6,6 +6,9 @@
     modelcard.json      (also embedded in every .tflite / .onnx)
                         (.tflite files are compacted losslessly: see edgehar.export.compact)
     parity.json         (PyTorch vs each artifact on held-out real windows)
+
+A baseline (`edgehar.models.baselines`: the plain CNN, Ignatov, the TinyHAR variant
+`tinyhar_tflm`) goes through the same steps, its Keras mirror from `edgehar.export.baseline_mirror`.
 
 The exported graph computes the main task's logits from one normalised window (batch 1, as a
 microcontroller runs it; float I/O for the fp32 files, int8 I/O with the card's constants for
@@ -43,18 +46,35 @@ TFLITE_RUNTIME_ENV = "EDGEHAR_TFLITE_RUNTIME_PYTHON"  # a python with tflite-run
 
 
 def load_student(path):
-    """(model, card, state_dict) of a student checkpoint, or a one-line error for anything else."""
+    """(model, card, state_dict) of a student checkpoint or of a baseline with a Keras mirror,
+    or a one-line error for anything else."""
     from edgehar.checkpoint import load_checkpoint
     from edgehar.models import load_model
+    from edgehar.models.baselines import INT8_EXPORTABLE
 
     ckpt = load_checkpoint(path)
     card = ckpt["card"]
     name = (card.arch or {}).get("name")
-    if card.kind != "student" or name != "student":
+    if card.kind == "baseline" and name == "tinyhar":
+        raise UserError(path, "is a TinyHAR baseline: its LayerNorm, GELU and LSTM have no full-int8 "
+                              "TFLite-Micro graph here; train the variant tinyhar_tflm to export one")
+    if not ((card.kind == "student" and name == "student") or (card.kind == "baseline" and name in INT8_EXPORTABLE)):
         raise UserError(path, f"is a {card.kind} checkpoint ({name or 'no architecture'}); export takes a "
-                              "student (make one with `edgehar distill`)")
+                              f"student (make one with `edgehar distill`) or a baseline "
+                              f"({', '.join(INT8_EXPORTABLE)})")
     model, card = load_model(path)
     return model, card, ckpt["state_dict"]
+
+
+def keras_mirror(card, state: dict, embedding: bool = False):
+    """The Keras mirror of a student or baseline checkpoint (its card and torch state dict)."""
+    if card.kind == "baseline":
+        from edgehar.export.baseline_mirror import build_baseline_mirror
+
+        return build_baseline_mirror(card.arch, state)
+    from edgehar.export.keras_mirror import build_keras_mirror
+
+    return build_keras_mirror(card.arch["config"], state, embedding=embedding)
 
 
 def card_data(card) -> dict:
@@ -155,7 +175,8 @@ def export_student(checkpoint, out=None, int8: bool = True, calib=None, data: st
                    windows=None, test_subjects: list[int] | None = None, n_calib: int = 500, seed: int = 0,
                    micro: bool = True, tflite_runtime_python: str | None = None, progress: bool = True,
                    classes: list[str] | None = None) -> dict:
-    """Export a student checkpoint into the folder `out`; returns a summary (paths, parity).
+    """Export a student (or baseline) checkpoint into the folder `out`; returns a summary
+    (paths, parity).
 
     `classes`: keep only these of the model's classes (`edgehar.classes.slice_classes`: its
     main head's rows), so every file, the card and the C header carry only those outputs;
@@ -301,7 +322,6 @@ def write_models(tmp: Path, model, card, state, calib, int8: bool, bar) -> tuple
     from edgehar.export import tflite
     from edgehar.export.c_array import write_c_array
     from edgehar.export.compact import short_float32
-    from edgehar.export.keras_mirror import build_keras_mirror
 
     cal_x = card.normalise(calib.x)
     clip = card.arch["config"].get("input_clip")
@@ -310,11 +330,12 @@ def write_models(tmp: Path, model, card, state, calib, int8: bool, bar) -> tuple
     bar.set_postfix_str("keras mirror")
     embedding = bool(card.text_prototypes)
     with tflite.quiet():
-        mirror = build_keras_mirror(card.arch["config"], state, embedding=embedding)
+        mirror = keras_mirror(card, state, embedding=embedding)
     fp32 = tflite.outputs_in_signature_order(tflite.convert_fp32(mirror))
     probe = cal_x[: min(len(cal_x), 32)]
     with torch.no_grad():
         want = model(torch.from_numpy(probe))
+    want = want if isinstance(want, (tuple, list)) else (want,)  # a student: (logits, ...); a baseline: logits
     diff = float(np.abs(tflite.run_litert(fp32, probe) - want[0].numpy()).max())
     if embedding:
         diff = max(diff, float(np.abs(tflite.run_litert(fp32, probe, output=1) - want[1].numpy()).max()))

@@ -22,6 +22,7 @@ FAMILIES = {
     "cnn": "edgehar.models.baselines",
     "ignatov": "edgehar.models.baselines",
     "tinyhar": "edgehar.models.baselines",
+    "tinyhar_tflm": "edgehar.models.baselines",
 }
 
 

@@ -20,6 +20,15 @@ plus the family's own sizes).
   transformer layer over the channel tokens at each time step, cross-channel fusion by a
   fully-connected layer, an LSTM over time, temporal attention aggregation added to the last
   step, linear. Configuration of the paper's code: 20 filters, transformer 4 heads x 16.
+- `tinyhar_tflm`: TinyHAR with the changes a full-int8 TFLite-Micro graph needs, the sizes and
+  the structure kept: conv-BN-ReLU (the BN folds into the conv; TinyHAR normalises after the
+  ReLU), BatchNorm over the token features instead of LayerNorm (folds into the next linear
+  layer: TFLM has no LAYER_NORM), ReLU instead of GELU (TFLM has no int8 GELU). The LSTM stays;
+  the export unrolls it into fully-connected, logistic, tanh, mul and add ops
+  (`edgehar.export.baseline_mirror`), since the runner has no UNIDIRECTIONAL_SEQUENCE_LSTM. A
+  separate family, trained from scratch: TinyHAR's own checkpoints stay as they are.
+
+Every family but `tinyhar` exports full-int8 (`edgehar export BASELINE.pt --int8`).
 """
 
 from __future__ import annotations
@@ -37,7 +46,11 @@ DEFAULTS = {
     "ignatov": {"filters": 24, "kernel": 16, "pool": 3, "hidden": 12, "dropout": 0.5},
     "tinyhar": {"filters": 20, "conv_layers": 4, "kernel": 5, "heads": 4, "head_dim": 16,
                 "mlp_dim": 16, "dropout": 0.1},
+    "tinyhar_tflm": {"filters": 20, "conv_layers": 4, "kernel": 5, "heads": 4, "head_dim": 16,
+                     "mlp_dim": 16, "dropout": 0.1},
 }
+# families with a full-int8 export (edgehar.export.baseline_mirror)
+INT8_EXPORTABLE = ("cnn", "ignatov", "tinyhar_tflm")
 
 
 class PlainCNN(nn.Module):
@@ -105,17 +118,21 @@ class IgnatovCNN(nn.Module):
 
 
 class ChannelTransformer(nn.Module):
-    """One pre-norm transformer layer over channel tokens (TinyHAR's cross-channel interaction)."""
+    """One pre-norm transformer layer over channel tokens (TinyHAR's cross-channel interaction);
+    `tflm`: BatchNorm over the token features and a ReLU feed-forward (see the module doc)."""
 
-    def __init__(self, dim: int, heads: int, head_dim: int, mlp_dim: int, dropout: float):
+    def __init__(self, dim: int, heads: int, head_dim: int, mlp_dim: int, dropout: float, tflm: bool = False):
         super().__init__()
+        from edgehar.models.student import ChannelNorm
+
         inner = heads * head_dim
         self.heads, self.head_dim = heads, head_dim
-        self.norm1 = nn.LayerNorm(dim)
+        norm = ChannelNorm if tflm else nn.LayerNorm
+        self.norm1 = norm(dim)
         self.qkv = nn.Linear(dim, 3 * inner, bias=False)
         self.out = nn.Linear(inner, dim)
-        self.norm2 = nn.LayerNorm(dim)
-        self.ff = nn.Sequential(nn.Linear(dim, mlp_dim), nn.GELU(), nn.Dropout(dropout),
+        self.norm2 = norm(dim)
+        self.ff = nn.Sequential(nn.Linear(dim, mlp_dim), nn.ReLU() if tflm else nn.GELU(), nn.Dropout(dropout),
                                 nn.Linear(mlp_dim, dim), nn.Dropout(dropout))
         self.drop = nn.Dropout(dropout)
 
@@ -144,6 +161,8 @@ class TemporalAttention(nn.Module):
 class TinyHAR(nn.Module):
     """Per-channel convs -> channel transformer -> FC fusion -> LSTM -> temporal attention -> linear."""
 
+    tflm = False  # TinyHARTFLM: the variant a full-int8 TFLite-Micro graph can hold
+
     def __init__(self, in_channels: int, n_classes: int, window: int, filters: int = 20,
                  conv_layers: int = 4, kernel: int = 5, heads: int = 4, head_dim: int = 16,
                  mlp_dim: int = 16, dropout: float = 0.1):
@@ -152,13 +171,17 @@ class TinyHAR(nn.Module):
         for i in range(conv_layers):
             stride = 2 if i % 2 == 1 else 1
             # (kernel, 1) kernels: each sensor channel is filtered alone, with shared weights
-            convs.append(nn.Sequential(nn.Conv2d(c_in, filters, (kernel, 1), (stride, 1)),
-                                       nn.ReLU(), nn.BatchNorm2d(filters)))
+            if self.tflm:
+                layer = [nn.Conv2d(c_in, filters, (kernel, 1), (stride, 1), bias=False),
+                         nn.BatchNorm2d(filters), nn.ReLU()]
+            else:
+                layer = [nn.Conv2d(c_in, filters, (kernel, 1), (stride, 1)), nn.ReLU(), nn.BatchNorm2d(filters)]
+            convs.append(nn.Sequential(*layer))
             c_in, length = filters, (length - kernel) // stride + 1
         if length < 1:
             raise ValueError(f"window {window} is too short for {conv_layers} convolutions of {kernel}")
         self.convs = nn.Sequential(*convs)
-        self.interaction = ChannelTransformer(filters, heads, head_dim, mlp_dim, dropout)
+        self.interaction = ChannelTransformer(filters, heads, head_dim, mlp_dim, dropout, tflm=self.tflm)
         self.dropout = nn.Dropout(dropout)
         hidden = 2 * filters
         self.fusion = nn.Linear(in_channels * filters, hidden)
@@ -179,8 +202,14 @@ class TinyHAR(nn.Module):
         return self.classifier(self.embed(x))
 
 
+class TinyHARTFLM(TinyHAR):
+    """TinyHAR with conv-BN-ReLU, BatchNorm token norms and a ReLU feed-forward (module doc)."""
+
+    tflm = True
+
+
 def build(arch: dict) -> nn.Module:
-    """Registry entry for the families "cnn", "ignatov" and "tinyhar"."""
+    """Registry entry for the families "cnn", "ignatov", "tinyhar" and "tinyhar_tflm"."""
     name = arch.get("name")
     if name not in DEFAULTS:
         raise UserError(name, f"not a baseline family (known: {', '.join(DEFAULTS)})")
@@ -194,7 +223,7 @@ def build(arch: dict) -> nn.Module:
         return PlainCNN(**common, **cfg)
     if name == "ignatov":
         return IgnatovCNN(**common, window=window, **cfg)
-    return TinyHAR(**common, window=window, **cfg)
+    return (TinyHARTFLM if name == "tinyhar_tflm" else TinyHAR)(**common, window=window, **cfg)
 
 
 def arch_for(name: str, in_channels: int, n_classes: int, window: int, **overrides) -> dict:
