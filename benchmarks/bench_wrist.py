@@ -4,6 +4,7 @@ data set out, label efficiency and zero-shot on classes no training label named.
 
     EDGEHAR_DATA=../shared/data EDGEHAR_TOOLCHAINS=../shared/toolchains python benchmarks/bench_wrist.py [--update-readme]
         [--teacher-steps 3000,6000,12000] [--distill-steps 4000,12000,24000] [--baseline-steps 5110] [--work DIR]
+        [--families relcon,selfpab,language] [--family-steps 1000,3000] [--family-finetune-steps 1000,3000]
 
 One command: builds the pooled corpus (WISDM watch + DSADS + GeoTec watch, 20 Hz, 5-s windows;
 accelerometer, in g; DSADS contributes its arm units), trains the HAR-FM corpus teacher
@@ -14,7 +15,9 @@ best validation macro-F1 and exports it full-int8,
 trains the plain pooled CNN floor, the student architecture from scratch on the corpus labels and
 today's HAPT student, and scores every row once on the test subjects and on Bangle.js (4
 classes; with and without user 1's sitting segment, which is not sitting:
-../shared/data/README.md). Then, per data set X of WISDM and DSADS: the teacher recipe
+../shared/data/README.md). Each other teacher family (--families) gets a row too: pre-trained on
+the corpus's train windows, fine-tuned on its labels, both step counts chosen on validation.
+Then, per data set X of WISDM and DSADS: the teacher recipe
 trained without X, scored on X's test subjects (leave one out) and zero-shot on all of X's
 classes by their text (X's own classes are unseen); on X, pre-trained vs random initialisation
 fine-tuned with 1% and 10% of X's labels (3 seeds; steps chosen on X's validation subjects).
@@ -30,7 +33,7 @@ import json
 import os
 import shutil
 import sys
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
@@ -154,6 +157,104 @@ def language_teacher(corpus: Path, datasets=None):
     return teacher, card
 
 
+FAMILIES = {"relcon": "RelCon", "selfpab": "SelfPAB", "language": "language"}  # besides HAR-FM's row
+
+
+def family_list(text: str) -> list[str]:
+    """--families: comma-separated teacher families of FAMILIES ("" for none), no repeats."""
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    unknown = [n for n in names if n not in FAMILIES]
+    if unknown:
+        raise argparse.ArgumentTypeError(f"unknown family {unknown[0]!r} (known: {', '.join(FAMILIES)})")
+    if len(set(names)) != len(names):
+        raise argparse.ArgumentTypeError(f"a family named twice in {text!r}")
+    return names
+
+
+def step_list(text: str) -> list[int]:
+    """Comma-separated candidate step counts, each >= 1, no repeats, sorted."""
+    from edgehar.cli_types import positive_int
+
+    steps = [positive_int(s) for s in text.split(",")]
+    if len(set(steps)) != len(steps):
+        raise argparse.ArgumentTypeError(f"a step count named twice in {text!r}")
+    return sorted(steps)
+
+
+def family_code(family: str) -> str:
+    """Hash of the code a family's checkpoints depend on beyond TRAIN_CODE (its model, the
+    fine-tuning loop): part of their keys without retraining every other checkpoint."""
+    from edgehar.bench.manifest import code_sha256
+    from edgehar.models import FAMILIES as MODULES
+
+    return code_sha256([MODULES[family], "edgehar.train.finetune", "edgehar.models.inference"])
+
+
+def family_teacher(family: str, corpus: Path, train, validation, pretrain_steps: list[int],
+                   finetune_steps: list[int], log) -> tuple[Path, dict]:
+    """(checkpoint, choice): `family` pre-trained on every train window of the corpus (unlabelled
+    ones included, `edgehar pretrain --method FAMILY --data CORPUS`'s recipe; the language
+    teacher with its zero-shot twin's wrist placement and class texts) at each of
+    `pretrain_steps`, each fine-tuned (`recipes.finetune_teacher`) on the train labels for each
+    of `finetune_steps`; the pair with the best validation macro-F1 wins (the fewer steps on a tie)."""
+    from edgehar.data.wrist_corpus import load_part, original_names
+    from edgehar.digest import file_sha256
+    from edgehar.models.teacher import load_teacher, save_teacher
+    from edgehar.recipes import TeacherRecipe, finetune_teacher, pretrain_teacher
+
+    overrides = {}
+    if family == "language":  # the corpus's own names for each class: more text to align with
+        overrides = {"placement": "wrist", "label_texts": original_names(load_part(corpus, "train"))}
+    code = family_code(family)
+    scored = {}  # (pre-training, fine-tuning steps) -> (checkpoint, validation macro-F1)
+    for n in pretrain_steps:
+        recipe = TeacherRecipe(family=family, config="cpu", pretrain_steps=n, overrides=overrides)
+        # the label texts derive from the corpus, whose bytes are in the key
+        key = {**asdict(recipe), "overrides": sorted(overrides), "code": code}
+        ppath = cached(f"{family}_{n}.pt", key, lambda r=recipe: pretrain_teacher(r, train, progress=False)[:2],
+                       save_teacher)
+        for m in finetune_steps:
+            ft = replace(recipe, finetune_steps=m)
+
+            def make(ppath=ppath, ft=ft):
+                teacher, card, _ = load_teacher(ppath)
+                finetune_teacher(teacher, card, train, validation, ft, progress=False)
+                return teacher, card
+
+            fpath = cached(f"{family}_{n}_finetuned_{m}.pt", {**key, "finetune_steps": m, "finetune": asdict(ft),
+                                                             "pretrained_sha256": file_sha256(ppath)},
+                           make, save_teacher)
+            f1 = load_teacher(fpath)[1].provenance["metrics"]["validation"]["macro_f1"]
+            scored[n, m] = (fpath, f1)
+            log(family, n, "pre-training +", m, "fine-tuning steps: validation macro-F1", f1)
+    best = max(scored, key=lambda nm: scored[nm][1])  # the first (fewest steps) on a tie
+    choice = {"candidates": {f"{n}+{m}": v for (n, m), (_, v) in scored.items()},
+              "pretrain_candidates": pretrain_steps, "finetune_candidates": finetune_steps,
+              "chosen": {"pretrain_steps": best[0], "finetune_steps": best[1]}}
+    return scored[best][0], choice
+
+
+def family_rows(families: list[str], corpus: Path, train, validation, labels, tests, bangle, clean,
+                args, log) -> tuple[list[dict], dict]:
+    """(rows, choices): a fine-tuned teacher row per family of `families`, its steps chosen on validation."""
+    from edgehar.models.teacher import load_teacher
+
+    rows, choices = [], {}
+    for family in families:
+        path, choice = family_teacher(family, corpus, train, validation, args.family_steps,
+                                      args.family_finetune_steps, log)
+        teacher, card, _ = load_teacher(path)
+        n, m = choice["chosen"]["pretrain_steps"], choice["chosen"]["finetune_steps"]
+        name = (f"corpus {FAMILIES[family]} teacher, fine-tuned (steps chosen on validation: pre-training {n} of "
+                f"{'/'.join(map(str, args.family_steps))}, fine-tuning {m} of "
+                f"{'/'.join(map(str, args.family_finetune_steps))})")
+        row = score_row(name, torch_predict(teacher, card), labels, tests, bangle, clean)
+        rows.append({**row, **size_cells(teacher, card, None), "kind": "teacher", "family": family,
+                     "validation": card.provenance["metrics"]["validation"]})
+        choices[family] = choice
+    return rows, choices
+
+
 def leave_one_out(corpus: Path, recipe, full_teacher, full_card, args, log) -> dict:
     """Per held-out data set X: the corpus teacher trained without X, scored on X's test
     subjects (classes it shares) and zero-shot on all of X's classes by their text; on
@@ -243,6 +344,14 @@ def main(argv=None) -> int:
     p.add_argument("--hapt-steps", type=positive_int, default=1000,
                    help="optimiser steps of the HAPT student (default 1000: 10 passes over HAPT's labelled "
                         "training windows)")
+    p.add_argument("--families", type=family_list, default=",".join(FAMILIES),
+                   help="teacher families with a fine-tuned row besides HAR-FM's (default all: "
+                        f"{','.join(FAMILIES)}; \"\" for none)")
+    p.add_argument("--family-steps", type=step_list, default="1000,3000",
+                   help="candidate pre-training step counts of those families, chosen on validation")
+    p.add_argument("--family-finetune-steps", type=step_list, default="1000,3000",
+                   help="candidate fine-tuning step counts of those families (each pre-training candidate is "
+                        "fine-tuned with each), chosen on validation")
     p.add_argument("--fractions", default="0.01,0.1", help="label fractions of the label-efficiency runs")
     p.add_argument("--seeds", default="0,1,2", help="seeds of the label-efficiency runs")
     p.add_argument("--update-readme", action="store_true", help="rewrite the README's wrist section")
@@ -356,6 +465,8 @@ def main(argv=None) -> int:
                   list(lcard.labels), tests, bangle, clean)
     lang.set_task(len(lcard.labels), list(lcard.labels))  # its head = the label texts: MACs of the zero-shot path
     rows.append({**r, **size_cells(lang, lcard, None), "kind": "zero-shot"})
+    frows, family_choice = family_rows(args.families, corpus, train, val_l, labels, tests, bangle, clean, args, log)
+    rows += frows
 
     lodo = leave_one_out(corpus, recipes[chosen], teacher, tcard, args, log)
     result = {"rows": rows, "labels": labels, "corpus": shown_path(corpus),
@@ -363,6 +474,8 @@ def main(argv=None) -> int:
                                  "on": "corpus validation split, macro-F1 of the generic stem"},
               "student_choice": {"sizes": student_choice,
                                  "on": "corpus validation split, macro-F1 of the fp32 student"},
+              "family_choice": {"families": family_choice,
+                                "on": "corpus validation split, macro-F1 of the fine-tuned teacher"},
               "leave_one_out": lodo, "reused_checkpoints": sorted(set(REUSED)), "provenance": run.stamp()}
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "wrist.json").write_text(json.dumps(result, indent=2) + "\n")
