@@ -1,4 +1,4 @@
-"""Baselines (plain CNN, Ignatov CNN, TinyHAR): shapes, learning, checkpoint round trip."""
+"""Baselines (plain CNN, Ignatov CNN, TinyHAR and its TFLM variant): shapes, learning, checkpoint round trip."""
 
 import numpy as np
 import pytest
@@ -14,7 +14,7 @@ from edgehar.models import build
 from edgehar.models.baselines import arch_for, window_statistics
 from edgehar.train.supervised import fit
 
-FAMILIES = ["cnn", "ignatov", "tinyhar"]
+FAMILIES = ["cnn", "ignatov", "tinyhar", "tinyhar_tflm"]
 
 
 def toy_windows(n=96, length=64, channels=6, seed=0) -> Windows:
