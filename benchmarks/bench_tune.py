@@ -5,13 +5,19 @@ MEASURED on emulated Cortex-M4 and M55 (TFLM + CMSIS-NN under qemu-system-arm).
         [--hapt-teacher T.pt] [--wrist-teacher T.pt --wrist-corpus DIR] [--trials 40] [--steps 600] \
         [--budget instructions=0.5M,arena=32KiB,flash=128KiB] [--work DIR] [--out benchmarks/results]
 
-(a) The current tiny and small students (HAPT shape, untrained: these integer kernels' counts do
-    not depend on the weights) exported full-int8 and measured on both cores.
+(a) The current tiny and small students and the int8 baselines (Ignatov/IGN, the plain CNN, the
+    TinyHAR variant `tinyhar_tflm`: `edgehar export`'s Keras mirrors), all at HAPT shape (128 x 6,
+    6 classes) and untrained, exported full-int8 and measured on both cores. Untrained, because
+    the counts hardly depend on the weights: CMSIS-NN's conv, fully-connected and pooling kernels
+    run the same instructions whatever the values (the plain CNN: identical counts untrained, with
+    random BatchNorm statistics, and trained 150 steps); the kernels that branch on values moved a
+    trained model's count a little: Ignatov +0.14% M4 / +0.28% M55 (broadcast SUB, MEAN, RSQRT),
+    TinyHAR +0.19% / +0.76% (SOFTMAX skips the exp of entries far below the row's maximum, +140k;
+    TANH and LOGISTIC saturate early, -105k); another random initialisation moved TinyHAR's M55
+    count by 1.8%.
 (b) With a teacher: the search on HAPT (--hapt-teacher) and on the wrist corpus
     (--wrist-teacher, --wrist-corpus), each into --work/<name> (rerunning resumes), its front
     and chosen model summarised. Writes tune.json and tune.md.
-Not here yet: the int8 baselines (Ignatov/IGN, the plain CNN, a TFLM-only TinyHAR variant) need
-Keras mirrors (or another full-int8 path) that edgehar does not have yet.
 """
 
 from __future__ import annotations
@@ -46,6 +52,50 @@ def measure_students(tc) -> list[dict]:
     return rows
 
 
+BASELINES = {"ignatov": "Ignatov (IGN)", "cnn": "plain CNN", "tinyhar_tflm": "TinyHAR (TFLM variant)"}
+
+
+def baseline_int8(name: str, seed: int = 0) -> tuple[bytes, int]:
+    """(full-int8 TFLite bytes, PyTorch MACs) of an untrained baseline at HAPT shape, through
+    the Keras mirror and converter `edgehar export` uses; calibrated on N(0, 1) windows, as the
+    students here are."""
+    import numpy as np
+    import torch
+
+    from edgehar.export import tflite
+    from edgehar.export.baseline_mirror import build_baseline_mirror
+    from edgehar.models import build
+    from edgehar.models.baselines import arch_for
+    from edgehar.models.torch_macs import torch_macs
+
+    torch.manual_seed(seed)
+    arch = arch_for(name, 6, 6, 128)
+    model = build(arch).eval()
+    calib = np.random.default_rng(seed).standard_normal((32, 128, 6)).astype(np.float32)
+    with tflite.quiet():
+        data = tflite.convert_int8(build_baseline_mirror(arch, model.state_dict()), calib)
+    graph = tflite.graph_report(data)
+    if graph["float_tensors"] or {"DEQUANTIZE", "QUANTIZE"} & set(graph["ops"]):
+        raise RuntimeError(f"{name}: int8 graph is not full-integer: {graph}")
+    return data, torch_macs(model, torch.zeros(1, 128, 6))
+
+
+def measure_baselines(tc) -> list[dict]:
+    from edgehar.tune.measure import measure_file
+
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, title in BASELINES.items():
+            data, macs = baseline_int8(name)
+            f = Path(tmp) / f"{name}-int8.tflite"
+            f.write_bytes(data)
+            m = measure_file(tc, f, CPUS)
+            rows.append({"model": title, "family": name, "macs": macs, "instructions": m["instructions"],
+                         "arena": m["arena"], "flash": m["flash"]})
+            print(f"{title}: {m['instructions']}", file=sys.stderr)
+    return rows
+
+
 def search(name: str, teacher: str, data: str, budget, args) -> dict:
     from edgehar.tune.search import tune
 
@@ -61,7 +111,7 @@ def markdown(result: dict) -> str:
     lines = ["# edgehar tune: students searched on measured Cortex-M instructions", "",
              f"Command: `{result['command']}`; budget {result['budget']}.", "",
              "| model | MACs | M4 instructions | M55 instructions | arena B | flash B |", "|---|---:|---:|---:|---:|---:|"]
-    for r in result["students"]:
+    for r in result["students"] + result.get("baselines", []):
         lines.append(f"| {r['model']} (int8) | {r['macs']:,} | {r['instructions']['cortex-m4']:,} | "
                      f"{r['instructions']['cortex-m55']:,} | {r['arena']:,} | {r['flash']:,} |")
     for s in result["searches"]:
@@ -96,7 +146,8 @@ def main(argv=None) -> int:
     tc = find_toolchain()
     start = time.monotonic()
     result = {"command": " ".join(["python", "benchmarks/bench_tune.py", *(argv or sys.argv[1:])]),
-              "budget": budget.describe(), "students": measure_students(tc), "searches": []}
+              "budget": budget.describe(), "students": measure_students(tc),
+              "baselines": measure_baselines(tc), "searches": []}
     if args.hapt_teacher:
         result["searches"].append(search("hapt", args.hapt_teacher, "hapt", budget, args))
     if args.wrist_teacher and args.wrist_corpus:
