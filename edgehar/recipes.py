@@ -128,7 +128,7 @@ def finetune_teacher(teacher, card: ModelCard, train: Windows, validation: Windo
     t0 = time.perf_counter()
     history = finetune(teacher, train, card, recipe.finetune_steps, recipe.finetune_batch_size,
                        recipe.finetune_lr, linear_probe=linear_probe, augment=augment,
-                       seed=recipe.seed, progress=progress, label_fraction=label_fraction)
+                       seed=recipe.seed, progress=progress, label_fraction=label_fraction).pass_losses
     if teacher.text_dim:
         card.text_prototypes = embed_texts([card.prompts[n] for n in card.labels]).tolist()
     val = scores(evaluate(teacher, validation, card)) if validation is not None and len(validation.labelled()) else None

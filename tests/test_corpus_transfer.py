@@ -1,13 +1,21 @@
 """Few-label fine-tuning and zero-shot scoring of a corpus teacher on a data set it did not
-pre-train on (`edgehar.train.corpus_transfer`)."""
+pre-train on (`edgehar.train.corpus_transfer`), and the fine-tuning stage's options that
+few-label transfer uses (`edgehar.train.finetune`: a constant rate, the best state on
+validation)."""
+
+import copy
+from dataclasses import replace
 
 import numpy as np
+import pytest
 import torch
 
 from edgehar.data.windows import Windows
 from edgehar.models.corpus_fm import CorpusFM
+from edgehar.models.inference import evaluate
 from edgehar.models.teacher import make_teacher_card
-from edgehar.train.corpus_transfer import STEP_GRID, few_label_score, label_subset, zero_shot_predict
+from edgehar.train.corpus_transfer import STEP_GRID, few_label_score, zero_shot_predict
+from edgehar.train.finetune import finetune
 from edgehar.zeroshot import label_text_embeddings
 
 CFG = {"in_channels": 3, "sources": ["a", "b"], "source_classes": [3, 2], "n_canonical": 4, "window": 100}
@@ -30,14 +38,6 @@ def teacher_and_card(w):
     return m.eval(), make_teacher_card(m, w, [0.0] * 3, [1.0] * 3, labels=["walking", "running", "sitting", "lying"])
 
 
-def test_label_subset_is_stratified_and_seeded():
-    w = windows(600, 0)
-    a, b, c = label_subset(w, 0.1, 0), label_subset(w, 0.1, 0), label_subset(w, 0.1, 1)
-    assert len(a) == 60 and np.array_equal(np.bincount(a.y), [20, 20, 20])
-    assert np.array_equal(a.x, b.x) and not np.array_equal(a.x, c.x)
-    assert np.bincount(label_subset(w, 0.001, 0).y).tolist() == [1, 1, 1]  # every class kept
-
-
 def test_few_label_finetuning_chooses_its_steps_on_validation_and_learns():
     train, val, test = windows(300, 0), windows(90, 1), windows(90, 2)
     teacher, card = teacher_and_card(train)
@@ -48,6 +48,44 @@ def test_few_label_finetuning_chooses_its_steps_on_validation_and_learns():
         assert r["validation_macro_f1"] == max(r["validation_curve"].values())
         assert r["test_macro_f1"] > 0.9  # classes 1 g apart with 0.3 g noise: separable by construction
     assert teacher.n_classes == 4  # the teacher itself is left as it was
+
+
+def small_task(seed=0):
+    """A corpus teacher with a head over a new data set's three classes, and that data set."""
+    train, val = windows(30, seed), windows(30, seed + 1)
+    teacher, card = teacher_and_card(train)
+    return teacher, replace(card, labels=["a", "b", "c"]), train, val
+
+
+FEW = {"batch_size": 8, "lr": 1e-3, "augment": False, "progress": False, "schedule": "constant", "clip_norm": None}
+
+
+def test_finetune_ends_with_the_state_that_scored_best_on_validation():
+    teacher, card, train, val = small_task()
+    r = finetune(teacher, train, card, steps=6, validation=val, keep_best_at=(6, 2, 4), **FEW)
+    assert sorted(r.validation_curve) == [2, 4, 6] and r.windows == 30
+    best = max(r.validation_curve.values())
+    assert r.best_step == min(k for k, f in r.validation_curve.items() if f == best)  # the first, on a tie
+    assert round(r.best_macro_f1, 4) == best
+    # the teacher comes back in the chosen state: validation scores what the curve says
+    assert evaluate(teacher, val, card)["macro_f1"] == pytest.approx(r.best_macro_f1, abs=1e-9)
+
+
+def test_a_constant_rate_makes_a_kept_step_the_same_run_stopped_there():
+    teacher, card, train, val = small_task()
+    long, short = copy.deepcopy(teacher), copy.deepcopy(teacher)
+    r = finetune(long, train, card, steps=5, validation=val, keep_best_at=(2,), **FEW)
+    finetune(short, train, card, steps=2, **FEW)
+    assert r.best_step == 2 and r.validation_curve == {2: round(evaluate(short, val, card)["macro_f1"], 4)}
+    assert all(torch.equal(v, short.state_dict()[k]) for k, v in long.state_dict().items())
+
+
+def test_finetune_options_are_checked():
+    teacher, card, train, val = small_task()
+    for bad in ({"validation": val}, {"keep_best_at": (2,)}, {"validation": val, "keep_best_at": (0, 2)},
+                {"validation": val, "keep_best_at": (7,)}, {"schedule": "cosine"}):
+        with pytest.raises(ValueError):
+            finetune(teacher, train, card, steps=6, progress=False, **bad)
 
 
 def test_zero_shot_is_the_nearest_label_text():

@@ -3,12 +3,14 @@ weights of the run that was never stopped (bit for bit on the CPU); a command ki
 SIGKILL at a random step and run again with --resume does too; a run folder is refused when
 it would mix two runs."""
 
+import copy
 import os
 import random
 import signal
 import subprocess
 import sys
 import time
+from dataclasses import asdict, replace
 
 import pytest
 import torch
@@ -116,7 +118,7 @@ def test_corpus_loops_resume(tmp_path, monkeypatch):
     from test_corpus import _own
 
     from edgehar.data.corpus import build_corpus
-    from edgehar.train import corpus_transfer
+    from edgehar.train.finetune import finetune
     from edgehar.data.wrist_corpus import canonical_classes, load_part, relabel
     from edgehar.recipes import CorpusTeacherRecipe, train_corpus_teacher
 
@@ -125,7 +127,6 @@ def test_corpus_loops_resume(tmp_path, monkeypatch):
         meta = tmp_path / f / "edgehar.json"
         meta.write_text(_json.dumps({**_json.loads(meta.read_text()), "placement": "wrist"}))
     build_corpus(folders, rate=25, window=50, out=tmp_path / "c", shard_windows=7)
-    monkeypatch.setattr(corpus_transfer, "STEP_GRID", (2, 5))
 
     def run():
         t, card, _ = train_corpus_teacher(CorpusTeacherRecipe(steps=8, reconstruction_fraction=3 / 8, batch_size=16),
@@ -133,8 +134,11 @@ def test_corpus_loops_resume(tmp_path, monkeypatch):
         part = load_part(tmp_path / "c", "train")
         names, remap = canonical_classes(part)
         w = relabel(part, remap).windows(names, labelled_only=True)
-        m, summary = corpus_transfer.finetune_few_labels(t, card.arch, card, w, w, names, 0)
-        return weights(t), weights(m), summary
+        # the few-label recipe (corpus_transfer): the state of step 2 kept, then 3 more steps
+        m = copy.deepcopy(t)
+        r = finetune(m, w, replace(card, labels=names), steps=5, schedule="constant", clip_norm=None,
+                     augment=False, progress=False, validation=w, keep_best_at=(2,))
+        return weights(t), weights(m), asdict(r)
 
     with loop.session("cpu"):
         want = run()
@@ -147,7 +151,7 @@ def test_corpus_loops_resume(tmp_path, monkeypatch):
         with loop.session("cpu", run_dir=runs, checkpoint_every=2, resume=True):
             got = run()
         assert_same(want[0], got[0])
-        assert_same(want[1], got[1])
+        assert_same(want[1], got[1])  # the best state survives the resume
         assert got[2] == want[2]
 
 

@@ -45,20 +45,24 @@ def route_kwargs(route, idx) -> dict:
 
 
 @torch.no_grad()
-def predict_logits(model: nn.Module, x: np.ndarray, batch_size: int = 512, route=None) -> np.ndarray:
+def predict_logits(model: nn.Module, x: np.ndarray, batch_size: int = 512, route=None,
+                   device: torch.device | str | None = None) -> np.ndarray:
     """Logits for already-normalised windows (N, T, C); `route`: a stem per window for a
-    routed model (the corpus teacher), None for its default."""
+    routed model (the corpus teacher), None for its default; `device`: where the model is
+    (None: the CPU), each batch is copied there."""
     model.eval()
-    out = [logits_of(model(torch.from_numpy(x[i]), **route_kwargs(route, i))).numpy()
+    dev = torch.device(device or "cpu")
+    out = [logits_of(model(torch.from_numpy(x[i]).to(dev), **route_kwargs(route, i))).cpu().numpy()
            for i in batches(len(x), batch_size, None)]
     return np.concatenate(out) if out else np.zeros((0, 0), np.float32)
 
 
-def evaluate(model: nn.Module, w: Windows, card: ModelCard, route=None) -> dict:
+def evaluate(model: nn.Module, w: Windows, card: ModelCard, route=None,
+             device: torch.device | str | None = None) -> dict:
     """macro-F1, accuracy and confusion of `model` on the labelled windows of `w` (`route`:
-    a stem per window of `w`, for a routed model)."""
+    a stem per window of `w`, for a routed model; `device`: where the model is, None: the CPU)."""
     keep = w.y >= 0
     route = None if route is None else np.asarray(route)[keep]
     w = w.labelled()
-    pred = predict_logits(model, card.normalise(w.x), route=route).argmax(1)
+    pred = predict_logits(model, card.normalise(w.x), route=route, device=device).argmax(1)
     return report(w.y, pred, card.labels)

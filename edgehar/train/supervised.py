@@ -16,15 +16,17 @@ from edgehar.train import loop
 from edgehar.train.schedule import one_cycle
 
 
-def optimiser_step(loss: torch.Tensor, opt, sched, bar, clip_params=None) -> float:
-    """Backward pass, one optimiser and schedule step (gradient norm clipped to 1 over
-    `clip_params` when given); ticks the progress bar; returns the loss value."""
+def optimiser_step(loss: torch.Tensor, opt, sched, bar, clip_params=None, clip_norm: float = 1.0) -> float:
+    """Backward pass, one optimiser step and a schedule step (`sched` None: a constant rate),
+    the gradient norm over `clip_params` clipped to `clip_norm` when they are given; ticks the
+    progress bar; returns the loss value."""
     opt.zero_grad(set_to_none=True)
     loss.backward()
     if clip_params is not None:
-        torch.nn.utils.clip_grad_norm_(clip_params, 1.0)
+        torch.nn.utils.clip_grad_norm_(clip_params, clip_norm)
     opt.step()
-    sched.step()
+    if sched is not None:
+        sched.step()
     value = float(loss.detach())
     bar.update(1)
     bar.set_postfix(loss=f"{value:.3f}")
