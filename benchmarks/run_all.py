@@ -9,7 +9,10 @@ subjects (2,4,9,10,12,13,18,20,24) are scored once, for the table, with `edgehar
 Rows: every teacher family (pre-trained on the training subjects' windows, unlabelled ones
 included, then fine-tuned; plus HAR-FM at its published size in the full plan and the published
 LIMU-BERT weights), students `tiny` and `small` distilled from the best teacher (fp32 and int8
-TFLite and ONNX, the `edgehar export` artifacts), and baselines trained from scratch.
+TFLite and ONNX, the `edgehar export` artifacts), and baselines trained from scratch (Ignatov,
+the plain CNN and the TinyHAR variant built from TFLite-Micro's ops exported by `edgehar export`
+too, so their int8 TFLite rows are measured on emulated Cortex-M4 / M55 like the students';
+TinyHAR itself as ONNX and, where litert-torch converts it, fp32 TFLite).
 
 Every model is made by `edgehar.recipes` (the code `edgehar pretrain/finetune/distill/export`
 runs) and reused only through `edgehar.bench.manifest` (a content hash of the recipe, the code
@@ -33,16 +36,21 @@ REPO = HERE.parent
 sys.path.insert(0, str(HERE))
 
 FAMILIES = ("harfm", "relcon", "selfpab", "language")
-BASELINES = {"cnn": "plain 3-layer 1-D CNN", "ignatov": "Ignatov CNN (STM32 zoo 'ign')", "tinyhar": "TinyHAR"}
+BASELINES = {"cnn": "plain 3-layer 1-D CNN", "ignatov": "Ignatov CNN (STM32 zoo 'ign')", "tinyhar": "TinyHAR",
+             "tinyhar_tflm": "TinyHAR (TFLM variant)"}
+# the files of an `edgehar export --int8` folder, one table row each
+ARTIFACTS = (("fp32 TFLite", "model_fp32.tflite"), ("int8 TFLite", "model_int8.tflite"),
+             ("fp32 ONNX", "model.onnx"), ("int8 ONNX", "model_int8.onnx"))
 # Optimiser steps of 64 windows. A pass over HAPT's training split is 100 steps of its labelled
 # windows (fine-tuning, baselines) or 165 of all of them (distillation, whose soft labels need
 # none); 12 and 19 in the fast plan's 1200 windows.
 PLANS = {
     "fast": {"teacher_config": "tiny", "pretrain_steps": 30, "finetune_steps": 12, "distill_steps": 38,
-             "baseline_steps": {"cnn": 24, "ignatov": 24, "tinyhar": 12}, "max_train": 1200,
+             "baseline_steps": {"cnn": 24, "ignatov": 24, "tinyhar": 12, "tinyhar_tflm": 12}, "max_train": 1200,
              "profile_runs": 10, "n_calib": 100, "paper_teacher": False},
     "full": {"teacher_config": "cpu", "pretrain_steps": 1000, "finetune_steps": 1000, "distill_steps": 3300,
-             "baseline_steps": {"cnn": 3000, "ignatov": 3000, "tinyhar": 2000}, "max_train": None,
+             "baseline_steps": {"cnn": 3000, "ignatov": 3000, "tinyhar": 2000, "tinyhar_tflm": 2000},
+             "max_train": None,
              "profile_runs": 50, "n_calib": 500, "paper_teacher": True},
 }
 # HAR-FM at its published size (d=96, 10+24 layers, ~32M MACs per window): the teacher the
@@ -244,14 +252,14 @@ def main(argv=None) -> int:
                         n_calib=plan["n_calib"], seed=args.seed)
         model, card = load_model(path)
         macs, params = measure.torch_macs(model, card), sum(q.numel() for q in model.parameters())
-        for fmt, name in (("fp32 TFLite", "model_fp32.tflite"), ("int8 TFLite", "model_int8.tflite"),
-                          ("fp32 ONNX", "model.onnx"), ("int8 ONNX", "model_int8.onnx")):
+        for fmt, name in ARTIFACTS:
             rows.append(measure.measure_row(f"student {size}", "student", fmt, folder / name, root,
                                             plan["profile_runs"], model, card, macs, params))
             students[(size, fmt)] = rows[-1]
 
     # -- baselines -------------------------------------------------------------------------------
     from edgehar.calib.build import calib_from_windows
+    from edgehar.models.baselines import INT8_EXPORTABLE
 
     calib = calib_from_windows(train.labelled(), plan["n_calib"], args.seed)
     for name, title in BASELINES.items():
@@ -263,6 +271,15 @@ def main(argv=None) -> int:
         path = build(f"{name}.pt", {"baseline": name, "steps": steps, "seed": args.seed}, BASELINE_CODE, make)
         model, card = load_model(path)
         macs, params = measure.torch_macs(model, card), sum(q.numel() for q in model.parameters())
+        if name in INT8_EXPORTABLE:  # the students' export: full-int8 TFLite measured on M4 / M55
+            folder = out / "models" / f"{name}_export"
+            log(f"{name}: export")
+            export_artifact(path, folder, int8=True, windows=w, data="hapt", test_subjects=test_subjects,
+                            n_calib=plan["n_calib"], seed=args.seed)
+            for fmt, file in ARTIFACTS:
+                rows.append(measure.measure_row(title, "baseline", fmt, folder / file, root, plan["profile_runs"],
+                                                model, card, macs, params))
+            continue
         fp32, int8 = out / "models" / f"{name}.onnx", out / "models" / f"{name}_int8.onnx"
         measure.export_onnx(model, card, fp32, int8, card.normalise(calib.x))
         for fmt, file in (("fp32 ONNX", fp32), ("int8 ONNX", int8)):

@@ -12,12 +12,12 @@ from edgehar.data.registry import data_arg
 def register(sub) -> None:
     p = sub.add_parser(
         "export", help="student or baseline checkpoint -> .tflite/.onnx/C array artifact folder",
-        description="Export a student checkpoint (or a baseline: cnn, ignatov, tinyhar_tflm) into an artifact folder (written atomically): "
-                    "model_fp32.tflite, model.onnx, modelcard.json, parity.json and, with --int8, "
-                    "model_int8.tflite (full integer: int8 I/O, activations and weights, int32 biases), "
-                    "model_int8.onnx (QDQ, per-channel weights) and model_int8.h/.cc (C array for "
-                    "TFLite-Micro). parity.json compares PyTorch with every artifact on the held-out "
-                    "test subjects of the card's data set.")
+        description="Export a student checkpoint (or a baseline: cnn, ignatov, tinyhar_tflm) into an "
+                    "artifact folder (written atomically): model_fp32.tflite, model.onnx, modelcard.json, "
+                    "parity.json and, with --int8, model_int8.tflite (full integer: int8 I/O, activations "
+                    "and weights, int32 biases), model_int8.onnx (QDQ, per-channel weights) and "
+                    "model_int8.h/.cc (C array for TFLite-Micro). parity.json compares PyTorch with every "
+                    "artifact on the held-out test subjects of the card's data set.")
     p.add_argument("checkpoint", help="student checkpoint (.pt from `edgehar distill`), a baseline checkpoint "
                                       "(cnn, ignatov, tinyhar_tflm) or a zoo name (edgehar models)")
     p.add_argument("--int8", action="store_true", help="also write the full-integer int8 artifacts")

@@ -29,12 +29,18 @@ def test_fast_plan_writes_the_whole_table(data_root, tmp_path):
         for fmt in ("fp32 TFLite", "int8 TFLite", "fp32 ONNX", "int8 ONNX"):
             assert (f"student {size}", fmt) in kinds
     assert {"plain 3-layer 1-D CNN", "TinyHAR"} <= {n for n, _ in kinds}
+    # the baselines with a full-int8 export get the students' four rows, int8 TFLite measured on M4 / M55
+    for name in ("plain 3-layer 1-D CNN", "Ignatov CNN (STM32 zoo 'ign')", "TinyHAR (TFLM variant)"):
+        int8 = [r for r in s["rows"] if r["name"] == name and r["format"] == "int8 TFLite"]
+        assert len(int8) == 1 and int8[0]["kind"] == "baseline" and int8[0]["arena_bytes"]
+        if os.environ.get("EDGEHAR_TOOLCHAINS"):
+            assert int8[0]["m4_instructions"] > 0 and int8[0]["m55_instructions"] > 0
     # a folder outside the checkout and the data is this machine's: shown as .../NAME
     assert s["provenance"]["command"].endswith("run_all.py --fast --only harfm --out .../results")
     assert s["provenance"]["cpu_seconds"] > 0 and not s["failures"]
     # every model was made by this run and recorded by content hash
     manifest = json.loads((out / "models" / "manifest.json").read_text())
     assert set(manifest) == {"teacher_harfm.pt", "student_tiny.pt", "student_small.pt", "cnn.pt",
-                             "ignatov.pt", "tinyhar.pt"} and s["reused_models"] == {}
+                             "ignatov.pt", "tinyhar.pt", "tinyhar_tflm.pt"} and s["reused_models"] == {}
     md = (out / "summary.md").read_text()
     assert md.count("\n| student ") == 8 and (out / "f1_vs_macs.png").stat().st_size > 0
