@@ -118,9 +118,9 @@ def test_corpus_loops_resume(tmp_path, monkeypatch):
     from test_corpus import _own
 
     from edgehar.data.corpus import build_corpus
-    from edgehar.train.finetune import finetune
     from edgehar.data.wrist_corpus import canonical_classes, load_part, relabel
     from edgehar.recipes import CorpusTeacherRecipe, train_corpus_teacher
+    from edgehar.train.finetune import finetune
 
     folders = [_own(tmp_path / n, range(1, k)) for n, k in (("a", 9), ("b", 6))]
     for f in folders:  # a wrist placement: the corpus teacher trains on wrist windows

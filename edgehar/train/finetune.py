@@ -7,8 +7,8 @@ validation windows at the steps of `keep_best_at`."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from typing import Sequence
 
 import numpy as np
 import torch
@@ -21,8 +21,8 @@ from edgehar.models.augment import random_augment
 from edgehar.models.inference import evaluate
 from edgehar.models.teacher import Teacher
 from edgehar.train import loop
-from edgehar.train.supervised import optimiser_step
 from edgehar.train.schedule import one_cycle
+from edgehar.train.supervised import optimiser_step
 
 SCHEDULES = ("one-cycle", "constant")
 
