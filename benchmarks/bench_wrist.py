@@ -12,9 +12,10 @@ accelerometer, in g; DSADS contributes its arm units), trains the HAR-FM corpus 
 the one with the best macro-F1 on the corpus's validation subjects, distils the tiny and small
 students over the corpus's train windows (unlabelled ones included), keeps the step count with the
 best validation macro-F1 and exports it full-int8,
-trains the plain pooled CNN floor, the student architecture from scratch on the corpus labels and
-today's HAPT student, and scores every row once on the test subjects and on Bangle.js (4
-classes; with and without user 1's sitting segment, which is not sitting:
+trains the plain pooled CNN floor (exported full-int8 as the students are: its int8 row scored
+through the int8 file, bytes, arena and Cortex-M4 / M55 instructions measured), the student
+architecture from scratch on the corpus labels and today's HAPT student, and scores every row
+once on the test subjects and on Bangle.js (4 classes; with and without user 1's sitting segment, which is not sitting:
 ../shared/data/README.md). Each other teacher family (--families) gets a row too: pre-trained on
 the corpus's train windows, fine-tuned on its labels, both step counts chosen on validation.
 Then, per data set X of WISDM and DSADS: the teacher recipe
@@ -69,6 +70,22 @@ def size_cells(model, card, export_dir: Path | None) -> dict:
         # instructions per window on emulated Cortex-M4 / M55 with CMSIS-NN (absent without the toolchain)
         out.update({k: prof[k] for k in ("m4_instructions", "m55_instructions") if k in prof})
     return out
+
+
+def floor_rows(name: str, checkpoint: Path, model, card, fp32_row: dict, train, export_dir: Path, int8_predict,
+               scoring: tuple) -> list[dict]:
+    """The CNN floor's fp32 row and its int8 row: exported full-int8 as the students are
+    (`edgehar export`'s code, calibrated on the corpus train windows), scored through the int8
+    file (`int8_predict(folder)` gives the predict function) and measured (int8 bytes, arena,
+    Cortex-M4 / M55 instructions)."""
+    from edgehar.export.pipeline import export_student
+
+    shutil.rmtree(export_dir, ignore_errors=True)  # this script's own export, maybe of another checkpoint
+    export_student(checkpoint, export_dir, windows=train, data="corpus train", progress=False, micro=False)
+    sizes = size_cells(model, card, export_dir)
+    int8 = score_row(f"{name} int8", int8_predict(export_dir), *scoring)
+    return [{**fp32_row, **sizes, "kind": "baseline", **dict.fromkeys(INT8_CELLS)},  # fp32: no int8 figures
+            {**int8, **sizes, "kind": "baseline int8"}]
 
 
 def teacher_recipes(steps: list[int]):
@@ -454,9 +471,14 @@ def main(argv=None) -> int:
              lambda: train_baseline("cnn", train_l, val_l, args.baseline_steps, progress=False)),
             ("student small from scratch (corpus labels)", "scratch_small.pt",
              lambda: train_student_supervised(train_l, "small", steps=args.baseline_steps, progress=False))):
-        model, card = load_model(cached(path, {"model": path, "steps": args.baseline_steps}, make, save_checkpoint))
+        bpath = cached(path, {"model": path, "steps": args.baseline_steps}, make, save_checkpoint)
+        model, card = load_model(bpath)
         r = score_row(name, torch_predict(model, card), labels, tests, bangle, clean)
-        rows.append({**r, **size_cells(model, card, None), "kind": "baseline"})
+        if card.kind != "baseline":  # the scratch student: a control for the distillation, fp32 only
+            rows.append({**r, **size_cells(model, card, None), "kind": "baseline"})
+            continue
+        rows.extend(floor_rows(name, bpath, model, card, r, train, work / "cnn_floor_export",
+                               lambda x: Predictor(x).predict, (labels, tests, bangle, clean)))
     rows.append(hapt_student(root, args.hapt_steps))
     from edgehar.train.corpus_transfer import zero_shot_predict
     lang, lcard, _ = load_teacher(cached("language.pt", language_recipe(), lambda: language_teacher(corpus), save_teacher))
