@@ -16,8 +16,9 @@ trains the plain pooled CNN floor (exported full-int8 as the students are: its i
 through the int8 file, bytes, arena and Cortex-M4 / M55 instructions measured), the student
 architecture from scratch on the corpus labels and today's HAPT student, and scores every row
 once on the test subjects and on Bangle.js (4 classes; with and without user 1's sitting
-segment, which is not sitting: ../shared/data/README.md). Each other teacher family (--families) gets a row too: pre-trained on
-the corpus's train windows, fine-tuned on its labels, both step counts chosen on validation.
+segment, which is not sitting: ../shared/data/README.md). Each other teacher family
+(--families) gets a row too: pre-trained on the corpus's train windows, fine-tuned on its
+labels, both step counts chosen on validation.
 Then, per data set X of WISDM and DSADS: the teacher recipe
 trained without X, scored on X's test subjects (leave one out) and zero-shot on all of X's
 classes by their text (X's own classes are unseen); on X, pre-trained vs random initialisation
