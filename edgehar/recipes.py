@@ -232,9 +232,12 @@ def distill_corpus_student(teacher, folder, size: str, cfg=None, progress: bool 
     """(student, card, history): an accelerometer-only student distilled from `teacher` (a
     checkpoint path or `limu-bert:DIR`, or a (teacher, card) pair) over every wrist window of
     the corpus's train split, unlabelled ones included; a routed teacher (the corpus teacher)
-    sees each window through its own source's stem."""
+    sees each window through its own source's stem; LIMU-BERT sees each window in its own
+    input spec (`distill_limubert_on_corpus`). Validation scores (the corpus's validation
+    split, the student's classes) in the card's provenance."""
     from edgehar.data.corpus import read_manifest
-    from edgehar.data.wrist_corpus import ACC, check_teacher_fits_corpus, relabel_to, train_part
+    from edgehar.data.wrist_corpus import ACC, check_teacher_fits_corpus, load_part, relabel_to, train_part
+    from edgehar.models.limubert import is_limubert
     from edgehar.train.distill import load_teacher_spec, prepare_targets
 
     if isinstance(teacher, (tuple, list)):
@@ -242,6 +245,8 @@ def distill_corpus_student(teacher, folder, size: str, cfg=None, progress: bool 
     else:
         spec = where = str(teacher)
         teacher, tcard = load_teacher_spec(spec)
+    if is_limubert(tcard):
+        return distill_limubert_on_corpus(teacher, tcard, spec, folder, size, cfg, progress)
     check_teacher_fits_corpus(tcard, read_manifest(folder), where)
     if list(tcard.channels) != list(ACC):
         raise UserError(where, f"teacher takes {', '.join(tcard.channels)}; a wrist student is "
@@ -251,8 +256,63 @@ def distill_corpus_student(teacher, folder, size: str, cfg=None, progress: bool 
     route = teacher.route_for(train.sources, train.source) if getattr(teacher, "takes_routes", False) else None
     targets = prepare_targets(teacher, tcard, tcard.normalise(train.x), progress, route=route)
     data = {"dataset": "corpus", "root": str(folder), "split": "corpus train (wrist placements, acc)"}
-    return distill_student(teacher, tcard, train.windows(labels), None, size, cfg, spec, data,
+    val = relabel_to(load_part(folder, "validation"), labels).windows(labels)
+    return distill_student(teacher, tcard, train.windows(labels), val, size, cfg, spec, data,
                            progress=progress, targets=targets)
+
+
+def distill_limubert_on_corpus(teacher, tcard: ModelCard, spec: str, folder, size: str, cfg=None,
+                               progress: bool = True):
+    """`distill_corpus_student` with LIMU-BERT's published weights as the teacher. The teacher
+    reads each corpus window converted to its own spec (`edgehar.data.limu.to_limu_spec`: acc
+    m/s^2 + a pseudo-gyroscope, 120 samples at 20 Hz); the student keeps the corpus's (acc in
+    g, the corpus's window and rate). Classes: the student's head is over the corpus classes
+    the teacher also knows (on the activity vocabulary); a window labelled with one of them
+    gets the label loss and the soft labels (the teacher's logits of those classes), an
+    unlabelled window or one whose class is a coarser name of a head class ("stairs") the
+    soft labels only, any other class (e.g. "running" for the UCI teacher) neither: the
+    teacher cannot name it. The embedding and token-hint losses run on every window."""
+    from edgehar.data.limu import to_limu_spec
+    from edgehar.data.vocabulary import coarse
+    from edgehar.data.wrist_corpus import canonical_classes, load_part, relabel_to, train_part
+    from edgehar.models.limubert import canonical_labels
+    from edgehar.models.student import make_student_card
+    from edgehar.train.distill import targets_on_teacher_spec
+
+    part = train_part(folder)
+    teacher_classes = canonical_labels(tcard)
+    corpus_classes, _ = canonical_classes(part)
+    head = [c for c in teacher_classes if c in corpus_classes]
+    if not head:
+        raise UserError(folder, f"the corpus's train split labels none of the teacher's classes "
+                                f"({', '.join(teacher_classes)}): the student would have no head")
+    names = part.manifest["canonical"]
+    label = np.array([names[c] if c >= 0 else "" for c in part.canonical.tolist()], dtype=object)
+    parents = {coarse(c) for c in head}
+    soft = np.array([n == "" or n in head or n in parents for n in label], bool)
+    train = relabel_to(part, head).windows(head)
+    converted = to_limu_spec(train, folder)  # the one place the input specs meet
+    targets = targets_on_teacher_spec(teacher, tcard, converted, [teacher_classes.index(c) for c in head],
+                                      soft, progress)
+    fmt = make_student_card(size, train)  # acc in g, the corpus's rate and window, its statistics
+    data = {"dataset": "corpus", "root": str(folder), "split": "corpus train (wrist placements, acc)"}
+    val = relabel_to(load_part(folder, "validation"), head).windows(head)
+    student, card, history = distill_student(teacher, tcard, train, val, size, cfg, spec, data,
+                                             progress=progress, targets=targets, student_format=fmt)
+    card.provenance["teacher"]["input"] = {
+        "spec": {"rate": tcard.rate, "window": tcard.window, "channels": list(tcard.channels),
+                 "units": list(tcard.units)},
+        "conversion": "edgehar.data.limu.to_limu_spec: acc g -> m/s^2 (x 9.80665); gyroscope absent on "
+                      "the wrist: the pseudo-gyroscope of the accelerometer (rotation of the low-passed "
+                      "gravity direction, rad/s); window padded at its end by reflection to 120 samples "
+                      "(the same rate); the student reads the unconverted window"}
+    card.provenance["teacher"]["classes"] = {
+        "teacher": list(tcard.labels), "student": head,
+        "soft_labels": "the teacher's logits of the student's classes, on unlabelled windows, windows "
+                       "of those classes and of a coarser name of one (e.g. stairs); none on windows "
+                       "of other classes",
+        "label_loss": "windows of the student's classes", "embedding_and_hints": "every window"}
+    return student, card, history
 
 
 # -- baseline -----------------------------------------------------------------------------------
@@ -304,13 +364,15 @@ def train_student_supervised(train: Windows, size: str = "tiny", card=None, step
 # -- student ------------------------------------------------------------------------------------
 def distill_student(teacher, teacher_card: ModelCard, train: Windows, validation: Windows | None,
                     size: str, cfg=None, teacher_spec: str = "", data: dict | None = None,
-                    progress: bool = True, targets=None):
+                    progress: bool = True, targets=None, student_format=None):
     """(student, card, history): a student of `size` distilled from `teacher` over `train`
-    (unlabelled windows included); validation scores in the card's provenance."""
+    (unlabelled windows included); validation scores in the card's provenance.
+    `student_format`: the student's input card when it is not the teacher's (`distill`)."""
     from edgehar.train.distill import DistillConfig, distill
 
     student, card, history = distill(teacher, teacher_card, train, size, cfg or DistillConfig(),
-                                     teacher_spec, data, progress=progress, targets=targets)
+                                     teacher_spec, data, progress=progress, targets=targets,
+                                     student_format=student_format)
     if validation is not None and len(validation.labelled()):
         card.provenance.setdefault("metrics", {})["validation"] = scores(evaluate(student, validation, card))
     return student, card, history

@@ -40,6 +40,11 @@ ACC_SCALE = 9.8  # LIMU-BERT's Preprocess4Normalization acc_norm (not 9.80665)
 CHANNELS = ("acc_x", "acc_y", "acc_z", "gyro_x", "gyro_y", "gyro_z")
 UNITS = ("m/s^2", "m/s^2", "m/s^2", "rad/s", "rad/s", "rad/s")
 
+# the published sets' class names on the kit's activity vocabulary (edgehar.data.vocabulary);
+# a name not here is canonical already ("walking", "sitting", "lying", ...)
+CANONICAL = {"upstairs": "stairs up", "downstairs": "stairs down", "walk": "walking", "sit": "sitting",
+             "stand": "standing", "bike": "cycling", "jogging": "running"}
+
 # config/limu_bert.json "base_v1" and config/classifier.json "gru_v1", the published set-up
 BASE_V1 = {"feature_num": 6, "hidden": 72, "hidden_ff": 144, "n_layers": 4, "n_heads": 4, "seq_len": 120}
 GRU_V1 = {"seq_len": 20, "num_layers": [2, 1], "rnn_io": [[72, 20], [20, 10]], "n_classes": 6}
@@ -281,6 +286,15 @@ def limubert_card(limu_dir: str | Path, dataset: str = "uci") -> ModelCard:
             head="LIMU-GRU gru_v1 on 20-token chunks; window logits = mean of 6 chunk logits",
             licence="MIT"),
     )
+
+
+def canonical_labels(card: ModelCard) -> list[str]:
+    """The card's class names on the activity vocabulary (LIMU-BERT's "upstairs" -> "stairs up")."""
+    return [CANONICAL.get(n, n) for n in card.labels]
+
+
+def is_limubert(card: ModelCard) -> bool:
+    return (card.arch or {}).get("name") == "limubert"
 
 
 def teacher_from_spec(spec: str, dataset: str = "uci") -> tuple[LimuBertClassifier, ModelCard]:

@@ -1,7 +1,10 @@
 """Distillation: a foundation-model teacher -> a compact student that fits a wrist MCU.
 
 The student reads exactly the teacher's input (rate, window, channels, units, normalisation:
-its card is derived from the teacher's), so one set of windows feeds both. The teacher runs
+its card is derived from the teacher's), so one set of windows feeds both; or, for a teacher
+on another input spec (LIMU-BERT's published weights on the wrist corpus), its own format
+(`student_format`), the teacher's targets then computed on the windows converted to the
+teacher's spec (`targets_on_teacher_spec`). The teacher runs
 once over every training window (labelled and unlabelled) and its outputs are cached; the
 student then learns from
 
@@ -61,7 +64,7 @@ class DistillConfig:
 class TeacherTargets:
     """Teacher outputs cached for every training window."""
 
-    logits: np.ndarray | None  # (N, K) or None when the teacher has no task head
+    logits: np.ndarray | None  # (N, K) or None when the teacher has no task head; a row of NaN: no soft label
     embed: np.ndarray  # (N, E) unit-norm targets in the reduced space
     tokens: np.ndarray  # (N, L, D)
     basis: np.ndarray  # (D_full, E) reduction of the teacher embedding space
@@ -169,6 +172,23 @@ def targets_from_outputs(teacher, card: ModelCard, logits: np.ndarray | None, em
                           prototypes=None if protos is None else unit(protos @ basis))
 
 
+def targets_on_teacher_spec(teacher, card: ModelCard, converted: Windows, columns: list[int],
+                            soft: np.ndarray, progress: bool = True) -> TeacherTargets:
+    """Targets of a teacher whose input spec is not the student's, computed on `converted`
+    (the student's windows, one for one, in the teacher's spec: e.g.
+    `edgehar.data.limu.to_limu_spec`). The soft labels keep the teacher's logits of
+    `columns` (teacher class index per student class, in the student's order), and only on
+    the rows `soft` marks: a NaN row has no soft label (`distill_loss` skips it)."""
+    if converted.rate != card.rate or converted.length != card.window or list(converted.channels) != list(card.channels):
+        raise ValueError("the converted windows are not in the teacher's input spec")
+    targets = prepare_targets(teacher, card, card.normalise(converted.x), progress)
+    if targets.logits is not None:
+        logits = targets.logits[:, columns].astype(np.float32)
+        logits[~np.asarray(soft, bool)] = np.nan
+        targets = replace(targets, logits=logits)
+    return targets
+
+
 # -- the data side ------------------------------------------------------------------------
 
 def check_windows_fit(w: Windows, card: ModelCard, where: str) -> None:
@@ -183,10 +203,10 @@ def check_windows_fit(w: Windows, card: ModelCard, where: str) -> None:
 # -- the student side ---------------------------------------------------------------------
 
 def student_card_from_teacher(size: str, teacher_card: ModelCard, targets: TeacherTargets,
-                              teacher_spec: str, data: dict) -> ModelCard:
+                              teacher_spec: str, data: dict, student_format: ModelCard | None = None) -> ModelCard:
     from edgehar.models.student import make_student_card
 
-    card = make_student_card(size, teacher_card, embed_dim=targets.embed.shape[1], data=data)
+    card = make_student_card(size, student_format or teacher_card, embed_dim=targets.embed.shape[1], data=data)
     protos = None if targets.prototypes is None else targets.prototypes.round(6).tolist()
     card = replace(card, text_prototypes=protos)
     if protos is not None:  # the text basis rides in the student (buffer text_basis): zero-shot labels
@@ -215,6 +235,8 @@ def distill_loss(student, hint_map: nn.Module, xb, yb, t_logits, t_embed, t_toke
     parts = {}
     labelled = yb >= 0
     kd_rows = torch.ones_like(labelled) if cfg.kd_on_labelled else ~labelled
+    if t_logits is not None:
+        kd_rows = kd_rows & torch.isfinite(t_logits).all(1)  # NaN: no soft label on this window
     if t_logits is not None and cfg.w_kd > 0 and kd_rows.any():
         t = cfg.temperature
         parts["kd"] = cfg.w_kd * t * t * F.kl_div(F.log_softmax(logits[kd_rows] / t, 1),
@@ -235,10 +257,12 @@ def distill_loss(student, hint_map: nn.Module, xb, yb, t_logits, t_embed, t_toke
 
 def distill(teacher, teacher_card: ModelCard, train: Windows, size: str, cfg: DistillConfig,
             teacher_spec: str = "", data: dict | None = None, progress: bool = True,
-            targets: TeacherTargets | None = None, device=None):
+            targets: TeacherTargets | None = None, device=None, student_format: ModelCard | None = None):
     """(student, card, history): a student of `size` distilled from `teacher` on `train`.
     `targets`: the teacher's outputs on `train` computed earlier (`prepare_targets`), e.g. from
-    a cache; the teacher is then not run at all. The student trains on `device` (or the
+    a cache; the teacher is then not run at all. `student_format`: the card whose input format
+    (normalisation included) and classes the student takes when they are not the teacher's;
+    its `targets` are then required (`targets_on_teacher_spec`). The student trains on `device` (or the
     session's, `edgehar.train.loop`; the teacher's targets are computed on the CPU) and comes
     back on the CPU."""
     from edgehar.models.augment import jitter, scale
@@ -247,12 +271,14 @@ def distill(teacher, teacher_card: ModelCard, train: Windows, size: str, cfg: Di
     if has_task_head(teacher) and getattr(teacher, "n_classes", len(teacher_card.labels)) not in (
             None, len(teacher_card.labels)):
         raise UserError(teacher_spec, "teacher head and card disagree on the number of classes")
-    x = teacher_card.normalise(train.x)
+    x = (student_format or teacher_card).normalise(train.x)
     if targets is None:
+        if student_format is not None:
+            raise ValueError("a teacher on another input spec needs its targets on the converted windows")
         targets = prepare_targets(teacher, teacher_card, x, progress)
     elif len(targets.embed) != len(x):
         raise ValueError(f"targets cover {len(targets.embed)} windows, the training set has {len(x)}")
-    card = student_card_from_teacher(size, teacher_card, targets, teacher_spec, data or {})
+    card = student_card_from_teacher(size, teacher_card, targets, teacher_spec, data or {}, student_format)
     torch.manual_seed(cfg.seed)
     student = build(card.arch)
     if hasattr(student, "text_basis"):
@@ -298,6 +324,7 @@ def distill(teacher, teacher_card: ModelCard, train: Windows, size: str, cfg: Di
         "augment": cfg.augment, "kd_on_labelled": cfg.kd_on_labelled,
         "weights": {"kd": cfg.w_kd, "embed": cfg.w_embed, "hint": cfg.w_hint, "label": cfg.w_label},
         "soft_labels": targets.logits is not None, "train_windows": len(x),
+        "soft_label_windows": 0 if targets.logits is None else int(np.isfinite(targets.logits).all(1).sum()),
         "labelled_windows": int((y >= 0).sum()), "final_loss": history[-1] if history else None}
     return student, card, history
 

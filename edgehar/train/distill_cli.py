@@ -96,8 +96,12 @@ def run_corpus_distill(args: argparse.Namespace, out: str) -> int:
         student, card, history = distill_corpus_student(args.teacher, args.data, args.student,
                                                         distill_config(args), progress=not args.json)
         save_checkpoint(out, student, card, extra={"history": history})
-    summary = {"out": out, "student": args.student, "teacher": args.teacher, "loss": history}
+    val = card.provenance.get("metrics", {}).get("validation")
+    summary = {"out": out, "student": args.student, "teacher": args.teacher, "loss": history, "validation": val}
     print(json.dumps(summary, indent=2) if args.json else f"student {args.student} -> {out}")
+    if val and not args.json:
+        print(f"  corpus validation macro-F1 {val['macro_f1']:.4f}  accuracy {val['accuracy']:.4f}"
+              f"  ({', '.join(card.labels)})")
     return 0
 
 
