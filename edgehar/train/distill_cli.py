@@ -16,7 +16,8 @@ def register(sub) -> None:
         description="Distil a foundation-model teacher into a compact student (a small CNN encoder "
                     "per sensor stream + a shared transformer head + task and embedding heads) "
                     "with soft labels, embedding distillation, token hints and the label loss. "
-                    "The student takes the teacher's input format. Trains on the subject-disjoint "
+                    "The student takes the teacher's input format (on a corpus: the corpus's, acc "
+                    "only; LIMU-BERT then reads each window converted to its own spec). Trains on the subject-disjoint "
                     "training split (HAPT: all but the official test subjects, unlabelled windows "
                     "included) and reports test macro-F1, also with the gyroscope absent.")
     p.add_argument("--teacher", required=True,
