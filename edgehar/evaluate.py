@@ -82,7 +82,9 @@ def register(sub) -> None:
 
 def run_eval(args: argparse.Namespace) -> int:
     from edgehar import zoo
+    from edgehar.classes import refuse_with_labels
 
+    refuse_with_labels(args.classes, args.labels)  # a flag conflict before any file is looked at
     split = args.split or ("test" if args.data == "hapt" else "all")
     r = evaluate_file(zoo.resolve(args.model, "model"), args.data, args.root, split, args.backend, args.labels, args.classes)
     if args.json:

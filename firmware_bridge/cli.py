@@ -131,25 +131,24 @@ def _interrupt(*_):
 
 
 def run_live(args) -> int:
+    import signal
+
+    from edgehar import zoo
+    from edgehar.bridge.live import LiveSession, PredictionLog, TerminalView, check_log_target
+    from edgehar.bridge.serial_reader import check_port
+    from edgehar.bridge.smoothing import Smoother
     from edgehar.classes import refuse_with_labels
+    from edgehar.runtime import Predictor
 
     refuse_with_labels(args.classes, args.labels)
-    from edgehar import zoo
-
+    if not args.on_device:
+        Smoother(args.smooth)  # every argument is checked before the port is touched
+        check_port(args.port)  # a bad URL fails before the model is looked for
     args.model = str(zoo.resolve(args.model, "model"))
     if args.on_device:
         from edgehar.bridge.emulate_cli import run_live_on_device
 
         return run_live_on_device(args)
-    import signal
-
-    from edgehar.bridge.live import LiveSession, PredictionLog, TerminalView, check_log_target
-    from edgehar.bridge.serial_reader import check_port
-    from edgehar.bridge.smoothing import Smoother
-    from edgehar.runtime import Predictor
-
-    Smoother(args.smooth)  # every argument is checked before the port is touched
-    check_port(args.port)  # a bad URL fails before the model loads
     if args.log:
         check_log_target(args.log, args.model, args.port)  # never onto an input, before any work
     from edgehar.classes import restrict

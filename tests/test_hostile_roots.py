@@ -177,6 +177,7 @@ def test_ctrl_c_inside_extension_code_still_exits_130(tmp_path):
 
     # run as a module, as `python -m edgehar` is: only then does CPython act on the flag
     (tmp_path / "interrupted_run.py").write_text(RUN_STRING_INTERRUPT)
+    (tmp_path / "m.tflite").write_bytes(b"stand-in")  # found; evaluate_file is replaced above
     p = subprocess.run([sys.executable, "-m", "interrupted_run"], capture_output=True, text=True,
                        cwd=tmp_path, timeout=120)
     assert p.returncode == 130 and p.stderr.strip().splitlines()[-1] == "edgehar: interrupted", (p.returncode, p.stderr)
@@ -205,6 +206,7 @@ def test_an_error_after_a_stop_signal_is_the_signal_not_a_traceback(tmp_path, si
     import subprocess
     import sys
 
+    (tmp_path / "m.tflite").write_bytes(b"stand-in")  # found; evaluate_file is replaced above
     p = subprocess.Popen([sys.executable, "-c", SWALLOWING_LIBRARY], stdout=subprocess.PIPE,
                          stderr=subprocess.PIPE, text=True, cwd=tmp_path)
     assert p.stdout.readline().strip() == "ready"

@@ -186,7 +186,9 @@ def test_live_log_replaces_only_a_prediction_log(tmp_path):
     jsonl.write_text('{"time": 1, "segment": 0, "start": 0, "label": "a", "smoothed": "a", "probs": {}}\n')
     other.write_text("t,x\n0,1\n")
     assert is_prediction_log(csv) and is_prediction_log(jsonl) and not is_prediction_log(other)
-    refused(tmp_path, ["live", "--port", "p", "--model", "m", "--log", other], "not a prediction log")
+    model = tmp_path / "m.tflite"  # found, never loaded: the log is refused first
+    model.write_bytes(b"stand-in")
+    refused(tmp_path, ["live", "--port", "p", "--model", model, "--log", other], "not a prediction log")
 
 
 # -- training checkpoints ---------------------------------------------------------------------
