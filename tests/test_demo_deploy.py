@@ -12,11 +12,12 @@ import pytest
 
 from edgehar import zoo
 from edgehar.cli import build_parser, main
+from edgehar.demo.config import DEFAULT_MODEL
 from edgehar.digest import file_sha256
 
 pytestmark = pytest.mark.slow
 
-NAME = "wrist-small"  # the demo's default
+NAME = DEFAULT_MODEL
 ACC = ("acc_x", "acc_y", "acc_z")
 FIGURES = {"test": {"mine": {"macro_f1": 0.5}}, "instructions": {"cortex-m4": 98765}}
 
@@ -59,7 +60,7 @@ def publish(name, made, figures):
 
 @pytest.fixture(scope="module")
 def zoo_dir(made, tmp_path_factory):
-    """A zoo holding the student as wrist-small, with the live figure the zoo build would measure,
+    """A zoo holding the student under the demo's default name, with the live figure the zoo build would measure,
     and as other-card, whose card says another agreement."""
     from edgehar.demo_wrist import live_figures
 
@@ -160,7 +161,7 @@ def test_deploy_prints_the_figures_and_that_they_equal_the_card(env, tmp_path, c
     fig = s["live"]["figures"]
     assert f"live agreement {fig['agreement']:.4f} over {fig['n']} windows of banglejs_wrist user 2" in stdout
     assert "equal to the card's live figures" in stdout and "DIFFERENT" not in stdout
-    assert "deploy wrist-small, no training" in stdout and "98,765 instructions" in stdout
+    assert f"deploy {NAME}, no training" in stdout and "98,765 instructions" in stdout
     # the same folder again: a previous demo's folder is the demo's to replace
     code, again, err = run(["demo", "--out", tmp_path / "demo"], capsys)
     assert code == 0, err and f"live agreement {fig['agreement']:.4f}" in again

@@ -1,6 +1,6 @@
 """`edgehar demo` on the REAL shipped zoo, as a user runs it after install (`EDGEHAR_DATA` set,
 no training): the live agreement and per-class figures it prints are the ones the shipped
-wrist-small's card records, and the README's set-up section states the same agreement."""
+wrist-tiny's card records, and the README's set-up section states the same agreement."""
 
 import json
 import os
@@ -10,6 +10,8 @@ import sys
 from pathlib import Path
 
 import pytest
+
+from edgehar.demo.config import DEFAULT_MODEL
 
 pytestmark = [pytest.mark.data, pytest.mark.slow]
 
@@ -26,6 +28,15 @@ def readme_figure() -> tuple[str, int]:
     return found.group(1), int(found.group(2))
 
 
+def test_the_demo_deploys_the_wrist_student_best_on_validation():
+    """The deploy flow's default is chosen on the corpus validation subjects, never on Bangle.js."""
+    from edgehar import zoo
+
+    wrist = {n: e["figures"]["validation"]["macro_f1"] for n, e in zoo.index()["models"].items()
+             if e["kind"] == "student" and e["task"].startswith("wrist")}
+    assert max(wrist, key=wrist.get) == DEFAULT_MODEL, wrist
+
+
 def test_the_demo_prints_the_cards_and_the_readmes_live_figures(data_root, tmp_path):
     from edgehar import zoo
 
@@ -35,9 +46,9 @@ def test_the_demo_prints_the_cards_and_the_readmes_live_figures(data_root, tmp_p
     run = subprocess.run([sys.executable, "-m", "edgehar", "demo", "--out", str(out)], env=env,
                          capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stderr[-3000:]
-    card = zoo.entry("wrist-small")["figures"]["live"]
+    card = zoo.entry(DEFAULT_MODEL)["figures"]["live"]
     summary = json.loads((out / "demo.json").read_text())
-    assert summary["flow"] == "deploy" and summary["model"]["name"] == "wrist-small"
+    assert summary["flow"] == "deploy" and summary["model"]["name"] == DEFAULT_MODEL
     printed = summary["live"]["figures"]
     # printed == card, to the digit: agreement, every class's, the windows scored
     assert printed == card, (printed, card)
@@ -51,7 +62,7 @@ def test_the_demo_prints_the_cards_and_the_readmes_live_figures(data_root, tmp_p
     decimals = len(stated.split(".")[1])
     assert (stated, n) == (f"{card['agreement']:.{decimals}f}", card["n"]), (stated, n, card)
     # the bytes that ran are the shipped ones
-    index = zoo.entry("wrist-small")
+    index = zoo.entry(DEFAULT_MODEL)
     from edgehar.digest import file_sha256
 
     shipped = f"{index['files']['artifact']}/model_int8.tflite"

@@ -36,7 +36,7 @@ def test_the_six_models_are_shipped():
 def test_every_shipped_file_matches_its_sha256():
     models = shipped()
     for name, e in models.items():
-        shipped_files = {e["files"]["checkpoint"]}
+        shipped_files = {e["files"]["checkpoint"]} | ({e["files"]["windows"]} if "windows" in e["files"] else set())
         if "artifact" in e["files"]:
             folder = e["files"]["artifact"]
             shipped_files |= {f"{folder}/{n}" for n in zoo.ARTIFACT_FILES}
@@ -49,7 +49,7 @@ def test_every_shipped_file_matches_its_sha256():
 def test_each_entry_describes_its_model():
     for name, e in shipped().items():
         assert e["name"] == name and e["kind"] in zoo.KINDS
-        assert ("artifact" in e["files"]) == (e["kind"] == "student")
+        assert ("artifact" in e["files"]) == ("windows" in e["files"]) == (e["kind"] == "student")
         card = zoo.card(name)
         assert e["classes"] == list(card.labels)
         assert e["input"] == {"rate": card.rate, "window": card.window, "channels": list(card.channels)}

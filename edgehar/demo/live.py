@@ -65,19 +65,20 @@ def stream(model: str | os.PathLike, replay: Replay, on_prediction=None, on_sess
     session = LiveSession(replay.url(), str(model), smooth="ema:0.5", keep=True)
     if on_session:
         on_session(session)
-    state = {"seen": False}
+    ended = []
 
     def idle():
-        # the replay unplugs the device for good once sent: stop when the reader has lost it
-        # after reading, and nothing it read waits in the ring
+        # the replay unplugs the device for good once sent: stop once the reader has read from it
+        # and lost it, and nothing it read waits in the ring. Bytes read, not a sampled
+        # `connected`: an in-process replay can be read whole between two idle calls.
         reader = session.reader
-        state["seen"] |= reader.connected
-        if state["seen"] and not reader.connected and not len(session.ring):
+        if reader.counts["bytes"] and not reader.connected and not len(session.ring):
+            ended.append(True)
             session.stop()
 
     t0 = time.perf_counter()
     session.run(timeout, on_prediction, idle)
-    if session.reader.connected:
+    if not ended:
         raise RuntimeError(f"the replay of {replay.path} did not end within {timeout:g} s")
     card = session.card
     return LiveRun(list(session.predictions), list(card.labels), card.rate, card.window, card.hop,
