@@ -40,6 +40,7 @@ WRIST_DISTILL_STEPS = {"tiny": 24000, "small": 12000}
 WRIST_DISTILL = {"batch_size": 128, "lr": 3e-3, "augment": True}
 HAPT_TEACHER = {"family": "harfm", "config": "cpu", "pretrain_steps": 1000, "finetune_steps": 1100}
 HAPT_DISTILL_STEPS = 2200
+CALIB_WINDOWS, HELD_OUT_WINDOWS = 200, 200  # shipped beside each student: its export needs no data
 TRAIN_CODE = ["edgehar.train.pretrain", "edgehar.train.finetune", "edgehar.train.distill",
               "edgehar.train.supervised", "edgehar.train.schedule", "edgehar.train.loop", "edgehar.recipes",
               "edgehar.models.corpus_fm", "edgehar.models.harfm", "edgehar.models.student", "edgehar.models.language",
@@ -114,7 +115,12 @@ def train_job(job: dict) -> dict:
 def language_teacher(corpus: Path, steps: int, seed: int):
     """(teacher, card): the sensor-language teacher pre-trained on the labelled train windows of
     the corpus, each class's text its canonical name's descriptions plus its source sets' own names."""
-    from edgehar.data.wrist_corpus import canonical_classes, load_part, original_names, relabel
+    from edgehar.data.wrist_corpus import (
+        canonical_classes,
+        load_part,
+        original_names,
+        relabel,
+    )
     from edgehar.recipes import TeacherRecipe, pretrain_teacher
 
     train = load_part(corpus, "train")
@@ -278,11 +284,23 @@ def main(argv=None) -> int:
         return 0
 
     exports = work / "exports"
+    exports.mkdir(exist_ok=True)
+    windows_files = {}
 
-    def export(name: str) -> Path:
+    def export(name: str, train, test) -> Path:
+        """The int8 export of checkpoint `name`, made from the windows shipped beside it (as
+        `edgehar export NAME` makes it from them)."""
+        from edgehar.export.cli import SHIPPED_WINDOWS
+
+        from edgehar import zoo
+
+        windows_files[name] = exports / name.replace(".pt", ".windows.npz")
+        shipped_windows(windows_files[name], train, test)
+        w, held = zoo.load_windows(windows_files[name])
         out = exports / name.removesuffix(".pt")
         shutil.rmtree(out, ignore_errors=True)  # this command's own export folder
-        export_student(paths[name], out, progress=False, micro=False)
+        export_student(paths[name], out, windows=w, test_subjects=held, data=SHIPPED_WINDOWS, progress=False,
+                       micro=False)
         return out
 
     student_runs, artifacts = {}, {}
@@ -293,7 +311,9 @@ def main(argv=None) -> int:
             name = f"wrist_{size}_s{s}.pt"
             model, card = load_model(paths[name])
             wrist_data = wrist_data or figures.wrist_data(root, corpus, card)
-            artifacts[name] = export(name)
+            labels = list(card.labels)
+            artifacts[name] = export(name, *(relabel_to(load_part(corpus, split), labels).windows(labels)
+                                             for split in ("train", "test")))
             runs[s] = {"validation": corpus_validation(model, card, figures.torch_predict(model, card)),
                        "test": figures.wrist_figures(figures.int8_predict(artifacts[name]), list(card.labels),
                                                      wrist_data)}
@@ -303,7 +323,7 @@ def main(argv=None) -> int:
     for size in ("small", "tiny"):
         name = f"hapt_{size}.pt"
         model, card = load_model(paths[name])
-        artifacts[name] = export(name)
+        artifacts[name] = export(name, h_train, h_test)
         labels = list(card.labels)
         val = h_val.labelled()
         hapt_runs[size] = {0: {
@@ -339,7 +359,7 @@ def main(argv=None) -> int:
         if not args.no_publish:
             from edgehar import zoo
 
-            zoo.publish(zoo_name, checkpoint=paths[name], artifact=artifact, task=task,
+            zoo.publish(zoo_name, checkpoint=paths[name], artifact=artifact, windows=windows_files.get(name), task=task,
                         recipe_key=builder.manifest.entries[name]["key"],
                         provenance={"commit": run.commit, "command": run.command, "device": "cpu",
                                     "cpu_seconds": builder.cpu.get(name), "seed": seed, "seeds": sorted(runs),
@@ -356,6 +376,21 @@ def main(argv=None) -> int:
     (RESULTS / "zoo.md").write_text(markdown(result))
     print(markdown(result))
     return 0
+
+
+def shipped_windows(path: Path, train, test) -> None:
+    """The windows shipped beside a student (`edgehar.zoo.save_windows`): CALIB_WINDOWS of its
+    training subjects (calibration) and HELD_OUT_WINDOWS of the test subjects (parity), each
+    drawn class- and subject-stratified as `edgehar calib build` draws."""
+    import numpy as np
+    from edgehar.calib.build import stratified_indices
+
+    from edgehar import zoo
+    from edgehar.data.windows import Windows
+
+    calib = train.take(stratified_indices(train.y, train.subject, CALIB_WINDOWS))
+    held = test.take(stratified_indices(test.y, test.subject, HELD_OUT_WINDOWS))
+    zoo.save_windows(path, Windows.concat([calib, held]), np.unique(held.subject))
 
 
 def live_figures(artifact: Path, root: Path) -> dict:

@@ -38,14 +38,24 @@ def register(sub) -> None:
     p.set_defaults(func=run_export)
 
 
+SHIPPED_WINDOWS = "shipped windows"  # the data name a zoo student's export records (edgehar.zoo)
+
+
 def run_export(args: argparse.Namespace) -> int:
-    from edgehar import zoo
     from edgehar.export.pipeline import export_student
 
+    from edgehar import zoo
+
     checkpoint = zoo.resolve(args.checkpoint, "checkpoint")
-    out = args.out or (f"{args.checkpoint}_export" if zoo.is_name(args.checkpoint) else None)
-    res = export_student(checkpoint, out, int8=args.int8, calib=args.calib, data=args.data,
-                         root=args.root, n_calib=args.n_calib, micro=not args.no_micro,
+    name = zoo.is_name(args.checkpoint)
+    out = args.out or (f"{args.checkpoint}_export" if name else None)
+    # a shipped student brings the windows its own export was made from: no data needed, and
+    # the same calibration gives the shipped int8 file again
+    shipped = zoo.shipped_windows(args.checkpoint) if name and not (args.calib or args.data or args.root) else None
+    windows, held = shipped or (None, None)
+    res = export_student(checkpoint, out, int8=args.int8, calib=args.calib,
+                         data=SHIPPED_WINDOWS if shipped else args.data, root=args.root, windows=windows,
+                         test_subjects=held, n_calib=args.n_calib, micro=not args.no_micro,
                          classes=args.classes)
     if args.json:
         print(json.dumps(res, indent=2))

@@ -7,6 +7,7 @@ tests/test_zoo_shipped.py.
 
 import json
 import os
+import re
 import shutil
 from pathlib import Path
 from urllib.parse import quote
@@ -32,11 +33,12 @@ FIGURES = {"validation": {"macro_f1": 0.5}, "test": {"mine": 0.25, "n": {"mine":
 def made(tmp_path_factory):
     """A student trained on an own-data folder of synthetic wrist recordings, its int8 export,
     and a replay file of the held-out subject (no zoo yet)."""
+    from edgehar.export.pipeline import export_student
+
     from edgehar.checkpoint import save_checkpoint
     from edgehar.data import synthetic
     from edgehar.data.datasets import activity_windows
     from edgehar.data.owndata import write_folder
-    from edgehar.export.pipeline import export_student
     from edgehar.recipes import train_student_supervised
 
     tmp = tmp_path_factory.mktemp("zoo-model")
@@ -250,6 +252,7 @@ def test_firmware_build_by_name(zoo_dir, in_tmp, capsys):
 
 def test_firmware_of_a_name_makes_the_c_array_of_the_shipped_bytes(zoo_dir, made):
     from edgehar.export.c_array import parse_c_array
+
     from edgehar.mcu.firmware_build import artifact_files, export_folder
 
     with export_folder(NAME) as folder:
@@ -332,3 +335,40 @@ def test_help_of_every_model_argument_names_the_zoo(capsys):
             main([*argv, "--help"])
         text = " ".join(capsys.readouterr().out.split())
         assert "zoo name (edgehar models" in text, argv
+
+
+def test_a_shipped_student_exports_from_its_own_windows_without_data(made, tmp_path, monkeypatch, capsys):
+    """A student ships the windows its int8 export was made from: `export NAME` needs no data,
+    gives the shipped int8 model again, and `--classes` slices it."""
+    from edgehar.export.cli import SHIPPED_WINDOWS
+    from edgehar.export.pipeline import export_student
+
+    from edgehar.data.datasets import activity_windows
+
+    w = activity_windows(str(made["folder"]), None, rate=20.0, window=40, channels=ACC, units=("g",) * 3)
+    zoo.save_windows(tmp_path / "w.npz", w, [4])
+    shipped, held = zoo.load_windows(tmp_path / "w.npz")
+    assert held == [4] and shipped.x.shape == w.x.shape and shipped.label_names == w.label_names
+    assert np.abs(shipped.x - w.x).max() < 1e-2  # float16 on disk
+    art = tmp_path / "art"
+    export_student(made["ckpt"], art, windows=shipped, test_subjects=held, data=SHIPPED_WINDOWS, micro=False,
+                   progress=False)
+    monkeypatch.setenv(zoo.ENV, str(tmp_path / "zoo"))
+    monkeypatch.delenv("EDGEHAR_DATA", raising=False)
+    zoo.publish("with-windows", checkpoint=made["ckpt"], artifact=art, windows=tmp_path / "w.npz",
+                task="wrist activity", recipe_key="k", provenance={}, figures={})
+    assert zoo.entry("with-windows")["files"]["windows"] == "with-windows/windows.npz"
+    monkeypatch.chdir(tmp_path)
+    code, _, err = run(["export", "with-windows", "--int8", "--out", "again", "--no-micro"], capsys)
+    assert code == 0, err
+    # the same int8 graph and card: the bytes differ only in the card's creation times
+    created = re.compile(rb'"created": ?"[0-9T:-]+Z"')
+    again, shipped_int8 = ((d / "model_int8.tflite").read_bytes() for d in (tmp_path / "again", art))
+    assert created.sub(b"", again) == created.sub(b"", shipped_int8)
+    two = list(made["card"].labels)[:2]
+    code, _, err = run(["export", "with-windows", "--int8", "--classes", ",".join(two), "--out", "sliced",
+                        "--no-micro"], capsys)
+    assert code == 0, err
+    assert json.loads((tmp_path / "sliced" / "modelcard.json").read_text())["labels"] == two
+    (tmp_path / "zoo" / "with-windows" / "windows.npz").write_bytes(b"changed")
+    one_line_error(*run(["export", "with-windows", "--int8", "--out", "third"], capsys)[::2], "windows.npz")

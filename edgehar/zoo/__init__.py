@@ -9,6 +9,8 @@ folder `$EDGEHAR_ZOO` names) holding `index.json` and one folder per model:
     NAME/int8/               students only: the deployable export, model_int8.tflite,
                              modelcard.json (and text_basis.npy for a text-aligned student; the
                              C array is made from the .tflite when firmware needs it)
+    NAME/windows.npz         students only: the real windows their int8 export was calibrated
+                             and checked on (`save_windows`), so `edgehar export NAME` needs no data
 
 `resolve(spec, want)` is the one place a command's model argument becomes a path: a path that
 exists is returned unchanged, so users' own files keep working and win over a name; a name
@@ -37,6 +39,8 @@ CARD = "modelcard.json"  # edgehar.card_io.CARD_FILE: the name every reader of a
 ARTIFACT_FILES = (TFLITE, CARD)
 # shipped when the export has it: the text basis of a text-aligned student (zero-shot --labels)
 ARTIFACT_OPTIONAL = ("text_basis.npy",)
+WINDOWS = "windows.npz"
+WINDOWS_FORMAT = "edgehar-zoo-windows/1"
 KINDS = ("teacher", "student")
 WANTS = ("checkpoint", "artifact", "tflite", "model")
 NAME = re.compile(r"[a-z0-9][a-z0-9-]*")
@@ -165,14 +169,15 @@ def card(name: str):
 
 
 # -- writing (the zoo build only) -------------------------------------------------------------
-def publish(name: str, *, checkpoint, artifact=None, task: str, recipe_key: str,
+def publish(name: str, *, checkpoint, artifact=None, windows=None, task: str, recipe_key: str,
             provenance: dict, figures: dict) -> dict:
     """Copy a trained model into the zoo as `name` and record it in index.json; returns the entry.
 
     `checkpoint`: its .pt (the card inside gives kind, input and classes); `artifact`: for a
     student, its `edgehar export --int8` folder, of which model_int8.tflite, modelcard.json
-    (and text_basis.npy when there is one) are shipped. The model's folder is replaced whole and index.json rewritten, each atomically,
-    under a lock on the zoo folder.
+    (and text_basis.npy when there is one) are shipped, with `windows` (a `save_windows` file:
+    what the export was calibrated and checked on). The model's folder is replaced whole and
+    index.json rewritten, each atomically, under a lock on the zoo folder.
     """
     from edgehar.atomic import staged_folder, write_json
     from edgehar.card_io import read_card
@@ -205,12 +210,17 @@ def publish(name: str, *, checkpoint, artifact=None, task: str, recipe_key: str,
     with _locked(root):
         with staged_folder(root / name) as tmp:
             shutil.copyfile(checkpoint, tmp / CHECKPOINT)
+            if windows is not None:
+                shutil.copyfile(windows, tmp / WINDOWS)
             if artifact is not None:
                 (tmp / ARTIFACT).mkdir()
                 for n in artifact_names:
                     shutil.copyfile(artifact / n, tmp / ARTIFACT / n)
         files = {"checkpoint": f"{name}/{CHECKPOINT}"}
         shipped = [files["checkpoint"]]
+        if windows is not None:
+            files["windows"] = f"{name}/{WINDOWS}"
+            shipped.append(files["windows"])
         if artifact is not None:
             files["artifact"] = f"{name}/{ARTIFACT}"
             shipped += [f"{name}/{ARTIFACT}/{n}" for n in artifact_names]
@@ -224,6 +234,52 @@ def publish(name: str, *, checkpoint, artifact=None, task: str, recipe_key: str,
         data["models"] = dict(sorted(data["models"].items()))
         write_json(root / INDEX, data)
     return e
+
+
+# -- the windows a student's export is made from ------------------------------------------------
+def save_windows(path, w, held_out_subjects) -> None:
+    """Write `Windows` w (raw, the data's units) as a zoo windows file: x as float16 (half the
+    bytes; the export reads back exactly these values), labels, subjects and the input format;
+    `held_out_subjects` are the ones export checks parity on, the rest it calibrates on."""
+    import numpy as np
+
+    from edgehar.atomic import staged_file
+
+    meta = {"format": WINDOWS_FORMAT, "rate": float(w.rate), "hop": int(w.hop), "channels": list(w.channels),
+            "units": list(w.units), "label_names": list(w.label_names),
+            "canonical_names": list(w.canonical_names),
+            "held_out_subjects": sorted(int(s) for s in held_out_subjects)}
+    with staged_file(path) as tmp, open(tmp, "wb") as f:
+        np.savez_compressed(f, x=w.x.astype(np.float16), y=w.y.astype(np.int64),
+                            subject=w.subject.astype(np.int64), meta=json.dumps(meta))
+
+
+def load_windows(path):
+    """(Windows, held-out subjects) of a `save_windows` file."""
+    import numpy as np
+
+    from edgehar.data.windows import Windows
+
+    with np.load(path, allow_pickle=False) as z:
+        meta = json.loads(str(z["meta"]))
+        if meta.get("format") != WINDOWS_FORMAT:
+            raise UserError(path, f"not a zoo windows file ({WINDOWS_FORMAT})")
+        w = Windows(x=z["x"].astype(np.float32), y=z["y"], subject=z["subject"], rate=meta["rate"],
+                    channels=tuple(meta["channels"]), units=tuple(meta["units"]),
+                    label_names=tuple(meta["label_names"]), hop=meta["hop"],
+                    canonical_names=tuple(meta["canonical_names"]))
+    return w, meta["held_out_subjects"]
+
+
+def shipped_windows(name: str):
+    """(Windows, held-out subjects) a shipped student's export was made from, checked against
+    its sha256; None when the model ships none (a teacher)."""
+    e = entry(name)
+    rel = e["files"].get("windows")
+    if not rel:
+        return None
+    check_file(name, e, rel)
+    return load_windows(zoo_dir() / rel)
 
 
 def _check_json(value, where: str) -> None:
