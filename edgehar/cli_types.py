@@ -59,7 +59,7 @@ probability = _within(finite_float, lambda v: 0 <= v <= 1, "between 0 and 1", "A
 fraction = _within(finite_float, lambda v: 0 < v <= 1, "in (0, 1]",
                    "A finite float in (0, 1] (a share that must keep something).")
 positive_int = _within(integer, lambda v: v >= 1, "at least 1",
-                       "A whole number >= 1 (steps, epochs, batch size, windows, threads).")
+                       "A whole number >= 1 (steps, batch size, windows, threads).")
 MAX_THREADS_PER_CORE = 4
 
 

@@ -200,7 +200,7 @@ def _set_rng_state(saved: dict, generators: dict, rngs: dict) -> None:
 @dataclass
 class TrainState:
     """Everything a loop needs to continue exactly where it stopped. `progress` is the loop's
-    own bookkeeping (losses so far, epoch and batch within it, the epoch's order seed...)."""
+    own bookkeeping (losses so far, the pass and batch within it, the pass's order seed...)."""
 
     models: dict[str, nn.Module]
     optimiser: torch.optim.Optimizer

@@ -10,8 +10,7 @@ def one_cycle(opt: torch.optim.Optimizer, lr: float, total_steps: int,
     """`torch.optim.lr_scheduler.OneCycleLR` over `total_steps` (at least 1) steps.
 
     torch divides by `pct_start * total_steps - 1` at the first step, so a warm-up of exactly
-    one step raises ZeroDivisionError (10 steps at pct_start 0.1: one batch of a small data set
-    x 10 epochs); such a warm-up is stretched to two steps.
+    one step raises ZeroDivisionError (10 steps at pct_start 0.1); such a warm-up is stretched to two steps.
     """
     total = max(int(total_steps), 1)
     if float(pct_start * total) - 1 == 0:
