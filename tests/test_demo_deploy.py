@@ -9,9 +9,10 @@ import shutil
 
 import numpy as np
 import pytest
+from cli_run import one_line_error, run
 
 from edgehar import zoo
-from edgehar.cli import build_parser, main
+from edgehar.cli import build_parser
 from edgehar.demo.config import DEFAULT_MODEL
 from edgehar.digest import file_sha256
 
@@ -78,20 +79,6 @@ def env(made, zoo_dir, monkeypatch):
     monkeypatch.setenv(zoo.ENV, str(zoo_dir))
     monkeypatch.setenv("EDGEHAR_DATA", str(made["root"]))
     return made
-
-
-def run(argv, capsys):
-    capsys.readouterr()
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def one_line_error(code, err, *fragments):
-    assert code == 2, err
-    assert err.startswith("edgehar: error: ") and err.count("\n") == 1, err
-    for f in fragments:
-        assert f in err, err
 
 
 def test_deploy_runs_the_shipped_bytes_and_scores_the_live_predictions(env, zoo_dir, tmp_path, capsys):

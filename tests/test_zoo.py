@@ -15,6 +15,7 @@ from urllib.parse import quote
 import numpy as np
 import pytest
 import torch
+from cli_run import one_line_error, run
 
 from edgehar import zoo
 from edgehar.cli import main
@@ -76,20 +77,6 @@ def zoo_dir(made, tmp_path_factory):
 def in_tmp(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     return tmp_path
-
-
-def run(argv, capsys):
-    capsys.readouterr()
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def one_line_error(code, err, *fragments):
-    assert code == 2, err
-    assert err.startswith("edgehar: error: ") and err.count("\n") == 1, err
-    for f in fragments:
-        assert f in err, err
 
 
 # -- publish and the index ------------------------------------------------------------------------
