@@ -235,10 +235,9 @@ def distill_corpus_student(teacher, folder, size: str, cfg=None, progress: bool 
     sees each window through its own source's stem; LIMU-BERT sees each window in its own
     input spec (`distill_limubert_on_corpus`). Validation scores (the corpus's validation
     split, the student's classes) in the card's provenance."""
-    from edgehar.data.corpus import read_manifest
-    from edgehar.data.wrist_corpus import ACC, check_teacher_fits_corpus, load_part, relabel_to, train_part
+    from edgehar.data.wrist_corpus import load_part, relabel_to
     from edgehar.models.limubert import is_limubert
-    from edgehar.train.distill import load_teacher_spec, prepare_targets
+    from edgehar.train.distill import load_teacher_spec
 
     if isinstance(teacher, (tuple, list)):
         (teacher, tcard), spec, where = teacher, "", folder
@@ -247,18 +246,32 @@ def distill_corpus_student(teacher, folder, size: str, cfg=None, progress: bool 
         teacher, tcard = load_teacher_spec(spec)
     if is_limubert(tcard):
         return distill_limubert_on_corpus(teacher, tcard, spec, folder, size, cfg, progress)
+    labels = list(tcard.labels)
+    train, targets, data = corpus_teacher_targets(teacher, tcard, folder, where, progress)
+    val = relabel_to(load_part(folder, "validation"), labels).windows(labels)
+    return distill_student(teacher, tcard, train.windows(labels), val, size, cfg, spec, data,
+                           progress=progress, targets=targets)
+
+
+def corpus_teacher_targets(teacher, tcard: ModelCard, folder, where, progress: bool = True):
+    """(train part, teacher targets, data record) for distilling an accelerometer-only student
+    from `teacher` over every wrist window of the corpus's train split (unlabelled ones
+    included), relabelled to the teacher's classes; a routed teacher (the corpus teacher) sees
+    each window through its own source's stem. A teacher that does not fit the corpus, or
+    reads more than the accelerometer, is a `UserError` at `where`."""
+    from edgehar.data.corpus import read_manifest
+    from edgehar.data.wrist_corpus import ACC, check_teacher_fits_corpus, relabel_to, train_part
+    from edgehar.train.distill import prepare_targets
+
     check_teacher_fits_corpus(tcard, read_manifest(folder), where)
     if list(tcard.channels) != list(ACC):
         raise UserError(where, f"teacher takes {', '.join(tcard.channels)}; a wrist student is "
                                "accelerometer-only (acc_x, acc_y, acc_z)")
-    labels = list(tcard.labels)
-    train = relabel_to(train_part(folder), labels)
+    train = relabel_to(train_part(folder), list(tcard.labels))
     route = teacher.route_for(train.sources, train.source) if getattr(teacher, "takes_routes", False) else None
     targets = prepare_targets(teacher, tcard, tcard.normalise(train.x), progress, route=route)
     data = {"dataset": "corpus", "root": str(folder), "split": "corpus train (wrist placements, acc)"}
-    val = relabel_to(load_part(folder, "validation"), labels).windows(labels)
-    return distill_student(teacher, tcard, train.windows(labels), val, size, cfg, spec, data,
-                           progress=progress, targets=targets)
+    return train, targets, data
 
 
 def distill_limubert_on_corpus(teacher, tcard: ModelCard, spec: str, folder, size: str, cfg=None,

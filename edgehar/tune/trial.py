@@ -82,22 +82,13 @@ def _windows_file(path: str, card):
 def _corpus_data(teacher, tcard, spec: str, folder, seed: int, progress: bool) -> TuneData:
     """As `recipes.distill_corpus_student` reads a corpus (train split, a routed teacher sees
     each window through its source's stem), plus the corpus's validation split."""
-    from edgehar.data.corpus import read_manifest
-    from edgehar.data.wrist_corpus import ACC, check_teacher_fits_corpus, load_part, relabel_to, train_part
-    from edgehar.train.distill import prepare_targets
+    from edgehar.data.wrist_corpus import load_part, relabel_to
+    from edgehar.recipes import corpus_teacher_targets
 
-    check_teacher_fits_corpus(tcard, read_manifest(folder), spec)
-    if list(tcard.channels) != list(ACC):
-        raise UserError(spec, f"teacher takes {', '.join(tcard.channels)}; a wrist student is "
-                              "accelerometer-only (acc_x, acc_y, acc_z)")
     labels = list(tcard.labels)
-    part = relabel_to(train_part(folder), labels)
-    route = teacher.route_for(part.sources, part.source) \
-        if getattr(teacher, "takes_routes", False) else None
-    targets = prepare_targets(teacher, tcard, tcard.normalise(part.x), progress, route=route)
+    part, targets, data = corpus_teacher_targets(teacher, tcard, folder, spec, progress)
     train = part.windows(labels)
     val = relabel_to(load_part(folder, "validation"), labels).windows(labels, labelled_only=True)
-    data = {"dataset": "corpus", "root": str(folder), "split": "corpus train (wrist placements, acc)"}
     return TuneData(teacher, tcard, spec, train, val, targets, data, calib_draw(tcard, train, seed))
 
 
