@@ -7,7 +7,7 @@ architecture with random weights.
 Per family (those whose module exists: harfm, relcon, selfpab, language), "cpu" config:
 1. self-supervised pre-training for `--steps` steps (batch 64) on every HAPT window of the
    TRAINING subjects, labelled or not (the test subjects' raw data is never seen);
-2. linear probe on frozen `features()` (logistic regression, full batch) of the pre-trained
+2. linear probe (`finetune(..., linear_probe=True)`: a fresh head on the frozen backbone, 300 steps) of the pre-trained
    and of a randomly initialised copy;
    (`--transductive`: every subject's windows, as `edgehar pretrain --data hapt` does; the
    test subjects' signals are seen, never their labels; rows `<family>_transductive`);
@@ -31,14 +31,12 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from edgehar.atomic import write_json, write_text
 from edgehar.data import hapt
 from edgehar.data.datasets import activity_windows
 from edgehar.bench.provenance import Run
-from edgehar.metrics import report
 from edgehar.models import FAMILIES, build
 from edgehar.models.inference import evaluate
 from edgehar.models.teacher import save_teacher
@@ -48,32 +46,15 @@ HERE = Path(__file__).resolve().parent
 ALL = ("harfm", "relcon", "selfpab", "language")
 
 
-@torch.no_grad()
-def embed(teacher, x: np.ndarray, batch: int = 512) -> np.ndarray:
-    teacher.eval()
-    return np.concatenate([teacher.probe_features(torch.from_numpy(x[i:i + batch])).numpy()
-                           for i in range(0, len(x), batch)])
-
-
 def linear_probe(teacher, train, test, card, steps: int = 300) -> dict:
-    """Logistic regression (full-batch Adam, standardised features) on frozen `probe_features()`
-    (SelfPAB: the weighted sum of every layer's output its downstream head reads; HAR-FM: the
-    contrastive context of stack 1)."""
-    f_tr, f_te = embed(teacher, card.normalise(train.x)), embed(teacher, card.normalise(test.x))
-    mu, sd = f_tr.mean(0), f_tr.std(0) + 1e-6
-    xt, xe = torch.from_numpy((f_tr - mu) / sd), torch.from_numpy((f_te - mu) / sd)
-    yt = torch.from_numpy(train.y)
-    torch.manual_seed(0)
-    head = torch.nn.Linear(xt.shape[1], len(card.labels))
-    opt = torch.optim.Adam(head.parameters(), lr=0.05, weight_decay=1e-4)
-    for _ in range(steps):
-        loss = torch.nn.functional.cross_entropy(head(xt), yt)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    with torch.no_grad():
-        pred = head(xe).argmax(1).numpy()
-    return report(test.y, pred, card.labels)
+    """Test scores of a linear probe: a fresh task head trained for `steps` on the frozen
+    backbone (`finetune(..., linear_probe=True)`, the kit's one fine-tuning loop) of a copy of
+    `teacher`, so the teacher itself goes on to fine-tuning untouched."""
+    from edgehar.train.finetune import finetune
+
+    probe = copy.deepcopy(teacher)
+    finetune(probe, train, card, steps=steps, linear_probe=True, augment=False, progress=False)
+    return evaluate(probe, test, card)
 
 
 def available(only) -> list[str]:
