@@ -10,6 +10,7 @@ import shutil
 import numpy as np
 import pytest
 from cli_run import one_line_error, run
+from wrist_student import wrist_student
 
 from edgehar import zoo
 from edgehar.cli import build_parser
@@ -27,30 +28,15 @@ FIGURES = {"test": {"mine": {"macro_f1": 0.5}}, "instructions": {"cortex-m4": 98
 def made(tmp_path_factory):
     """A tiny 20 Hz student trained for a few steps on generated wrist recordings, its int8
     export, and a data root whose banglejs_wrist/ holds a held-out subject as user 2."""
-    import torch
-    from edgehar.export.pipeline import export_student
-
-    from edgehar.checkpoint import save_checkpoint
     from edgehar.data import synthetic
-    from edgehar.data.datasets import activity_windows
-    from edgehar.data.owndata import write_folder
-    from edgehar.recipes import train_student_supervised
 
     tmp = tmp_path_factory.mktemp("demo-deploy")
     recs = [r.select(list(ACC)) for r in synthetic.synthetic_dataset(5, "wrist", 12, 1, 0)]
-    folder = write_folder(recs[:4], tmp / "mine")
-    w = activity_windows(str(folder), None, rate=20.0, window=40, channels=ACC, units=("g",) * 3)
-    torch.manual_seed(0)
-    model, card = train_student_supervised(w.take(w.subject != 4), "tiny", steps=30, progress=False,
-                                           data={"dataset": str(folder), "test_subjects": [4]})
-    ckpt = tmp / "student.pt"
-    save_checkpoint(ckpt, model, card)
-    art = tmp / "art"
-    export_student(ckpt, art, windows=w, test_subjects=[4], micro=False, progress=False, n_calib=100)
+    student = wrist_student(tmp, recs[:4])
     root = tmp / "data"
     held = recs[4].with_data(recs[4].data, subject=2)  # a subject no training step saw
     synthetic.write_banglejs(held, root / "banglejs_wrist", exp=2)
-    return {"ckpt": ckpt, "art": art, "root": root, "card": card}
+    return {**student, "root": root}
 
 
 def publish(name, made, figures):

@@ -14,8 +14,8 @@ from urllib.parse import quote
 
 import numpy as np
 import pytest
-import torch
 from cli_run import one_line_error, run
+from wrist_student import wrist_student
 
 from edgehar import zoo
 from edgehar.cli import main
@@ -34,30 +34,16 @@ FIGURES = {"validation": {"macro_f1": 0.5}, "test": {"mine": 0.25, "n": {"mine":
 def made(tmp_path_factory):
     """A student trained on an own-data folder of synthetic wrist recordings, its int8 export,
     and a replay file of the held-out subject (no zoo yet)."""
-    from edgehar.export.pipeline import export_student
-
-    from edgehar.checkpoint import save_checkpoint
     from edgehar.data import synthetic
-    from edgehar.data.datasets import activity_windows
-    from edgehar.data.owndata import write_folder
-    from edgehar.recipes import train_student_supervised
 
     tmp = tmp_path_factory.mktemp("zoo-model")
     recs = [r.select(list(ACC)) for r in synthetic.synthetic_dataset(4, "wrist", 12, 1, 0)]
-    folder = write_folder(recs, tmp / "mine")
-    w = activity_windows(str(folder), None, rate=20.0, window=40, channels=ACC, units=("g",) * 3)
-    torch.manual_seed(0)
-    model, card = train_student_supervised(w.take(w.subject != 4), "tiny", steps=30, progress=False,
-                                           data={"dataset": str(folder), "test_subjects": [4]})
-    ckpt = tmp / "student.pt"
-    save_checkpoint(ckpt, model, card)
-    art = tmp / "art"
-    export_student(ckpt, art, windows=w, test_subjects=[4], micro=False, progress=False, n_calib=100)
+    student = wrist_student(tmp, recs)
     rec = recs[3]
     replay = tmp / "replay.csv"
     rows = [f"{i / rec.rate:.3f}," + ",".join(f"{v:.6f}" for v in r) for i, r in enumerate(rec.data)]
     replay.write_text("time,acc_x,acc_y,acc_z\n" + "\n".join(rows) + "\n")
-    return {"tmp": tmp, "ckpt": ckpt, "art": art, "folder": folder, "replay": replay, "card": card}
+    return {**student, "tmp": tmp, "replay": replay}
 
 
 @pytest.fixture(scope="module")
