@@ -290,8 +290,6 @@ def main(argv=None) -> int:
     def export(name: str, train, test) -> Path:
         """The int8 export of checkpoint `name`, made from the windows shipped beside it (as
         `edgehar export NAME` makes it from them)."""
-        from edgehar.export.cli import SHIPPED_WINDOWS
-
         from edgehar import zoo
 
         windows_files[name] = exports / name.replace(".pt", ".windows.npz")
@@ -299,7 +297,7 @@ def main(argv=None) -> int:
         w, held = zoo.load_windows(windows_files[name])
         out = exports / name.removesuffix(".pt")
         shutil.rmtree(out, ignore_errors=True)  # this command's own export folder
-        export_student(paths[name], out, windows=w, test_subjects=held, data=SHIPPED_WINDOWS, progress=False,
+        export_student(paths[name], out, windows=w, test_subjects=held, data=zoo.WINDOWS_DATA, progress=False,
                        micro=False)
         return out
 

@@ -38,9 +38,6 @@ def register(sub) -> None:
     p.set_defaults(func=run_export)
 
 
-SHIPPED_WINDOWS = "shipped windows"  # the data name a zoo student's export records (edgehar.zoo)
-
-
 def run_export(args: argparse.Namespace) -> int:
     from edgehar.export.pipeline import export_student
 
@@ -54,7 +51,7 @@ def run_export(args: argparse.Namespace) -> int:
     shipped = zoo.shipped_windows(args.checkpoint) if name and not (args.calib or args.data or args.root) else None
     windows, held = shipped or (None, None)
     res = export_student(checkpoint, out, int8=args.int8, calib=args.calib,
-                         data=SHIPPED_WINDOWS if shipped else args.data, root=args.root, windows=windows,
+                         data=zoo.WINDOWS_DATA if shipped else args.data, root=args.root, windows=windows,
                          test_subjects=held, n_calib=args.n_calib, micro=not args.no_micro,
                          classes=args.classes)
     if args.json:

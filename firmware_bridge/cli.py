@@ -131,14 +131,10 @@ def _interrupt(*_):
 
 
 def run_live(args) -> int:
-    import signal
-
     from edgehar import zoo
-    from edgehar.bridge.live import LiveSession, PredictionLog, TerminalView, check_log_target
     from edgehar.bridge.serial_reader import check_port
     from edgehar.bridge.smoothing import Smoother
     from edgehar.classes import refuse_with_labels
-    from edgehar.runtime import Predictor
 
     refuse_with_labels(args.classes, args.labels)
     if not args.on_device:
@@ -149,6 +145,11 @@ def run_live(args) -> int:
         from edgehar.bridge.emulate_cli import run_live_on_device
 
         return run_live_on_device(args)
+    import signal
+
+    from edgehar.bridge.live import LiveSession, PredictionLog, TerminalView, check_log_target
+    from edgehar.runtime import Predictor
+
     if args.log:
         check_log_target(args.log, args.model, args.port)  # never onto an input, before any work
     from edgehar.classes import restrict

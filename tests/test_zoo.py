@@ -313,7 +313,6 @@ def test_help_of_every_model_argument_names_the_zoo(capsys):
 def test_a_shipped_student_exports_from_its_own_windows_without_data(made, tmp_path, monkeypatch, capsys):
     """A student ships the windows its int8 export was made from: `export NAME` needs no data,
     gives the shipped int8 model again, and `--classes` slices it."""
-    from edgehar.export.cli import SHIPPED_WINDOWS
     from edgehar.export.pipeline import export_student
 
     from edgehar.data.datasets import activity_windows
@@ -324,7 +323,7 @@ def test_a_shipped_student_exports_from_its_own_windows_without_data(made, tmp_p
     assert held == [4] and shipped.x.shape == w.x.shape and shipped.label_names == w.label_names
     assert np.abs(shipped.x - w.x).max() < 1e-2  # float16 on disk
     art = tmp_path / "art"
-    export_student(made["ckpt"], art, windows=shipped, test_subjects=held, data=SHIPPED_WINDOWS, micro=False,
+    export_student(made["ckpt"], art, windows=shipped, test_subjects=held, data=zoo.WINDOWS_DATA, micro=False,
                    progress=False)
     monkeypatch.setenv(zoo.ENV, str(tmp_path / "zoo"))
     monkeypatch.delenv("EDGEHAR_DATA", raising=False)

@@ -41,6 +41,7 @@ ARTIFACT_FILES = (TFLITE, CARD)
 ARTIFACT_OPTIONAL = ("text_basis.npy",)
 WINDOWS = "windows.npz"
 WINDOWS_FORMAT = "edgehar-zoo-windows/1"
+WINDOWS_DATA = "shipped windows"  # the data name an export made from a windows file records
 KINDS = ("teacher", "student")
 WANTS = ("checkpoint", "artifact", "tflite", "model")
 NAME = re.compile(r"[a-z0-9][a-z0-9-]*")
