@@ -143,3 +143,81 @@ def test_the_command_line_is_built_without_the_heavy_libraries():
             "print(sorted(m for m in ('torch', 'tensorflow', 'scipy', 'onnxruntime') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+# Libraries a command should pay for only once it runs (import time measured here: torch 1.6 s,
+# tensorflow 5 s, onnx 0.8 s, scipy.signal 0.8 s, optuna 0.5 s, matplotlib.pyplot 0.45 s), so
+# `edgehar --help`, a flag error or a light command never waits on them.
+SLOW_TO_IMPORT = ("torch", "tensorflow", "keras", "tf_keras", "onnx", "onnxruntime", "scipy", "matplotlib",
+                  "optuna", "sentence_transformers", "tflite_micro", "hypothesis")
+DEFERRED = re.compile(r"#.*\bdeferred: \S")
+
+
+def _slow(name: str) -> bool:
+    return any(name == s or name.startswith(s + ".") for s in SLOW_TO_IMPORT)
+
+
+def _import_statements(module: str, path: Path, known: dict) -> tuple[list, list]:
+    """(module-level, inside-a-function) import statements as (node, names it loads), each
+    name resolved to a module where it is one (`from pkg import name`: pkg.name or pkg)."""
+    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+    tree = ast.parse(path.read_text())
+    inside = {id(n) for f in ast.walk(tree) if isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef))
+              for n in ast.walk(f) if isinstance(n, (ast.Import, ast.ImportFrom))}
+    top, nested = [], []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = package.split(".")[:len(package.split(".")) - node.level + 1]
+                base = ".".join(anchor + ([base] if base else []))
+            names = [f"{base}.{a.name}" if f"{base}.{a.name}" in known else base for a in node.names]
+        elif isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        else:
+            continue
+        (nested if id(node) in inside else top).append((node, names))
+    return top, nested
+
+
+def test_imports_inside_functions_only_defer_a_slow_library():
+    """An import sits inside a function only when it would make its module load a slow library
+    (SLOW_TO_IMPORT, directly or through the edgehar modules it loads) that the module does not
+    load already; or when the line says why (`# deferred: <reason>`). Every other import sits at
+    the top, where a reader sees what the module needs."""
+    known = modules()
+    statements = {m: _import_statements(m, p, known) for m, p in known.items()}
+
+    def loads(name: str) -> list[str]:  # `import a.b.c` runs a, a.b and a.b.c
+        parts = name.split(".")
+        return [".".join(parts[:i]) for i in range(1, len(parts) + 1)]
+
+    memo: dict[str, set] = {}
+
+    def slow_closure(module: str) -> set:
+        if module not in memo:
+            memo[module] = set()  # an import cycle adds nothing new
+            memo[module] = set().union(*[slow_of(n, module) for node, names in statements[module][0]
+                                         for n in names])
+        return memo[module]
+
+    def slow_of(name: str, importer: str) -> set:
+        out = set()
+        for q in loads(name):
+            if q in known and q != importer:
+                out |= slow_closure(q)
+            elif _slow(q):
+                out.add(q.split(".")[0])
+        return out
+
+    needless = []
+    for module, (_, nested) in sorted(statements.items()):
+        path = known[module]
+        lines = path.read_text().splitlines()
+        for node, names in nested:
+            if DEFERRED.search(lines[node.lineno - 1]):
+                continue
+            if not set().union(*[slow_of(n, module) for n in names]) - slow_closure(module):
+                needless.append(f"{path.relative_to(ROOT)}:{node.lineno}: {', '.join(names)}")
+    assert not needless, (f"{len(needless)} imports inside functions that load no slow library the module "
+                          "lacks (move them to the top, or say `# deferred: <why>`):\n" + "\n".join(needless))
