@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edgehar.atomic import write_json
 from edgehar.digest import file_sha256
 
 
@@ -68,8 +69,6 @@ class Manifest:
                 and file_sha256(path) == entry.get("sha256"))
 
     def record(self, name: str, key: str, recipe: dict) -> None:
-        from edgehar.atomic import write_json
-
         self.entries[name] = {"key": key, "sha256": file_sha256(self.folder / name), "recipe": recipe,
                               "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
         write_json(self.path, self.entries)

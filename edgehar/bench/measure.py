@@ -9,20 +9,37 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from edgehar.atomic import write_bytes
 from edgehar.bench.provenance import shown_path
+from edgehar.card import ModelCard
+from edgehar.card_io import embed_card_tflite
+from edgehar.errors import UserError
+from edgehar.evaluate import evaluate_file
+from edgehar.export import onnx as onnx_export
+from edgehar.export.tflite import quiet
+from edgehar.mcu.toolchain import find_toolchain
+from edgehar.metrics import report
+from edgehar.models import build
+from edgehar.models.harfm import CONFIGS, DEFAULT_INPUT
+from edgehar.models.inference import predict_logits
+from edgehar.models.limubert import teacher_from_spec
+from edgehar.models.torch_macs import torch_macs as count_torch_macs
+from edgehar.profile.macs import count_layers
+from edgehar.profile.mcu_report import measure_entry
+from edgehar.profile.report import profile_model
+from edgehar.profile.targets import TARGETS, estimate
+from edgehar.profile.tflite_graph import looks_like_tflite, read_tflite
+from edgehar.runtime import Predictor
+from edgehar.scoring import class_matches, score
 
 
 def torch_macs(model, card) -> int:
     """MACs of one window (edgehar.models.torch_macs: the counter every benchmark uses)."""
-    from edgehar.models.torch_macs import torch_macs as count
-
-    return count(model, torch.zeros(1, card.window, len(card.channels)))
+    return count_torch_macs(model, torch.zeros(1, card.window, len(card.channels)))
 
 
 def export_onnx(model, card, fp32: Path, int8: Path | None, calib_x: np.ndarray | None) -> None:
     """ONNX files (float, and QDQ int8 when `int8`) of any window classifier, card embedded."""
-    from edgehar.export import onnx as onnx_export
-
     fp32.parent.mkdir(parents=True, exist_ok=True)
     onnx_export.export_fp32(model.eval(), card.window, len(card.channels), fp32)
     onnx_export.embed_card(fp32, card)
@@ -35,12 +52,9 @@ def export_tflite_fp32(model, card, path: Path) -> str | None:
     """A float TFLite file of any torch window classifier via litert-torch (card embedded), or
     the reason there is none."""
     try:
-        import litert_torch
+        import litert_torch  # deferred: it loads scipy and jax (6 s), which nothing else here needs
     except ImportError:
         return "litert-torch is not installed"
-    from edgehar.atomic import write_bytes
-    from edgehar.card_io import embed_card_tflite
-    from edgehar.export.tflite import quiet
 
     tmp = path.with_suffix(".tmp.tflite")
     try:
@@ -55,8 +69,6 @@ def export_tflite_fp32(model, card, path: Path) -> str | None:
 
 
 def profile(path: Path, runs: int) -> dict:
-    from edgehar.profile.report import profile_model
-
     r = profile_model(path, runs=runs)
     m4 = next((t for t in r["targets"] if t["name"].startswith("cortex-m4f")), None)
     return {"file_bytes": r["file_bytes"], "arena_bytes": r.get("arena_bytes"),
@@ -72,12 +84,6 @@ def mcu_instructions(path: Path) -> dict:
     """Instructions per inference on emulated Cortex-M4 and M55 (CMSIS-NN), measured with
     `edgehar profile --measure`'s code; {} when the Arm toolchain / EDGEHAR_TOOLCHAINS is missing,
     the file is not TFLite or TFLM cannot run it (the table then shows the estimate)."""
-    from edgehar.errors import UserError
-    from edgehar.profile.macs import count_layers
-    from edgehar.profile.mcu_report import measure_entry
-    from edgehar.mcu.toolchain import find_toolchain
-    from edgehar.profile.tflite_graph import looks_like_tflite, read_tflite
-
     with open(path, "rb") as f:
         if not looks_like_tflite(f.read(8)):
             return {}
@@ -92,8 +98,6 @@ def mcu_instructions(path: Path) -> dict:
 
 
 def float_m4f_ms(macs: int) -> float:
-    from edgehar.profile.targets import TARGETS, estimate
-
     return estimate(TARGETS["cortex-m4f"], {"float32": macs})["estimated_ms"]
 
 
@@ -117,9 +121,6 @@ def wrist_score(model_path: Path, root: Path) -> tuple[float | None, str]:
     students: `absent_stream = "zeros"`): the gyro channels are fed as the normalisation mean,
     i.e. exactly zero after normalisation, as on a watch without gyroscope."""
     from edgehar.data.datasets import activity_windows
-    from edgehar.evaluate import evaluate_file
-    from edgehar.runtime import Predictor
-    from edgehar.scoring import class_matches, score
 
     bangle = root / "banglejs_wrist"
     if not bangle.is_dir():
@@ -150,8 +151,6 @@ def measure_row(name: str, kind: str, fmt: str, path: Path, root: Path, runs: in
     """One table row: HAPT test-subject scores of the file at `path` (`edgehar eval`'s code),
     its profile (or `profile_file`'s, e.g. a teacher's ONNX export), host latency, the
     Cortex-M4F estimate and the wrist score."""
-    from edgehar.evaluate import evaluate_file
-
     r = evaluate_file(path, "hapt", root / "hapt")
     target = profile_file or (path if Path(path).suffix != ".pt" else None)
     prof = profile(target, runs) if target else {}
@@ -175,9 +174,6 @@ def measure_row(name: str, kind: str, fmt: str, path: Path, root: Path, runs: in
 def limubert_row(limu: Path, root: Path, test_subjects) -> dict:
     """The published LIMU-BERT classifier on its own input (20 Hz, 120 samples) of the test subjects."""
     from edgehar.data.datasets import windows_for_card
-    from edgehar.metrics import report
-    from edgehar.models.limubert import teacher_from_spec
-    from edgehar.models.inference import predict_logits
 
     model, card = teacher_from_spec(f"limu-bert:{limu}")
     w = windows_for_card(card, "hapt", root / "hapt").labelled()
@@ -198,10 +194,6 @@ def limubert_row(limu: Path, root: Path, test_subjects) -> dict:
 
 def paper_harfm_macs() -> int:
     """MACs per window of HAR-FM's published size on this input (an untrained model: a count only)."""
-    from edgehar.card import ModelCard
-    from edgehar.models import build
-    from edgehar.models.harfm import CONFIGS, DEFAULT_INPUT
-
     model = build({"name": "harfm", "config": {**CONFIGS["paper"], **DEFAULT_INPUT}})
     model.set_task(6)
     card = ModelCard(labels=[str(i) for i in range(6)], rate=50.0, window=128, hop=64,

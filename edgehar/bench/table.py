@@ -13,6 +13,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from edgehar.atomic import write_text
+
 TARGET_F1 = 0.94
 
 
@@ -96,8 +98,6 @@ def update_readme(readme: str | os.PathLike, md: str, images: list[tuple[str, Pa
     """Replace (or append) the README section between `<!-- {section}:start -->` and
     `<!-- {section}:end -->` with `title`, `md` and `images` ((alt text, path) pairs, linked
     relative to the README)."""
-    from edgehar.atomic import write_text
-
     start, end = f"<!-- {section}:start -->", f"<!-- {section}:end -->"
     readme = Path(readme)
     links = "".join(f"\n![{alt}]({os.path.relpath(p, readme.parent)})\n" for alt, p in images)

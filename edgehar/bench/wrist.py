@@ -8,6 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
+from edgehar.scoring import canonical, score
+
 BANGLE_CLASSES = ["walking", "running", "sitting", "lying"]
 MIN_POOL_WINDOWS = 50  # a data set enters the pool mean with at least this many labelled test windows
 TARGET = 0.85  # issue #13: int8 small on Bangle.js w/o user 1 sitting, and the pool mean
@@ -16,8 +18,6 @@ TARGET = 0.85  # issue #13: int8 small on Bangle.js w/o user 1 sitting, and the 
 def macro_f1(pred_labels: list[str], w, classes=None) -> dict:
     """macro-F1 over the classes the windows hold (or `classes`); predicting any other class
     is an error, as `edgehar eval` scores (`edgehar.scoring`)."""
-    from edgehar.scoring import canonical, score
-
     names = [w.label_names[c] for c in w.y]
     keep = [classes is None or n in classes for n in names]
     data_map = dict(zip(w.label_names, w.canonical_names))

@@ -17,6 +17,12 @@ from pathlib import Path
 
 import numpy as np
 
+from edgehar.bench.wrist import bangle_windows, macro_f1, score_row
+from edgehar.data import hapt
+from edgehar.data.corpus import build_corpus
+from edgehar.data.wrist_corpus import load_part, relabel_to
+from edgehar.runtime import Predictor
+
 DIGITS = 4
 WRIST_DATASETS = ("wisdm_watch", "dsads", "geotec_watch")
 CORPUS = {"datasets": list(WRIST_DATASETS), "rate": 20.0, "window": 100}  # `edgehar data corpus build`
@@ -36,8 +42,6 @@ def rounded(value):
 
 def build_wrist_corpus(root: Path, out: Path) -> Path:
     """The wrist corpus the zoo's wrist models train and are scored on (built once into `out`)."""
-    from edgehar.data.corpus import build_corpus
-
     if not (out / "corpus.json").is_file():
         build_corpus(CORPUS["datasets"], CORPUS["rate"], CORPUS["window"], out, root=root)
     return out
@@ -52,9 +56,6 @@ class WristData:
 
 
 def wrist_data(root: Path, corpus: Path, card) -> WristData:
-    from edgehar.bench.wrist import bangle_windows
-    from edgehar.data.wrist_corpus import load_part, relabel_to
-
     labels = list(card.labels)
     test = relabel_to(load_part(corpus, "test"), labels)
     tests = {ds: test.take(test.dataset == i).windows(labels, labelled_only=True)
@@ -66,8 +67,6 @@ def wrist_data(root: Path, corpus: Path, card) -> WristData:
 def wrist_figures(predict, labels: list[str], data: WristData) -> dict:
     """Test macro-F1 per corpus data set, their pool mean, Bangle.js (4 classes) with and
     without user 1's sitting segment; `predict(x) -> class indices into labels`."""
-    from edgehar.bench.wrist import score_row
-
     row = score_row("", predict, labels, data.tests, data.bangle, data.bangle_clean)
     out = {ds: row.get(ds) for ds in data.tests}
     out.update(pool_mean=row["pool_mean"], bangle=row["bangle"], bangle_clean=row["bangle_clean"],
@@ -77,7 +76,6 @@ def wrist_figures(predict, labels: list[str], data: WristData) -> dict:
 
 def hapt_data(root: Path, seed: int = 0):
     """(all windows, train, validation, test) of HAPT, 6 channels at 50 Hz, 2.56-s windows."""
-    from edgehar.data import hapt
     from edgehar.data.datasets import activity_windows
     from edgehar.recipes import split_train_validation
 
@@ -86,15 +84,11 @@ def hapt_data(root: Path, seed: int = 0):
 
 
 def hapt_figures(predict, labels: list[str], test) -> dict:
-    from edgehar.bench.wrist import macro_f1
-
     r = macro_f1([labels[i] for i in predict(test.x)], test)
     return rounded({"hapt": r["macro_f1"], "n": {"hapt": r["n"]}})
 
 
 def int8_predict(artifact: Path):
-    from edgehar.runtime import Predictor
-
     return Predictor(artifact).predict
 
 
