@@ -9,6 +9,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from edgehar.demo.live import measure
+from edgehar.demo.wrist import bangle_replay
+
 
 def live_figures(artifact_dir: str | os.PathLike, data_root: str | os.PathLike) -> dict:
     """{"recording": "banglejs_wrist user 2", "agreement": float, "per_class": {class: float},
@@ -19,8 +22,5 @@ def live_figures(artifact_dir: str | os.PathLike, data_root: str | os.PathLike) 
     each labelled class's windows (its recall). Rounded to 4 decimals. Streamed as the demo streams
     it: the virtual device in process (`sim://...?speed=0`), the live session's own windowing,
     resampling and int8 inference (`edgehar.demo.live.measure`)."""
-    from edgehar.demo.live import measure
-    from edgehar.demo.wrist import bangle_replay
-
     _, figures = measure(Path(artifact_dir) / "model_int8.tflite", bangle_replay(Path(data_root)))
     return figures

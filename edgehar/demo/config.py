@@ -16,6 +16,12 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from edgehar import zoo
+from edgehar.card_io import read_card
+from edgehar.data.registry import REGISTRY, check_data
+from edgehar.demo.wrist import WRIST_SETS, wrist_root_missing
+from edgehar.errors import UserError
+
 ACC = ("acc_x", "acc_y", "acc_z")
 WINDOW, HOP = 128, 64  # 2.56 s at 50 Hz, the UCI-HAR window; live stride 1.28 s
 # the zoo's wrist student with the best validation macro-F1 (results/zoo.md; a test holds this)
@@ -66,8 +72,6 @@ def data_root(args) -> str | None:
 def choose_flow(args) -> str:
     """`deploy` when nothing asks for training and the data root holds Bangle.js (the recording
     the shipped model is deployed on), else `train`."""
-    from edgehar.data.registry import REGISTRY
-
     if args.train or args.quick or args.synthetic:
         return "train"
     root = data_root(args)
@@ -82,10 +86,6 @@ def resolve_data_root(args) -> Path | str | None:
     """Where the training flow's data comes from: None (the embedded synthetic data), a data root
     (the EDGEHAR_DATA layout: the wrist sets and banglejs_wrist/, or hapt/), or a data set name /
     a folder of your own recordings with an edgehar.json manifest (given as --data)."""
-    from edgehar.data.registry import REGISTRY, check_data
-    from edgehar.demo.wrist import WRIST_SETS, wrist_root_missing
-    from edgehar.errors import UserError
-
     root = data_root(args)
     if root is None:
         return None
@@ -106,8 +106,6 @@ def resolve_data_root(args) -> Path | str | None:
 
 def make_config(args) -> DemoConfig:
     """The config of one `edgehar demo` run; a flag that does not fit the flow is one line."""
-    from edgehar.errors import UserError
-
     flow = choose_flow(args)
     mode = "quick" if args.quick else "full"
     if flow == "deploy":
@@ -129,10 +127,6 @@ def shipped_model(spec: str) -> tuple[Path, dict | None]:
     """(int8 export folder, zoo entry or None) of `--model`: a zoo name, its files checked against
     their sha256, or an export folder of your own; refused unless it is an int8 model of a watch's
     accelerometer (what the deploy streams)."""
-    from edgehar import zoo
-    from edgehar.card_io import read_card
-    from edgehar.errors import UserError
-
     entry = zoo.entry(spec) if zoo.is_name(spec) else None
     if entry is None and spec == DEFAULT_MODEL and not os.path.exists(spec):
         raise UserError(spec, "is not in this installation's model zoo (edgehar models lists what is): "

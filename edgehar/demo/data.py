@@ -6,8 +6,17 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
+from edgehar.data import hapt, synthetic
+from edgehar.data.banglejs import load_banglejs
+from edgehar.data.splits import validation_subjects
+from edgehar.data.synthetic import write_banglejs
 from edgehar.demo.config import ACC, HOP, WINDOW, DemoConfig
 from edgehar.demo.live import Replay
+from edgehar.demo.wrist import RATE, WRIST_SETS, bangle_replay, build_or_reuse_corpus, wrist_root_missing
+from edgehar.demo.wrist import WINDOW as CORPUS_WINDOW
+from edgehar.errors import UserError
 
 
 @dataclass
@@ -29,8 +38,6 @@ def replay_seconds(cfg: DemoConfig) -> float:
 def written_replay(rec, folder: Path, cfg: DemoConfig, note: str, name: str) -> Replay:
     """A recording without a file the virtual device reads (resampled, selected, synthetic):
     written in the Bangle.js layout into the demo folder, streamed from there."""
-    from edgehar.data.synthetic import write_banglejs
-
     rec = rec.with_data(rec.data, subject=int(rec.subject))  # the layout numbers its files by subject
     path = write_banglejs(rec, folder)
     return Replay(path, rec, seconds=min(replay_seconds(cfg), rec.seconds), note=f"{path} ({note})", name=name)
@@ -39,11 +46,7 @@ def written_replay(rec, folder: Path, cfg: DemoConfig, note: str, name: str) -> 
 def load_named_data(cfg: DemoConfig) -> DemoData:
     """A named data set or your own folder: its accelerometer at 50 Hz in g; test subjects are
     its official ones or a seeded 20 %; the live step replays a test subject's recording."""
-    import numpy as np
-
     from edgehar.data.datasets import activity_windows, load_dataset, prepare, test_subjects
-    from edgehar.data.splits import validation_subjects
-    from edgehar.errors import UserError
     from edgehar.recipes import split_train_validation
 
     source, plan, seed = cfg.root, cfg.plan, cfg.seed
@@ -71,9 +74,6 @@ def load_named_data(cfg: DemoConfig) -> DemoData:
 def load_wrist_data(cfg: DemoConfig) -> DemoData:
     """The pooled wrist corpus (built into `out/corpus`) and Bangle.js user 2 to replay; the
     windows come with the teacher's classes (train/validation/test are filled in then)."""
-    from edgehar.demo.wrist import RATE, WRIST_SETS, bangle_replay, build_or_reuse_corpus
-    from edgehar.demo.wrist import WINDOW as CORPUS_WINDOW
-
     root = cfg.root
     corpus, manifest = build_or_reuse_corpus(root, cfg.out, cfg.plan["wrist"]["corpus_hop"])
     tests = {d: manifest["splits"][d]["test"] for d in WRIST_SETS}
@@ -84,7 +84,6 @@ def load_wrist_data(cfg: DemoConfig) -> DemoData:
 
 
 def load_synthetic_data(cfg: DemoConfig) -> DemoData:
-    from edgehar.data import synthetic
     from edgehar.recipes import split_train_validation
 
     c, seed = cfg.plan["synthetic"], cfg.seed
@@ -101,11 +100,7 @@ def load_synthetic_data(cfg: DemoConfig) -> DemoData:
 
 
 def load_hapt_data(cfg: DemoConfig) -> DemoData:
-    import numpy as np
-
-    from edgehar.data import hapt
     from edgehar.data.datasets import activity_windows
-    from edgehar.demo.wrist import wrist_root_missing
     from edgehar.recipes import split_train_validation
 
     root, plan, seed = cfg.root, cfg.plan, cfg.seed
@@ -117,8 +112,6 @@ def load_hapt_data(cfg: DemoConfig) -> DemoData:
     bangle = root / "banglejs_wrist"
     seconds = replay_seconds(cfg)
     if bangle.is_dir():
-        from edgehar.data.banglejs import load_banglejs
-
         rec = load_banglejs(bangle)[0]
         start = 870.0  # 32 s before its sitting -> walking change at 902 s
         replay = Replay(Path(rec.source), rec, start, min(seconds, rec.seconds - start),
@@ -136,8 +129,6 @@ def load_hapt_data(cfg: DemoConfig) -> DemoData:
 
 
 def load_demo_data(cfg: DemoConfig) -> DemoData:
-    from edgehar.demo.wrist import wrist_root_missing
-
     root = cfg.root
     if isinstance(root, Path) and not wrist_root_missing(root):
         return load_wrist_data(cfg)

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
+from edgehar.scoring import class_matches, score
+
 ROUND = 4  # decimals of the stored and printed figures
 
 
@@ -104,8 +106,6 @@ def scores(run: LiveRun, replay: Replay) -> dict:
     """{"agreement", "per_class": {class: {"agreement", "windows"}}, "n"}, unrounded: agreement
     of each window's top class with the label at its centre, over the windows whose centre label
     the model knows (`n`); per class, over that class's windows."""
-    from edgehar.scoring import class_matches, score
-
     rec = replay.recording
     mapping = class_matches(rec.label_names, run.labels, rec.canonical_names) if rec.labels is not None else {}
     truth, pred = [], []

@@ -15,8 +15,20 @@ import sys
 import time
 from pathlib import Path
 
+from edgehar.atomic import staged_folder, write_json
+from edgehar.card_io import CARD_FILE, read_card
+from edgehar.checkpoint import save_checkpoint
+from edgehar.data.windows import Windows
 from edgehar.demo.config import ACC, DEPLOY_PROFILE_RUNS, DemoConfig
+from edgehar.demo.data import load_demo_data
+from edgehar.demo.live import measure
+from edgehar.demo.live import scores as live_scores  # edgehar.recipes has a `scores` too
+from edgehar.demo.wrist import bangle_replay, export_windows, step_wrist_student, step_wrist_teacher
+from edgehar.digest import file_sha256
 from edgehar.errors import UserError
+from edgehar.export.c_array import write_c_array
+from edgehar.export.pipeline import export_student
+from edgehar.profile.report import profile_model
 
 MODEL_FILES = {"int8_tflite": "model_int8.tflite", "int8_onnx": "model_int8.onnx"}
 
@@ -29,8 +41,6 @@ def say(cfg: DemoConfig, text: str) -> None:
 # -- train: data, teacher, student ----------------------------------------------------------------
 def step_data(cfg: DemoConfig, done: dict):
     """The training flow's windows and the recording its live step streams."""
-    from edgehar.demo.data import load_demo_data
-
     data = load_demo_data(cfg)
     say(cfg, f"  {data.description}; model input: accelerometer only ({', '.join(ACC)}), because the "
              "wrist recordings have no gyroscope")
@@ -42,8 +52,6 @@ def step_teacher(cfg: DemoConfig, done: dict) -> dict:
     HAR-FM on the corpus); its test subjects are scored once, for the report."""
     data, plan, out = done["data"], cfg.plan, cfg.out
     if data.source == "wrist":
-        from edgehar.demo.wrist import step_wrist_teacher
-
         w = plan["wrist"]
         say(cfg, f"  corpus HAR-FM, {w['teacher_steps']} steps ({w['stage_a_steps']} masked reconstruction on "
                  "every window + multi-task on the labelled ones) over the corpus train split")
@@ -73,12 +81,9 @@ def step_student(cfg: DemoConfig, done: dict) -> dict:
     """The student distilled from the teacher, scored once on the test subjects."""
     data, teacher, plan, out = done["data"], done["teacher"], cfg.plan, cfg.out
     if data.source == "wrist":
-        from edgehar.demo.wrist import step_wrist_student
-
         w = plan["wrist"]
         say(cfg, f"  distil '{w['student']}' for {w['distill_steps']} steps over the corpus train windows")
         return step_wrist_student(data.extra["corpus"], teacher, w, out, cfg.seed)
-    from edgehar.checkpoint import save_checkpoint
     from edgehar.recipes import distill_student
     from edgehar.train.distill import DistillConfig, student_metrics
 
@@ -99,14 +104,9 @@ def step_student(cfg: DemoConfig, done: dict) -> dict:
 def step_export(cfg: DemoConfig, done: dict) -> dict:
     """The student to int8 TFLite, ONNX and a C array (calibration: training-subject windows;
     parity: the test subjects)."""
-    from edgehar.data.windows import Windows
-    from edgehar.export.pipeline import export_student
-
     data, student = done["data"], done["student"]
     say(cfg, "  fp32 + int8 TFLite, ONNX, C array (calibration: training-subject windows)")
     if data.source == "wrist":  # calibration: corpus train windows; parity: its test subjects
-        from edgehar.demo.wrist import export_windows
-
         windows, held = export_windows(data.extra["corpus"], student["labels"])
         name = "wrist corpus"
     else:
@@ -125,11 +125,6 @@ def step_ship(cfg: DemoConfig, done: dict) -> dict:
     """The deploy flow's export: the shipped int8 artifact is the model. Its model_int8.tflite
     (byte for byte: the sha256 the zoo index holds) and card go into the demo folder with what
     export adds for firmware, the C array (model_int8.h/.cc) made from those bytes."""
-    from edgehar.atomic import staged_folder
-    from edgehar.card_io import CARD_FILE, read_card
-    from edgehar.digest import file_sha256
-    from edgehar.export.c_array import write_c_array
-
     source, entry = cfg.artifact, cfg.entry
     tflite = source / MODEL_FILES["int8_tflite"]
     card = read_card(tflite)  # the card embedded in the bytes that run
@@ -156,9 +151,6 @@ def step_ship(cfg: DemoConfig, done: dict) -> dict:
 def step_profile(cfg: DemoConfig, done: dict) -> dict:
     """MACs, params, flash (the int8 file), TFLite-Micro arena and host latency of every int8
     file the export holds; the deploy flow adds the Cortex-M instructions measured for the card."""
-    from edgehar.atomic import write_json
-    from edgehar.profile.report import profile_model
-
     export = done["export"]
     runs = DEPLOY_PROFILE_RUNS if cfg.flow == "deploy" else cfg.plan["profile_runs"]
     say(cfg, "  " + " and ".join(n for n in MODEL_FILES.values() if (export["folder"] / n).is_file())
@@ -186,11 +178,8 @@ def step_live(cfg: DemoConfig, done: dict) -> dict:
     replaying the flow's recording; every prediction logged to live.csv; the agreement with the
     recording's labels scored."""
     from edgehar.bridge.live import PredictionLog, TerminalView
-    from edgehar.demo.live import measure, scores
 
     if cfg.flow == "deploy":
-        from edgehar.demo.wrist import bangle_replay
-
         replay = bangle_replay(cfg.root)
     else:
         replay = done["data"].replay
@@ -234,7 +223,7 @@ def step_live(cfg: DemoConfig, done: dict) -> dict:
               "garbled": counts.get("garbled", 0), "overruns": counts.get("overruns", 0), "classes_seen": seen,
               "agreement": figures["agreement"], "scored_windows": figures["n"],
               "per_class": {c: {"agreement": figures["per_class"][c], "windows": v["windows"]}
-                            for c, v in sorted(scores(run, replay)["per_class"].items())},
+                            for c, v in sorted(live_scores(run, replay)["per_class"].items())},
               "figures": figures, "replay": replay.note, "model": str(model)}
     entry = done["export"].get("entry")
     if entry is not None:

@@ -12,7 +12,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
+from edgehar.checkpoint import save_checkpoint
+from edgehar.data.banglejs import load_banglejs
+from edgehar.data.corpus import build_corpus, read_manifest
+from edgehar.data.windows import Windows
+from edgehar.data.wrist_corpus import load_part, relabel_to
+from edgehar.demo.live import Replay
 from edgehar.errors import UserError
+from edgehar.metrics import report
+from edgehar.models.torch_macs import torch_macs
 
 WRIST_SETS = ("wisdm_watch", "dsads", "geotec_watch")  # bench_wrist's corpus
 BANGLE = "banglejs_wrist"
@@ -28,8 +38,6 @@ def wrist_root_missing(root: Path) -> list[str]:
 
 def build_or_reuse_corpus(root: Path, out: Path, hop: int | None, log=None) -> tuple[Path, dict]:
     """The pooled corpus in `out/corpus`, built unless a previous demo left the same one there."""
-    from edgehar.data.corpus import build_corpus, read_manifest
-
     folder = out / "corpus"
     hop = hop or WINDOW // 2
     if (folder / "corpus.json").is_file():
@@ -46,9 +54,6 @@ def build_or_reuse_corpus(root: Path, out: Path, hop: int | None, log=None) -> t
 def bangle_replay(root: Path):
     """Bangle.js user 2's whole recording (acc in g at 50 Hz, labelled) as the live step's
     `Replay`: the recording every wrist flow streams and scores."""
-    from edgehar.data.banglejs import load_banglejs
-    from edgehar.demo.live import Replay
-
     folder = root / BANGLE
     if not folder.is_dir():
         raise UserError(root, f"has no {BANGLE}/ folder (the demo streams Bangle.js user {REPLAY_USER}'s "
@@ -63,16 +68,11 @@ def bangle_replay(root: Path):
 
 
 def corpus_windows(corpus: Path, split: str, labels: list[str], labelled_only: bool = False):
-    from edgehar.data.wrist_corpus import load_part, relabel_to
-
     return relabel_to(load_part(corpus, split), labels).windows(labels, labelled_only=labelled_only)
 
 
 def score(model, card, w) -> dict:
     """macro-F1 / accuracy / n of a model on labelled windows, overall and per data set."""
-    import numpy as np
-
-    from edgehar.metrics import report
     from edgehar.models.inference import predict_logits
 
     pred = predict_logits(model, card.normalise(w.x)).argmax(1)
@@ -113,9 +113,7 @@ def step_wrist_student(corpus: Path, teacher: dict, plan: dict, out: Path, seed:
     distillation settings), scored once on the test subjects."""
     import torch
 
-    from edgehar.checkpoint import save_checkpoint
     from edgehar.models.student import count_params
-    from edgehar.models.torch_macs import torch_macs
     from edgehar.recipes import distill_corpus_student
     from edgehar.train.distill import DistillConfig
 
@@ -138,10 +136,6 @@ def step_wrist_student(corpus: Path, teacher: dict, plan: dict, out: Path, seed:
 def export_windows(corpus: Path, labels: list[str]):
     """(windows, test subjects) for `export_student`: calibration draws from the corpus's train
     windows, parity runs on its test subjects."""
-    import numpy as np
-
-    from edgehar.data.windows import Windows
-
     train = corpus_windows(corpus, "train", labels)
     test = corpus_windows(corpus, "test", labels)
     return Windows.concat([train, test]), sorted(int(s) for s in np.unique(test.subject))
