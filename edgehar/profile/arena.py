@@ -22,6 +22,12 @@ import sys
 import tempfile
 from dataclasses import dataclass, field
 
+import numpy as np
+from ai_edge_litert import schema_py_generated as schema
+
+from edgehar.interpreters import c_output_to, micro_interpreter
+from edgehar.profile.tflite_graph import single_op_models
+
 ALIGN = 16
 MAX_ARENA = 512 * 1024 * 1024
 _SHORTAGE = re.compile(r"Failed to (allocate|resize)|missing:|available", re.I)
@@ -151,8 +157,6 @@ def _first_line(log: str) -> str:
 
 def _unsupported_ops(worker: _Worker, path: str) -> tuple[list[str], dict[str, str]]:
     """Allocate each distinct operator alone; return those TFLM cannot prepare, with why."""
-    from edgehar.profile.tflite_graph import single_op_models
-
     bad: dict[str, str] = {}
     with tempfile.TemporaryDirectory(prefix="edgehar-tflm-") as tmp:
         for op_name, model_bytes in single_op_models(path):
@@ -170,10 +174,6 @@ def _unsupported_ops(worker: _Worker, path: str) -> tuple[list[str], dict[str, s
 # -- worker side ------------------------------------------------------------------------------
 def _serve() -> None:
     """Answer allocation requests on stdin; C-level output of TFLM is captured per request."""
-    import numpy as np
-
-    from edgehar.interpreters import c_output_to, micro_interpreter
-
     reply_stream = os.fdopen(os.dup(1), "w")
     cache: dict[str, bytes] = {}
     for line in sys.stdin:
@@ -203,8 +203,6 @@ def _serve() -> None:
 
 
 def _count_inputs(data: bytes) -> int:
-    from ai_edge_litert import schema_py_generated as schema
-
     return schema.Model.GetRootAs(data, 0).Subgraphs(0).InputsLength()
 
 

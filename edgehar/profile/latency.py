@@ -9,6 +9,7 @@ input's dtype range; latency of these models does not depend on the values.
 from __future__ import annotations
 
 import time
+from importlib.metadata import version
 
 import numpy as np
 
@@ -51,8 +52,6 @@ def measure_latency(graph: Graph, runs: int = 50, warmup: int = 5) -> dict:
 
 
 def _litert_runner(graph: Graph, rng):
-    from importlib.metadata import version
-
     interp = litert_interpreter(graph.path, 1, dynamic_dims_to_one=True)
     feeds = [(d["index"], random_input(d["shape"], np.dtype(d["dtype"]).name, rng))
              for d in interp.get_input_details()]

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import os
 
+from google.protobuf.message import DecodeError
+
 from edgehar.errors import UserError, first_line
 from edgehar.profile.graph import Graph, Layer, Tensor
 
@@ -15,7 +17,6 @@ from edgehar.profile.graph import Graph, Layer, Tensor
 def load_onnx(path: str):
     """`onnx.ModelProto` from `path`, checked; `UserError` if it is not a usable ONNX model."""
     import onnx
-    from google.protobuf.message import DecodeError
 
     try:
         proto = onnx.load(path)

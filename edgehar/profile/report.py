@@ -12,9 +12,14 @@ from __future__ import annotations
 import os
 
 from edgehar.errors import UserError, first_line, require_file
+from edgehar.profile.arena import measure_arena
 from edgehar.profile.graph import Graph
+from edgehar.profile.latency import measure_latency
 from edgehar.profile.macs import UNCOUNTED, count_layers, weight_totals
+from edgehar.profile.mcu_report import format_measured, measure_all
+from edgehar.profile.onnx_graph import read_onnx
 from edgehar.profile.targets import NOTE, TARGETS, compute_class, estimate, parse_target
+from edgehar.profile.tflite_graph import looks_like_tflite, read_tflite
 
 FALLBACK = ("fallback, no measurement (count instructions instead with --measure cortex-m4, "
             "which needs the Arm toolchain and EDGEHAR_TOOLCHAINS): ")
@@ -22,9 +27,6 @@ FALLBACK = ("fallback, no measurement (count instructions instead with --measure
 
 def read_graph(path: str | os.PathLike) -> Graph:
     """The model's `Graph`, whichever of .tflite / .onnx it is (decided by content)."""
-    from edgehar.profile.onnx_graph import read_onnx
-    from edgehar.profile.tflite_graph import looks_like_tflite, read_tflite
-
     path = require_file(path, "model file")
     with open(path, "rb") as f:
         head = f.read(8)
@@ -100,8 +102,6 @@ def profile_model(path: str | os.PathLike, *, per_layer: bool = False,
         } for r in rows]
 
     if graph.format == "tflite" and arena:
-        from edgehar.profile.arena import measure_arena
-
         report.update(measure_arena(graph.path).to_dict())
     else:
         report.update({"arena_bytes": None, "arena_recorded_bytes": None, "tflm_supported": None,
@@ -111,8 +111,6 @@ def profile_model(path: str | os.PathLike, *, per_layer: bool = False,
 
     report["latency_ms"] = None
     if latency:
-        from edgehar.profile.latency import measure_latency
-
         try:
             report["latency_ms"] = measure_latency(graph, runs=runs, warmup=warmup)
         except Exception as e:  # noqa: BLE001 - a runtime refusing the model is a finding
@@ -120,8 +118,6 @@ def profile_model(path: str | os.PathLike, *, per_layer: bool = False,
 
     report["mcu_measured"] = None
     if measure:
-        from edgehar.profile.mcu_report import measure_all
-
         report["mcu_measured"] = measure_all(str(graph.path), rows, measure, kernels, toolchains)
         report["targets"] = []
         report["targets_note"] = "replaced by mcu_measured"
@@ -189,8 +185,6 @@ def format_table(r: dict) -> str:
     else:
         lines.append(f"  {'latency':<12}- {r.get('latency_error', 'not measured')}")
     if r.get("mcu_measured"):
-        from edgehar.profile.mcu_report import format_measured
-
         lines.extend(format_measured(r["mcu_measured"]))
     else:
         lines.append(f"  targets     ESTIMATES ({r['targets_note']}):")

@@ -11,6 +11,9 @@ from __future__ import annotations
 import os
 import struct
 
+import flatbuffers
+from ai_edge_litert import schema_py_generated as schema
+
 from edgehar.errors import UserError
 from edgehar.interpreters import litert_interpreter
 from edgehar.profile.graph import Graph, Layer, Tensor
@@ -41,8 +44,6 @@ def looks_like_tflite(head: bytes) -> bool:
 def read_tflite(path: str | os.PathLike) -> Graph:
     """Parse `path` into a `Graph` (main subgraph). Raises `UserError` for anything that is
     not a complete TFLite flatbuffer."""
-    from ai_edge_litert import schema_py_generated as schema
-
     path = os.fspath(path)
     data = open(path, "rb").read()
     if not looks_like_tflite(data):
@@ -149,9 +150,6 @@ def single_op_models(path: str | os.PathLike):
     """Yield (op name, .tflite bytes) of one-operator copies of the model, one per distinct
     operator of its main subgraph: the operator's non-constant inputs become model inputs.
     Used to ask a runtime about every operator separately (tflite-micro stops at the first)."""
-    import flatbuffers
-    from ai_edge_litert import schema_py_generated as schema
-
     data = open(path, "rb").read()
     model = schema.ModelT.InitFromObj(schema.Model.GetRootAs(data, 0))
     op_names = _enum_names(schema.BuiltinOperator)
