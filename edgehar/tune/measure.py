@@ -14,13 +14,15 @@ from pathlib import Path
 import numpy as np
 
 from edgehar.atomic import write_bytes
+from edgehar.export import tflite
+from edgehar.export.keras_mirror import build_keras_mirror
+from edgehar.profile.macs import count_layers
+from edgehar.profile.mcu_report import measure_entry
+from edgehar.profile.tflite_graph import read_tflite
 
 
 def int8_tflite(model, card, calib_x: np.ndarray) -> bytes:
     """Full-int8 flatbuffer of a student; `calib_x` normalised windows of its training data."""
-    from edgehar.export import tflite
-    from edgehar.export.keras_mirror import build_keras_mirror
-
     clip = card.arch["config"].get("input_clip")
     if clip:  # as export does: the input range is calibrated on what the model keeps
         calib_x = np.clip(calib_x, -clip, clip)
@@ -36,10 +38,6 @@ def int8_tflite(model, card, calib_x: np.ndarray) -> bytes:
 def measure_file(toolchain, path: Path, targets: list[str]) -> dict:
     """{"instructions": {cpu: n}, "arena": bytes (the largest over cores), "flash": file bytes,
     "by_op": {cpu: {op: instructions}}} of a .tflite run on each target core."""
-    from edgehar.profile.macs import count_layers
-    from edgehar.profile.mcu_report import measure_entry
-    from edgehar.profile.tflite_graph import read_tflite
-
     rows = count_layers(read_tflite(path))
     entries = {cpu: measure_entry(toolchain, str(path), rows, cpu, None, "cmsis-nn") for cpu in targets}
     return {"instructions": {cpu: e["instructions"] for cpu, e in entries.items()},

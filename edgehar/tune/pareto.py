@@ -8,6 +8,7 @@ best validation macro-F1 (ties: fewer instructions).
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 from edgehar.atomic import write_bytes, write_json, write_text
@@ -81,8 +82,6 @@ def markdown(rep: dict) -> str:
 
 
 def plot(rep: dict, path: Path) -> None:
-    import io
-
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt

@@ -14,11 +14,24 @@ refused (the budget may change: it only filters the front).
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
+import numpy as np
+from tqdm.auto import tqdm
+
+from edgehar.data.registry import is_folder_arg
+from edgehar.data.windows import Windows
 from edgehar.errors import UserError, first_line, warn
+from edgehar.export.pipeline import export_student
+from edgehar.mcu.toolchain import find_toolchain
+from edgehar.models.student import token_count
+from edgehar.outputs import claim_folder, mark_folder
 from edgehar.tune import space
 from edgehar.tune.budget import Budget
+from edgehar.tune.measure import measure_student
+from edgehar.tune.pareto import report, write_report
+from edgehar.tune.trial import load_tune_data, run_trial, untrained_student
 
 COMMAND = "tune"
 STUDY = "study.db"
@@ -27,8 +40,6 @@ MAX_FAILURES_IN_A_ROW = 3
 
 
 def claim_tune_folder(out, inputs) -> Path:
-    from edgehar.outputs import claim_folder
-
     return claim_folder(out, COMMAND, inputs=inputs)
 
 
@@ -88,10 +99,6 @@ def run_search(data, toolchain, folder: Path, targets: list[str], budget: Budget
                seed: int, settings: dict, progress: bool = True) -> list[dict]:
     """Run (or resume) the study until `trials` trials completed; their rows."""
     from optuna.trial import TrialState
-    from tqdm.auto import tqdm
-
-    from edgehar.models.student import token_count
-    from edgehar.tune.trial import run_trial
 
     study = open_study(folder, settings, budget, seed)
     requeue_interrupted(study)
@@ -138,11 +145,6 @@ def run_search(data, toolchain, folder: Path, targets: list[str], budget: Budget
 def measure_smallest(data, toolchain, targets: list[str]) -> dict:
     """The smallest configuration's figures (its file is measured in a temporary folder: a
     refused budget leaves nothing behind)."""
-    import tempfile
-
-    from edgehar.tune.measure import measure_student
-    from edgehar.tune.trial import untrained_student
-
     model, card = untrained_student(data, space.size("tune-smallest", space.SMALLEST))
     with tempfile.TemporaryDirectory(prefix="edgehar-tune-") as tmp:
         cost = measure_student(toolchain, model, card, data.calib_x, Path(tmp) / "model_int8.tflite", targets)
@@ -151,11 +153,6 @@ def measure_smallest(data, toolchain, targets: list[str]) -> dict:
 
 def export_chosen(data, folder: Path, trial: int, progress: bool) -> dict:
     """The chosen trial's student exported like `edgehar export` into `folder`/chosen."""
-    import numpy as np
-
-    from edgehar.data.windows import Windows
-    from edgehar.export.pipeline import export_student
-
     held = sorted(int(s) for s in np.unique(data.validation.subject))
     windows = Windows.concat([data.train, data.validation])
     return export_student(folder / "trials" / f"{trial:04d}" / "student.pt", folder / "chosen",
@@ -166,12 +163,6 @@ def tune(teacher: str, out, targets: list[str], budget: Budget, trials: int, ste
          root=None, windows: str | None = None, seed: int = 0, toolchains=None, progress: bool = True) -> dict:
     """The whole command: claim the folder, measure the smallest configuration, search, report,
     export the chosen student. Returns the report (pareto.json's content)."""
-    from edgehar.data.registry import is_folder_arg
-    from edgehar.mcu.toolchain import find_toolchain
-    from edgehar.outputs import mark_folder
-    from edgehar.tune.pareto import report, write_report
-    from edgehar.tune.trial import load_tune_data
-
     teacher_path = teacher.split(":", 1)[1] if teacher.startswith("limu-bert:") else teacher
     folder = claim_tune_folder(out, [teacher_path, windows, root,
                                      data if data and is_folder_arg(data) else None])

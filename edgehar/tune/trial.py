@@ -13,7 +13,14 @@ from pathlib import Path
 
 import numpy as np
 
+from edgehar.calib.build import load_calib
+from edgehar.checkpoint import save_checkpoint
+from edgehar.data import hapt
+from edgehar.data.corpus import is_corpus
+from edgehar.data.windows import Windows
+from edgehar.data.wrist_corpus import load_part, relabel_to
 from edgehar.errors import UserError
+from edgehar.tune.measure import measure_student
 
 CALIB_WINDOWS = 200  # training windows the int8 converter calibrates on (seeded draw)
 
@@ -40,9 +47,7 @@ def load_tune_data(teacher_spec: str, data: str | None, root=None, windows: str 
     training subjects, `recipes.split_train_validation`; HAPT's official test subjects are left
     out entirely), or a corpus folder (its own train and validation splits, wrist acc windows).
     `windows`: a windows .npz (calib format) split by subject the same way."""
-    from edgehar.data import hapt
     from edgehar.recipes import split_train_validation
-    from edgehar.data.corpus import is_corpus
     from edgehar.train.distill import load_teacher_spec, prepare_targets
 
     teacher, tcard = load_teacher_spec(teacher_spec)
@@ -66,8 +71,6 @@ def load_tune_data(teacher_spec: str, data: str | None, root=None, windows: str 
 
 
 def _windows_file(path: str, card):
-    from edgehar.calib.build import load_calib
-    from edgehar.data.windows import Windows
     from edgehar.train.distill import check_windows_fit
 
     c = load_calib(path)
@@ -82,7 +85,6 @@ def _windows_file(path: str, card):
 def _corpus_data(teacher, tcard, spec: str, folder, seed: int, progress: bool) -> TuneData:
     """As `recipes.distill_corpus_student` reads a corpus (train split, a routed teacher sees
     each window through its source's stem), plus the corpus's validation split."""
-    from edgehar.data.wrist_corpus import load_part, relabel_to
     from edgehar.recipes import corpus_teacher_targets
 
     labels = list(tcard.labels)
@@ -115,11 +117,9 @@ def run_trial(data: TuneData, size, steps: int, seed: int, folder: Path, toolcha
               targets: list[str]) -> dict:
     """Distil `size` for `steps`, score it on validation, export int8 and measure it.
     Writes `folder`/student.pt and `folder`/model_int8.tflite; returns the trial's figures."""
-    from edgehar.checkpoint import save_checkpoint
     from edgehar.models.inference import evaluate
     from edgehar.recipes import scores
     from edgehar.train.distill import DistillConfig, distill
-    from edgehar.tune.measure import measure_student
 
     student, card, history = distill(data.teacher, data.teacher_card, data.train, size,
                                      DistillConfig(steps=steps, seed=seed), data.teacher_spec, data.data,
