@@ -14,6 +14,16 @@ import json
 
 import numpy as np
 
+from edgehar import zoo
+from edgehar.classes import add_classes_flag, refuse_with_labels, restrict
+from edgehar.cli_types import label_list
+from edgehar.data import hapt
+from edgehar.data.registry import DATA_HELP, data_arg
+from edgehar.errors import UserError
+from edgehar.runtime import Predictor
+from edgehar.scoring import class_matches, score
+from edgehar.zeroshot import ZeroShotPredictor
+
 
 def evaluate_file(model_path, data: str = "hapt", root=None, split: str = "test",
                   backend: str | None = None, labels: list[str] | None = None,
@@ -22,17 +32,11 @@ def evaluate_file(model_path, data: str = "hapt", root=None, split: str = "test"
     `labels`: score these classes zero-shot (cosine of the embedding to their text) instead of
     the model's own head. `classes`: restrict the model to these of its own classes
     (`edgehar.classes`); the data's other classes are left out."""
-    from edgehar.data import hapt
     from edgehar.data.datasets import windows_for_card
-    from edgehar.errors import UserError
-    from edgehar.classes import refuse_with_labels, restrict
-    from edgehar.runtime import Predictor
-    from edgehar.scoring import class_matches, score
 
     refuse_with_labels(classes, labels)
     predictor = restrict(Predictor(model_path, backend=backend), classes)
     if labels:
-        from edgehar.zeroshot import ZeroShotPredictor
         predictor = ZeroShotPredictor(predictor, labels)
     card = predictor.card
     w = windows_for_card(card, data, root, hop=card.window // 2)
@@ -62,18 +66,15 @@ def register(sub) -> None:
                                    "the official test subjects unless --split all.")
     p.add_argument("model", help="a model file/folder or a zoo name (edgehar models; a student is "
                                  "scored as its shipped int8 model)")
-    from edgehar.data.registry import DATA_HELP, data_arg
     p.add_argument("--data", default="hapt", type=data_arg, help=DATA_HELP + " (default hapt)")
     p.add_argument("--root", help="data folder (default: $EDGEHAR_DATA/<data set folder>)")
     p.add_argument("--split", default=None, choices=["test", "all"],
                    help="windows to score (default: test for hapt, all otherwise)")
     p.add_argument("--backend", help="runtime: litert, tflite-runtime, onnxruntime, torch")
-    from edgehar.cli_types import label_list
     p.add_argument("--labels", type=label_list, metavar="A,B,...",
                    help="score these classes zero-shot, by cosine of the model's embedding to each "
                         "label's text (a student distilled from a text-aligned teacher), e.g. "
                         "\"walking,running,sitting,lying\"")
-    from edgehar.classes import add_classes_flag
     add_classes_flag(p, "probabilities renormalised over them, the argmax among them, the data's "
                         "other classes left out")
     p.add_argument("--json", action="store_true", help="print JSON for scripts")
@@ -81,9 +82,6 @@ def register(sub) -> None:
 
 
 def run_eval(args: argparse.Namespace) -> int:
-    from edgehar import zoo
-    from edgehar.classes import refuse_with_labels
-
     refuse_with_labels(args.classes, args.labels)  # a flag conflict before any file is looked at
     split = args.split or ("test" if args.data == "hapt" else "all")
     r = evaluate_file(zoo.resolve(args.model, "model"), args.data, args.root, split, args.backend, args.labels, args.classes)

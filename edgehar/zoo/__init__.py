@@ -21,12 +21,19 @@ build writes the zoo (`publish`).
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import re
 import shutil
 from pathlib import Path
 
+import numpy as np
+
+from edgehar.atomic import staged_file, staged_folder, write_json
+from edgehar.card_io import read_card
+from edgehar.data.windows import Windows
+from edgehar.digest import file_sha256
 from edgehar.errors import UserError
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -142,8 +149,6 @@ def resolve(spec: str | os.PathLike, want: str) -> Path:
 
 def check_file(name: str, e: dict, rel: str) -> None:
     """Raise the one-line reinstall error unless shipped file `rel` has the recorded sha256."""
-    from edgehar.digest import file_sha256
-
     path = zoo_dir() / rel
     want = e["sha256"].get(rel)
     try:
@@ -164,8 +169,6 @@ def check_all(name: str) -> None:
 def card(name: str):
     """The model card of a shipped model: its int8 export's for a student (what deploys), its
     checkpoint's for a teacher (reading a .pt loads torch)."""
-    from edgehar.card_io import read_card
-
     return read_card(resolve(name, "model"))
 
 
@@ -180,10 +183,6 @@ def publish(name: str, *, checkpoint, artifact=None, windows=None, task: str, re
     what the export was calibrated and checked on). The model's folder is replaced whole and
     index.json rewritten, each atomically, under a lock on the zoo folder.
     """
-    from edgehar.atomic import staged_folder, write_json
-    from edgehar.card_io import read_card
-    from edgehar.digest import file_sha256
-
     if not NAME.fullmatch(name):
         raise ValueError(f"a model name is lower-case letters, digits and '-', got {name!r}")
     for what, value in (("provenance", provenance), ("figures", figures)):
@@ -242,10 +241,6 @@ def save_windows(path, w, held_out_subjects) -> None:
     """Write `Windows` w (raw, the data's units) as a zoo windows file: x as float16 (half the
     bytes; the export reads back exactly these values), labels, subjects and the input format;
     `held_out_subjects` are the ones export checks parity on, the rest it calibrates on."""
-    import numpy as np
-
-    from edgehar.atomic import staged_file
-
     meta = {"format": WINDOWS_FORMAT, "rate": float(w.rate), "hop": int(w.hop), "channels": list(w.channels),
             "units": list(w.units), "label_names": list(w.label_names),
             "canonical_names": list(w.canonical_names),
@@ -257,10 +252,6 @@ def save_windows(path, w, held_out_subjects) -> None:
 
 def load_windows(path):
     """(Windows, held-out subjects) of a `save_windows` file."""
-    import numpy as np
-
-    from edgehar.data.windows import Windows
-
     with np.load(path, allow_pickle=False) as z:
         meta = json.loads(str(z["meta"]))
         if meta.get("format") != WINDOWS_FORMAT:
@@ -294,8 +285,6 @@ def _check_json(value, where: str) -> None:
 @contextlib.contextmanager
 def _locked(folder: Path):
     """An exclusive lock on the zoo folder: two builds publishing at once keep both entries."""
-    import fcntl
-
     fd = os.open(folder, os.O_RDONLY)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)

@@ -9,6 +9,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from edgehar import zoo
+
 
 def register(sub) -> None:
     p = sub.add_parser(
@@ -31,8 +33,6 @@ def register(sub) -> None:
 
 
 def run_list(args: argparse.Namespace) -> int:
-    from edgehar import zoo
-
     models = zoo.index()["models"]
     if args.json:
         print(json.dumps(models, indent=2))
@@ -47,8 +47,6 @@ def run_list(args: argparse.Namespace) -> int:
 
 
 def run_show(args: argparse.Namespace) -> int:
-    from edgehar import zoo
-
     e = zoo.entry(args.name)
     card = zoo.card(args.name).to_dict()
     if args.json:
