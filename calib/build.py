@@ -19,6 +19,8 @@ from pathlib import Path
 import numpy as np
 
 from edgehar.atomic import staged_file
+from edgehar.card import provenance as stamp
+from edgehar.data import hapt
 from edgehar.errors import UserError, first_line, require_file
 
 FORMAT = "edgehar-calib/1"
@@ -59,8 +61,6 @@ def stratified_indices(y: np.ndarray, subject: np.ndarray, n: int, seed: int = 0
 
 def calib_from_windows(w, n: int, seed: int = 0, **provenance) -> CalibSet:
     """A calibration set of `n` windows drawn from `Windows` w (stratified, reproducible)."""
-    from edgehar.card import provenance as stamp
-
     if n < 1:
         raise UserError("--n", f"needs at least 1 window, got {n}")
     idx = stratified_indices(w.y, w.subject, n, seed)
@@ -83,7 +83,6 @@ def build_calibration(dataset: str, n: int = 500, root=None, rate: float = 50.0,
     `exclude_subjects` defaults to the data set's official test subjects (HAPT), so the
     windows used to judge an export never calibrate it.
     """
-    from edgehar.data import hapt
     from edgehar.data.datasets import activity_windows, data_root
 
     w = activity_windows(dataset, root, rate=rate, window=window, channels=channels, units=units)

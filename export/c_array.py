@@ -12,6 +12,9 @@ The array bytes are exactly the `.tflite` file's bytes.
 from __future__ import annotations
 
 import re
+from pathlib import Path
+
+from edgehar.atomic import write_text
 
 SYMBOL = "g_edgehar_model"
 
@@ -113,10 +116,6 @@ const unsigned int {symbol}_len = {len(data)};
 
 def write_c_array(data: bytes, card, header_path, source_path, symbol: str = SYMBOL) -> None:
     """Write `model_int8.h` / `model_int8.cc` for the int8 model bytes `data`."""
-    from pathlib import Path
-
-    from edgehar.atomic import write_text
-
     header_path, source_path = Path(header_path), Path(source_path)
     write_text(header_path, header_text(card, len(data), symbol))
     write_text(source_path, source_text(data, header_path.name, symbol))

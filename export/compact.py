@@ -37,8 +37,11 @@ from __future__ import annotations
 
 import json
 
+import flatbuffers
 import numpy as np
+from ai_edge_litert import schema_py_generated as schema
 
+from edgehar.card import CARD_KEY
 from edgehar.card_io import TFLITE_IDENTIFIER, AlignedBuffer, flatbuffer_text
 
 
@@ -73,8 +76,6 @@ def breakdown(tflite_bytes: bytes) -> dict:
     tensor, operator, buffer and signature tables, shapes, option tables, operator codes and the
     converter's metadata. `per_channel_scales` counts the float32 scales of per-channel tensors
     (weights and biases), the part of "quantization" no encoding of the same model avoids."""
-    from edgehar.card import CARD_KEY
-
     total = len(_pack(_load(tflite_bytes)))
 
     def without(strip) -> int:
@@ -116,8 +117,6 @@ def breakdown(tflite_bytes: bytes) -> dict:
 
 
 def _load(tflite_bytes: bytes):
-    from ai_edge_litert import schema_py_generated as schema
-
     data = bytes(tflite_bytes)
     if len(data) < 8 or data[4:8] != TFLITE_IDENTIFIER:
         raise ValueError("not a TFLite flatbuffer (file identifier is not TFL3)")
@@ -131,10 +130,6 @@ def _load(tflite_bytes: bytes):
 
 
 def _pack(model, card=None) -> bytes:
-    from ai_edge_litert import schema_py_generated as schema
-
-    from edgehar.card import CARD_KEY
-
     buffers = list(model.buffers)
     metadata = list(model.metadata or [])
     if card is not None:
@@ -179,8 +174,6 @@ def _pack(model, card=None) -> bytes:
 
 def _pack_plain(model) -> bytes:
     """A loaded model packed back as it is (no compaction)."""
-    import flatbuffers
-
     builder = flatbuffers.Builder(1024)
     builder.Finish(model.Pack(builder), file_identifier=TFLITE_IDENTIFIER)
     return bytes(builder.Output())
@@ -214,8 +207,6 @@ def _key(obj):
 
 def _sharing_builder():
     """A flatbuffers Builder that writes each distinct vector and string once."""
-    import flatbuffers
-
     class SharingBuilder(flatbuffers.Builder):
         def __init__(self):
             super().__init__(1 << 16)

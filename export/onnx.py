@@ -10,11 +10,16 @@ int8 execution providers consume.
 
 from __future__ import annotations
 
+import logging
 import os
 import tempfile
 from pathlib import Path
 
 import numpy as np
+
+from edgehar.card_io import embed_card_onnx
+from edgehar.export.tflite import quiet
+from edgehar.interpreters import onnx_session
 
 INPUT, OUTPUT = "window", "logits"
 
@@ -25,7 +30,6 @@ def export_fp32(model, window: int, channels: int, path: str | os.PathLike, embe
     import onnx
     import torch
 
-    from edgehar.export.tflite import quiet
     from edgehar.models.inference import LogitsOnly
 
     wrapped = model.eval() if embedding else LogitsOnly(model).eval()
@@ -61,12 +65,8 @@ class _Reader:
 
 def quantize_int8(fp32_path: str | os.PathLike, out_path: str | os.PathLike, calib_x: np.ndarray) -> None:
     """QDQ int8 ONNX (per-channel weights, static activations) calibrated on `calib_x`."""
-    import logging
-
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
-
-    from edgehar.export.tflite import quiet
 
     reader = type("Reader", (_Reader, CalibrationDataReader), {})(calib_x)
     logging.getLogger("root").setLevel(logging.ERROR)  # onnxruntime.quantization logs via root
@@ -81,8 +81,6 @@ def quantize_int8(fp32_path: str | os.PathLike, out_path: str | os.PathLike, cal
 
 def run_onnx(path: str | os.PathLike, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
     """Logits of an ONNX model for normalised windows x (N, T, C)."""
-    from edgehar.interpreters import onnx_session
-
     sess = onnx_session(path)
     outs = [sess.run([OUTPUT], {INPUT: np.asarray(x[i:i + batch_size], np.float32)})[0]
             for i in range(0, len(x), batch_size)]
@@ -92,8 +90,6 @@ def run_onnx(path: str | os.PathLike, x: np.ndarray, batch_size: int = 256) -> n
 def embed_card(path: str | os.PathLike, card) -> None:
     """Rewrite an ONNX file with the model card in its metadata_props."""
     import onnx
-
-    from edgehar.card_io import embed_card_onnx
 
     model = onnx.load(str(path))
     onnx.save(embed_card_onnx(model, card), str(path))

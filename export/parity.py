@@ -21,7 +21,11 @@ import os
 from pathlib import Path
 
 import numpy as np
+from ai_edge_litert import schema_py_generated as schema
 
+from edgehar.export import onnx as onnx_export
+from edgehar.export import tflite as tflite_export  # `tflite` is weight_bytes' argument
+from edgehar.export.compact import breakdown
 from edgehar.metrics import macro_f1
 
 BOUNDS = {
@@ -53,8 +57,6 @@ def check_bounds(figures: dict) -> dict:
 
 def weight_bytes(tflite: bytes) -> int:
     """Bytes of the constant buffers (weights, biases) of a TFLite file, metadata excluded."""
-    from ai_edge_litert import schema_py_generated as schema
-
     m = schema.Model.GetRootAs(tflite, 0)
     meta = {m.Metadata(i).Buffer() for i in range(m.MetadataLength())}
     return int(sum(m.Buffers(i).DataLength() for i in range(m.BuffersLength()) if i not in meta))
@@ -64,8 +66,6 @@ def parity_report(model, card, held_out, files: dict, micro: bool = True,
                   tflite_runtime_python: str | None = None) -> dict:
     """Compare PyTorch with each artifact in `files` (keys fp32_tflite, int8_tflite, fp32_onnx,
     int8_onnx -> path) on the windows of `held_out` (raw `Windows`)."""
-    from edgehar.export import onnx as onnx_export
-    from edgehar.export import tflite
     from edgehar.models.inference import predict_logits
 
     x = card.normalise(held_out.x)
@@ -78,7 +78,7 @@ def parity_report(model, card, held_out, files: dict, micro: bool = True,
     fig: dict = {"windows": int(len(x)), "labelled_windows": int(labelled.sum()), "macro_f1_pytorch": f1_ref}
 
     if "fp32_tflite" in files:
-        out = tflite.run_litert(files["fp32_tflite"], x)
+        out = tflite_export.run_litert(files["fp32_tflite"], x)
         fig["fp32_tflite_max_abs_diff"] = float(np.abs(out - ref).max())
         fig["macro_f1_fp32_tflite"] = f1(out)
     if "fp32_onnx" in files:
@@ -89,15 +89,16 @@ def parity_report(model, card, held_out, files: dict, micro: bool = True,
         q = card.quantization
         qin = {"scale": q["input_scale"], "zero_point": q["input_zero_point"]}
         qout = {"scale": q["output_scale"], "zero_point": q["output_zero_point"]}
-        xq = tflite.quantize(x, qin)
-        raw = tflite.run_litert(files["int8_tflite"], xq)
-        out = tflite.dequantize(raw, qout)
+        xq = tflite_export.quantize(x, qin)
+        raw = tflite_export.run_litert(files["int8_tflite"], xq)
+        out = tflite_export.dequantize(raw, qout)
         fig["int8_tflite_top1_agreement"] = agree(out, ref)
         fig["macro_f1_int8_tflite"] = f1(out)
         fig["int8_tflite_macro_f1_drop_points"] = 100 * (f1_ref - fig["macro_f1_int8_tflite"])
         fig["int8_tflite_max_abs_diff"] = float(np.abs(out - ref).max())
-        for name, runner in (("micro", tflite.run_micro if micro else None),
-                             ("tflite_runtime", (lambda p, v: tflite.run_tflite_runtime(tflite_runtime_python, p, v))
+        for name, runner in (("micro", tflite_export.run_micro if micro else None),
+                             ("tflite_runtime",
+                              (lambda p, v: tflite_export.run_tflite_runtime(tflite_runtime_python, p, v))
                               if tflite_runtime_python else None)):
             if runner is None:
                 continue
@@ -113,8 +114,6 @@ def parity_report(model, card, held_out, files: dict, micro: bool = True,
     fig["bytes"] = sizes
     if "fp32_tflite" in files and "int8_tflite" in files:
         fig["int8_tflite_file_ratio"] = sizes["int8_tflite"] / sizes["fp32_tflite"]
-        from edgehar.export.compact import breakdown
-
         data = {k: Path(files[k]).read_bytes() for k in ("fp32_tflite", "int8_tflite")}
         w32, w8 = (weight_bytes(data[k]) for k in ("fp32_tflite", "int8_tflite"))
         fig["weight_bytes"] = {"fp32_tflite": w32, "int8_tflite": w8}

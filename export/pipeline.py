@@ -29,11 +29,33 @@ from __future__ import annotations
 
 import os
 from dataclasses import replace
+from importlib import metadata
+from io import BytesIO
 from pathlib import Path
 
 import numpy as np
+from tqdm.auto import tqdm
 
+from edgehar.atomic import scratch_folder, temp_dir, write_bytes, write_json, write_text
+from edgehar.calib.build import CalibSet, calib_from_windows, check_fits_card, load_calib
+from edgehar.card import provenance
+from edgehar.card_io import CARD_FILE, content_digest, embedded_card_payload
+from edgehar.checkpoint import load_checkpoint
+from edgehar.classes import relabel_windows, slice_classes
+from edgehar.data import hapt
+from edgehar.data.registry import is_folder_arg
+from edgehar.data.windows import Windows
+from edgehar.data.wrist_corpus import ACC, load_part, relabel_to
 from edgehar.errors import UserError
+from edgehar.export import onnx as onnx_export
+from edgehar.export import parity  # the module: a test replaces parity.parity_report
+from edgehar.export import tflite
+from edgehar.export.c_array import write_c_array
+from edgehar.export.compact import compact, short_float32
+from edgehar.export.keras_mirror import build_keras_mirror
+from edgehar.models import load_model
+from edgehar.outputs import claim_folder, staged_output_folder
+from edgehar.zeroshot import BASIS_FILE, quantize_prototypes
 
 FILES = {"fp32_tflite": "model_fp32.tflite", "int8_tflite": "model_int8.tflite",
          "fp32_onnx": "model.onnx", "int8_onnx": "model_int8.onnx"}
@@ -48,8 +70,6 @@ TFLITE_RUNTIME_ENV = "EDGEHAR_TFLITE_RUNTIME_PYTHON"  # a python with tflite-run
 def load_student(path):
     """(model, card, state_dict) of a student checkpoint or of a baseline with a Keras mirror,
     or a one-line error for anything else."""
-    from edgehar.checkpoint import load_checkpoint
-    from edgehar.models import load_model
     from edgehar.models.baselines import INT8_EXPORTABLE
 
     ckpt = load_checkpoint(path)
@@ -72,8 +92,6 @@ def keras_mirror(card, state: dict, embedding: bool = False):
         from edgehar.export.baseline_mirror import build_baseline_mirror
 
         return build_baseline_mirror(card.arch, state)
-    from edgehar.export.keras_mirror import build_keras_mirror
-
     return build_keras_mirror(card.arch["config"], state, embedding=embedding)
 
 
@@ -87,7 +105,6 @@ def card_windows(card, dataset: str | None = None, root=None):
     """(windows, data set name, held-out subjects): all windows of the card's data set in the
     card's rate, window, channels and units, and the subjects parity holds out (a corpus: its
     test split; otherwise the card's test subjects, or HAPT's official ones)."""
-    from edgehar.data import hapt
     from edgehar.data.datasets import activity_windows
 
     data = card_data(card)
@@ -109,9 +126,6 @@ def card_windows(card, dataset: str | None = None, root=None):
 def corpus_windows(card, folder):
     """The wrist windows of the corpus a student was distilled on: its train split (where
     calibration draws from) and its test split (held out for parity), labelled by the card."""
-    from edgehar.data.windows import Windows
-    from edgehar.data.wrist_corpus import ACC, load_part, relabel_to
-
     if folder is None or not Path(folder).is_dir():
         raise UserError(folder or "--data", "the model was distilled on a corpus that is not here: pass "
                                             "--data (and --root) or --calib for calibration windows")
@@ -129,8 +143,6 @@ def corpus_windows(card, folder):
 def resolve_calibration(card, calib, windows, dataset, held: list[int], n: int, seed: int):
     """The calibration set: `calib` (a CalibSet or an .npz path, checked against the card) or
     one drawn from the training subjects of `windows`."""
-    from edgehar.calib.build import CalibSet, calib_from_windows, check_fits_card, load_calib
-
     if calib is not None:
         where = "calibration set" if isinstance(calib, CalibSet) else calib
         calib = calib if isinstance(calib, CalibSet) else load_calib(calib)
@@ -143,13 +155,11 @@ def resolve_calibration(card, calib, windows, dataset, held: list[int], n: int, 
 
 
 def _versions() -> dict:
-    import importlib.metadata as md
-
     out = {}
     for pkg in ("torch", "tensorflow-cpu", "onnx", "onnxruntime", "ai-edge-litert", "tflite-micro"):
         try:
-            out[pkg] = md.version(pkg)
-        except md.PackageNotFoundError:
+            out[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
             pass
     return out
 
@@ -163,9 +173,6 @@ def previous_export(folder: Path) -> set[str] | None:
 
 def claim_export_folder(out, checkpoint, calib=None, data=None, root=None) -> Path:
     """Refuse, before any work, an output folder that would lose anything: see the module doc."""
-    from edgehar.data.registry import is_folder_arg
-    from edgehar.outputs import claim_folder
-
     inputs = [checkpoint, calib if isinstance(calib, (str, os.PathLike)) else None, root,
               data if isinstance(data, str) and is_folder_arg(data) else None]
     return claim_folder(out, COMMAND, inputs=inputs, replaces=True, legacy=previous_export)
@@ -188,12 +195,6 @@ def export_student(checkpoint, out=None, int8: bool = True, calib=None, data: st
     `data`/`root`). Cheap checks (checkpoint, calibration shape, output folder) run first.
     """
     import torch
-    from tqdm.auto import tqdm
-
-    from edgehar.atomic import scratch_folder, temp_dir, write_json
-    from edgehar.calib.build import CalibSet, check_fits_card, load_calib
-    from edgehar.export.parity import parity_report
-    from edgehar.outputs import staged_output_folder
 
     out = Path(out) if out else Path(checkpoint).with_name(Path(checkpoint).stem + "_export")
     claim_export_folder(out, checkpoint, calib, data, root)
@@ -201,8 +202,6 @@ def export_student(checkpoint, out=None, int8: bool = True, calib=None, data: st
     model, card, state = load_student(checkpoint)
     full_labels = list(card.labels)
     if classes:
-        from edgehar.classes import slice_classes
-
         model, card = slice_classes(model, card, classes, checkpoint)
         state = model.state_dict()
     if calib is not None:
@@ -225,13 +224,11 @@ def export_student(checkpoint, out=None, int8: bool = True, calib=None, data: st
             calib = resolve_calibration(card, None, windows, dataset, held, n_calib, seed)
         held_out = windows.take(np.isin(windows.subject, held)) if held else windows
         if classes:  # the other classes' windows still count for agreement, not for macro-F1
-            from edgehar.classes import relabel_windows
-
             held_out = relabel_windows(held_out, full_labels, card.labels)
         files, export_card = write_models(tmp, model, card, state, calib, int8, bar)
         bar.set_postfix_str("parity")
-        report = parity_report(model, export_card, held_out, {k: str(v) for k, v in files.items()},
-                               micro=micro and int8, tflite_runtime_python=tflite_runtime_python)
+        report = parity.parity_report(model, export_card, held_out, {k: str(v) for k, v in files.items()},
+                                      micro=micro and int8, tflite_runtime_python=tflite_runtime_python)
         report["held_out"] = {"dataset": dataset, "subjects": sorted(int(s) for s in np.unique(held_out.subject)),
                               "test_subjects": held, "held_out": bool(held)}
         report["files"] = {k: Path(v).name for k, v in files.items()}
@@ -249,9 +246,6 @@ def export_student(checkpoint, out=None, int8: bool = True, calib=None, data: st
 def compact_checked(model: bytes, card, probe: np.ndarray) -> bytes:
     """`compact(model, card)`, after checking it gives bit-identical outputs on `probe` (the
     model's input dtype) in ai-edge-litert."""
-    from edgehar.export import tflite
-    from edgehar.export.compact import compact
-
     out = compact(model, card)
     if not np.array_equal(tflite.run_litert(model, probe), tflite.run_litert(out, probe)):
         raise RuntimeError("the compacted TFLite file computes differently from the converter's")
@@ -268,9 +262,6 @@ def stamp_content_hashes(files: dict, card) -> None:
     `card_io.content_digest`) into `card.content_sha256` and into the card embedded in every
     file. The digests replace same-length placeholders in place, so no file changes anywhere
     but inside its card and every digest stays valid."""
-    from edgehar.atomic import write_bytes
-    from edgehar.card_io import content_digest, embedded_card_payload
-
     placeholders = dict(card.content_sha256)
     datas = {name: Path(f).read_bytes() for name, f in ((Path(f).name, f) for f in files.values())}
     digests = {name: content_digest(data, Path(name).suffix) for name, data in datas.items()}
@@ -289,9 +280,6 @@ def stamp_content_hashes(files: dict, card) -> None:
 
 def zero_shot_quantization(i8: bytes, card) -> dict:
     """The int8 file's embedding output constants and the card's prototypes in int8."""
-    from edgehar.export import tflite
-    from edgehar.zeroshot import quantize_prototypes
-
     out = tflite.interpreter(i8).get_output_details()[1]
     scale, zero = out["quantization"]
     q, proto_scale = quantize_prototypes(np.asarray(card.text_prototypes, np.float32))
@@ -301,12 +289,7 @@ def zero_shot_quantization(i8: bytes, card) -> dict:
 
 def write_text_basis(folder: Path, basis) -> None:
     """`text_basis.npy`: the (text dim, embedding dim) map from label text to prototypes."""
-    import io
-
-    from edgehar.atomic import write_bytes
-    from edgehar.zeroshot import BASIS_FILE
-
-    buf = io.BytesIO()
+    buf = BytesIO()
     np.save(buf, basis.detach().cpu().numpy().astype(np.float32))
     write_bytes(folder / BASIS_FILE, buf.getvalue())
 
@@ -321,14 +304,6 @@ INT8_ATTEMPTS = 6
 def write_models(tmp: Path, model, card, state, calib, int8: bool, bar) -> tuple[dict, object]:
     """Convert and write every model file (card embedded) into `tmp`; (files, exported card)."""
     import torch
-
-    from edgehar.atomic import write_text
-    from edgehar.card import provenance
-    from edgehar.card_io import CARD_FILE
-    from edgehar.export import onnx as onnx_export
-    from edgehar.export import tflite
-    from edgehar.export.c_array import write_c_array
-    from edgehar.export.compact import short_float32
 
     cal_x = card.normalise(calib.x)
     clip = card.arch["config"].get("input_clip")

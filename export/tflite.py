@@ -11,21 +11,25 @@ tensor or a (DE)QUANTIZE op left in the graph is an error, not a warning.
 from __future__ import annotations
 
 import contextlib
+import inspect
 import os
+import re
+import subprocess
+import sys
+import tempfile
+import warnings
 
 import numpy as np
+
+from edgehar import interpreters
+from edgehar.export.compact import _load, _pack_plain
+from edgehar.interpreters import c_output_to, litert_interpreter, micro_interpreter, run_each
 
 
 @contextlib.contextmanager
 def quiet():
     """Keep TensorFlow's conversion chatter (C++ logs, printed tensor specs, warnings) off the
     terminal; it is replayed on stderr if the conversion fails."""
-    import sys
-    import tempfile
-    import warnings
-
-    from edgehar.interpreters import c_output_to
-
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     with tempfile.TemporaryFile() as log, warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -67,10 +71,6 @@ def outputs_in_signature_order(model: bytes) -> bytes:
     outputs the other way round, and every runtime (and `run_each`, and firmware reading
     output 0) addresses outputs by that list's position: this puts the logits first again.
     Only the order of the output list changes; tensors, operators and signature stay."""
-    import re
-
-    from edgehar.export.compact import _load, _pack_plain
-
     m = _load(model)
     sigs = m.signatureDefs or []
     if len(sigs) != 1 or len(m.subgraphs) != 1:
@@ -87,8 +87,6 @@ def outputs_in_signature_order(model: bytes) -> bytes:
 def interpreter(model: bytes | str):
     """An ai-edge-litert interpreter with tensors allocated (built-in kernels, no XNNPACK, so
     int8 results do not depend on the delegate)."""
-    from edgehar.interpreters import litert_interpreter
-
     return litert_interpreter(model, num_threads=None, xnnpack=False)
 
 
@@ -116,39 +114,27 @@ def io_quantization(model: bytes) -> dict:
 
 def quantize(x: np.ndarray, q: dict) -> np.ndarray:
     """Float -> int8 with a card's {"scale", "zero_point"}."""
-    from edgehar import interpreters
-
     return interpreters.quantize(x, np.int8, q["scale"], q["zero_point"])
 
 
 def dequantize(x: np.ndarray, q: dict) -> np.ndarray:
     """int8 -> float32 with a card's {"scale", "zero_point"}."""
-    from edgehar import interpreters
-
     return interpreters.dequantize(x, q["scale"], q["zero_point"])
 
 
 def run_litert(model: bytes | str, x: np.ndarray, output: int = 0) -> np.ndarray:
     """Raw outputs (output `output`) of a batch-1 TFLite model for each window of x (already in
     its input dtype)."""
-    from edgehar.interpreters import run_each
-
     return run_each(interpreter(model), x, output)
 
 
 def run_micro(model: bytes | str, x: np.ndarray, arena_size: int = 1 << 20, output: int = 0) -> np.ndarray:
     """Raw outputs from the TFLite-Micro Python interpreter (reference kernels)."""
-    from edgehar.interpreters import micro_interpreter, run_each
-
     return run_each(micro_interpreter(model, arena_size), x, output)
 
 
 def tflite_runtime_script() -> str:
     """A script for the tflite-runtime venv (numpy<2, no edgehar): `run_each`'s own source."""
-    import inspect
-
-    from edgehar.interpreters import run_each
-
     return ("import sys\nimport numpy as np\nfrom tflite_runtime.interpreter import Interpreter\n"
             + inspect.getsource(run_each)
             + "model, src, dst = sys.argv[1:4]\nit = Interpreter(model_path=model)\nit.allocate_tensors()\n"
@@ -157,9 +143,6 @@ def tflite_runtime_script() -> str:
 
 def run_tflite_runtime(python: str, model_path: str, x: np.ndarray) -> np.ndarray:
     """Raw outputs from `tflite-runtime` run by another Python (it needs numpy < 2)."""
-    import subprocess
-    import tempfile
-
     with tempfile.TemporaryDirectory() as tmp:
         src, dst = os.path.join(tmp, "x.npy"), os.path.join(tmp, "y.npy")
         np.save(src, x)

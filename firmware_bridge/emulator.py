@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 import os
 import re
+import shutil
 import socket
 import subprocess
 import tempfile
@@ -26,6 +27,7 @@ import numpy as np
 
 from edgehar.bridge import frames
 from edgehar.errors import UserError
+from edgehar.interpreters import quantize
 
 PREDICTION = re.compile(r"^P (\d+) (\d+) (-?\d+(?:,-?\d+)*)$")
 
@@ -160,8 +162,6 @@ class EmulatedDevice:
                     os.close(fd)
                 except OSError:
                     pass
-        import shutil
-
         shutil.rmtree(self._work, ignore_errors=True)
 
     def __enter__(self):
@@ -175,8 +175,6 @@ def device_windows(values: np.ndarray, scale: float, card, input_scale: float,
                    input_zero: int) -> np.ndarray:
     """The int8 windows the firmware builds from the same frames (host side, for checking):
     int16 on the wire -> x scale -> normalise -> quantise, windows every hop."""
-    from edgehar.interpreters import quantize
-
     wire = frames.quantize(values, scale).astype(np.float32) * np.float32(scale)
     q = quantize(card.normalise(wire), np.int8, input_scale, input_zero)
     starts = range(0, len(q) - card.window + 1, card.hop)

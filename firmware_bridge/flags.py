@@ -5,9 +5,11 @@ time (exit 2, before any port or model is touched), never NaN or a negative reac
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import os
 
+from edgehar.bridge.virtual_device import Faults, check_link
 from edgehar.cli_types import finite_float, positive_int
 from edgehar.data.recording import MAX_RATE_HZ
 from edgehar.errors import UserError
@@ -47,8 +49,6 @@ def frame_samples(text: str) -> int:
 
 def faults(text: str):
     """A `--faults` spec, parsed and range-checked (see `Faults.parse`)."""
-    from edgehar.bridge.virtual_device import Faults
-
     try:
         return Faults.parse(text)
     except UserError as e:
@@ -58,8 +58,6 @@ def faults(text: str):
 def is_prediction_log(path) -> bool:
     """Whether the file at `path` is empty or a prediction log `edgehar live` wrote: the only
     files `--log` replaces."""
-    import json
-
     try:
         with open(path, "rb") as f:
             first = f.readline(4096)
@@ -90,8 +88,6 @@ def log_path(text: str) -> str:
 
 def link_path(text: str) -> str:
     """A `--link` path: its folder exists, and it is free or a pty link (see `check_link`)."""
-    from edgehar.bridge.virtual_device import check_link
-
     try:
         check_link(text)
     except UserError as e:

@@ -19,11 +19,17 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from edgehar.bridge.flags import is_prediction_log
 from edgehar.bridge.ring import Ring
 from edgehar.bridge.serial_reader import SerialReader
 from edgehar.bridge.smoothing import Smoother
 from edgehar.bridge.stream import Assembler, Block
+from edgehar.card_io import CARD_FILE
+from edgehar.data.plausibility import FirstSeconds, warning_lines
+from edgehar.data.resample import unit_factor
 from edgehar.errors import UserError
+from edgehar.outputs import MARKER, claim_file
+from edgehar.runtime import Predictor
 
 
 @dataclass
@@ -60,8 +66,6 @@ class LiveSession:
     def __init__(self, port: str, model, baud: int = 115200, protocol: str = "auto",
                  rate: float | None = None, smooth: str = "ema:0.5", backend: str | None = None,
                  threads: int = 1, max_gap: float = 0.25, keep: bool = False):
-        from edgehar.runtime import Predictor
-
         self.port = port
         self.smoother = Smoother(smooth)  # check every argument before touching the port
         self.predictor = model if hasattr(model, "predict_proba") else Predictor(model, backend, threads)
@@ -135,8 +139,6 @@ class LiveSession:
 
     def _to_card_channels(self, block: Block) -> np.ndarray:
         """Check the channel count; reorder by declared names and convert declared units."""
-        from edgehar.data.resample import unit_factor
-
         card = self.card
         v = np.asarray(block.values, np.float32)
         key = (v.shape[1], block.channels, block.units)
@@ -164,8 +166,6 @@ class LiveSession:
         """Check the stream's first seconds once, in the units it declared (else the card's),
         from the signal: units, gravity, the sign of gravity against the card
         (`edgehar.data.plausibility`); a finding is a warning, the session goes on."""
-        from edgehar.data.plausibility import FirstSeconds
-
         if self.stream_check is None:
             declared = ([block.units[i] for i in self._order] if len(block.units) == len(self._order)
                         else list(self.card.units))
@@ -173,8 +173,6 @@ class LiveSession:
         self._warn(self.stream_check.add(block.values / self._factors, block.rate))
 
     def _warn(self, result: dict | None) -> None:
-        from edgehar.data.plausibility import warning_lines
-
         for line in warning_lines(result or {}, self.port):
             print(f"edgehar: warning: {line}", file=sys.stderr, flush=True)
 
@@ -272,10 +270,6 @@ def check_log_target(log, model, port) -> None:
     """Refuse, before the model loads or the port opens, a --log that is an input (the model,
     the port), lies inside the model's artifact folder, or is an existing file that is not a
     prediction log."""
-    from edgehar.bridge.flags import is_prediction_log
-    from edgehar.card_io import CARD_FILE
-    from edgehar.outputs import MARKER, claim_file
-
     sealed = []
     if model and os.path.isdir(model):
         sealed.append(model)

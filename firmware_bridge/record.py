@@ -23,6 +23,7 @@ import fcntl
 import json
 import os
 import re
+import signal
 import sys
 import time
 from pathlib import Path
@@ -30,8 +31,12 @@ from typing import Iterator
 
 import numpy as np
 
+from edgehar.atomic import check_writable, write_json, write_text
 from edgehar.bridge.flags import rate_hz
+from edgehar.bridge.ring import Ring
 from edgehar.cli_types import positive_float, positive_int
+from edgehar.errors import UserError
+from edgehar.outputs import claim_folder
 
 FORMAT = "edgehar-record/1"
 MANIFEST = "edgehar.json"
@@ -92,8 +97,6 @@ def _name(text: str) -> str:
 def check_name_length(out: Path, label: str, subject: str) -> None:
     """A take's longest name (an atomic rewrite's staging name) must fit the file system's
     NAME_MAX where the folder is (checked on its nearest existing ancestor)."""
-    from edgehar.errors import UserError
-
     where = Path(os.path.abspath(out))
     while not where.exists() and where != where.parent:
         where = where.parent
@@ -185,8 +188,6 @@ def _new_manifest() -> dict:
 
 
 def _folder_manifest(out: Path) -> dict:
-    from edgehar.errors import UserError
-
     path = out / MANIFEST
     if not path.exists():
         return _new_manifest()
@@ -203,8 +204,6 @@ def _folder_manifest(out: Path) -> dict:
 def locked_manifest(out: Path) -> Iterator[dict]:
     """The folder's manifest, read and (when the block ends without an error) written back
     atomically while holding the folder's lock: concurrent recorders never lose an entry."""
-    from edgehar.atomic import write_json
-
     out.mkdir(parents=True, exist_ok=True)
     lock = os.open(out, os.O_RDONLY | os.O_DIRECTORY)  # the folder itself: no lock file to leave
     try:
@@ -255,8 +254,6 @@ def start_take(out: Path, take: Take, label: str, subject: str, units: str | Non
 def end_take(out: Path, take: Take, counters: dict, reason: str) -> dict | None:
     """Close the take's file, give it its final name and complete its manifest entry (None,
     and the file and entry gone, for a take that holds no sample)."""
-    from edgehar.atomic import write_text
-
     if not take.n:
         with locked_manifest(out) as spec:
             spec["files"].pop(take.path.name, None)
@@ -341,14 +338,8 @@ def _delta(now: dict, before: dict) -> dict:
 
 
 def run_record(args: argparse.Namespace) -> int:
-    import signal
-
-    from edgehar.bridge.ring import Ring
     from edgehar.bridge.serial_reader import SerialReader
-    from edgehar.atomic import check_writable
     from edgehar.data.plausibility import warning_lines
-    from edgehar.errors import UserError
-    from edgehar.outputs import claim_folder
 
     out = Path(args.out)
     # before the port is touched: a new or empty folder, or one `record` wrote (a foreign or

@@ -16,13 +16,16 @@ decodes in `SILENT_BYTES` bytes gets a one-line hint on stderr (wrong `--protoco
 from __future__ import annotations
 
 import errno
+import importlib
 import os
+import pkgutil
 import sys
 import threading
 from collections import deque
 import time
 
 import numpy as np
+import serial
 
 from edgehar.bridge import frames
 from edgehar.bridge.flags import rate_problem
@@ -42,8 +45,6 @@ URL_HANDLERS = "edgehar.bridge.urlhandler"  # the kit's sim:// and qemu:// ports
 
 def pyserial():
     """pyserial, with the kit's URL handlers registered where `serial_for_url` looks for them."""
-    import serial
-
     if URL_HANDLERS not in serial.protocol_handler_packages:
         serial.protocol_handler_packages.append(URL_HANDLERS)
     return serial
@@ -51,12 +52,8 @@ def pyserial():
 
 def url_schemes() -> list[str]:
     """The URL schemes `serial_for_url` opens (pyserial's and the kit's)."""
-    import importlib
-    import pkgutil
-
-    serial = pyserial()
     schemes = []
-    for package in serial.protocol_handler_packages:
+    for package in pyserial().protocol_handler_packages:
         for module in pkgutil.iter_modules(importlib.import_module(package).__path__):
             if module.name.startswith("protocol_"):
                 schemes.append(module.name[len("protocol_"):])
@@ -66,8 +63,6 @@ def url_schemes() -> list[str]:
 def check_port(port: str) -> None:
     """A `UserError` for a URL that cannot name a port (unknown scheme, bad option, missing
     file), found before anything is loaded; a device path is checked when it is opened."""
-    import importlib
-
     if "://" not in port:
         return
     scheme = port.split("://", 1)[0].lower()
@@ -172,8 +167,6 @@ class SerialReader(threading.Thread):
             self.failure = e
 
     def _loop(self) -> None:
-        import serial
-
         ser = self._serial
         while not self._halt.is_set():
             if ser is None:
@@ -202,8 +195,6 @@ class SerialReader(threading.Thread):
 
     def _reopen(self):
         """The same port object, opened again (a URL handler keeps its device between opens)."""
-        import serial
-
         if self._halt.wait(self.retry):
             return None
         try:

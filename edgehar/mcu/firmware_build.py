@@ -20,11 +20,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
+from edgehar import zoo
 from edgehar.atomic import write_text
 from edgehar.card import ModelCard
 from edgehar.card_io import content_digest
 from edgehar.errors import UserError, require_dir
-from edgehar.export.c_array import parse_c_array
+from edgehar.export.c_array import parse_c_array, write_c_array
 from edgehar.mcu import build
 from edgehar.mcu.toolchain import find_toolchain
 from edgehar.profile.arena import measure_arena
@@ -69,9 +70,6 @@ def export_folder(spec: str) -> Iterator[Path]:
     as it is; for a zoo name, a temporary copy of the shipped int8 export with its C array
     (`model_int8.h`/`.cc`, the .tflite's bytes, which the zoo does not ship twice) written as
     export writes it, removed on exit."""
-    from edgehar import zoo
-    from edgehar.export.c_array import write_c_array
-
     folder = zoo.resolve(spec, "artifact")
     if not zoo.is_name(spec):
         yield folder

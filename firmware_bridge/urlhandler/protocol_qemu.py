@@ -18,13 +18,20 @@ Closing the port powers the emulated board off; opening it again boots it afresh
 from __future__ import annotations
 
 import errno
+import os
 import threading
 import time
 
 from serial.serialutil import PortNotOpenError, SerialException, to_bytes
 
+from edgehar.bridge.emulator import EmulatedDevice, card_values, stream_scale
 from edgehar.bridge.urlhandler import InProcessPort, option, refuse_unknown, split_url
+from edgehar.card import ModelCard
+from edgehar.cli_types import nonneg_float, positive_float
+from edgehar.data import load_recording
 from edgehar.errors import UserError
+from edgehar.mcu.firmware_build import artifact_files, build_firmware
+from edgehar.mcu.toolchain import find_toolchain
 
 OPTIONS = ("cpu", "replay", "speed", "start", "seconds", "toolchains")
 BOARDS = {"cortex-m4": "mps2-an386"}  # CPU -> the emulated board the wrist firmware runs on
@@ -33,8 +40,6 @@ GREETING_S = 60.0  # a booting firmware greets within this (first words of a loa
 
 def parse(url: str) -> dict:
     """The export folder and the port's settings; a bad URL is a `UserError` naming it."""
-    from edgehar.cli_types import nonneg_float, positive_float
-
     path, opts = split_url(url, "qemu")
     refuse_unknown(url, opts, OPTIONS)
     if not path:
@@ -57,8 +62,6 @@ def parse(url: str) -> dict:
 
 def check_url(url: str) -> None:
     """Refuse a bad option, a missing export folder or recording before the build."""
-    import os
-
     spec = parse(url)
     if not os.path.isdir(spec["path"]):
         raise UserError(url, f"no such export folder {spec['path']!r}")
@@ -68,9 +71,6 @@ def check_url(url: str) -> None:
 
 def _replay_values(spec: dict, card, url: str):
     """The recording's samples as the card takes them, cut to start/seconds."""
-    from edgehar.bridge.emulator import card_values
-    from edgehar.data import load_recording
-
     try:
         values = card_values(load_recording(spec["replay"]), card, spec["replay"])
     except UserError as e:
@@ -94,11 +94,6 @@ class Serial(InProcessPort):
         super().__init__(*args, **kwargs)
 
     def open(self) -> None:
-        from edgehar.bridge.emulator import EmulatedDevice
-        from edgehar.card import ModelCard
-        from edgehar.mcu.firmware_build import artifact_files, build_firmware
-        from edgehar.mcu.toolchain import find_toolchain
-
         if self._port is None:
             raise SerialException("Port must be configured before it can be used.")
         if self.is_open:
@@ -125,8 +120,6 @@ class Serial(InProcessPort):
     @staticmethod
     def _feed(device, values, rate: float, speed: float) -> None:
         """The IMU: the replay's samples frames, once the firmware has greeted."""
-        from edgehar.bridge.emulator import stream_scale
-
         if not device.wait_for(lambda d: d.messages, GREETING_S):
             return  # no firmware to feed; the host sees a silent port
         try:

@@ -18,13 +18,16 @@ the device is unplugged for good: a reader sees a disconnect and no device comin
 from __future__ import annotations
 
 import errno
+import os
 import threading
 import time
 
 from serial.serialutil import PortNotOpenError, SerialException, to_bytes
 
+from edgehar.bridge import flags
 from edgehar.bridge.urlhandler import InProcessPort, boolean, option, refuse_unknown, split_url
-from edgehar.bridge.virtual_device import Faults, Replay
+from edgehar.bridge.virtual_device import Faults, Replay, load_replay
+from edgehar.cli_types import nonneg_float, positive_float
 from edgehar.errors import UserError
 
 OPTIONS = ("speed", "protocol", "faults", "rate", "start", "seconds", "frame_samples", "loop", "declare")
@@ -33,9 +36,6 @@ READ_AHEAD = 4096  # bytes made ahead for `in_waiting` when the host reads faste
 
 def parse(url: str) -> dict:
     """The recording path and the device's settings; a bad URL is a `UserError` naming it."""
-    from edgehar.bridge import flags
-    from edgehar.cli_types import nonneg_float, positive_float
-
     path, opts = split_url(url, "sim")
     refuse_unknown(url, opts, OPTIONS)
     if not path:
@@ -60,8 +60,6 @@ def parse(url: str) -> dict:
 
 def check_url(url: str) -> None:
     """Refuse a bad option or a missing recording before anything is loaded."""
-    import os
-
     path = parse(url)["path"]
     if not os.path.exists(path):
         raise UserError(url, f"no such recording file {path!r}")
@@ -203,8 +201,6 @@ class Serial(InProcessPort):
 
     @staticmethod
     def _make_device(url: str) -> SimDevice:
-        from edgehar.bridge.virtual_device import load_replay
-
         check_url(url)
         spec = parse(url)
         try:
