@@ -3,7 +3,8 @@ MEASURED on emulated Cortex-M4 and M55 (TFLM + CMSIS-NN under qemu-system-arm).
 
     EDGEHAR_TOOLCHAINS=../shared/toolchains EDGEHAR_DATA=../shared/data python benchmarks/bench_tune.py \
         [--hapt-teacher T.pt] [--wrist-teacher T.pt --wrist-corpus DIR] [--trials 40] [--steps 600] \
-        [--budget instructions=0.5M,arena=32KiB,flash=128KiB] [--work DIR] [--out benchmarks/results]
+        [--wrist-steps 2000] [--hapt-budget B] [--wrist-budget instructions=0.5M,arena=32KiB,flash=128KiB] \
+        [--seeds 0,1,2] [--work DIR] [--out benchmarks/results]
 
 (a) The current tiny and small students and the int8 baselines (Ignatov/IGN, the plain CNN, the
     TinyHAR variant `tinyhar_tflm`: `edgehar export`'s Keras mirrors), all at HAPT shape (128 x 6,
@@ -17,7 +18,15 @@ MEASURED on emulated Cortex-M4 and M55 (TFLM + CMSIS-NN under qemu-system-arm).
     count by 1.8%.
 (b) With a teacher: the search on HAPT (--hapt-teacher) and on the wrist corpus
     (--wrist-teacher, --wrist-corpus), each into --work/<name> (rerunning resumes), its front
-    and chosen model summarised. Writes tune.json and tune.md.
+    and chosen model summarised.
+(c) The searched configurations confirmed on the test split. Each is chosen on validation only:
+    on HAPT, per int8 baseline of the README's table, the trial with the best validation
+    macro-F1 among those measured below that baseline's M4 count; on the wrist, the tune's
+    chosen trial (best validation macro-F1 within --wrist-budget). Each is distilled at the
+    full recipe (HAPT: run_all's 3300 steps; wrist: bench_wrist's student recipe, 24000 steps)
+    once per seed, exported full-int8, scored through the int8 file on the test subjects (HAPT's
+    official test subjects; the wrist pool mean of bench_wrist and Bangle.js) and measured.
+    Writes tune.json and tune.md.
 """
 
 from __future__ import annotations
@@ -96,39 +105,204 @@ def measure_baselines(tc) -> list[dict]:
     return rows
 
 
-def search(name: str, teacher: str, data: str, budget, args) -> dict:
+def search(name: str, teacher: str, data: str, budget, trials: int, steps: int, args) -> dict:
     from edgehar.tune.search import tune
 
     start = time.process_time()
-    rep = tune(teacher, args.work / name, CPUS, budget, args.trials, args.steps, data=data, seed=0)
+    rep = tune(teacher, args.work / name, CPUS, budget, trials, steps, data=data, seed=0)
     chosen = next((r for r in rep["trials"] if r["trial"] == rep["chosen"]), None)
-    return {"name": name, "teacher": teacher, "data": data, "trials": len(rep["trials"]), "front": rep["front"],
-            "chosen": chosen, "smallest": rep["smallest_configuration"], "folder": str(args.work / name),
+    return {"name": name, "teacher": teacher, "data": data, "steps": steps, "budget": budget.describe(),
+            "limits": budget.to_dict(), "trials": len(rep["trials"]), "front": rep["front"], "chosen": chosen, "all": rep["trials"],
+            "smallest": rep["smallest_configuration"], "folder": str(args.work / name),
             "cpu_s": round(time.process_time() - start, 1)}
+
+
+# The full recipes the searched configurations are confirmed with: run_all's HAPT students
+# (3300 steps of 64 windows) and bench_wrist's wrist students (24000 steps of 128, augmented).
+FINAL_RECIPES = {"hapt": {"steps": 3300}, "wrist": {"steps": 24000, "batch_size": 128, "lr": 3e-3, "augment": True}}
+WRIST_TARGET = {"pool_mean": 0.827, "instructions": 500_000}  # today's small student on the pool; the budget
+
+
+def hapt_baselines() -> list[dict]:
+    """The int8 TFLite baselines of the README's HAPT table (benchmarks/results/summary.json):
+    their test macro-F1 and measured M4 / M55 instructions."""
+    import json
+
+    rows = json.loads((HERE / "results" / "summary.json").read_text())["rows"]
+    return [{"model": r["name"], "test_macro_f1": r["macro_f1"], "m4": r["m4_instructions"],
+             "m55": r.get("m55_instructions")}
+            for r in rows if r["kind"] == "baseline" and r["format"] == "int8 TFLite" and r.get("m4_instructions")]
+
+
+def candidates(result: dict, baselines: list[dict]) -> list[dict]:
+    """The configurations to confirm, each chosen on validation: per HAPT baseline, the best
+    trial measured below its M4 count (within the search's arena and flash budget); on the
+    wrist, the tune's chosen trial."""
+    from edgehar.tune.budget import Budget
+
+    if result["name"] == "wrist":
+        return [{"trial": result["chosen"], "why": f"best validation macro-F1 within {result['budget']}"}] \
+            if result["chosen"] else []
+    b = Budget(**result["limits"])
+    fits = [r for r in result["all"] if (b.arena is None or r["arena"] <= b.arena)
+            and (b.flash is None or r["flash"] <= b.flash)]
+    out = {}
+    for base in baselines:
+        below = [r for r in fits if r["instructions"]["cortex-m4"] < base["m4"]]
+        if below:
+            best = max(below, key=lambda r: r["validation_macro_f1"])
+            out.setdefault(best["trial"], {"trial": best, "why": []})["why"].append(
+                f"best validation macro-F1 below {base['model']}'s {base['m4']:,} M4 instructions")
+    return [{"trial": c["trial"], "why": "; ".join(c["why"])} for c in out.values()]
+
+
+def test_sets(name: str, tdata, root: Path) -> tuple[list[str], dict, tuple]:
+    """(labels, {data set: labelled test windows}, (bangle, clean) or ()) in the teacher's format."""
+    import numpy as np
+
+    from edgehar.bench.wrist import bangle_windows
+    from edgehar.data import hapt
+    from edgehar.data.datasets import windows_for_card
+    from edgehar.data.wrist_corpus import load_part, relabel_to
+
+    card = tdata.teacher_card
+    labels = list(card.labels)
+    if name == "hapt":
+        w = windows_for_card(card, "hapt")  # as the search read it (EDGEHAR_DATA)
+        return labels, {"hapt": w.take(np.isin(w.subject, hapt.TEST_SUBJECTS)).labelled()}, ()
+    test = relabel_to(load_part(tdata.data["root"], "test"), labels)
+    tests = {ds: test.take(test.dataset == i).windows(labels, labelled_only=True)
+             for i, ds in enumerate(test.manifest["datasets"])}
+    return labels, tests, bangle_windows(root, card)
+
+
+def confirm(result: dict, chosen: list[dict], seeds: list[int], root: Path, tc, work: Path) -> list[dict]:
+    """Each chosen configuration distilled at the full recipe once per seed, exported full-int8,
+    scored through the int8 file on the test subjects and measured."""
+    import numpy as np
+
+    from edgehar.bench.wrist import macro_f1, score_row
+    from edgehar.checkpoint import save_checkpoint
+    from edgehar.export.pipeline import export_student
+    from edgehar.recipes import distill_student
+    from edgehar.runtime import Predictor
+    from edgehar.train.distill import DistillConfig
+    from edgehar.tune import space
+    from edgehar.tune.measure import measure_file
+    from edgehar.tune.trial import load_tune_data
+
+    name = result["name"]
+    tdata = load_tune_data(result["teacher"], result["data"], seed=0, progress=False)
+    labels, tests, bangle = test_sets(name, tdata, root)
+    rows = []
+    for c in chosen:
+        t = c["trial"]
+        size = space.size(f"tuned-{name}-{t['trial']}", t["config"])
+        runs = []
+        for seed in seeds:
+            start = time.process_time()
+            cfg = DistillConfig(**FINAL_RECIPES[name], seed=seed)
+            student, card, history = distill_student(tdata.teacher, tdata.teacher_card, tdata.train, tdata.validation,
+                                                     size, cfg, tdata.teacher_spec, tdata.data, progress=False,
+                                                     targets=tdata.targets)
+            folder = work / name / "confirm" / f"{t['trial']:04d}-seed{seed}"
+            folder.mkdir(parents=True, exist_ok=True)
+            save_checkpoint(folder / "student.pt", student, card, extra={"history": history})
+            export_student(folder / "student.pt", folder / "export", windows=tdata.train, data=f"{name} train",
+                           micro=False, progress=False, seed=seed)
+            predict = Predictor(folder / "export").predict
+            if name == "hapt":
+                run = {"test_macro_f1": macro_f1([labels[i] for i in predict(tests["hapt"].x)], tests["hapt"])["macro_f1"]}
+            else:
+                r = score_row(size, predict, labels, tests, *bangle)
+                run = {"test_macro_f1": r["pool_mean"], "bangle": r["bangle"], "bangle_clean": r["bangle_clean"],
+                       **{ds: r[ds] for ds in tests}}
+            m = measure_file(tc, folder / "export" / "model_int8.tflite", CPUS)
+            run.update(seed=seed, validation_macro_f1=card.provenance["metrics"]["validation"]["macro_f1"],
+                       instructions=m["instructions"], arena=m["arena"], flash=m["flash"],
+                       cpu_s=round(time.process_time() - start, 1))
+            runs.append(run)
+            print(f"{name} trial {t['trial']} seed {seed}: test {run['test_macro_f1']:.4f}, "
+                  f"M4 {m['instructions']['cortex-m4']:,}", file=sys.stderr, flush=True)
+        f1 = [r["test_macro_f1"] for r in runs]
+        rows.append({"search": name, "trial": t["trial"], "why": c["why"], "config": t["config"], "head": t["head"],
+                     "tune_validation_macro_f1": t["validation_macro_f1"], "recipe": FINAL_RECIPES[name],
+                     "test_macro_f1_mean": float(np.mean(f1)), "test_macro_f1_std": float(np.std(f1)),
+                     "m4": max(r["instructions"]["cortex-m4"] for r in runs),
+                     "m55": max(r["instructions"]["cortex-m55"] for r in runs),
+                     "arena": max(r["arena"] for r in runs), "flash": max(r["flash"] for r in runs), "runs": runs})
+    return rows
 
 
 def markdown(result: dict) -> str:
     lines = ["# edgehar tune: students searched on measured Cortex-M instructions", "",
-             f"Command: `{result['command']}`; budget {result['budget']}.", "",
-             "| model | MACs | M4 instructions | M55 instructions | arena B | flash B |", "|---|---:|---:|---:|---:|---:|"]
+             (f"Command: `{result['command']}` at {result['provenance']['commit']}, "
+             f"{result['provenance']['cpu_seconds'] / 60:.1f} CPU min in this run "
+             f"({result['provenance']['wall_seconds'] / 60:.1f} min wall; trials and checkpoints an earlier run "
+             "of the same command left in --work are reused, not recounted)."), "",
+             "| model (untrained, HAPT shape) | MACs | M4 instructions | M55 instructions | arena B | flash B |",
+             "|---|---:|---:|---:|---:|---:|"]
     for r in result["students"] + result.get("baselines", []):
         lines.append(f"| {r['model']} (int8) | {r['macs']:,} | {r['instructions']['cortex-m4']:,} | "
                      f"{r['instructions']['cortex-m55']:,} | {r['arena']:,} | {r['flash']:,} |")
     for s in result["searches"]:
         c = s["chosen"]
-        lines += ["", f"## {s['name']}: {s['trials']} trials, {len(s['front'])} on the front ({s['cpu_s']} CPU s)", ""]
+        lines += ["", (f"## {s['name']}: {s['trials']} trials of {s['steps']} distillation steps, "
+                      f"{len(s['front'])} on the front; budget {s['budget']} ({s['cpu_s']} CPU s in this run)"), ""]
         if c is None:
             lines.append("No trial within the budget.")
         else:
             lines.append(f"Chosen: trial {c['trial']}, validation macro-F1 {c['validation_macro_f1']:.4f}, "
                          f"M4 {c['instructions']['cortex-m4']:,}, M55 {c['instructions']['cortex-m55']:,} "
                          f"instructions, arena {c['arena']:,} B, flash {c['flash']:,} B ({c['head']}); "
-                         f"front and plot: {s['folder']}/pareto.md, pareto.png. Test scores: export "
-                         f"{s['folder']}/chosen and run `edgehar eval` on the test split.")
+                         f"front and plot: `{s['folder']}/pareto.md`, `pareto.png`.")
+    confirmed = result.get("confirmed", [])
+    if confirmed:
+        lines += ["", (f"## Confirmed on the test split: full recipe, seeds {', '.join(map(str, result['seeds']))}, "
+                      "scored through the int8 file"), "",
+                  ("Each configuration was chosen on validation (the tune's trials); its test figures were "
+                  "read once, here. Test macro-F1: mean +- std over the seeds (HAPT: the official test "
+                  "subjects; wrist: bench_wrist's pool mean of WISDM and DSADS test subjects)."), "",
+                  ("| search | trial | chosen because | head | encoder (kernel; widths; strides; d) | test macro-F1 | "
+                  "M4 / M55 instructions | arena B | flash B | beats |"), "|---|---:|---|---|---|---:|---:|---:|---:|---|"]
+        for r in confirmed:
+            c = r["config"]
+            lines.append(f"| {r['search']} | {r['trial']} | {r['why']} | {r['head']} | {c['kernel']}; "
+                         f"{'/'.join(map(str, c['widths']))}; {'/'.join(map(str, c['strides']))}; {c['d']} | "
+                         f"{r['test_macro_f1_mean']:.4f} +- {r['test_macro_f1_std']:.4f} | {r['m4']:,} / {r['m55']:,} | "
+                         f"{r['arena']:,} | {r['flash']:,} | {'; '.join(r['beats']) or '-'} |")
+        lines += ["", "Targets: " + "; ".join(result["targets"])]
     return "\n".join(lines) + "\n"
 
 
+def beats(row: dict, baselines: list[dict]) -> list[str]:
+    """What a confirmed configuration beats: a HAPT baseline's test macro-F1 at fewer measured M4
+    instructions; the wrist target (pool mean and instructions)."""
+    if row["search"] == "wrist":
+        ok = row["test_macro_f1_mean"] >= WRIST_TARGET["pool_mean"] and row["m4"] <= WRIST_TARGET["instructions"]
+        return [f"wrist target (pool >= {WRIST_TARGET['pool_mean']}, <= {WRIST_TARGET['instructions']:,} M4)"] if ok else []
+    return [f"{b['model']} ({b['test_macro_f1']:.4f} at {b['m4']:,})" for b in baselines
+            if row["test_macro_f1_mean"] > b["test_macro_f1"] and row["m4"] < b["m4"]]
+
+
+def targets_met(result: dict, baselines: list[dict]) -> list[str]:
+    rows = result.get("confirmed", [])
+    out = []
+    for b in baselines:
+        who = [r for r in rows if r["search"] == "hapt" and b["model"] in "; ".join(r["beats"])]
+        out.append(f"HAPT, beat {b['model']} ({b['test_macro_f1']:.4f} at {b['m4']:,} M4): "
+                   + (f"met by trial {who[0]['trial']}" if who else "not met"))
+    if any(s["name"] == "wrist" for s in result["searches"]):
+        who = [r for r in rows if r["search"] == "wrist" and r["beats"]]
+        out.append(f"wrist, pool mean >= {WRIST_TARGET['pool_mean']} at <= {WRIST_TARGET['instructions']:,} M4: "
+                   + (f"met by trial {who[0]['trial']}" if who else "not met"))
+    return out
+
+
 def main(argv=None) -> int:
+    import os
+
+    from edgehar.bench.provenance import Run
     from edgehar.mcu.toolchain import find_toolchain
     from edgehar.tune.budget import parse_budget
 
@@ -136,23 +310,41 @@ def main(argv=None) -> int:
     p.add_argument("--hapt-teacher")
     p.add_argument("--wrist-teacher")
     p.add_argument("--wrist-corpus")
-    p.add_argument("--budget", default="instructions=0.5M,arena=32KiB,flash=128KiB")
-    p.add_argument("--trials", type=int, default=40)
-    p.add_argument("--steps", type=int, default=600)
+    p.add_argument("--hapt-budget", type=parse_budget, default="instructions=3.2M,arena=64KiB,flash=256KiB",
+                   help="the HAPT search's budget (the plain CNN baseline's count, rounded down)")
+    p.add_argument("--wrist-budget", type=parse_budget, default="instructions=0.5M,arena=32KiB,flash=128KiB")
+    p.add_argument("--trials", type=int, default=40, help="trials of the HAPT search")
+    p.add_argument("--wrist-trials", type=int, default=30, help="trials of the wrist search")
+    p.add_argument("--steps", type=int, default=600, help="distillation steps of a HAPT trial")
+    p.add_argument("--wrist-steps", type=int, default=2000, help="distillation steps of a wrist trial")
+    p.add_argument("--hapt-final-steps", type=int, default=FINAL_RECIPES["hapt"]["steps"],
+                   help="distillation steps of a HAPT confirmation run")
+    p.add_argument("--wrist-final-steps", type=int, default=FINAL_RECIPES["wrist"]["steps"],
+                   help="distillation steps of a wrist confirmation run")
+    p.add_argument("--seeds", default="0,1,2", help="seeds of the confirmation runs ('' skips them)")
     p.add_argument("--work", type=Path, default=Path("tune-work"))
     p.add_argument("--out", type=Path, default=HERE / "results")
     args = p.parse_args(argv)
-    budget = parse_budget(args.budget)
+    seeds = [int(x) for x in args.seeds.split(",") if x.strip()]
+    FINAL_RECIPES["hapt"]["steps"], FINAL_RECIPES["wrist"]["steps"] = args.hapt_final_steps, args.wrist_final_steps
+    run = Run(__file__, argv, HERE.parent)
+    root = Path(os.environ.get("EDGEHAR_DATA", HERE.parent.parent / "shared" / "data"))
     tc = find_toolchain()
-    start = time.monotonic()
-    result = {"command": " ".join(["python", "benchmarks/bench_tune.py", *(argv or sys.argv[1:])]),
-              "budget": budget.describe(), "students": measure_students(tc),
-              "baselines": measure_baselines(tc), "searches": []}
+    baselines = hapt_baselines()
+    result = {"command": run.command,
+              "students": measure_students(tc), "baselines": measure_baselines(tc), "hapt_baselines": baselines,
+              "searches": [], "seeds": seeds, "confirmed": []}
     if args.hapt_teacher:
-        result["searches"].append(search("hapt", args.hapt_teacher, "hapt", budget, args))
+        result["searches"].append(search("hapt", args.hapt_teacher, "hapt", args.hapt_budget, args.trials, args.steps, args))
     if args.wrist_teacher and args.wrist_corpus:
-        result["searches"].append(search("wrist", args.wrist_teacher, args.wrist_corpus, budget, args))
-    result["wall_s"] = round(time.monotonic() - start, 1)
+        result["searches"].append(search("wrist", args.wrist_teacher, args.wrist_corpus, args.wrist_budget,
+                                         args.wrist_trials, args.wrist_steps, args))
+    for s in result["searches"] if seeds else []:
+        result["confirmed"] += confirm(s, candidates(s, baselines), seeds, root, tc, args.work)
+    for r in result["confirmed"]:
+        r["beats"] = beats(r, baselines)
+    result["targets"] = targets_met(result, baselines)
+    result["provenance"] = run.stamp()
     args.out.mkdir(parents=True, exist_ok=True)
     write_json(args.out / "tune.json", result)
     write_text(args.out / "tune.md", markdown(result))
