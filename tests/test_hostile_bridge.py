@@ -49,25 +49,12 @@ def _argparse_error(capsys, argv, *match):
 
 # -- numeric flags, at parse time -----------------------------------------------------------
 @pytest.mark.parametrize("argv, flag", [
-    (["device", "simulate", "--replay", "x.csv", "--rate", "nan"], "--rate"),
-    (["device", "simulate", "--replay", "x.csv", "--rate", "-5"], "--rate"),
     (["device", "simulate", "--replay", "x.csv", "--speed", "inf"], "--speed"),
-    (["device", "simulate", "--replay", "x.csv", "--faults", "seed=-1"], "--faults"),
     (["device", "simulate", "--replay", "x.csv", "--faults", "drop=150%"], "--faults"),
     (["device", "simulate", "--replay", "x.csv", "--faults", "down=nan"], "--faults"),
     (["device", "simulate", "--replay", "x.csv", "--faults", "disconnect=-1"], "--faults"),
     (["device", "simulate", "--replay", "x.csv", "--frame-samples", "0"], "--frame-samples"),
-    (["live", "--port", "p", "--model", "m", "--rate", "0"], "--rate"),
-    (["live", "--port", "p", "--model", "m", "--rate", "nan"], "--rate"),
-    (["live", "--port", "p", "--model", "m", "--rate", "-50"], "--rate"),
-    (["live", "--port", "p", "--model", "m", "--duration", "-1"], "--duration"),
-    (["live", "--port", "p", "--model", "m", "--duration", "nan"], "--duration"),
-    (["live", "--port", "p", "--model", "m", "--baud", "0"], "--baud"),
-    (["live", "--port", "p", "--model", "m", "--max-gap", "-1"], "--max-gap"),
-    (["live", "--port", "p", "--model", "m", "--max-gap", "nan"], "--max-gap"),
     (["live", "--port", "p", "--model", "m", "--threads", "0"], "--threads"),
-    (["live", "--port", "p", "--model", "m", "--log", "pred.xlsx"], "--log"),
-    (["data", "download", "hapt", "--url", "not-a-url"], "--url"),
 ])
 def test_bad_flags_are_argparse_errors(capsys, argv, flag):
     _argparse_error(capsys, argv, f"argument {flag}")

@@ -130,13 +130,3 @@ def test_a_live_take_is_not_taken_for_a_killed_one(tmp_path):
     assert recover_killed_takes(out) == []  # its recorder holds the take's lock
     info = end_take(out, take, {"bytes": 1}, "seconds")
     assert info["samples"] == 3 and info["ended_by"] == "seconds" and not info["file"].endswith(PARTIAL)
-
-
-def test_record_refuses_a_folder_of_user_files(tmp_path):
-    mine = tmp_path / "mine"
-    mine.mkdir()
-    (mine / "notes.csv").write_text("a,b\n")
-    r = subprocess.run([sys.executable, "-m", "edgehar", "record", "--port", "p", "--label", "walk",
-                        "--out", str(mine)], capture_output=True, text=True)
-    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "did not write (notes.csv)" in r.stderr
-    assert sorted(os.listdir(mine)) == ["notes.csv"]

@@ -1,34 +1,33 @@
-"""Hostile-input sweep (the "Done when" of issues 16 and 26): every reproduction either issue
-lists plus new careless inputs of the same classes, run against the real CLI as subprocesses
-(`python -m edgehar ...`). Issue 16: checkpoints, cards, label files, flags, devices, replay
-files, signals. Issue 26 (groups issue26 and new26): outputs onto user folders or inputs,
-`record` (two writers, long or hidden names, SIGKILL), own-data cells, time stamps, headers and
-manifests, damaged corpora, firmware and the TFLM cache.
+"""The hostile-input sweep: careless and hostile input (every reproduction issues 16 and 26
+list, and new inputs of the same classes) run against the real CLI as subprocesses
+(`python -m edgehar ...`); tests/test_hostile_sweep.py runs each case as a test of its own.
+Issue 16: checkpoints, cards, label files, flags, devices, replay files, signals. Issue 26
+(groups issue26 and new26): outputs onto user folders or inputs, `record` (two writers, long or
+hidden names, SIGKILL), own-data cells, time stamps, headers and manifests, damaged corpora,
+firmware and the TFLM cache.
 
-    EDGEHAR_DATA=../shared/data EDGEHAR_TOOLCHAINS=../shared/toolchains \
-        python benchmarks/bench_hostile.py [--demo DIR] [--only NAME ...] [--out STEM]
-
-Uses the artifacts of one `edgehar demo --quick --out DIR` (made when DIR has no student.pt).
-Each case runs in a folder of its own with a fresh $TMPDIR, and is checked for:
+The cases read one set of artifacts (`make_artifacts`): the shipped zoo's wrist student
+(`wrist-tiny`: its checkpoint and int8 export, with the C array `export --int8` writes beside it)
+and wrist teacher, copied into a folder of their own. Each case runs in a folder of its own with a
+fresh $TMPDIR, and is checked for:
 - exit status: 2 for an error (or the documented right behaviour: 0, 130 for Ctrl-C, 143 for
   SIGTERM);
 - stderr: an error is one line of its own starting with `edgehar: error: ` (argparse's
   `usage: ...` + `edgehar ...: error: argument ...` for a flag), never a "Traceback";
-- destroyed files: every file in the case folder, the demo folder and the data it reads is
+- destroyed files: every file in the case folder, the artifacts folder and the data it reads is
   checksummed before and after; a changed, removed or retyped one is destroyed;
 - residue: anything new that the case did not ask for (hidden `.X.*` staging, files left in
   $TMPDIR such as TensorFlow's `__autograph_generated_file*.py`, dangling links);
 - hangs (a case still running at its timeout is killed and fails) and memory: the command's
   peak RSS (`os.wait4`), bounded where the input is small but once blew up;
 - lost takes: takes `record` reported written that the folder does not list and hold.
-Cases that need the Arm toolchain (arm-none-eabi-gcc, qemu-system-arm, $EDGEHAR_TOOLCHAINS)
-are skipped, with the reason, where it is missing.
-Writes benchmarks/results/hostile.json and hostile.md (case, exit, peak RSS, verdict, problems).
+Cases that need the Arm toolchain (arm-none-eabi-gcc, qemu-system-arm, $EDGEHAR_TOOLCHAINS) or
+the data sets ($EDGEHAR_DATA) say so in `Case.needs`; the tests skip them, with the reason,
+where it is missing.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import re
@@ -43,17 +42,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from edgehar.bench.provenance import Run
+from filelock import FileLock
+
+from edgehar import zoo
 from edgehar.digest import file_sha256
 
-HERE = Path(__file__).resolve().parent
 PY = sys.executable
-ENV = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
-DATA = Path(os.environ.get("EDGEHAR_DATA", "/nonexistent"))
+DATA = Path(os.environ.get("EDGEHAR_DATA") or "/nonexistent")
 BANGLE = DATA / "banglejs_wrist" / "acc_exp01_user01.txt"
-# Exports of the demo's student name their calibration data (Bangle.js) rather than reading the
-# corpus it was distilled on; n26-export-corpus-student-default-calibration covers that default.
+# Exports of the zoo's student name their calibration data (Bangle.js): its card names the
+# corpus it was distilled on, which is not here; n26-export-corpus-student-default-calibration
+# covers that default, with --root naming a corpus that is.
 CALIB_DATA = ("--data", "banglejs")
+STUDENT, TEACHER = "wrist-tiny", "wrist-teacher"  # zoo names: 20 Hz x 100 samples, acc
+DATA_NEEDED = ("data",)
 
 
 # -- cases ----------------------------------------------------------------------------------
@@ -62,11 +64,11 @@ class Case:
     name: str
     group: str                                 # "issue" (listed reproduction) or "new"
     argv: Callable[["Ctx"], list]              # edgehar arguments
-    expect: str = "error"                      # error | usage | ok | interrupted | terminated
+    expect: str = "error"                      # error | usage | ok | interrupted | terminated | killed
     needle: str | None = None                  # must appear in the error line (or in stderr)
     setup: Callable[["Ctx"], None] | None = None
     device: Callable[["Ctx"], list] | None = None   # `python ...` argv of a background device
-    signal: tuple | None = None                # (signal, regex in stderr or seconds to wait)
+    signal: tuple | None = None                # (signal, regex in stderr or seconds to wait[, delay])
     outputs: tuple = ()                        # paths (relative to the case folder) it may create
     changes: tuple = ()                        # paths (relative to the case folder) it may change
     check: Callable[["Ctx", "Result"], list] | None = None  # more problems to report
@@ -74,8 +76,9 @@ class Case:
     timeout: float = 300
     concurrent: Callable[["Ctx"], list] | None = None  # edgehar arguments run alongside the case
     max_rss_mb: float | None = None            # the command's peak RSS must stay under this
-    needs: str | None = None                   # "toolchain": skipped (with the reason) without it
+    needs: tuple = ()                          # "data", "toolchain": skipped (with the reason) without
     env: Callable[["Ctx"], dict] | None = None  # more environment variables for the commands
+    known_bug: str | None = None               # a bug of the kit this case finds (the test is xfail)
 
 
 @dataclass
@@ -85,19 +88,26 @@ class Result:
     err: str = ""
     seconds: float = 0.0
     problems: list = field(default_factory=list)
+    destroyed: list = field(default_factory=list)
+    residue: list = field(default_factory=list)
+    extra: dict = field(default_factory=dict)  # figures a case reports (peak RSS, takes, ...)
 
 
 class Ctx:
-    def __init__(self, root: Path, demo: Path, case: Case):
-        self.D = demo
+    """One case's folders: `dir` (its working folder), `tmp` (its $TMPDIR), the artifacts folder
+    `D` (read only) and `shared` (where fixtures made once per session live)."""
+
+    def __init__(self, root: Path, artifacts: Path, case: Case, shared: Path | None = None):
+        self.D = artifacts
         self.root = root
-        self.extra: dict = {}                  # figures a case reports (takes, ...)
-        self.dir = root / "cases" / case.name
-        self.tmp = root / "tmp" / case.name
+        self.shared = shared or artifacts.parent
+        self.extra: dict = {}
+        self.dir = root / "case"
+        self.tmp = root / "tmp"
         for p in (self.dir, self.tmp):
             shutil.rmtree(p, ignore_errors=True)
             p.mkdir(parents=True)
-        self.env = {**ENV, "TMPDIR": str(self.tmp)}
+        self.env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1", "TMPDIR": str(self.tmp)}
         if case.env:
             self.env.update({k: str(v) for k, v in case.env(self).items()})
 
@@ -111,6 +121,35 @@ class Ctx:
     @property
     def art(self):
         return self.D / "export"
+
+
+# -- artifacts and fixtures, made once per session ------------------------------------------
+def made_once(folder: Path, make: Callable[[Path], None]) -> Path:
+    """`folder`, made by `make(staging)` unless it is there: one process makes it, the others
+    (pytest-xdist workers) wait on the lock and reuse it."""
+    with FileLock(str(folder) + ".lock"):
+        if not folder.is_dir():
+            staging = folder.with_name(folder.name + ".new")
+            shutil.rmtree(staging, ignore_errors=True)
+            staging.mkdir(parents=True)
+            make(staging)
+            staging.rename(folder)
+    return folder
+
+
+def make_artifacts(folder: Path) -> None:
+    """The shipped student's checkpoint (student.pt) and int8 export (export/, with the C array
+    `edgehar export --int8` writes, which the zoo does not ship twice) and the shipped teacher
+    (teacher.pt): real models, no training, and copies, so no case can touch the zoo."""
+    from edgehar.card import ModelCard
+    from edgehar.export.c_array import write_c_array
+
+    shutil.copyfile(zoo.PACKAGE_DIR / STUDENT / zoo.CHECKPOINT, folder / "student.pt")
+    shutil.copyfile(zoo.PACKAGE_DIR / TEACHER / zoo.CHECKPOINT, folder / "teacher.pt")
+    art = folder / "export"
+    shutil.copytree(zoo.PACKAGE_DIR / STUDENT / zoo.ARTIFACT, art)
+    card = ModelCard.from_json((art / zoo.CARD).read_text(), str(art / zoo.CARD))
+    write_c_array((art / zoo.TFLITE).read_bytes(), card, art / "model_int8.h", art / "model_int8.cc")
 
 
 def edgehar(*args) -> list:
@@ -258,7 +297,7 @@ def windows_of(out: str) -> int:
 def noisy_windows(c: Ctx, r: Result) -> list:
     """The noisy-stream case must yield windows: compare with --protocol text on the same stream."""
     n_auto = windows_of(r.out)
-    r.extra = {"windows_auto": n_auto}
+    r.extra["windows_auto"] = n_auto
     if n_auto <= 0:
         return [f"--protocol auto gave {n_auto} windows"]
     return []
@@ -436,10 +475,10 @@ def cases() -> list[Case]:
         device=simulate("--replay", BANGLE, "--speed", "5", "--seconds", "40", "--faults",
                         "garbage=50%,drop=30%,burst=20%,err=20%,seed=5"))
     add("frame-stream-protocol-text", "issue",
-        lambda c: ["live", "--port", c / "dv", "--model", c.art, "--duration", "6", "--protocol", "text"],
+        lambda c: ["live", "--port", c / "dv", "--model", c.art, "--duration", "3", "--protocol", "text"],
         expect="ok", needle="try --protocol frame", device=simulate("--replay", BANGLE, "--speed", "5", "--protocol", "frame"))
     add("text-stream-protocol-frame", "issue",
-        lambda c: ["live", "--port", c / "dv", "--model", c.art, "--duration", "6", "--protocol", "frame"],
+        lambda c: ["live", "--port", c / "dv", "--model", c.art, "--duration", "3", "--protocol", "frame"],
         expect="ok", needle="try --protocol text", device=simulate("--replay", BANGLE, "--speed", "5", "--protocol", "text"))
 
     # ## residue and signals
@@ -559,9 +598,31 @@ def cases() -> list[Case]:
                    "--out", c / "t.pt"], expect="interrupted", signal=(signal.SIGINT, r"pretrain.*\d+/\d+"))
     add("new-sigterm-record", "new",
         lambda c: ["record", "--port", c / "dv", "--label", "walking", "--out", c / "rec", "--seconds", "60"],
-        expect="ok", signal=(signal.SIGTERM, 6.0), device=simulate("--replay", BANGLE, "--speed", "5"),
+        # SIGTERM a second into the take (not at a fixed time, which waits out the start-up too)
+        expect="ok", signal=(signal.SIGTERM, r"started", 1.0), device=simulate("--replay", BANGLE, "--speed", "5"),
         outputs=("rec",))
-    return L + issue26_cases()
+    every = L + issue26_cases()
+    for case in every:
+        if case.name in NEEDS_DATA:
+            case.needs += DATA_NEEDED
+    assert NEEDS_DATA <= {case.name for case in every}, NEEDS_DATA - {case.name for case in every}
+    return every
+
+
+# Cases that read $EDGEHAR_DATA (Bangle.js or HAPT files, their replay, `--data banglejs`): the
+# tests skip them where it is unset. The others run on the zoo's models and generated files.
+NEEDS_DATA = {
+    "truncated-pt-live", "card-rate-0-live", "card-rate-fast-live", "card-rate-nan-live", "card-6-channels-live",
+    "hapt-label-13-summary", "hapt-label-13-eval", "bangle-label-7-summary", "bangle-label-7-eval",
+    "truncated-calib-npz", "ctrl-c-export-importing-tf", "noisy-stream-auto", "frame-stream-protocol-text",
+    "text-stream-protocol-frame", "sigkill-export-then-export", "sigterm-export", "ctrl-c-export-keras-stage",
+    "sigkill-simulator-dangling-link", "hapt-nan-sample", "bangle-inf-sample", "calib-nan-windows",
+    "tflite-flipped-eval", "tflite-appended-50MB-eval", "bangle-label-row-minus-5000", "bangle-label-row-past-end",
+    "new-unicode-space-path", "new-bangle-labels-with-tabs", "new-corpus-window-huge", "new-record-onto-file",
+    "new-calib-n-1", "new-sigint-distill", "new-sigint-pretrain", "new-sigterm-record",
+    "i26-download-dest-user-files", "i26-live-log-onto-modelcard", "i26-record-two-writers-5-rounds",
+    "i26-record-sigkill-open-take", "i26-emulate-float-model-as-int8",
+}
 
 
 # -- issue 26: own data, outputs, recording and corpora ---------------------------------------
@@ -619,17 +680,18 @@ def big_own(folder: Path):
         write(folder / f"s{s}" / "a.csv", "acc_x,acc_y,acc_z\n" + "".join(f"{a:.4f},{b:.4f},{z:.4f}\n" for a, b, z in x))
 
 
+def make_corpus(folder: Path) -> None:
+    """One small corpus built from `big_own`, at the zoo teacher's 20 Hz and 100-sample window
+    so distill reads it (the own-data folder it is built from stays beside it)."""
+    big_own(folder / "own")
+    subprocess.run(edgehar("data", "corpus", "build", "--data", folder / "own", "--rate", "20", "--window", "100",
+                           "--shard-windows", "64", "--out", folder / "corpus"),
+                   env={**os.environ, "OMP_NUM_THREADS": "1"}, check=True, capture_output=True)
+
+
 def corpus_copy(c: Ctx, damage=None):
-    """A copy of one small corpus (built once per sweep from `big_own`, at the demo teacher's
-    20 Hz and 100-sample window so distill reads it), then `damage(folder)`."""
-    built = c.root / "fixtures" / "corpus"
-    if not (built / "corpus.json").exists():
-        src = c.root / "fixtures"
-        shutil.rmtree(src, ignore_errors=True)
-        src.mkdir(parents=True)
-        big_own(src / "own")
-        subprocess.run(edgehar("data", "corpus", "build", "--data", src / "own", "--rate", "20", "--window", "100",
-                               "--shard-windows", "64", "--out", built), env=ENV, check=True, capture_output=True)
+    """A copy of the session's small corpus (`make_corpus`), then `damage(folder)`."""
+    built = made_once(c.shared / "corpus", make_corpus) / "corpus"
     shutil.copytree(built, c / "corpus")
     if damage:
         damage(c / "corpus")
@@ -803,8 +865,13 @@ def killed_take_kept(c: Ctx) -> list:
 
 # firmware
 def float_as_int8(c: Ctx):
+    """The export folder with the same student's float model renamed model_int8.tflite (the zoo
+    ships no float model: `edgehar export` writes it, from the shipped windows)."""
     art_copy(c)
-    shutil.copy(c / "art" / "model_fp32.tflite", c / "art" / "model_int8.tflite")
+    subprocess.run(edgehar("export", STUDENT, "--no-micro", "--out", c.tmp / "fp32"), cwd=c.dir, env=c.env,
+                   check=True, capture_output=True, timeout=600)
+    shutil.copy(c.tmp / "fp32" / "model_fp32.tflite", c / "art" / "model_int8.tflite")
+    shutil.rmtree(c.tmp / "fp32")
 
 
 def tflm_cache_env(c: Ctx) -> dict:
@@ -872,7 +939,7 @@ def issue26_cases() -> list[Case]:
         setup=lambda c: shutil.copy(c.D / "teacher.pt", c / "t.pt"), needle="input")
     add("i26-firmware-out-is-own-input", "issue26",
         lambda c: ["firmware", "build", c / "art", "--out", c / "art" / "model_int8.cc"],
-        setup=art_copy, needle="model_int8.cc", needs="toolchain")
+        setup=art_copy, needle="model_int8.cc", needs=("toolchain",))
     add("i26-record-two-writers-5-rounds", "issue26", RECORD, expect="ok", concurrent=RECORD, check=record_rounds,
         outputs=("rec",), timeout=180)
     for what, n in (("label", 220), ("label", 300), ("subject", 260)):
@@ -881,8 +948,8 @@ def issue26_cases() -> list[Case]:
                                        "--subject", "s" * n if what == "subject" else "1", "--out", c / "rec", "--seconds", "1"],
             expect="usage", needle=f"--{what}")
     add("i26-record-sigkill-open-take", "issue26",
-        lambda c: ["record", "--port", f"{SIM}?speed=1", "--label", "walking", "--out", c / "rec"],
-        expect="killed", signal=(signal.SIGKILL, r"started", 4.0), after=killed_take_kept, outputs=("rec",))
+        lambda c: ["record", "--port", f"{SIM}?speed=5", "--label", "walking", "--out", c / "rec"],
+        expect="killed", signal=(signal.SIGKILL, r"started", 1.0), after=killed_take_kept, outputs=("rec",))
     for label in ("..", ".walk"):
         add(f"i26-record-label-{label}", "issue26",
             lambda c, label=label: ["record", "--port", f"{SIM}?speed=20", "--label", label, "--out", c / "rec", "--seconds", "1"],
@@ -957,16 +1024,16 @@ def issue26_cases() -> list[Case]:
         add(f"i26-corpus-{tag}-pretrain", "issue26", pretrain_corpus(), setup=lambda c, d=damage: corpus_copy(c, d),
             needle="corpus")
     add("i26-firmware-arena-300kb", "issue26", lambda c: ["firmware", "build", c.art, "--arena-kb", "300", "--out", c / "fw.elf"],
-        needle="arena", needs="toolchain")
+        needle="arena", needs=("toolchain",))
     add("i26-firmware-out-existing-folder", "issue26",
         lambda c: ["firmware", "build", c.art, "--out", c / "fwdir"], setup=lambda c: (c / "fwdir").mkdir(),
-        needle="fwdir", needs="toolchain")
+        needle="fwdir", needs=("toolchain",))
     add("i26-emulate-float-model-as-int8", "issue26",
         lambda c: ["device", "emulate", "--model", c / "art", "--replay", BANGLE, "--speed", "0", "--seconds", "5"],
-        setup=float_as_int8, needle="model_int8.tflite", needs="toolchain")
+        setup=float_as_int8, needle="model_int8.tflite", needs=("toolchain",))
     add("i26-sigkill-first-tflm-build", "issue26", lambda c: ["firmware", "build", c / "art", "--out", c / "fw.elf"],
         setup=art_copy, env=tflm_cache_env, expect="killed", signal=(signal.SIGKILL, r"first time only", 2.0),
-        after=tflm_staging_swept, outputs=("cache", "fw.elf"), needs="toolchain", timeout=900)
+        after=tflm_staging_swept, outputs=("cache", "fw.elf"), needs=("toolchain",), timeout=900)
 
     # ## new careless inputs of the same classes (not in the issue)
     add("n26-calib-out-is-its-data-folder", "new26",
@@ -975,15 +1042,18 @@ def issue26_cases() -> list[Case]:
     add("n26-corpus-out-is-its-data", "new26",
         lambda c: ["data", "corpus", "build", "--data", c / "own", "--rate", "50", "--window", "128", "--out", c / "own"],
         setup=lambda c: labelled_own(c, own_rows(2000)), needle="own")
+    # the student's card names the corpus it was distilled on, by a folder of the machine that
+    # built the zoo: --root says where that corpus is here, the data set is the card's
     add("n26-export-corpus-student-default-calibration", "new26",
-        lambda c: ["export", c.ckpt, "--int8", "--no-micro", "--out", c / "o"], expect="ok", outputs=("o",), timeout=600)
+        lambda c: ["export", c.ckpt, "--int8", "--no-micro", "--root", c / "corpus", "--out", c / "o"],
+        setup=corpus_copy, expect="ok", outputs=("o",), timeout=600)
     add("n26-export-out-parent", "new26", lambda c: ["export", c.ckpt, "--int8", "--no-micro", "--out", ".."],
         needle="above the current")
     add("n26-demo-out-user-folder", "new26", lambda c: ["demo", "--quick", "--out", c / "mine"], setup=user_folder(),
         needle="did not write")
     add("n26-firmware-out-is-card", "new26",
         lambda c: ["firmware", "build", c / "art", "--out", c / "art" / "modelcard.json"], setup=art_copy,
-        needle="modelcard.json", needs="toolchain")
+        needle="modelcard.json", needs=("toolchain",))
     add("n26-live-log-is-the-replayed-csv", "new26",
         lambda c: ["live", "--port", f"sim://{c / 'r.csv'}?speed=5", "--model", c.art, "--log", c / "r.csv",
                    "--duration", "3"], setup=lambda c: write(c / "r.csv", csv_rows(3000)), needle="r.csv")
@@ -1036,7 +1106,9 @@ def issue26_cases() -> list[Case]:
         setup=lambda c: corpus_copy(c, truncate_shard), needle="00000.x.npy")
     add("n26-corpus-no-wrist-windows-distill", "new26", distill_corpus(), setup=lambda c: corpus_copy(c, no_wrist),
         needle="wrist placement")
-    add("n26-corpus-intact-distill", "new26", distill_corpus(), setup=corpus_copy, expect="ok", outputs=("s.pt",))
+    add("n26-corpus-intact-distill", "new26", distill_corpus(), setup=corpus_copy, expect="ok", outputs=("s.pt",),
+        known_bug="edgehar/data/wrist_corpus.py load_part: a split with no windows (this corpus of 3 subjects has "
+                  "no validation subject) raises ValueError: no field of name canonical")
     return L
 
 
@@ -1096,7 +1168,7 @@ class Proc:
 
     def __init__(self, argv, c: Ctx):
         self.p = subprocess.Popen(argv, cwd=c.dir, env=c.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                  preexec_fn=os.setsid)
+                                  start_new_session=True)
         self.out, self.err = bytearray(), bytearray()
         self.rusage = None
         self.timed_out = False
@@ -1196,13 +1268,14 @@ def judge(case: Case, r: Result) -> list:
     return problems
 
 
-def run_case(case: Case, root: Path, demo: Path) -> Result:
-    c = Ctx(root, demo, case)
+def run_case(case: Case, root: Path, artifacts: Path, shared: Path | None = None) -> Result:
+    """Run `case` in `root` (its folders: root/case, root/tmp) on the artifacts folder
+    (`make_artifacts`); `shared`: where fixtures made once live (default: beside the artifacts)."""
+    c = Ctx(root, artifacts, case, shared)
     r = Result()
-    r.extra = {}
     if case.setup:
         case.setup(c)
-    watched = [c.dir, c.tmp, demo, DATA / "banglejs_wrist"]
+    watched = [c.dir, c.tmp, artifacts, DATA / "banglejs_wrist"]
     before = snapshot(*watched)
     dev = start_device(case, c) if case.device else None
     t0 = time.time()
@@ -1258,104 +1331,9 @@ def missing_toolchain() -> str | None:
     tc = os.environ.get("EDGEHAR_TOOLCHAINS")
     if not tc or not Path(tc).is_dir():
         missing.append("EDGEHAR_TOOLCHAINS")
-    return f"skipped: {', '.join(missing)} missing" if missing else None
+    return f"{', '.join(missing)} missing: the Arm toolchain case cannot run" if missing else None
 
 
-def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--demo", default=str(HERE / "results" / "hostile-demo"),
-                    help="a `edgehar demo --quick` output folder (made when it lacks student.pt)")
-    ap.add_argument("--work", default=None, help="scratch folder (default: a new one under $TMPDIR)")
-    ap.add_argument("--only", nargs="*", help="run only the cases whose name contains one of these")
-    ap.add_argument("--out", default=None, help="results stem (.json, .md); default "
-                    "benchmarks/results/hostile, written only when every case ran (no --only)")
-    args = ap.parse_args()
-    run = Run(__file__, repo=HERE.parent)
-    if args.out is None and not args.only:
-        args.out = str(HERE / "results" / "hostile")
-    demo = Path(args.demo).resolve()
-    if not (demo / "student.pt").exists():
-        subprocess.run(edgehar("demo", "--quick", "--out", demo), env=ENV, check=True,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    import tempfile
-    root = Path(args.work or tempfile.mkdtemp(prefix="edgehar-hostile-")).resolve()
-    selected = [k for k in cases() if not args.only or any(o in k.name for o in args.only)]
-    rows = []
-    no_toolchain = missing_toolchain()
-    for case in selected:
-        if case.needs == "toolchain" and no_toolchain:
-            rows.append({"case": case.name, "group": case.group, "exit": None,
-                         "expect": case.expect, "ok": True, "skipped": no_toolchain, "traceback": False,
-                         "destroyed": [], "residue": [], "problems": [], "seconds": 0.0})
-            print(f"skip {case.name:45s} {no_toolchain}", flush=True)
-            continue
-        try:
-            r = run_case(case, root, demo)
-        except Exception as e:  # noqa: BLE001 - a broken case is reported, the sweep goes on
-            r = Result(problems=[f"sweep: {type(e).__name__}: {e}"])
-            r.destroyed, r.residue, r.extra = [], [], {}
-        ok = not (r.problems or r.destroyed or r.residue)
-        row = {"case": case.name, "group": case.group, "exit": r.rc, "expect": case.expect, "ok": ok,
-               "traceback": "Traceback" in r.err, "destroyed": r.destroyed, "residue": r.residue,
-               "problems": r.problems, "seconds": round(r.seconds, 1), **r.extra,
-               "stderr_tail": stderr_lines(r.err)[-1:] if r.err else []}
-        rows.append(row)
-        rss = r.extra.get("peak_rss_mb")
-        print(f"{'ok  ' if ok else 'FAIL'} {case.name:45s} exit {r.rc} {r.seconds:5.1f}s "
-              f"{'' if rss is None else f'{rss:6.0f} MB '}"
-              f"{'; '.join(r.problems + r.destroyed + r.residue)[:300]}", flush=True)
-    ran = [r for r in rows if not r.get("skipped")]
-    totals = {"cases": len(rows), "issue": sum(r["group"] == "issue" for r in rows),
-              "new": sum(r["group"] == "new" for r in rows),
-              "issue26": sum(r["group"] == "issue26" for r in rows),
-              "new26": sum(r["group"] == "new26" for r in rows),
-              "skipped": len(rows) - len(ran), "failed": sum(not r["ok"] for r in rows),
-              "tracebacks": sum(r["traceback"] for r in rows), "destroyed": sum(bool(r["destroyed"]) for r in rows),
-              "residue": sum(bool(r["residue"]) for r in rows),
-              "takes_reported": sum(r.get("takes_reported", 0) for r in ran),
-              "lost_takes": sum(r.get("lost_takes", 0) for r in ran),
-              "hangs": sum(any(p.startswith("hang") for p in r["problems"]) for r in ran),
-              "over_memory_bound": sum(any(p.startswith("peak RSS") for p in r["problems"]) for r in ran),
-              "peak_rss_mb_max": max((r.get("peak_rss_mb") or 0 for r in ran), default=0),
-              "case_seconds": round(sum(r["seconds"] for r in rows), 1)}
-    if args.out:
-        provenance = run.stamp()
-        Path(args.out + ".json").write_text(json.dumps({"totals": totals, "cases": rows, "provenance": provenance},
-                                                       indent=1) + "\n")
-        skipped = [f"{r['case']} ({r['skipped']})" for r in rows if r.get("skipped")]
-        md = ["# Hostile-input sweep (issues 16 and 26)", "",
-              (f"Command: `{provenance['command']}` at {provenance['commit']}, {provenance['cpu_seconds']:.0f} CPU s "
-               f"({provenance['wall_seconds']:.0f} s wall, child processes included). "
-               f"{totals['cases']} cases ({totals['issue']} listed in issue 16, {totals['new']} new then; "
-               f"{totals['issue26']} listed in issue 26, {totals['new26']} new with it): {totals['failed']} failed, "
-               f"{totals['tracebacks']} tracebacks, {totals['destroyed']} with destroyed files, "
-               f"{totals['residue']} with residue, {totals['hangs']} hangs, {totals['over_memory_bound']} over "
-               f"their memory bound, {totals['lost_takes']} lost takes of {totals['takes_reported']} reported "
-               f"written, {totals['skipped']} skipped{': ' + '; '.join(skipped) if skipped else ''}. "
-               f"Largest peak RSS of a command: {totals['peak_rss_mb_max']:.0f} MB; "
-               f"{totals['case_seconds']:.0f} s of case time."), "",
-              ("What each listed case did before its fix is in its issue (16 or 26); this table holds what "
-               "this run measured. Peak RSS: the "
-               "command's `ru_maxrss` from `os.wait4` (its waited-for children included). Not counted as "
-               "residue: onnxruntime's `.ses` and torch's `torchinductor_<user>` in $TMPDIR (each "
-               "library's per-user state, one fixed name reused by every run)."), "",
-              "| case | group | expected | exit | peak RSS MB | verdict | what went wrong |",
-              "|---|---|---|---:|---:|---|---|"]
-        for r in rows:
-            what = "; ".join(r["problems"] + r["destroyed"] + r["residue"]).replace("|", "\\|")[:200]
-            extra = "; ".join(f"{k} {r[k]}" for k in ("takes_reported", "takes_kept", "lost_takes", "overlapping_rounds")
-                              if k in r)
-            verdict = "skipped" if r.get("skipped") else "ok" if r["ok"] else "FAIL"
-            rss = r.get("peak_rss_mb")
-            md.append(f"| {r['case']} | {r['group']} | {r['expect']} | {r['exit']} | "
-                      f"{'' if rss is None else f'{rss:.0f}'} | {verdict} | "
-                      f"{'; '.join(x for x in (what, extra, r.get('skipped', '')) if x)} |")
-        Path(args.out + ".md").write_text("\n".join(md) + "\n")
-    print(json.dumps(totals))
-    if not args.work:
-        shutil.rmtree(root, ignore_errors=True)
-    return 0 if totals["failed"] == 0 else 1
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+def problems_of(r: Result) -> list[str]:
+    """Everything that went wrong in one case, one line each."""
+    return (r.problems + [f"destroyed: {d}" for d in r.destroyed] + [f"residue: {n}" for n in r.residue])
