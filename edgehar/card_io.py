@@ -10,10 +10,16 @@ Where the card lives:
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 
+import flatbuffers
+import numpy as np
+from ai_edge_litert import schema_py_generated as schema
+
 from edgehar.card import CARD_KEY, ModelCard
+from edgehar.checkpoint import read_torch_file
 from edgehar.errors import UserError, first_line
 
 CARD_FILE = "modelcard.json"
@@ -23,10 +29,6 @@ TFLITE_IDENTIFIER = b"TFL3"
 # -- TFLite ---------------------------------------------------------------------------------
 def embed_card_tflite(tflite_bytes: bytes, card: ModelCard) -> bytes:
     """`tflite_bytes` with the card stored in (or replacing) the `edgehar.card` metadata entry."""
-    import flatbuffers
-    import numpy as np
-    from ai_edge_litert import schema_py_generated as schema
-
     tflite_bytes = bytes(tflite_bytes)
     if len(tflite_bytes) < 8 or tflite_bytes[4:8] != TFLITE_IDENTIFIER:
         raise UserError(None, "not a TFLite flatbuffer (file identifier is not TFL3)")
@@ -64,9 +66,6 @@ class AlignedBuffer:
         self.buf = buf
 
     def Pack(self, builder):  # noqa: N802 - flatbuffers' API
-        import numpy as np
-        from ai_edge_litert import schema_py_generated as schema
-
         data = self.buf.data
         vec = None
         if data is not None and len(data):
@@ -89,8 +88,6 @@ def flatbuffer_text(name) -> str:
 
 
 def _card_from_tflite(data: bytes, where: str) -> ModelCard:
-    from ai_edge_litert import schema_py_generated as schema
-
     if len(data) < 8 or data[4:8] != TFLITE_IDENTIFIER:
         raise UserError(where, "not a TFLite model (file identifier is not TFL3)")
     try:
@@ -134,8 +131,6 @@ def _card_from_onnx(path: str) -> ModelCard:
 
 # -- torch checkpoints ------------------------------------------------------------------------
 def _card_from_torch(path: str) -> ModelCard:
-    from edgehar.checkpoint import read_torch_file
-
     ckpt = read_torch_file(path)
     if not isinstance(ckpt, dict) or "card" not in ckpt:
         raise UserError(path, "torch file holds no model card (make it with pretrain, finetune or distill)")
@@ -178,8 +173,6 @@ def embedded_card_payload(data: bytes, suffix: str) -> bytes | None:
     """The card bytes embedded in a .tflite / .onnx file's bytes (None when there is none)."""
     try:
         if suffix == ".tflite":
-            from ai_edge_litert import schema_py_generated as schema
-
             model = schema.Model.GetRootAs(data, 0)
             for i in range(model.MetadataLength()):
                 meta = model.Metadata(i)
@@ -200,8 +193,6 @@ def content_digest(data: bytes, suffix: str) -> str:
     """sha256 of a model file's bytes without its embedded card, so the card can hold the
     digest of the very file it sits in (every other byte counts: weights, graph, anything
     appended)."""
-    import hashlib
-
     payload = embedded_card_payload(data, suffix)
     at = data.find(payload) if payload else -1
     h = hashlib.sha256()

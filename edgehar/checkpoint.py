@@ -13,7 +13,7 @@ import os
 import re
 from pathlib import Path
 
-from edgehar.atomic import staged_file
+from edgehar.atomic import check_writable, staged_file
 from edgehar.card import ModelCard
 from edgehar.errors import UserError, first_line, require_file
 
@@ -90,8 +90,6 @@ def check_checkpoint_out(path: str | os.PathLike) -> None:
     """Fail before training, not after, when the checkpoint cannot be written to `path`: a
     folder or a file in the way, an unwritable folder, or an existing file that is not an
     edgehar checkpoint (never overwritten)."""
-    from edgehar.atomic import check_writable
-
     path = Path(path)
     if path.is_dir():
         raise UserError(path, "is a folder, expected a checkpoint file path")

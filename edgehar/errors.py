@@ -9,6 +9,7 @@ a bug in edgehar and keeps its traceback.
 from __future__ import annotations
 
 import os
+import sys
 
 
 class UserError(Exception):
@@ -63,8 +64,6 @@ class Terminated(KeyboardInterrupt):
 
 def _open_bars() -> list:
     """Progress bars (tqdm) still on screen; tqdm is only looked at when already imported."""
-    import sys
-
     std = sys.modules.get("tqdm.std")
     if std is None:
         return []
@@ -74,8 +73,6 @@ def _open_bars() -> list:
 def end_progress_bars() -> None:
     """Close every open progress bar and end its line, so what is printed next starts a line
     of its own (an error is never glued to a half-drawn bar)."""
-    import sys
-
     bars = _open_bars()
     for bar in bars:
         try:
@@ -92,11 +89,10 @@ def end_progress_bars() -> None:
 def warn(where: str | os.PathLike | None, what: str) -> None:
     """Print a one-line warning (`edgehar: warning: <where>: <what>`) on stderr, on a line
     of its own even while a progress bar is drawn."""
-    import sys
-
     message = f"edgehar: warning: {f'{where}: {what}' if where else what}"
     if _open_bars():
-        from tqdm import tqdm
+        # every command loads this module; a bar is open here, so tqdm is loaded already
+        from tqdm import tqdm  # deferred: start-up time, see above
 
         tqdm.write(message, file=sys.stderr)
     else:

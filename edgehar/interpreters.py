@@ -10,6 +10,7 @@ the runtimes' own exceptions pass through unchanged.
 from __future__ import annotations
 
 import contextlib
+import importlib
 import os
 import sys
 
@@ -28,8 +29,6 @@ def litert_interpreter(model: bytes | str | os.PathLike, num_threads: int | None
     results do not depend on the delegate. dynamic_dims_to_one: input dims unknown in the file
     (-1) are set to 1 before allocating, as the MAC count does.
     """
-    import importlib
-
     module = importlib.import_module(_LITERT_MODULES[runtime])
     kw = {"model_content": bytes(model)} if isinstance(model, (bytes, bytearray)) else {"model_path": os.fspath(model)}
     if not xnnpack:

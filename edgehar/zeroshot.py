@@ -21,7 +21,11 @@ from pathlib import Path
 
 import numpy as np
 
+from edgehar.checkpoint import load_checkpoint
+from edgehar.data.vocabulary import activity_prompt
 from edgehar.errors import UserError
+from edgehar.metrics import softmax
+from edgehar.text import embed_texts
 
 BASIS_FILE = "text_basis.npy"
 # softmax(cosine / temperature): the probabilities live smoothing and the panel show
@@ -39,8 +43,6 @@ def label_text_embeddings(labels: list[str], prompt: str = "activity") -> np.nda
     if prompt == "descriptions":
         from edgehar.models.language import text_prototypes
         return unit(np.asarray(text_prototypes(labels), np.float32))
-    from edgehar.data.vocabulary import activity_prompt
-    from edgehar.text import embed_texts
     return unit(embed_texts([activity_prompt(n) for n in labels]))
 
 
@@ -79,7 +81,6 @@ def load_basis(path, card) -> np.ndarray:
                               "teacher: HAR-FM or the language teacher) so it cannot score --labels")
     p = Path(path)
     if p.suffix in (".pt", ".pth"):
-        from edgehar.checkpoint import load_checkpoint
         state = load_checkpoint(p)["state_dict"]
         if "text_basis" not in state:
             raise UserError(p, "checkpoint holds no text basis (state `text_basis`)")
@@ -120,7 +121,6 @@ class ZeroShotPredictor:
         return unit(self.predictor.predict_embedding(windows_raw)) @ self.prototypes.T
 
     def predict_proba(self, windows_raw: np.ndarray) -> np.ndarray:
-        from edgehar.metrics import softmax
         return softmax(self.predict_scores(windows_raw) / TEMPERATURE)
 
     def predict(self, windows_raw: np.ndarray) -> np.ndarray:

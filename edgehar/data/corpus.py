@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import time
 import tokenize
 from pathlib import Path
@@ -22,6 +23,10 @@ from typing import Iterator
 
 import numpy as np
 
+from edgehar.atomic import staged_folder, write_json
+from edgehar.data.registry import is_folder_arg, lookup
+from edgehar.data.splits import validation_subjects
+from edgehar.data.windows import make_windows
 from edgehar.errors import UserError, first_line
 
 FORMAT = "edgehar-corpus/1"
@@ -49,8 +54,6 @@ def _index(table: list, value) -> int:
 def split_of(subjects, official_test=(), seed: int = 0) -> dict[int, str]:
     """Subject -> split: the official test subjects when given, else a seeded 20 % (at least
     one subject when there are 3 or more); then 15 % of the rest for validation."""
-    from edgehar.data.splits import validation_subjects
-
     subjects = sorted(set(int(s) for s in subjects))
     test = [s for s in subjects if s in set(official_test)]
     if not official_test and len(subjects) >= 3:
@@ -89,11 +92,8 @@ def build_corpus(data: list[str], rate: float, window: int, out: str | Path, hop
                  root: str | Path | None = None, log=None) -> dict:
     """Write the corpus of `data` (names or own-data folders) to `out`; returns its manifest.
     Named data sets are read from `root/<their folder>` (default: $EDGEHAR_DATA)."""
-    from edgehar.atomic import staged_folder, write_json
     from edgehar.data.datasets import load_dataset, test_subjects
-    from edgehar.data.registry import is_folder_arg, lookup
     from edgehar.data.resample import convert_units, resample
-    from edgehar.data.windows import make_windows
 
     hop = hop or window // 2
     t0 = time.perf_counter()
@@ -315,8 +315,6 @@ def stream(folder: str | Path, split: str | None = "train", rank: int | None = N
     """(x, meta) batches of a corpus split, read through memory maps; `rank`/`world` default to
     torch.distributed's (or RANK / WORLD_SIZE), so torchrun ranks read disjoint shards.
     `verify`: check the shards' hashes first (`read_manifest`)."""
-    import os
-
     if rank is None or world is None:
         rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
     folder = Path(folder)

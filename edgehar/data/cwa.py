@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from edgehar.data.recording import Recording
-from edgehar.errors import UserError, require_file
+from edgehar.errors import UserError, require_dir, require_file
 
 HEADER_BYTES = 1024
 BLOCK_BYTES = 512
@@ -285,8 +285,6 @@ def _unpack_dwords(body: bytes, n_blocks: int) -> np.ndarray:
 
 def load_cwa_folder(root: str | Path) -> list[Recording]:
     """Every `.cwa` / `.cwa.gz` file of a folder, by name."""
-    from edgehar.errors import require_dir
-
     files = sorted(p for p in Path(require_dir(root, "Axivity folder")).iterdir()
                    if p.name.endswith((".cwa", ".cwa.gz")))
     if not files:

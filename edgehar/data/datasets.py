@@ -8,10 +8,11 @@ from pathlib import Path
 import numpy as np
 
 from edgehar.data.channel_names import mismatch_message
+from edgehar.data.owndata import MANIFEST, load_folder
 from edgehar.data.recording import Recording
 from edgehar.data.registry import REGISTRY, folder_of, is_folder_arg, lookup
-from edgehar.data.vocabulary import canonical_names
 from edgehar.data.resample import convert_units, resample
+from edgehar.data.vocabulary import canonical_names
 from edgehar.data.windows import Windows, make_windows, window_labels
 from edgehar.errors import UserError
 
@@ -33,7 +34,6 @@ def load_dataset(name: str, root: str | Path | None = None) -> list[Recording]:
     every command loads data through; each recording comes back with its data set, placement,
     device and canonical class names filled in."""
     if is_folder_arg(name):
-        from edgehar.data.owndata import load_folder
         return load_folder(name)
     ds, option = lookup(name)
     recs = ds.load(folder_of(ds, root), option)
@@ -87,7 +87,6 @@ def windows_for_card(card, name: str, root=None, hop: int | None = None) -> Wind
     if any(c not in first.channels for c in card.channels):
         if not is_folder_arg(name):
             raise UserError(name, mismatch_message(first.channels, card.channels))
-        from edgehar.data.owndata import MANIFEST
         raise UserError(Path(name) / MANIFEST, mismatch_message(
             first.channels, card.channels, MANIFEST,
             first.meta.get("channel_columns", first.channels), first.units))

@@ -19,8 +19,14 @@ import urllib.error
 import urllib.request
 import zipfile
 from pathlib import Path, PurePosixPath
+from urllib.parse import unquote, urlparse
 
+import platformdirs
+from tqdm import tqdm
+
+from edgehar import __version__
 from edgehar.errors import UserError
+from edgehar.outputs import claim_folder, staged_output_folder
 
 HAPT_URL = ("https://archive.ics.uci.edu/static/public/341/"
             "smartphone+based+recognition+of+human+activities+and+postural+transitions.zip")
@@ -38,8 +44,6 @@ _CHUNK = 1 << 16
 
 def default_cache() -> Path:
     """`<user cache dir>/edgehar/hapt`."""
-    import platformdirs
-
     return Path(platformdirs.user_cache_dir("edgehar")) / "hapt"
 
 
@@ -83,7 +87,6 @@ def download_hapt(dest: str | Path | None = None, url: str = HAPT_URL,
     if url == HAPT_URL:
         url = os.environ.get(HAPT_URL_ENV) or url
     check_url(url)
-    from edgehar.outputs import claim_folder, staged_output_folder
 
     dest = Path(dest) if dest is not None else default_cache()
     if not force and dest.is_dir():
@@ -120,16 +123,12 @@ def download_hapt(dest: str | Path | None = None, url: str = HAPT_URL,
 
 def _local_file(url: str) -> str | None:
     """The file a file:// URL names (an input: the cache may not hold or be it)."""
-    from urllib.parse import unquote, urlparse
-
     parts = urlparse(url)
     return unquote(parts.path) if parts.scheme == "file" and parts.path else None
 
 
 def check_url(url: str) -> str:
     """`url` if it is an http(s) or file URL; else a one-line `UserError`."""
-    from urllib.parse import urlparse
-
     parts = urlparse(url)
     if parts.scheme not in ("http", "https", "file") or (parts.scheme != "file" and not parts.netloc):
         raise UserError(url, "not a URL (expected http://, https:// or file://...)")
@@ -138,10 +137,6 @@ def check_url(url: str) -> str:
 
 def _fetch(url: str, out: Path, progress: bool) -> str:
     """Stream `url` into `out`; return the SHA-256 of what arrived."""
-    from tqdm import tqdm
-
-    from edgehar import __version__
-
     digest = hashlib.sha256()
     got = 0
     request = urllib.request.Request(url, headers={"User-Agent": f"edgehar/{__version__}"})

@@ -32,6 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edgehar.atomic import staged_folder, write_json, write_text
 from edgehar.data import manifest_schema as schema
 from edgehar.data.channel_names import infer as infer_axes
 from edgehar.data.fastparse import read_table
@@ -398,8 +399,6 @@ def write_folder(recordings: list[Recording], out: str | Path, placement: str = 
                  device: str = "") -> Path:
     """Write recordings in this format (one CSV per recording, `rate` in the manifest, label
     column, subject in the file name), atomically: a named data set converted to your own."""
-    from edgehar.atomic import staged_folder, write_json, write_text
-
     rates = {r.rate for r in recordings}
     if len(rates) != 1:
         raise UserError(out, f"recordings at {len(rates)} rates: resample them first")

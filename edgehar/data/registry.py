@@ -7,6 +7,7 @@ that is not a registered name is a folder of your own CSV recordings (`owndata.p
 
 from __future__ import annotations
 
+import argparse
 import importlib
 import os
 from dataclasses import dataclass, field
@@ -119,8 +120,6 @@ def check_data(text: str) -> str:
 
 def data_arg(text: str) -> str:
     """argparse `type=` for --data, the one parse-time check every command uses."""
-    import argparse
-
     try:
         return check_data(text)
     except UserError as e:

@@ -29,6 +29,8 @@ from pathlib import Path
 
 import numpy as np
 
+from edgehar.atomic import write_text
+from edgehar.data.banglejs import SIGN
 from edgehar.data.recording import UNLABELLED, Recording
 from edgehar.data.windows import Windows, make_windows
 
@@ -212,11 +214,8 @@ def _clock(seconds: float) -> str:
 def write_banglejs(rec: Recording, folder: str | Path, exp: int = 1) -> Path:
     """Write the accelerometer of `rec` in the Bangle.js layout (`acc_expNN_userNN.txt`, with
     `labels.csv` and `classnames.csv` beside it); returns the recording file's path."""
-    from edgehar.atomic import write_text
-
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    from edgehar.data.banglejs import SIGN
 
     acc = SIGN * rec.select(["acc_x", "acc_y", "acc_z"]).data  # the device's own sign convention
     t = np.arange(len(acc)) / rec.rate

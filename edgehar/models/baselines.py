@@ -40,6 +40,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from edgehar.errors import UserError
+from edgehar.models.student import ChannelNorm
 
 DEFAULTS = {
     "cnn": {"channels": [32, 64, 64], "kernel": 5, "dropout": 0.1},
@@ -123,8 +124,6 @@ class ChannelTransformer(nn.Module):
 
     def __init__(self, dim: int, heads: int, head_dim: int, mlp_dim: int, dropout: float, tflm: bool = False):
         super().__init__()
-        from edgehar.models.student import ChannelNorm
-
         inner = heads * head_dim
         self.heads, self.head_dim = heads, head_dim
         norm = ChannelNorm if tflm else nn.LayerNorm

@@ -35,8 +35,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from edgehar.data.vocabulary import activity_prompt
 from edgehar.models.teacher import Teacher
-from edgehar.text import TEXT_DIM
+from edgehar.text import TEXT_DIM, embed_texts
 
 PAPER = ("Xin Qiu et al. Towards customizable foundation models for human activity recognition "
          "with wearable devices. Proc. ACM IMWUT 2025.")
@@ -170,8 +171,6 @@ class HarFM(Teacher):
         super().set_task(n_classes, labels)
         label_text = torch.zeros(n_classes, TEXT_DIM)
         if labels is not None:
-            from edgehar.data.vocabulary import activity_prompt
-            from edgehar.text import embed_texts
             label_text = torch.from_numpy(embed_texts([activity_prompt(n) for n in labels]))
         self.register_buffer("label_text", label_text)
 

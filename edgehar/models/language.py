@@ -25,9 +25,10 @@ from torch import nn
 
 from edgehar.data.normalise import rotation_safe_stats
 from edgehar.errors import UserError
-from edgehar.models.augment import default_positions, rotate, sensor_positions
 from edgehar.models import teacher
+from edgehar.models.augment import default_positions, rotate, sensor_positions
 from edgehar.models.teacher import Teacher
+from edgehar.text import embed_texts
 
 TEXT_DIM = 384
 
@@ -250,8 +251,6 @@ class LanguageTeacher(Teacher):
     @staticmethod
     def class_prototypes(class_texts) -> torch.Tensor:
         """(K, 384) unit class embeddings; each class is a string or a list of strings (averaged)."""
-        from edgehar.text import embed_texts
-
         groups = [[t] if isinstance(t, str) else list(t) for t in class_texts]
         flat = embed_texts([t for g in groups for t in g])
         out, i = [], 0
@@ -271,8 +270,6 @@ class LanguageTeacher(Teacher):
 
     def text_bank(self):
         if self._bank is None:
-            from edgehar.text import embed_texts
-
             labels = self.config.get("labels")
             if not labels:
                 raise UserError("language teacher", "pretrains on text: its config needs 'labels' "

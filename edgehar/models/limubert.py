@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from edgehar.card import ModelCard, provenance
+from edgehar.checkpoint import load_weights, read_torch_file
 from edgehar.errors import UserError, require_dir, require_file
 
 SPEC_PREFIX = "limu-bert:"
@@ -218,8 +219,6 @@ def _json(path: Path, key: str) -> dict:
 
 
 def _state_dict(path: Path) -> dict:
-    from edgehar.checkpoint import read_torch_file
-
     sd = read_torch_file(path, "LIMU-BERT weights file")
     if not isinstance(sd, dict):
         raise UserError(path, "not a torch state_dict")
@@ -227,8 +226,6 @@ def _state_dict(path: Path) -> dict:
 
 
 def _load_strict(module: nn.Module, sd: dict, path: Path) -> None:
-    from edgehar.checkpoint import load_weights
-
     load_weights(module, sd, path, "LIMU-BERT", strict=True)
 
 

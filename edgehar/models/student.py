@@ -36,6 +36,10 @@ from dataclasses import replace
 import torch
 from torch import nn
 
+from edgehar.card import ModelCard, provenance
+from edgehar.data.normalise import channel_stats
+from edgehar.data.windows import Windows
+
 # Sizes at 50 Hz x 128 samples x 6 channels: tiny <= 20k params / 1 M MACs, small <= 60k / 4 M
 # (asserted with a FLOP counter in tests/test_student.py).
 SIZES = {
@@ -260,10 +264,6 @@ def make_student_card(size: str, source, labels=None, tasks: dict[str, list[str]
     `data` (e.g. {"dataset": "hapt", "root": ..., "test_subjects": [...]}) goes to
     `provenance["data"]`, where `export` finds the data to build a calibration set from.
     """
-    from edgehar.card import ModelCard, provenance
-    from edgehar.data.normalise import channel_stats
-    from edgehar.data.windows import Windows
-
     if isinstance(source, Windows):
         mean, std = channel_stats(source)
         fields = {"labels": list(labels or source.label_names), "rate": float(source.rate),

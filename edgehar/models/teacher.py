@@ -21,7 +21,11 @@ import torch
 from torch import nn
 
 from edgehar.card import ModelCard, provenance
+from edgehar.checkpoint import load_checkpoint, load_weights, save_checkpoint
+from edgehar.data.normalise import channel_stats
+from edgehar.data.vocabulary import activity_prompt
 from edgehar.errors import UserError
+from edgehar.models import build_from_card
 
 # The input every family defaults to: HAPT's waist phone, acc + gyro at 50 Hz, 2.56 s windows.
 DEFAULT_INPUT = {"channels": ["acc_x", "acc_y", "acc_z", "gyro_x", "gyro_y", "gyro_z"],
@@ -85,8 +89,6 @@ class Teacher(nn.Module):
     def normalisation(self, windows) -> tuple[list[float], list[float]]:
         """(mean, std) per channel the card normalises this teacher's input with; computed on
         pre-training windows. Default: each channel's own mean and std."""
-        from edgehar.data.normalise import channel_stats
-
         return channel_stats(windows)
 
     def fit_statistics(self, x: torch.Tensor) -> None:
@@ -169,8 +171,6 @@ def make_teacher_card(teacher: Teacher, windows, norm_mean, norm_std, labels=Non
                       prompts: dict | None = None, text_prototypes=None, **provenance_items) -> ModelCard:
     """A `ModelCard` (kind "teacher") for `teacher` trained on `windows` (an edgehar
     `Windows`) with per-channel normalisation (norm_mean, norm_std)."""
-    from edgehar.data.vocabulary import activity_prompt
-
     labels = list(labels if labels is not None else windows.label_names)
     return ModelCard(
         labels=labels, rate=float(windows.rate), window=int(windows.length),
@@ -185,8 +185,6 @@ def make_teacher_card(teacher: Teacher, windows, norm_mean, norm_std, labels=Non
 def save_teacher(path, teacher: Teacher, card: ModelCard, extra: dict | None = None) -> None:
     """Write teacher weights + card atomically (the card's arch is refreshed from the teacher,
     so a head added by `set_task` is rebuilt on load)."""
-    from edgehar.checkpoint import save_checkpoint
-
     card.arch = teacher.arch
     card.kind = "teacher"
     save_checkpoint(path, teacher, card, extra)
@@ -194,9 +192,6 @@ def save_teacher(path, teacher: Teacher, card: ModelCard, extra: dict | None = N
 
 def load_teacher(path) -> tuple[Teacher, ModelCard, dict]:
     """(teacher in eval mode, card, extra) from a teacher checkpoint; weights load strictly."""
-    from edgehar.checkpoint import load_checkpoint, load_weights
-    from edgehar.models import build_from_card
-
     ckpt = load_checkpoint(path)
     card = ckpt["card"]
     if card.kind != "teacher":

@@ -24,6 +24,7 @@ from edgehar.data.windows import Windows
 from edgehar.models import build
 from edgehar.models.inference import evaluate
 from edgehar.train.finetune import finetune
+from edgehar.zeroshot import label_text_embeddings
 
 STEP_GRID = (50, 100, 200, 400)  # fine-tuning steps compared on validation
 
@@ -54,8 +55,6 @@ def zero_shot_predict(teacher, card, x: np.ndarray, labels: list[str], prompt: s
     """Index into `labels` of each window's nearest label text (cosine; the corpus teacher's
     generic stem). `prompt`: "activity" (HAR-FM's label prompt) or "descriptions" (the
     language teacher's mean of each label's descriptions)."""
-    from edgehar.zeroshot import label_text_embeddings
-
     protos = torch.from_numpy(label_text_embeddings(labels, prompt))
     teacher.eval()
     xn = card.normalise(x)

@@ -37,7 +37,7 @@ def setup(device: str | torch.device | None = None) -> Context:
     """Join the torchrun process group if launched by torchrun, else a 1-process context, for
     training on `device` (`edgehar.train.loop.resolve_device`; None: the session's). Under
     torchrun a GPU device without an index becomes this process's GPU, cuda:LOCAL_RANK."""
-    from edgehar.train.loop import device_for
+    from edgehar.train.loop import device_for  # deferred: loop imports this module
 
     dev = device_for(device)
     world = int(os.environ.get("WORLD_SIZE", "1"))

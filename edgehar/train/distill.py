@@ -33,12 +33,21 @@ from tqdm.auto import tqdm
 
 from edgehar.card import ModelCard
 from edgehar.data.splits import keep_label_fraction
+from edgehar.data.vocabulary import activity_prompt
 from edgehar.data.windows import Windows
 from edgehar.errors import UserError
+from edgehar.metrics import report
+from edgehar.models import teacher as teacher_module  # load_teacher found at call time
+from edgehar.models.augment import jitter, scale
 from edgehar.models.inference import batches, evaluate, predict_logits, route_kwargs
+from edgehar.models.limubert import teacher_from_spec
+from edgehar.models.student import build, count_params, make_student_card
+from edgehar.models.torch_macs import torch_macs
+from edgehar.text import embed_texts
 from edgehar.train import loop
-from edgehar.train.supervised import optimiser_step
 from edgehar.train.schedule import one_cycle
+from edgehar.train.supervised import optimiser_step
+from edgehar.zeroshot import basis_digest
 
 EMBED_DIM = 64  # at most this many dimensions in the student's embedding head
 
@@ -76,11 +85,8 @@ class TeacherTargets:
 def load_teacher_spec(spec: str):
     """(teacher model in eval mode, its card) from a checkpoint path or `limu-bert:DIR`."""
     if spec.startswith("limu-bert:"):
-        from edgehar.models.limubert import teacher_from_spec
         return teacher_from_spec(spec)
-    from edgehar.models.teacher import load_teacher
-
-    model, card, _ = load_teacher(spec)
+    model, card, _ = teacher_module.load_teacher(spec)
     return model, card
 
 
@@ -101,8 +107,6 @@ def class_text_embeddings(teacher, card: ModelCard) -> np.ndarray | None:
             and float(label_text.abs().sum()) > 0:
         emb = label_text.detach().numpy()
     else:
-        from edgehar.data.vocabulary import activity_prompt
-        from edgehar.text import embed_texts
         emb = embed_texts([card.prompts.get(n, activity_prompt(n)) for n in card.labels])
     return emb / np.linalg.norm(emb, axis=1, keepdims=True)
 
@@ -204,13 +208,10 @@ def check_windows_fit(w: Windows, card: ModelCard, where: str) -> None:
 
 def student_card_from_teacher(size: str, teacher_card: ModelCard, targets: TeacherTargets,
                               teacher_spec: str, data: dict, student_format: ModelCard | None = None) -> ModelCard:
-    from edgehar.models.student import make_student_card
-
     card = make_student_card(size, student_format or teacher_card, embed_dim=targets.embed.shape[1], data=data)
     protos = None if targets.prototypes is None else targets.prototypes.round(6).tolist()
     card = replace(card, text_prototypes=protos)
     if protos is not None:  # the text basis rides in the student (buffer text_basis): zero-shot labels
-        from edgehar.zeroshot import basis_digest
         card.arch["config"].update(
             text_dim=int(targets.basis.shape[0]), text_basis_sha256=basis_digest(targets.basis),
             text_prompt="descriptions" if (teacher_card.arch or {}).get("name") == "language" else "activity")
@@ -265,9 +266,6 @@ def distill(teacher, teacher_card: ModelCard, train: Windows, size: str, cfg: Di
     its `targets` are then required (`targets_on_teacher_spec`). The student trains on `device` (or the
     session's, `edgehar.train.loop`; the teacher's targets are computed on the CPU) and comes
     back on the CPU."""
-    from edgehar.models.augment import jitter, scale
-    from edgehar.models.student import build
-
     if has_task_head(teacher) and getattr(teacher, "n_classes", len(teacher_card.labels)) not in (
             None, len(teacher_card.labels)):
         raise UserError(teacher_spec, "teacher head and card disagree on the number of classes")
@@ -346,7 +344,6 @@ def zero_shot_report(student, card: ModelCard, w: Windows) -> dict | None:
     """Classify by cosine of the student embedding to the card's class-text prototypes."""
     if not card.text_prototypes:
         return None
-    from edgehar.metrics import report
 
     w = w.labelled()
     student.eval()
@@ -359,9 +356,6 @@ def zero_shot_report(student, card: ModelCard, w: Windows) -> dict | None:
 
 def student_metrics(student, card: ModelCard, test: Windows) -> dict:
     """Test macro-F1/accuracy, the same with every non-acc stream absent, and zero-shot."""
-    from edgehar.models.student import count_params
-    from edgehar.models.torch_macs import torch_macs
-
     full = evaluate(student, test, card)
     out = {"test": {k: full[k] for k in ("macro_f1", "accuracy", "n")}, "confusion": full["confusion"],
            "params": count_params(student),
@@ -380,7 +374,6 @@ def teacher_metrics(teacher, card: ModelCard, test: Windows) -> dict | None:
     """The teacher's own test macro-F1 (when it has a task head)."""
     if not has_task_head(teacher):
         return None
-    from edgehar.metrics import report
 
     test = test.labelled()
     pred = predict_logits(teacher, card.normalise(test.x), batch_size=256).argmax(1)

@@ -28,9 +28,14 @@ from typing import Iterator
 
 import numpy as np
 import torch
+import torch.distributed as dist
 from torch import nn
 
+from edgehar.atomic import staged_file, write_json
+from edgehar.checkpoint import read_torch_file
 from edgehar.errors import UserError
+from edgehar.models.inference import batches
+from edgehar.train import ddp
 from edgehar.train.flags import DEFAULT_CHECKPOINT_EVERY
 
 STATE_FORMAT = "edgehar-train-state/1"
@@ -246,8 +251,6 @@ def shuffled_batches(state: TrainState, n: int, batch_size: int, rng: np.random.
     `progress["history"]` gets the mean loss of every pass. Resumable: the order generator's state
     at the start of a pass is kept in `progress`, and a run resumed mid-pass draws the same
     permutation again and skips the batches it had done."""
-    from edgehar.models.inference import batches
-
     p = state.progress
     for key, value in (("pass", 0), ("batch", 0), ("losses", []), ("history", [])):
         p.setdefault(key, value)
@@ -296,7 +299,6 @@ class Checkpointer:
         """Load the saved state into `state` when resuming and one exists; whether it did."""
         if not (self.resume and self.path is not None and self.path.is_file()):
             return False
-        from edgehar.checkpoint import read_torch_file
 
         saved = read_torch_file(self.path, "training state")
         if not isinstance(saved, dict) or saved.get("format") != STATE_FORMAT:
@@ -321,13 +323,9 @@ class Checkpointer:
         self.save(state)
 
     def save(self, state: TrainState) -> None:
-        from edgehar.train import ddp
-
         payload = state.state_dict()
         rngs = [payload.pop("rng")]
         if self.ctx is not None and self.ctx.distributed:
-            import torch.distributed as dist
-
             # as bytes: all_gather_object cannot pickle the generators' state tensors itself
             buf = io.BytesIO()
             torch.save(rngs[0], buf)
@@ -335,8 +333,6 @@ class Checkpointer:
             dist.all_gather_object(gathered, buf.getvalue())
             rngs = [torch.load(io.BytesIO(b), weights_only=True) for b in gathered]
         if self.ctx is None or self.ctx.main:
-            from edgehar.atomic import staged_file
-
             payload.update(format=STATE_FORMAT, name=self.name, fingerprint=self.fingerprint, rank_rng=rngs)
             with staged_file(self.path) as tmp:
                 torch.save(payload, tmp)
@@ -393,8 +389,6 @@ def run_folder(out, device="auto", every: int = DEFAULT_CHECKPOINT_EVERY, resume
     `<out>.run/` (`check_run_folder`). The folder is removed once the block, which writes the
     command's result, ends without error; it stays for `--resume` otherwise. Under torchrun
     only the main rank (`main`) writes and removes it."""
-    from edgehar.atomic import write_json
-
     run_dir = check_run_folder(out, every, resume) if main else (Path(resume) if resume else default_run_dir(out))
     if every <= 0 and not resume:
         with session(device, None, 0, False) as s:

@@ -4,13 +4,17 @@ or data-parallel under torchrun (see `edgehar.train.ddp`)."""
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from edgehar.data import hapt, synthetic
+from edgehar.data.corpus import is_corpus, read_manifest
 from edgehar.data.windows import Windows, make_windows
+from edgehar.data.wrist_corpus import check_teacher_fits_corpus, train_windows
 from edgehar.models.teacher import Teacher
 from edgehar.train import ddp, loop
 from edgehar.train.schedule import one_cycle
@@ -24,7 +28,6 @@ def synthetic_windows(n: int | None = None, length: int = 64, rate: float = 25.0
     (`edgehar.data.synthetic`: 6 activities, unlabelled transitions, `subjects` subjects with
     each activity once for about `seconds` s), small enough for tests and smoke runs; with `n`,
     n windows drawn at random (seeded) from them."""
-    from edgehar.data import synthetic
     from edgehar.data.datasets import prepare
 
     recs = synthetic.synthetic_dataset(subjects, "waist", seconds, bouts=1, seed=seed)
@@ -39,22 +42,14 @@ def load_windows(data: str, root=None, card=None) -> tuple[Windows, tuple[int, .
     """(windows, default test subjects) of a named data set, an own-data folder or a corpus
     folder (its train split's wrist acc windows, `edgehar.data.wrist_corpus.train_windows`); at
     the card's rate, window length and channels when a card is given."""
-    from edgehar.data.corpus import is_corpus
-
     if is_corpus(data):
-        from edgehar.data.corpus import read_manifest
-        from edgehar.data.wrist_corpus import check_teacher_fits_corpus, train_windows
-
         if card is not None:
             check_teacher_fits_corpus(card, read_manifest(data), data)
         return train_windows(data, labels=None if card is None else card.labels), ()
     if data == SYNTHETIC:
-        from edgehar.data.synthetic import TEST_SUBJECTS
-
         w = (synthetic_windows() if card is None else
              synthetic_windows(length=card.window, rate=card.rate, channels=card.channels))
-        return w, TEST_SUBJECTS
-    from edgehar.data import hapt
+        return w, synthetic.TEST_SUBJECTS
     from edgehar.data.datasets import activity_windows
 
     if card is None:
@@ -144,8 +139,6 @@ def pretrain(teacher: Teacher, x: np.ndarray, y: np.ndarray, subject: np.ndarray
     (or `device`, or the session's: `edgehar.train.loop`), checkpointing and resuming as the
     session says; the teacher comes back on the CPU.
     """
-    import time
-
     ctx = ctx or ddp.Context(device=loop.device_for(device))
     dev = ctx.device
     teacher.fit_statistics(torch.from_numpy(x))  # on every window: the same on every rank
