@@ -5,13 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
-from edgehar.calib.build import build_calibration, load_calib, save_calib
-from edgehar.checkpoint import load_checkpoint
 from edgehar.cli_types import channel_list, nonneg_int, positive_float, positive_int
 from edgehar.data.registry import DATA_HELP, data_arg
-from edgehar.errors import UserError
-from edgehar.outputs import claim_file
-from edgehar.train.cli import data_inputs
 
 
 def register(sub) -> None:
@@ -43,6 +38,9 @@ def register(sub) -> None:
 
 def is_calibration_set(path) -> bool:
     """Whether `path` holds an edgehar calibration set (what `calib build` may replace)."""
+    from edgehar.calib.build import load_calib
+    from edgehar.errors import UserError
+
     try:
         load_calib(path)
     except UserError:
@@ -53,6 +51,10 @@ def is_calibration_set(path) -> bool:
 def check_out(args: argparse.Namespace) -> None:
     """Before any data is read: --out ends in .npz, is none of the inputs, and replaces only a
     calibration set."""
+    from edgehar.errors import UserError
+    from edgehar.outputs import claim_file
+    from edgehar.train.cli import data_inputs
+
     if not str(args.out).endswith(".npz"):
         raise UserError(args.out, "calibration file name must end in .npz")
     claim_file(args.out, "calib build", inputs=[args.like, *data_inputs(args.data, args.root)],
@@ -60,10 +62,14 @@ def check_out(args: argparse.Namespace) -> None:
 
 
 def run_build(args: argparse.Namespace) -> int:
+    from edgehar.calib.build import build_calibration, save_calib
+
     check_out(args)
     rate, window, units = args.rate, args.window, None
     channels = args.channels
     if args.like:
+        from edgehar.checkpoint import load_checkpoint
+
         card = load_checkpoint(args.like)["card"]
         rate, window, channels, units = card.rate, card.window, card.channels, card.units
     calib = build_calibration(args.data, args.n, root=args.root, rate=rate, window=window,

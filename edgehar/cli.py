@@ -8,7 +8,6 @@ A `UserError` anywhere becomes one line on stderr and exit status 2.
 from __future__ import annotations
 
 import argparse
-import ctypes
 import importlib
 import signal
 import sys
@@ -87,6 +86,8 @@ def _forget_unhandled_interrupt() -> None:
     through PyRun_String (an import of TensorFlow does), and at exit kills the process with
     SIGINT whatever status it returns: exit -2 instead of edgehar's 130. The interrupt was
     handled here, so clear the flag (a CPython internal; absent elsewhere, then nothing to do)."""
+    import ctypes
+
     try:
         ctypes.c_int.in_dll(ctypes.pythonapi, "_Py_UnhandledKeyboardInterrupt").value = 0
     except (AttributeError, ValueError, OSError):

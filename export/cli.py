@@ -5,11 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
-from edgehar import zoo
-from edgehar.classes import add_classes_flag
 from edgehar.cli_types import positive_int
 from edgehar.data.registry import data_arg
-from edgehar.export import pipeline  # the module: tests replace pipeline.export_student
 
 
 def register(sub) -> None:
@@ -34,6 +31,7 @@ def register(sub) -> None:
     p.add_argument("--n-calib", type=positive_int, default=500, help="windows drawn when no --calib is given")
     p.add_argument("--no-micro", action="store_true", help="skip the TFLite-Micro parity run")
     p.add_argument("--strict", action="store_true", help="exit 1 when a parity bound fails")
+    from edgehar.classes import add_classes_flag
     add_classes_flag(p, "the last layer keeps only their rows, so the int8 graph, the card and the "
                         "C header carry only those outputs")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
@@ -41,6 +39,10 @@ def register(sub) -> None:
 
 
 def run_export(args: argparse.Namespace) -> int:
+    from edgehar.export.pipeline import export_student
+
+    from edgehar import zoo
+
     checkpoint = zoo.resolve(args.checkpoint, "checkpoint")
     name = zoo.is_name(args.checkpoint)
     out = args.out or (f"{args.checkpoint}_export" if name else None)
@@ -48,10 +50,10 @@ def run_export(args: argparse.Namespace) -> int:
     # the same calibration gives the shipped int8 file again
     shipped = zoo.shipped_windows(args.checkpoint) if name and not (args.calib or args.data or args.root) else None
     windows, held = shipped or (None, None)
-    res = pipeline.export_student(checkpoint, out, int8=args.int8, calib=args.calib,
-                                  data=zoo.WINDOWS_DATA if shipped else args.data, root=args.root,
-                                  windows=windows, test_subjects=held, n_calib=args.n_calib,
-                                  micro=not args.no_micro, classes=args.classes)
+    res = export_student(checkpoint, out, int8=args.int8, calib=args.calib,
+                         data=zoo.WINDOWS_DATA if shipped else args.data, root=args.root, windows=windows,
+                         test_subjects=held, n_calib=args.n_calib, micro=not args.no_micro,
+                         classes=args.classes)
     if args.json:
         print(json.dumps(res, indent=2))
     else:

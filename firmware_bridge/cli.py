@@ -4,18 +4,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import signal
 import sys
 
-from edgehar import zoo
 from edgehar.bridge import flags
-from edgehar.bridge.emulate_cli import register_emulate, run_live_on_device
-from edgehar.bridge.smoothing import Smoother
-from edgehar.bridge.virtual_device import Faults, VirtualDevice, load_replay
-from edgehar.classes import add_classes_flag, refuse_with_labels, restrict
-from edgehar.cli_types import label_list, nonneg_float, positive_float, positive_int, threads
-from edgehar.runtime import Predictor
-from edgehar.zeroshot import ZeroShotPredictor
+from edgehar.cli_types import nonneg_float, positive_float, positive_int, threads
 
 
 def register(sub) -> None:
@@ -52,6 +44,8 @@ def register(sub) -> None:
                      help="send no '# edgehar rate=.. channels=..' line (like plain Edge Impulse firmware)")
     sim.add_argument("--json", action="store_true", help="print the port and the final summary as JSON")
     sim.set_defaults(func=run_simulate)
+    from edgehar.bridge.emulate_cli import register_emulate
+
     register_emulate(dsub)
 
     live = sub.add_parser(
@@ -80,9 +74,11 @@ def register(sub) -> None:
     live.add_argument("--threads", type=threads, default=1, help="inference threads (default 1)")
     live.add_argument("--max-gap", type=nonneg_float, default=0.25, metavar="S",
                       help="frame mode: interpolate gaps up to S seconds, start a new segment after longer")
+    from edgehar.cli_types import label_list
     live.add_argument("--labels", type=label_list, metavar="A,B,...",
                       help="predict these classes zero-shot, from their text alone: cosine of the "
                            "model's embedding output to each label's prototype (no retraining)")
+    from edgehar.classes import add_classes_flag
     add_classes_flag(live, "probabilities renormalised over them, the argmax among them (with "
                            "--on-device: only when the artifact was exported with those classes)")
     live.add_argument("--json", action="store_true", help="JSON lines: one per prediction, then a summary")
@@ -93,6 +89,10 @@ def register(sub) -> None:
 
 
 def run_simulate(args) -> int:
+    import signal
+
+    from edgehar.bridge.virtual_device import Faults, VirtualDevice, load_replay
+
     faults = args.faults or Faults()  # every flag was checked at parse time
     signal.signal(signal.SIGTERM, _interrupt)  # `kill` ends the replay cleanly (link removed)
     rec, data = load_replay(args.replay, args.rate, args.start, args.seconds)
@@ -131,7 +131,10 @@ def _interrupt(*_):
 
 
 def run_live(args) -> int:
+    from edgehar import zoo
     from edgehar.bridge.serial_reader import check_port
+    from edgehar.bridge.smoothing import Smoother
+    from edgehar.classes import refuse_with_labels
 
     refuse_with_labels(args.classes, args.labels)
     if not args.on_device:
@@ -139,13 +142,21 @@ def run_live(args) -> int:
         check_port(args.port)  # a bad URL fails before the model is looked for
     args.model = str(zoo.resolve(args.model, "model"))
     if args.on_device:
+        from edgehar.bridge.emulate_cli import run_live_on_device
+
         return run_live_on_device(args)
+    import signal
+
     from edgehar.bridge.live import LiveSession, PredictionLog, TerminalView, check_log_target
+    from edgehar.runtime import Predictor
 
     if args.log:
         check_log_target(args.log, args.model, args.port)  # never onto an input, before any work
+    from edgehar.classes import restrict
+
     predictor = restrict(Predictor(args.model, args.backend, args.threads), args.classes)
     if args.labels:
+        from edgehar.zeroshot import ZeroShotPredictor
         predictor = ZeroShotPredictor(predictor, args.labels)
     signal.signal(signal.SIGTERM, _interrupt)  # `kill` ends it like Ctrl-C: log kept, port closed
     ok, log = False, None

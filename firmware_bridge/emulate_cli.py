@@ -3,27 +3,19 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
 import sys
-import time
-from pathlib import Path
 
-import serial
-
-from edgehar.bridge import flags, frames
+from edgehar.bridge import flags
 from edgehar.bridge.emulator import EmulatedDevice, card_values, parse_prediction, stream_scale
 from edgehar.bridge.virtual_device import check_link
 from edgehar.card import ModelCard
-from edgehar.cli_types import nonneg_float, positive_float
-from edgehar.data import load_recording
-from edgehar.errors import UserError
-from edgehar.mcu.firmware_build import artifact_files, build_firmware, export_folder
+from edgehar.mcu.firmware_build import artifact_files, build_firmware
 from edgehar.mcu.toolchain import find_toolchain
-from edgehar.runtime import Predictor
 
 
 def register_emulate(dsub) -> None:
+    from edgehar.cli_types import nonneg_float, positive_float
+
     emu = dsub.add_parser(
         "emulate", help="the int8 model's real firmware on an emulated Cortex-M4, on a pty",
         description="Build the wrist firmware for the export folder (TFLite-Micro + CMSIS-NN, the "
@@ -52,11 +44,19 @@ def register_emulate(dsub) -> None:
 
 
 def run_emulate(args) -> int:
+    from edgehar.mcu.firmware_build import export_folder
+
     with export_folder(args.model) as folder:
         return _emulate(args, folder)
 
 
 def _emulate(args, folder) -> int:
+    import os
+    import signal
+
+    from edgehar.data import load_recording
+    from edgehar.errors import UserError
+
     _, _, card_path = artifact_files(folder)  # the user's folder is checked before the tools
     tc = find_toolchain(args.toolchains)
     card = ModelCard.from_json(card_path.read_text(), str(card_path))
@@ -109,7 +109,14 @@ def _interrupt(*_):
 
 def run_live_on_device(args) -> int:
     """Show the predictions a device computed itself (frame-mode "P ..." messages)."""
+    import time
+
+    from edgehar.bridge import frames
     from edgehar.bridge.serial_reader import open_port
+    from edgehar.errors import UserError
+    from edgehar.runtime import Predictor
+
+    from pathlib import Path
 
     card_path = Path(args.model) / "modelcard.json"
     labels = (ModelCard.from_json(card_path.read_text(), str(card_path)).labels if card_path.is_file()
@@ -120,6 +127,8 @@ def run_live_on_device(args) -> int:
         raise UserError(args.model, f"--on-device shows the device's own outputs ({', '.join(labels)}): "
                                     f"export the model with --classes {','.join(classes)} and run that on the device")
     port = open_port(args.port, args.baud)
+    import serial
+
     decoder, count, errors, gone = frames.FrameDecoder(), 0, 0, False
     end = None if args.duration is None else time.monotonic() + args.duration
     try:

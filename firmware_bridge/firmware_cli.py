@@ -5,15 +5,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from edgehar import zoo
 from edgehar.atomic import write_bytes
-from edgehar.card import ModelCard
-from edgehar.classes import add_classes_flag, has_classes
 from edgehar.cli_types import positive_int
-from edgehar.errors import UserError
-from edgehar.mcu.firmware_build import BOARDS, artifact_files, build_firmware, export_folder, footprint
+from edgehar.mcu.firmware_build import BOARDS, artifact_files, build_firmware, footprint
 from edgehar.mcu.toolchain import find_toolchain
-from edgehar.outputs import claim_file
 
 
 def register(sub) -> None:
@@ -39,6 +34,7 @@ def register(sub) -> None:
     b.add_argument("--arena-kb", type=positive_int, metavar="N",
                    help="tensor arena size (default: measured with tflite-micro, +1 KiB)")
     b.add_argument("--toolchains", metavar="DIR", help="TFLM sources folder (default $EDGEHAR_TOOLCHAINS)")
+    from edgehar.classes import add_classes_flag
     add_classes_flag(b, "the firmware runs the export's own outputs, so ARTIFACT_DIR must have been "
                         "exported with these classes (`edgehar export --classes`); otherwise refused")
     b.add_argument("--json", action="store_true", help="print the footprint as JSON")
@@ -67,12 +63,18 @@ def is_elf(path) -> bool:
 def claim_elf(out: Path, inputs) -> None:
     """Before the build: --out is none of the files it reads, not a folder, and replaces only an
     ELF (a firmware image an earlier build wrote)."""
+    from edgehar.outputs import claim_file
+
     claim_file(out, "firmware build", inputs=inputs, recognise=is_elf, kind="a firmware ELF")
 
 
 def check_export_classes(card_path: Path, classes) -> None:
     """The firmware runs the int8 graph as exported: `--classes` is a no-op when the export
     already has exactly those classes, else a one-line hint to export them."""
+    from edgehar.card import ModelCard
+    from edgehar.classes import has_classes
+    from edgehar.errors import UserError
+
     card = ModelCard.from_json(card_path.read_text(), str(card_path))
     if not has_classes(card, classes):
         raise UserError(card_path.parent, f"was exported with the classes {', '.join(card.labels)}; the "
@@ -82,6 +84,9 @@ def check_export_classes(card_path: Path, classes) -> None:
 
 
 def run_build(args) -> int:
+    from edgehar import zoo
+    from edgehar.mcu.firmware_build import export_folder
+
     art = zoo.resolve(args.artifacts, "artifact")
     named = zoo.is_name(args.artifacts)  # the zoo's folder is read-only: the ELF goes here
     out = Path(args.out) if args.out else (Path(f"{args.artifacts}-firmware-{args.board}.elf") if named

@@ -151,6 +151,10 @@ def test_the_command_line_is_built_without_the_heavy_libraries():
 SLOW_TO_IMPORT = ("torch", "tensorflow", "keras", "tf_keras", "onnx", "onnxruntime", "scipy", "matplotlib",
                   "optuna", "sentence_transformers", "tflite_micro", "hypothesis")
 DEFERRED = re.compile(r"#.*\bdeferred: \S")
+# Modules whose parsers `edgehar --help` (and every flag error) builds: a command's front end
+# imports what the command runs inside the function that runs it, so that building every
+# sub-command's parser stays cheap.
+PARSER_MODULES = {"edgehar.demo.command"}
 
 
 def _slow(name: str) -> bool:
@@ -183,8 +187,9 @@ def _import_statements(module: str, path: Path, known: dict) -> tuple[list, list
 def test_imports_inside_functions_only_defer_a_slow_library():
     """An import sits inside a function only when it would make its module load a slow library
     (SLOW_TO_IMPORT, directly or through the edgehar modules it loads) that the module does not
-    load already; or when the line says why (`# deferred: <reason>`). Every other import sits at
-    the top, where a reader sees what the module needs."""
+    load already; in a command-line front end (its parser is built at start-up); or when the
+    line says why (`# deferred: <reason>`). Every other import sits at the top, where a reader
+    sees what the module needs."""
     known = modules()
     statements = {m: _import_statements(m, p, known) for m, p in known.items()}
 
@@ -212,6 +217,8 @@ def test_imports_inside_functions_only_defer_a_slow_library():
 
     needless = []
     for module, (_, nested) in sorted(statements.items()):
+        if FRONT_END.search(module) or module in PARSER_MODULES:
+            continue
         path = known[module]
         lines = path.read_text().splitlines()
         for node, names in nested:

@@ -4,19 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import sys
-from pathlib import Path
 
-from edgehar import zoo
-from edgehar.card_io import read_card
 from edgehar.cli_types import nonneg_int, positive_float, positive_int
-from edgehar.data.corpus import build_corpus
-from edgehar.data.download import check_url, download_hapt
-from edgehar.data.owndata import check_folder
-from edgehar.data.registry import data_arg, is_folder_arg, names
-from edgehar.errors import UserError
-from edgehar.outputs import claim_folder
+from edgehar.data.registry import data_arg, names
 
 
 def register(sub) -> None:
@@ -88,6 +78,9 @@ def register(sub) -> None:
 
 
 def _url(text: str) -> str:
+    from edgehar.data.download import check_url
+    from edgehar.errors import UserError
+
     try:
         return check_url(text)
     except UserError as e:
@@ -121,10 +114,15 @@ def run_summary(args: argparse.Namespace) -> int:
 
 
 def run_check(args: argparse.Namespace) -> int:
+    import sys
+
+    from edgehar.data.owndata import check_folder
     from edgehar.data.plausibility import check_stream, warning_lines
 
     card = None
     if args.model:
+        from edgehar import zoo
+        from edgehar.card_io import read_card
         card = read_card(zoo.resolve(args.model, "model"))
 
     def inspect(rec):
@@ -163,6 +161,13 @@ def _data_list(text: str) -> list[str]:
 def _claim_corpus_out(args: argparse.Namespace) -> None:
     """The corpus folder must be new or empty, and hold none of the data it pools: checked
     before any data is read (a corpus is never replaced; build it into a new folder)."""
+    import os
+    from pathlib import Path
+
+    from edgehar.data.registry import is_folder_arg
+    from edgehar.errors import UserError
+    from edgehar.outputs import claim_folder
+
     if (Path(args.out) / "corpus.json").is_file():
         raise UserError(args.out, "holds a corpus already (corpus build never replaces one): choose a new "
                                   "or empty folder")
@@ -171,6 +176,11 @@ def _claim_corpus_out(args: argparse.Namespace) -> None:
 
 
 def run_corpus_build(args: argparse.Namespace) -> int:
+    import sys
+
+    from edgehar.data.corpus import build_corpus
+    from edgehar.errors import UserError
+
     if not args.rate > 0 or args.window < 2 or (args.hop is not None and args.hop < 1) \
             or args.shard_windows < 1:
         raise UserError("--rate/--window/--hop/--shard-windows", "must be positive (window >= 2)")
@@ -190,6 +200,8 @@ def run_corpus_build(args: argparse.Namespace) -> int:
 
 
 def run_download(args: argparse.Namespace) -> int:
+    from edgehar.data.download import download_hapt
+
     kwargs = {k: v for k, v in (("url", args.url), ("sha256", args.sha256)) if v}
     print(download_hapt(dest=args.dest, **kwargs))
     return 0

@@ -8,13 +8,7 @@ import json
 import os
 from pathlib import Path
 
-from edgehar.atomic import write_json
 from edgehar.cli_types import nonneg_int, positive_float, threads
-from edgehar.demo.config import make_config
-from edgehar.demo.report import format_summary, make_summary
-from edgehar.demo.steps import run_flow, say
-from edgehar.errors import UserError
-from edgehar.outputs import MARKER, claim_folder, mark_folder
 from edgehar.train.flags import add_device_argument
 
 # every name the demo writes into --out (a previous demo's folder holds nothing else)
@@ -72,6 +66,10 @@ def previous_demo(folder: Path) -> list[str] | None:
 
 
 def run_demo(args: argparse.Namespace) -> int:
+    from edgehar.demo.config import make_config
+    from edgehar.errors import UserError
+    from edgehar.outputs import MARKER, claim_folder, mark_folder
+
     cfg = make_config(args)
     out = cfg.out
     # new, empty, or a previous demo's folder: the demo never writes over anyone else's files
@@ -92,6 +90,11 @@ def run_demo(args: argparse.Namespace) -> int:
 
 
 def _run(args, cfg) -> int:
+    from edgehar.atomic import write_json
+    from edgehar.demo.report import format_summary, make_summary
+    from edgehar.demo.steps import run_flow, say
+    from edgehar.errors import UserError
+
     if not os.access(cfg.out, os.W_OK):
         raise UserError(cfg.out, "folder is not writable")
     if cfg.flow == "train":

@@ -5,17 +5,14 @@ from __future__ import annotations
 import argparse
 import json
 
-from edgehar import zoo
-from edgehar.card_io import content_mismatch, read_card
 from edgehar.cli_types import positive_int
-from edgehar.errors import UserError, warn
-from edgehar.mcu.build import CPUS
-from edgehar.profile.mcu_report import parse_measure
-from edgehar.profile.report import format_table, profile_model
-from edgehar.profile.targets import TARGETS
 
 
 def register(sub) -> None:
+    from edgehar.mcu.build import CPUS
+    from edgehar.profile.mcu_report import parse_measure
+    from edgehar.profile.targets import TARGETS
+
     p = sub.add_parser(
         "profile", help="MACs, params, flash, TFLM arena, latency and MCU estimates of a model",
         description="Profile a .tflite or .onnx file (any converter's): inputs/outputs, ops, "
@@ -49,6 +46,9 @@ def register(sub) -> None:
 
 
 def run_profile(args: argparse.Namespace) -> int:
+    from edgehar import zoo
+    from edgehar.profile.report import format_table, profile_model
+
     model = zoo.resolve(args.model, "tflite")
     warn_if_changed(model)
     report = profile_model(model, per_layer=args.per_layer, targets=args.target,
@@ -61,6 +61,9 @@ def run_profile(args: argparse.Namespace) -> int:
 def warn_if_changed(path) -> None:
     """A one-line warning when an edgehar model no longer matches the content hash its
     embedded card records (a model without a card is profiled without one)."""
+    from edgehar.card_io import content_mismatch, read_card
+    from edgehar.errors import UserError, warn
+
     try:
         card = read_card(path)
     except UserError:

@@ -7,14 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from edgehar import zoo
-from edgehar.checkpoint import check_checkpoint_out
 from edgehar.cli_types import nonneg_int, positive_float, positive_int, threads
-from edgehar.data.corpus import check_corpus, is_corpus
-from edgehar.data.registry import check_data, is_folder_arg
-from edgehar.data.splits import split_subjects, validation_subjects
-from edgehar.errors import UserError
-from edgehar.outputs import refuse_inputs
 from edgehar.train.flags import add_device_argument, add_resume_arguments
 
 METHODS = ("harfm", "relcon", "selfpab", "language")
@@ -74,6 +67,7 @@ def register(sub) -> None:
 
 
 def _check_data(name: str) -> None:
+    from edgehar.data.registry import check_data
     from edgehar.train.pretrain import SYNTHETIC
 
     if name != SYNTHETIC:
@@ -82,12 +76,17 @@ def _check_data(name: str) -> None:
 
 def data_inputs(data: str | None, root: str | None) -> list[str]:
     """The paths a --data/--root pair reads (a named data set's folder is under --root)."""
+    from edgehar.data.registry import is_folder_arg
+
     return [p for p in (root, data if data and is_folder_arg(data) else None) if p]
 
 
 def _check_out(path: str, inputs=()) -> None:
     """Fail before training, not after, when the checkpoint cannot be written: an input of the
     command (or a folder holding one), a folder, or a file that is not an edgehar checkpoint."""
+    from edgehar.checkpoint import check_checkpoint_out
+    from edgehar.outputs import refuse_inputs
+
     refuse_inputs(path, inputs)
     check_checkpoint_out(path)
 
@@ -123,16 +122,21 @@ def run_corpus_pretrain(args: argparse.Namespace) -> int:
 
 def _check_corpus(args: argparse.Namespace) -> None:
     """A corpus's shard hashes, before any work (--no-verify: not)."""
+    from edgehar.data.corpus import check_corpus
+
     check_corpus(args.data, verify=not args.no_verify)
 
 
 def run_pretrain(args: argparse.Namespace) -> int:
     import torch
 
+    from edgehar.data.splits import split_subjects
     from edgehar.models.teacher import save_teacher
     from edgehar.recipes import TeacherRecipe, pretrain_teacher
     from edgehar.train import ddp, loop
     from edgehar.train.pretrain import load_windows
+
+    from edgehar.data.corpus import is_corpus
 
     corpus = is_corpus(args.data)
     if corpus and args.method == "harfm":  # HAR-FM on a corpus: a stem per source data set
@@ -179,11 +183,15 @@ def run_pretrain(args: argparse.Namespace) -> int:
 def run_finetune(args: argparse.Namespace) -> int:
     import torch
 
+    from edgehar.data.splits import validation_subjects
+    from edgehar.errors import UserError
     from edgehar.models.inference import evaluate
     from edgehar.models.teacher import load_teacher, save_teacher
     from edgehar.recipes import TeacherRecipe, finetune_teacher, scores, split_train_validation
     from edgehar.train import loop
     from edgehar.train.pretrain import load_windows
+
+    from edgehar import zoo
 
     _check_data(args.data)
     named = zoo.is_name(args.teacher)

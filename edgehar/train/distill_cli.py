@@ -5,16 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
-from edgehar import zoo
-from edgehar.calib.build import load_calib
-from edgehar.checkpoint import check_checkpoint_out, save_checkpoint
 from edgehar.cli_types import fraction, nonneg_float, nonneg_int, positive_float, positive_int, threads
-from edgehar.data import hapt
-from edgehar.data.corpus import check_corpus, is_corpus
 from edgehar.data.registry import data_arg
-from edgehar.data.windows import Windows
-from edgehar.outputs import refuse_inputs
-from edgehar.train.cli import data_inputs
 from edgehar.train.flags import add_device_argument, add_resume_arguments
 
 
@@ -62,11 +54,14 @@ def register(sub) -> None:
 def load_training_windows(args, card):
     """(train, validation, test) windows in the teacher's format (validation: subjects drawn
     from the training subjects); validation and test are None without a test split."""
+    from edgehar.data import hapt
     from edgehar.recipes import split_train_validation
+    from edgehar.data.windows import Windows
     from edgehar.data.datasets import windows_for_card
     from edgehar.train.distill import check_windows_fit
 
     if args.windows:
+        from edgehar.calib.build import load_calib
         c = load_calib(args.windows)
         p = c.provenance
         w = Windows(x=c.x, y=c.y, subject=c.subject, rate=float(p.get("rate", 0)),
@@ -91,7 +86,9 @@ def distill_config(args):
 
 def run_corpus_distill(args: argparse.Namespace, out: str) -> int:
     """Distil over a corpus folder: every wrist acc window of its train split."""
+    from edgehar.checkpoint import save_checkpoint
     from edgehar.train import loop
+    from edgehar.data.corpus import check_corpus
     from edgehar.recipes import distill_corpus_student
 
     check_corpus(args.data, verify=not args.no_verify)  # shard hashes, before any work
@@ -112,7 +109,10 @@ def run_corpus_distill(args: argparse.Namespace, out: str) -> int:
 def run_distill(args: argparse.Namespace) -> int:
     import torch
 
+    from edgehar.checkpoint import check_checkpoint_out, save_checkpoint
+    from edgehar.outputs import refuse_inputs
     from edgehar.recipes import distill_student
+    from edgehar.train.cli import data_inputs
     from edgehar.train import loop
     from edgehar.train.distill import load_teacher_spec, student_metrics, teacher_metrics
 
@@ -120,11 +120,14 @@ def run_distill(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     out = args.out or f"student-{args.student}.pt"
     if not args.teacher.startswith("limu-bert:"):
+        from edgehar import zoo
+
         args.teacher = str(zoo.resolve(args.teacher, "checkpoint"))
     teacher_path = args.teacher.split(":", 1)[1] if args.teacher.startswith("limu-bert:") else args.teacher
     refuse_inputs(out, [teacher_path, args.windows, *data_inputs(args.data, args.root)])
     check_checkpoint_out(out)  # before the teacher loads and training starts, not after
     loop.check_run_folder(out, args.checkpoint_every, args.resume)
+    from edgehar.data.corpus import is_corpus
 
     if is_corpus(args.data):
         return run_corpus_distill(args, out)
@@ -134,6 +137,7 @@ def run_distill(args: argparse.Namespace) -> int:
     data = {"dataset": args.data if not args.windows else args.windows, "root": args.root,
             "split": "HAPT official test subjects" if test is not None else "none"}
     if test is not None:
+        from edgehar.data import hapt
         data["test_subjects"] = list(hapt.TEST_SUBJECTS)
     with loop.run_folder(out, args.device, args.checkpoint_every, args.resume):
         student, card, history = distill_student(teacher, tcard, train, val, args.student, cfg, args.teacher, data)

@@ -6,13 +6,11 @@ import argparse
 import json
 
 from edgehar.cli_types import nonneg_int, positive_int, threads
-from edgehar.data.registry import data_arg
-from edgehar.mcu.build import CPUS
-from edgehar.tune.budget import parse_budget
-from edgehar.tune.pareto import markdown
 
 
 def _targets(text: str) -> list[str]:
+    from edgehar.mcu.build import CPUS
+
     names = [t.strip() for t in text.split(",")]
     bad = [n for n in names if n not in CPUS]
     if bad or len(set(names)) != len(names):
@@ -21,10 +19,14 @@ def _targets(text: str) -> list[str]:
 
 
 def _budget(text: str):
+    from edgehar.tune.budget import parse_budget
+
     return parse_budget(text)
 
 
 def register(sub) -> None:
+    from edgehar.data.registry import data_arg
+
     p = sub.add_parser(
         "tune", help="search students on instructions measured on an emulated Cortex-M",
         description="Search student configurations (encoder widths, kernel and strides, so the token "
@@ -68,5 +70,7 @@ def run_tune(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(rep, indent=2))
     else:
+        from edgehar.tune.pareto import markdown
+
         print(markdown(rep), end="")
     return 0

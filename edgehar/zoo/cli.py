@@ -9,8 +9,6 @@ from __future__ import annotations
 import argparse
 import json
 
-from edgehar import zoo
-
 
 def register(sub) -> None:
     p = sub.add_parser(
@@ -33,6 +31,8 @@ def register(sub) -> None:
 
 
 def run_list(args: argparse.Namespace) -> int:
+    from edgehar import zoo
+
     models = zoo.index()["models"]
     if args.json:
         print(json.dumps(models, indent=2))
@@ -47,6 +47,8 @@ def run_list(args: argparse.Namespace) -> int:
 
 
 def run_show(args: argparse.Namespace) -> int:
+    from edgehar import zoo
+
     e = zoo.entry(args.name)
     card = zoo.card(args.name).to_dict()
     if args.json:
