@@ -334,13 +334,17 @@ def main(argv=None) -> int:
     result = {"command": run.command,
               "students": measure_students(tc), "baselines": measure_baselines(tc), "hapt_baselines": baselines,
               "searches": [], "seeds": seeds, "confirmed": []}
+    plan = []
     if args.hapt_teacher:
-        result["searches"].append(search("hapt", args.hapt_teacher, "hapt", args.hapt_budget, args.trials, args.steps, args))
+        plan.append(("hapt", args.hapt_teacher, "hapt", args.hapt_budget, args.trials, args.steps))
     if args.wrist_teacher and args.wrist_corpus:
-        result["searches"].append(search("wrist", args.wrist_teacher, args.wrist_corpus, args.wrist_budget,
-                                         args.wrist_trials, args.wrist_steps, args))
-    for s in result["searches"] if seeds else []:
-        result["confirmed"] += confirm(s, candidates(s, baselines), seeds, root, tc, args.work)
+        plan.append(("wrist", args.wrist_teacher, args.wrist_corpus, args.wrist_budget, args.wrist_trials,
+                     args.wrist_steps))
+    for name, teacher, data, budget, trials, steps in plan:  # each search confirmed before the next starts
+        s = search(name, teacher, data, budget, trials, steps, args)
+        result["searches"].append(s)
+        if seeds:
+            result["confirmed"] += confirm(s, candidates(s, baselines), seeds, root, tc, args.work)
     for r in result["confirmed"]:
         r["beats"] = beats(r, baselines)
     result["targets"] = targets_met(result, baselines)
