@@ -21,6 +21,7 @@ import numpy as np
 from edgehar.atomic import staged_file
 from edgehar.card import provenance as stamp
 from edgehar.data import hapt
+from edgehar.data.datasets import activity_windows, data_root
 from edgehar.errors import UserError, first_line, require_file
 
 FORMAT = "edgehar-calib/1"
@@ -83,8 +84,6 @@ def build_calibration(dataset: str, n: int = 500, root=None, rate: float = 50.0,
     `exclude_subjects` defaults to the data set's official test subjects (HAPT), so the
     windows used to judge an export never calibrate it.
     """
-    from edgehar.data.datasets import activity_windows, data_root
-
     w = activity_windows(dataset, root, rate=rate, window=window, channels=channels, units=units)
     if exclude_subjects is None:
         exclude_subjects = list(hapt.TEST_SUBJECTS) if dataset == "hapt" else []

@@ -18,6 +18,7 @@ from edgehar import zoo
 from edgehar.classes import add_classes_flag, refuse_with_labels, restrict
 from edgehar.cli_types import label_list
 from edgehar.data import hapt
+from edgehar.data.datasets import windows_for_card
 from edgehar.data.registry import DATA_HELP, data_arg
 from edgehar.errors import UserError
 from edgehar.runtime import Predictor
@@ -32,8 +33,6 @@ def evaluate_file(model_path, data: str = "hapt", root=None, split: str = "test"
     `labels`: score these classes zero-shot (cosine of the embedding to their text) instead of
     the model's own head. `classes`: restrict the model to these of its own classes
     (`edgehar.classes`); the data's other classes are left out."""
-    from edgehar.data.datasets import windows_for_card
-
     refuse_with_labels(classes, labels)
     predictor = restrict(Predictor(model_path, backend=backend), classes)
     if labels:

@@ -43,6 +43,7 @@ from edgehar.card_io import CARD_FILE, content_digest, embedded_card_payload
 from edgehar.checkpoint import load_checkpoint
 from edgehar.classes import relabel_windows, slice_classes
 from edgehar.data import hapt
+from edgehar.data.datasets import activity_windows
 from edgehar.data.registry import is_folder_arg
 from edgehar.data.windows import Windows
 from edgehar.data.wrist_corpus import ACC, load_part, relabel_to
@@ -105,8 +106,6 @@ def card_windows(card, dataset: str | None = None, root=None):
     """(windows, data set name, held-out subjects): all windows of the card's data set in the
     card's rate, window, channels and units, and the subjects parity holds out (a corpus: its
     test split; otherwise the card's test subjects, or HAPT's official ones)."""
-    from edgehar.data.datasets import activity_windows
-
     data = card_data(card)
     dataset = dataset or data.get("dataset")
     if not dataset:

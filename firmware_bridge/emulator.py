@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from edgehar.bridge import frames
+from edgehar.data.resample import resample, unit_factor
 from edgehar.errors import UserError
 from edgehar.interpreters import quantize
 
@@ -183,8 +184,6 @@ def device_windows(values: np.ndarray, scale: float, card, input_scale: float,
 
 def card_values(rec, card, where: str):
     """The recording's samples in the card's channel order, units and rate."""
-    from edgehar.data.resample import resample, unit_factor  # scipy: not at `edgehar --help`
-
     if abs(rec.rate - card.rate) > 1e-6:
         rec = resample(rec, card.rate)
     missing = [c for c in card.channels if c not in rec.channels]

@@ -35,6 +35,7 @@ from edgehar.atomic import check_writable, write_json, write_text
 from edgehar.bridge.flags import rate_hz
 from edgehar.bridge.ring import Ring
 from edgehar.cli_types import positive_float, positive_int
+from edgehar.data.plausibility import check_stream, warning_lines
 from edgehar.errors import UserError
 from edgehar.outputs import claim_folder
 
@@ -288,8 +289,6 @@ def end_take(out: Path, take: Take, counters: dict, reason: str) -> dict | None:
 
 def _check_take(take: Take, data: np.ndarray, units) -> dict:
     """The take's stream checks in the units it was recorded in (`edgehar.data.plausibility`)."""
-    from edgehar.data.plausibility import check_stream
-
     units = units if isinstance(units, list) and len(units) == data.shape[1] else ["g"] * data.shape[1]
     return check_stream(data, take.columns(data.shape[1])[0], units, take.rate, fix="record")
 
@@ -339,7 +338,6 @@ def _delta(now: dict, before: dict) -> dict:
 
 def run_record(args: argparse.Namespace) -> int:
     from edgehar.bridge.serial_reader import SerialReader
-    from edgehar.data.plausibility import warning_lines
 
     out = Path(args.out)
     # before the port is touched: a new or empty folder, or one `record` wrote (a foreign or

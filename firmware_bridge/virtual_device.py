@@ -38,6 +38,7 @@ import numpy as np
 
 from edgehar.bridge import frames
 from edgehar.data import load_recording
+from edgehar.data.resample import resample
 from edgehar.errors import UserError
 
 # Bytes that cannot be part of a number, a separator or a line end (see module doc).
@@ -137,8 +138,6 @@ def format_line(row: np.ndarray) -> bytes:
 def load_replay(path, rate: float | None = None, start: float = 0.0, seconds: float | None = None):
     """(recording, samples to replay): `path` loaded, resampled to `rate` if given, cut to
     `seconds` from `start` seconds in."""
-    from edgehar.data.resample import resample
-
     rec = load_recording(path)
     if rate:
         rec = resample(rec, rate)

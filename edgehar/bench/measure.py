@@ -13,6 +13,7 @@ from edgehar.atomic import write_bytes
 from edgehar.bench.provenance import shown_path
 from edgehar.card import ModelCard
 from edgehar.card_io import embed_card_tflite
+from edgehar.data.datasets import activity_windows, windows_for_card
 from edgehar.errors import UserError
 from edgehar.evaluate import evaluate_file
 from edgehar.export import onnx as onnx_export
@@ -120,8 +121,6 @@ def wrist_score(model_path: Path, root: Path) -> tuple[float | None, str]:
     A model whose card names a gyro stream runs only if it accepts an absent stream (the
     students: `absent_stream = "zeros"`): the gyro channels are fed as the normalisation mean,
     i.e. exactly zero after normalisation, as on a watch without gyroscope."""
-    from edgehar.data.datasets import activity_windows
-
     bangle = root / "banglejs_wrist"
     if not bangle.is_dir():
         return None, "n/a (no banglejs_wrist/)"
@@ -173,8 +172,6 @@ def measure_row(name: str, kind: str, fmt: str, path: Path, root: Path, runs: in
 
 def limubert_row(limu: Path, root: Path, test_subjects) -> dict:
     """The published LIMU-BERT classifier on its own input (20 Hz, 120 samples) of the test subjects."""
-    from edgehar.data.datasets import windows_for_card
-
     model, card = teacher_from_spec(f"limu-bert:{limu}")
     w = windows_for_card(card, "hapt", root / "hapt").labelled()
     test = w.take(np.isin(w.subject, test_subjects))

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edgehar.data.datasets import activity_windows
 from edgehar.scoring import canonical, score
 
 BANGLE_CLASSES = ["walking", "running", "sitting", "lying"]
@@ -29,8 +30,6 @@ def macro_f1(pred_labels: list[str], w, classes=None) -> dict:
 def bangle_windows(root: Path, card):
     """Bangle.js windows in the wrist format; `clean` drops user 1's sitting segment (exp 1 is
     recording 0: files load sorted)."""
-    from edgehar.data.datasets import activity_windows
-
     w = activity_windows("banglejs", root / "banglejs_wrist", rate=card.rate, window=card.window,
                          hop=card.window // 2, channels=list(card.channels), units=list(card.units)).labelled()
     sitting = w.label_names.index("sitting")

@@ -20,6 +20,7 @@ import numpy as np
 from edgehar.bench.wrist import bangle_windows, macro_f1, score_row
 from edgehar.data import hapt
 from edgehar.data.corpus import build_corpus
+from edgehar.data.datasets import activity_windows
 from edgehar.data.wrist_corpus import load_part, relabel_to
 from edgehar.runtime import Predictor
 
@@ -76,7 +77,6 @@ def wrist_figures(predict, labels: list[str], data: WristData) -> dict:
 
 def hapt_data(root: Path, seed: int = 0):
     """(all windows, train, validation, test) of HAPT, 6 channels at 50 Hz, 2.56-s windows."""
-    from edgehar.data.datasets import activity_windows
     from edgehar.recipes import split_train_validation
 
     w = activity_windows("hapt", root / "hapt", rate=HAPT["rate"], window=HAPT["window"], hop=HAPT["hop"])

@@ -24,7 +24,9 @@ from typing import Iterator
 import numpy as np
 
 from edgehar.atomic import staged_folder, write_json
+from edgehar.data.datasets import load_dataset, test_subjects
 from edgehar.data.registry import is_folder_arg, lookup
+from edgehar.data.resample import convert_units, resample
 from edgehar.data.splits import validation_subjects
 from edgehar.data.windows import make_windows
 from edgehar.errors import UserError, first_line
@@ -92,9 +94,6 @@ def build_corpus(data: list[str], rate: float, window: int, out: str | Path, hop
                  root: str | Path | None = None, log=None) -> dict:
     """Write the corpus of `data` (names or own-data folders) to `out`; returns its manifest.
     Named data sets are read from `root/<their folder>` (default: $EDGEHAR_DATA)."""
-    from edgehar.data.datasets import load_dataset, test_subjects
-    from edgehar.data.resample import convert_units, resample
-
     hop = hop or window // 2
     t0 = time.perf_counter()
     for name in data:

@@ -37,6 +37,7 @@ from edgehar.data import manifest_schema as schema
 from edgehar.data.channel_names import infer as infer_axes
 from edgehar.data.fastparse import read_table
 from edgehar.data.recording import UNLABELLED, Recording
+from edgehar.data.resample import resample_on_times
 from edgehar.data.vocabulary import canonical_names
 from edgehar.errors import UserError, require_dir
 
@@ -217,8 +218,6 @@ def _on_grid(table, name, t, data, labels, rate):
     steps are regular, else interpolated (`resample_on_times`; labels: nearest). Time going
     backwards, a jump no pause explains, and a grid out of proportion to the samples are
     problems naming the line, found before anything is interpolated."""
-    from edgehar.data.resample import resample_on_times
-
     path = table.path
     steps = _steps(t)
     if len(steps) and steps.min() < 0:

@@ -5,7 +5,6 @@ from __future__ import annotations
 from fractions import Fraction
 
 import numpy as np
-from scipy.signal import resample_poly
 
 from edgehar.data.recording import Recording
 from edgehar.errors import UserError
@@ -32,6 +31,8 @@ def resample_array(x: np.ndarray, source: float, target: float) -> np.ndarray:
     if source == target:
         return np.asarray(x, dtype=np.float32)
     up, down = rate_ratio(source, target)
+    from scipy.signal import resample_poly  # 0.8-1.9 s to import: only when a rate really changes
+
     return resample_poly(np.asarray(x, dtype=np.float64), up, down, axis=0,
                          padtype="line").astype(np.float32)
 

@@ -10,6 +10,7 @@ import numpy as np
 
 from edgehar.data import hapt, synthetic
 from edgehar.data.banglejs import load_banglejs
+from edgehar.data.datasets import activity_windows, load_dataset, prepare, test_subjects
 from edgehar.data.splits import validation_subjects
 from edgehar.data.synthetic import write_banglejs
 from edgehar.demo.config import ACC, HOP, WINDOW, DemoConfig
@@ -46,7 +47,6 @@ def written_replay(rec, folder: Path, cfg: DemoConfig, note: str, name: str) -> 
 def load_named_data(cfg: DemoConfig) -> DemoData:
     """A named data set or your own folder: its accelerometer at 50 Hz in g; test subjects are
     its official ones or a seeded 20 %; the live step replays a test subject's recording."""
-    from edgehar.data.datasets import activity_windows, load_dataset, prepare, test_subjects
     from edgehar.recipes import split_train_validation
 
     source, plan, seed = cfg.root, cfg.plan, cfg.seed
@@ -100,7 +100,6 @@ def load_synthetic_data(cfg: DemoConfig) -> DemoData:
 
 
 def load_hapt_data(cfg: DemoConfig) -> DemoData:
-    from edgehar.data.datasets import activity_windows
     from edgehar.recipes import split_train_validation
 
     root, plan, seed = cfg.root, cfg.plan, cfg.seed

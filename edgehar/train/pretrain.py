@@ -13,6 +13,7 @@ from tqdm.auto import tqdm
 
 from edgehar.data import hapt, synthetic
 from edgehar.data.corpus import is_corpus, read_manifest
+from edgehar.data.datasets import activity_windows, prepare
 from edgehar.data.windows import Windows, make_windows
 from edgehar.data.wrist_corpus import check_teacher_fits_corpus, train_windows
 from edgehar.models.teacher import Teacher
@@ -28,8 +29,6 @@ def synthetic_windows(n: int | None = None, length: int = 64, rate: float = 25.0
     (`edgehar.data.synthetic`: 6 activities, unlabelled transitions, `subjects` subjects with
     each activity once for about `seconds` s), small enough for tests and smoke runs; with `n`,
     n windows drawn at random (seeded) from them."""
-    from edgehar.data.datasets import prepare
-
     recs = synthetic.synthetic_dataset(subjects, "waist", seconds, bouts=1, seed=seed)
     recs = prepare(recs, rate, channels or synthetic.CHANNELS)
     w = make_windows(recs, length, length // 2, purity=0.8)
@@ -50,7 +49,6 @@ def load_windows(data: str, root=None, card=None) -> tuple[Windows, tuple[int, .
         w = (synthetic_windows() if card is None else
              synthetic_windows(length=card.window, rate=card.rate, channels=card.channels))
         return w, synthetic.TEST_SUBJECTS
-    from edgehar.data.datasets import activity_windows
 
     if card is None:
         w = activity_windows(data, root)

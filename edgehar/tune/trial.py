@@ -17,6 +17,7 @@ from edgehar.calib.build import load_calib
 from edgehar.checkpoint import save_checkpoint
 from edgehar.data import hapt
 from edgehar.data.corpus import is_corpus
+from edgehar.data.datasets import windows_for_card
 from edgehar.data.windows import Windows
 from edgehar.data.wrist_corpus import load_part, relabel_to
 from edgehar.errors import UserError
@@ -57,8 +58,6 @@ def load_tune_data(teacher_spec: str, data: str | None, root=None, windows: str 
     elif is_corpus(data):
         return _corpus_data(teacher, tcard, teacher_spec, data, seed, progress)
     else:
-        from edgehar.data.datasets import windows_for_card
-
         w = windows_for_card(tcard, data, root)
         test = list(hapt.TEST_SUBJECTS) if data == "hapt" else []
         train, val, _ = split_train_validation(w, test, seed)
