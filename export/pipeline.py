@@ -293,13 +293,6 @@ def write_text_basis(folder: Path, basis) -> None:
     write_bytes(folder / BASIS_FILE, buf.getvalue())
 
 
-# TensorFlow's int8 converter is not deterministic on the unrolled LSTM of the TinyHAR variant:
-# about one conversion in four leaves one time step's UNPACK/SPLIT outputs in float (same model,
-# same calibration, same process). Every full-integer result is the same bytes, so converting
-# again is safe; a graph still not full-integer after this many tries is an error.
-INT8_ATTEMPTS = 6
-
-
 def write_models(tmp: Path, model, card, state, calib, int8: bool, bar) -> tuple[dict, object]:
     """Convert and write every model file (card embedded) into `tmp`; (files, exported card)."""
     import torch
@@ -331,13 +324,7 @@ def write_models(tmp: Path, model, card, state, calib, int8: bool, bar) -> tuple
                               ("dataset", "n", "seed", "subjects", "counts", "created")})})
     if int8:
         bar.set_postfix_str("tflite int8")
-        for _ in range(INT8_ATTEMPTS):
-            i8 = tflite.outputs_in_signature_order(tflite.convert_int8(mirror, cal_x))
-            graph = tflite.graph_report(i8)
-            if not (graph["float_tensors"] or {"DEQUANTIZE", "QUANTIZE"} & set(graph["ops"])):
-                break
-        else:
-            raise RuntimeError(f"int8 graph is not full-integer: {graph}")
+        i8, graph = tflite.convert_full_int8(mirror, cal_x)
         io = tflite.io_quantization(i8)
         export_card.quantization = {
             "output": "logits", "dtype": "int8", "applies_to": [FILES["int8_tflite"], "model_int8.h"],

@@ -390,3 +390,18 @@ def test_short_float32_keeps_every_float32_and_halves_the_json():
     assert np.array_equal(np.asarray(short, np.float32), protos)
     assert len(json.dumps(short)) < 0.7 * len(json.dumps(full))
     assert short_float32([0.1, 2, None, "x"]) == [0.1, 2, None, "x"]  # 0.1 is no float32: kept
+
+
+def test_full_int8_conversion_converts_again_while_part_of_the_graph_is_float(raw_tflite, monkeypatch):
+    # TensorFlow's converter sometimes leaves part of an unrolled LSTM in float: a float graph
+    # is converted again, up to INT8_ATTEMPTS times, then it is an error
+    fp32, i8 = raw_tflite["fp32"][0], raw_tflite["int8"][0]
+    calls = []
+    monkeypatch.setattr(tflite, "convert_int8", lambda m, x: calls.append(1) or (fp32 if len(calls) < 3 else i8))
+    data, graph = tflite.convert_full_int8(None, None)
+    assert len(calls) == 3 and graph["float_tensors"] == 0 and data == tflite.outputs_in_signature_order(i8)
+    calls.clear()
+    monkeypatch.setattr(tflite, "convert_int8", lambda m, x: calls.append(1) or fp32)
+    with pytest.raises(RuntimeError, match="not full-integer"):
+        tflite.convert_full_int8(None, None)
+    assert len(calls) == tflite.INT8_ATTEMPTS
