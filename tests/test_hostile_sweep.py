@@ -31,8 +31,7 @@ def artifacts(sweep_root):
 
 
 def marks(case):
-    found = [pytest.mark.xfail(strict=True, reason=case.known_bug)] if case.known_bug else []
-    return found + ([pytest.mark.data] if "data" in case.needs else [])
+    return [pytest.mark.data] if "data" in case.needs else []
 
 
 @pytest.mark.parametrize("case", [pytest.param(c, id=c.name, marks=marks(c)) for c in CASES])

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from edgehar.data.corpus import read_manifest, stream
+from edgehar.data.corpus import meta_dtype, read_manifest, stream
 from edgehar.data.windows import Windows
 from edgehar.errors import UserError
 
@@ -62,7 +62,7 @@ def load_part(folder, split: str, placements=WRIST_PLACEMENTS, datasets=None) ->
         sel = np.isin(meta["placement"], keep_plc) & np.isin(meta["dataset"], keep_ds) & meta["present"][:, acc[0]]
         xs.append(x[sel][:, :, acc])
         metas.append(meta[sel])
-    meta = np.concatenate(metas) if metas else np.zeros(0, dtype=[("dataset", "i2")])
+    meta = np.concatenate(metas) if metas else np.zeros(0, dtype=meta_dtype(len(m["channels"])))  # an empty split
     x = np.concatenate(xs) if xs else np.zeros((0, m["window"], 3), np.float32)
     label_names = m["labels"]
     local = np.full(len(meta), -1, np.int64)
