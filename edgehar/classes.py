@@ -24,6 +24,7 @@ import numpy as np
 from edgehar.cli_types import class_list
 from edgehar.errors import UserError
 from edgehar.runtime import probabilities
+from edgehar.scoring import class_matches
 
 
 # -- the flag ---------------------------------------------------------------------------------
@@ -164,6 +165,18 @@ def _rows(layer, idx):
         if layer.bias is not None:
             out.bias.copy_(layer.bias.index_select(0, rows))
     return out
+
+
+def in_model_classes(windows, labels):
+    """`windows` labelled by the model's `labels` (index = class id): each data class matched by
+    name or on the activity vocabulary (`scoring.class_matches`, as `edgehar eval` scores); a
+    window of a class the model does not know becomes unlabelled (-1). Windows that name no
+    classes are taken to be in the model's already."""
+    if not windows.label_names:
+        return windows
+    match = class_matches(windows.label_names, labels, windows.canonical_names)
+    y = np.array([match.get(int(v), -1) for v in windows.y], np.int64)
+    return replace(windows, y=y, label_names=tuple(labels), canonical_names=())
 
 
 def relabel_windows(windows, labels, classes):

@@ -12,9 +12,10 @@ import torch
 from edgehar.calib.build import calib_from_windows, save_calib
 from edgehar.card_io import read_card
 from edgehar.checkpoint import save_checkpoint
-from edgehar.classes import ClassSubset, slice_classes, subset_card
+from edgehar.classes import ClassSubset, in_model_classes, slice_classes, subset_card
 from edgehar.cli_types import parse_classes
 from edgehar.cli import main
+from edgehar.data.windows import Windows
 from edgehar.errors import UserError
 from edgehar.export import tflite
 from edgehar.export.pipeline import FILES, export_student
@@ -229,3 +230,15 @@ def test_on_device_and_firmware_take_only_the_exports_classes(student, capsys):
     assert "edgehar export CHECKPOINT --int8 --classes fast,still" in err
     from edgehar.bridge.firmware_cli import check_export_classes
     check_export_classes(student["dir"] / "modelcard.json", ["still", "mid", "fast"])  # the same: no-op
+
+
+def test_windows_of_other_data_are_scored_on_the_classes_both_know():
+    # export's parity with another data set's windows (a wrist student with Bangle.js): data class
+    # ids become the model's by name or vocabulary; a class the model lacks is unlabelled
+    w = Windows(x=np.zeros((5, 8, 3), np.float32), y=np.array([0, 1, 2, 3, -1]), subject=np.zeros(5, np.int64),
+                rate=50.0, channels=("acc_x", "acc_y", "acc_z"), units=("g",) * 3,
+                label_names=("lying", "cycling", "walking", "laying"))
+    got = in_model_classes(w, ["walking", "sitting", "lying"])
+    assert got.y.tolist() == [2, -1, 0, 2, -1] and got.label_names == ("walking", "sitting", "lying")
+    unnamed = Windows(x=w.x, y=w.y, subject=w.subject, rate=50.0, channels=w.channels, units=w.units, label_names=())
+    assert in_model_classes(unnamed, ["walking", "sitting", "lying"]).y.tolist() == w.y.tolist()
