@@ -405,4 +405,3 @@ def test_full_int8_conversion_converts_again_while_part_of_the_graph_is_float(ra
     with pytest.raises(RuntimeError, match="not full-integer"):
         tflite.convert_full_int8(None, None)
     assert len(calls) == tflite.INT8_ATTEMPTS
-
