@@ -37,7 +37,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from edgehar.atomic import write_json, write_text
+from edgehar.atomic import write_bytes, write_json, write_text
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
@@ -321,6 +321,7 @@ def main(argv=None) -> int:
     p.add_argument("--seeds", default="0,1,2", help="seeds of the confirmation runs ('' skips them)")
     p.add_argument("--work", type=Path, default=Path("tune-work"))
     p.add_argument("--out", type=Path, default=HERE / "results")
+    p.add_argument("--update-readme", action="store_true", help="rewrite the README's tune section")
     args = p.parse_args(argv)
     seeds = [int(x) for x in args.seeds.split(",") if x.strip()]
     FINAL_RECIPES["hapt"]["steps"], FINAL_RECIPES["wrist"]["steps"] = args.hapt_final_steps, args.wrist_final_steps
@@ -349,6 +350,15 @@ def main(argv=None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     write_json(args.out / "tune.json", result)
     write_text(args.out / "tune.md", markdown(result))
+    plots = []
+    for s in result["searches"]:  # each search's front, beside the tables
+        png = args.out / f"tune_{s['name']}.png"
+        write_bytes(png, (Path(s["folder"]) / "pareto.png").read_bytes())
+        plots.append((f"{s['name']}: validation macro-F1 against measured M4 instructions", png))
+    if args.update_readme:
+        from edgehar.bench.table import update_readme
+        update_readme(HERE.parent / "README.md", markdown(result).split("\n", 2)[2], plots, section="tune",
+                      title="## Students searched on measured Cortex-M instructions (`edgehar tune`)")
     print(markdown(result))
     return 0
 
