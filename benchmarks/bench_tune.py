@@ -299,7 +299,7 @@ def targets_met(result: dict, baselines: list[dict]) -> list[str]:
 def main(argv=None) -> int:
     import os
 
-    from edgehar.bench.provenance import Run
+    from edgehar.bench.provenance import Run, shown_path
     from edgehar.mcu.toolchain import find_toolchain
     from edgehar.tune.budget import parse_budget
 
@@ -346,6 +346,8 @@ def main(argv=None) -> int:
     for r in result["confirmed"]:
         r["beats"] = beats(r, baselines)
     result["targets"] = targets_met(result, baselines)
+    for s in result["searches"]:  # paths as a report shows them, never this machine's folders
+        s.update({k: shown_path(s[k], HERE.parent) for k in ("teacher", "data", "folder") if os.sep in str(s[k])})
     result["provenance"] = run.stamp()
     args.out.mkdir(parents=True, exist_ok=True)
     write_json(args.out / "tune.json", result)
