@@ -346,17 +346,17 @@ def main(argv=None) -> int:
     for r in result["confirmed"]:
         r["beats"] = beats(r, baselines)
     result["targets"] = targets_met(result, baselines)
-    for s in result["searches"]:  # paths as a report shows them, never this machine's folders
-        s.update({k: shown_path(s[k], HERE.parent) for k in ("teacher", "data", "folder") if os.sep in str(s[k])})
-    result["provenance"] = run.stamp()
     args.out.mkdir(parents=True, exist_ok=True)
-    write_json(args.out / "tune.json", result)
-    write_text(args.out / "tune.md", markdown(result))
     plots = []
     for s in result["searches"]:  # each search's front, beside the tables
         png = args.out / f"tune_{s['name']}.png"
         write_bytes(png, (Path(s["folder"]) / "pareto.png").read_bytes())
         plots.append((f"{s['name']}: validation macro-F1 against measured M4 instructions", png))
+    for s in result["searches"]:  # paths as a report shows them, never this machine's folders
+        s.update({k: shown_path(s[k], HERE.parent) for k in ("teacher", "data", "folder") if os.sep in str(s[k])})
+    result["provenance"] = run.stamp()
+    write_json(args.out / "tune.json", result)
+    write_text(args.out / "tune.md", markdown(result))
     if args.update_readme:
         from edgehar.bench.table import update_readme
         update_readme(HERE.parent / "README.md", markdown(result).split("\n", 2)[2], plots, section="tune",
