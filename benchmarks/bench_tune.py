@@ -175,7 +175,8 @@ def test_sets(name: str, tdata, root: Path) -> tuple[list[str], dict, tuple]:
 
 def confirm(result: dict, chosen: list[dict], seeds: list[int], root: Path, tc, work: Path) -> list[dict]:
     """Each chosen configuration distilled at the full recipe once per seed, exported full-int8,
-    scored through the int8 file on the test subjects and measured."""
+    scored through the int8 file on the test subjects and measured; into `work`/<search>-confirm
+    (the tune's own folder holds only what tune writes, or a rerun would refuse it)."""
     import numpy as np
 
     from edgehar.bench.wrist import macro_f1, score_row
@@ -202,7 +203,7 @@ def confirm(result: dict, chosen: list[dict], seeds: list[int], root: Path, tc, 
             student, card, history = distill_student(tdata.teacher, tdata.teacher_card, tdata.train, tdata.validation,
                                                      size, cfg, tdata.teacher_spec, tdata.data, progress=False,
                                                      targets=tdata.targets)
-            folder = work / name / "confirm" / f"{t['trial']:04d}-seed{seed}"
+            folder = work / f"{name}-confirm" / f"{t['trial']:04d}-seed{seed}"
             folder.mkdir(parents=True, exist_ok=True)
             save_checkpoint(folder / "student.pt", student, card, extra={"history": history})
             export_student(folder / "student.pt", folder / "export", windows=tdata.train, data=f"{name} train",
