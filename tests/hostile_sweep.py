@@ -1159,16 +1159,46 @@ def compare(before: dict, after: dict, allowed: list[Path], changes: list[Path] 
 
 
 # -- running one case -----------------------------------------------------------------------
+# Linux counts a child's peak RSS from the memory it had before exec, which after a fork from a
+# pytest worker that loaded torch and TensorFlow is that worker's whole size. A bounded command
+# is started by this small launcher instead: a fresh interpreter forks it, reaps it with
+# os.wait4, writes its peak RSS (KiB) to the fd in argv[1] and exits as it did.
+RSS_LAUNCHER = """
+import os, signal, sys
+fd, argv = int(sys.argv[1]), sys.argv[2:]
+pid = os.fork()
+if pid == 0:
+    os.execvp(argv[0], argv)
+for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+    signal.signal(sig, lambda n, f: os.kill(pid, n))
+_, status, usage = os.wait4(pid, 0)
+os.write(fd, str(usage.ru_maxrss).encode())
+code = os.waitstatus_to_exitcode(status)
+if code < 0:
+    signal.signal(-code, signal.SIG_DFL)
+    os.kill(os.getpid(), -code)
+sys.exit(code)
+"""
+
+
 class Proc:
     """A subprocess whose stderr is collected in a thread (so a regex can wait on it), reaped by
-    `os.wait4` in a thread of its own so its peak RSS (its waited-for children included) is
-    known. Signals go through `send`, never Popen's poll/wait (which would reap it first)."""
+    `os.wait4` in a thread of its own. Signals go through `send`, never Popen's poll/wait (which
+    would reap it first). `measure_rss`: started by RSS_LAUNCHER, so its peak RSS (its waited-for
+    children included) is its own; otherwise the figure includes the forking worker's size."""
 
-    def __init__(self, argv, c: Ctx):
+    def __init__(self, argv, c: Ctx, measure_rss: bool = False):
+        self.rss_read = None
+        if measure_rss:
+            self.rss_read, rss_write = os.pipe()
+            argv = [PY, "-c", RSS_LAUNCHER, str(rss_write), *map(str, argv)]
         self.p = subprocess.Popen(argv, cwd=c.dir, env=c.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                  start_new_session=True)
+                                  start_new_session=True, pass_fds=(rss_write,) if measure_rss else ())
+        if measure_rss:
+            os.close(rss_write)
         self.out, self.err = bytearray(), bytearray()
         self.rusage = None
+        self.rss_kib = None
         self.timed_out = False
         self.threads = [threading.Thread(target=self._pump, args=(s, b), daemon=True)
                         for s, b in ((self.p.stdout, self.out), (self.p.stderr, self.err))]
@@ -1184,6 +1214,10 @@ class Proc:
     def _reap(self):
         _, status, self.rusage = os.wait4(self.p.pid, 0)
         self.p.returncode = os.waitstatus_to_exitcode(status)
+        if self.rss_read is not None:
+            with os.fdopen(self.rss_read, "rb") as f:
+                text = f.read().decode().strip()
+            self.rss_kib = int(text) if text else None
 
     def poll(self):
         return None if self.reaper.is_alive() else self.p.returncode
@@ -1204,7 +1238,8 @@ class Proc:
 
     @property
     def peak_rss_mb(self) -> float | None:
-        return None if self.rusage is None else round(self.rusage.ru_maxrss / 1024, 1)
+        kib = self.rss_kib if self.rss_read is not None else (self.rusage and self.rusage.ru_maxrss)
+        return None if kib is None else round(kib / 1024, 1)
 
 
 def start_device(case: Case, c: Ctx):
@@ -1278,7 +1313,7 @@ def run_case(case: Case, root: Path, artifacts: Path, shared: Path | None = None
     dev = start_device(case, c) if case.device else None
     t0 = time.time()
     try:
-        p = Proc(edgehar(*case.argv(c)), c)
+        p = Proc(edgehar(*case.argv(c)), c, measure_rss=case.max_rss_mb is not None)
         c.pgid = p.p.pid
         c.alongside = Proc(edgehar(*case.concurrent(c)), c) if case.concurrent else None
         if case.signal:
