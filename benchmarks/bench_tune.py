@@ -114,9 +114,7 @@ def search(name: str, teacher: str, data: str, budget, trials: int, steps: int, 
             "cpu_s": round(time.process_time() - start, 1)}
 
 
-# The full recipes the searched configurations are confirmed with: run_all's HAPT students
-# (3300 steps of 64 windows) and bench_wrist's wrist students (24000 steps of 128, augmented).
-FINAL_RECIPES = {"hapt": {"steps": 3300}, "wrist": {"steps": 24000, "batch_size": 128, "lr": 3e-3, "augment": True}}
+WRIST_FINAL_STEPS = 24000  # the step count bench_wrist's validation chose for the tiny student
 WRIST_TARGET = {"pool_mean": 0.827, "instructions": 500_000}  # today's small student on the pool; the budget
 
 
@@ -136,13 +134,13 @@ def candidates(result: dict, baselines: list[dict]) -> list[dict]:
     trial measured below its M4 count (within the search's arena and flash budget); on the
     wrist, the tune's chosen trial."""
     from edgehar.tune.budget import Budget
+    from edgehar.tune.pareto import within
 
     if result["name"] == "wrist":
         return [{"trial": result["chosen"], "why": f"best validation macro-F1 within {result['budget']}"}] \
             if result["chosen"] else []
-    b = Budget(**result["limits"])
-    fits = [r for r in result["all"] if (b.arena is None or r["arena"] <= b.arena)
-            and (b.flash is None or r["flash"] <= b.flash)]
+    memory = Budget(**{**result["limits"], "instructions": None})  # each baseline sets the instructions
+    fits = [r for r in result["all"] if within(r, memory)]
     out = {}
     for base in baselines:
         below = [r for r in fits if r["instructions"]["cortex-m4"] < base["m4"]]
@@ -173,8 +171,9 @@ def test_sets(name: str, tdata, root: Path) -> tuple[list[str], dict, tuple]:
     return labels, tests, bangle_windows(root, card)
 
 
-def confirm(result: dict, chosen: list[dict], seeds: list[int], root: Path, tc, work: Path) -> list[dict]:
-    """Each chosen configuration distilled at the full recipe once per seed, exported full-int8,
+def confirm(result: dict, chosen: list[dict], recipe: dict, seeds: list[int], root: Path, tc,
+            work: Path) -> list[dict]:
+    """Each chosen configuration distilled at the full `recipe` (DistillConfig fields) once per seed, exported full-int8,
     scored through the int8 file on the test subjects and measured; into `work`/<search>-confirm
     (the tune's own folder holds only what tune writes, or a rerun would refuse it)."""
     import numpy as np
@@ -199,7 +198,7 @@ def confirm(result: dict, chosen: list[dict], seeds: list[int], root: Path, tc, 
         runs = []
         for seed in seeds:
             start = time.process_time()
-            cfg = DistillConfig(**FINAL_RECIPES[name], seed=seed)
+            cfg = DistillConfig(**recipe, seed=seed)
             student, card, history = distill_student(tdata.teacher, tdata.teacher_card, tdata.train, tdata.validation,
                                                      size, cfg, tdata.teacher_spec, tdata.data, progress=False,
                                                      targets=tdata.targets)
@@ -224,7 +223,7 @@ def confirm(result: dict, chosen: list[dict], seeds: list[int], root: Path, tc, 
                   f"M4 {m['instructions']['cortex-m4']:,}", file=sys.stderr, flush=True)
         f1 = [r["test_macro_f1"] for r in runs]
         rows.append({"search": name, "trial": t["trial"], "why": c["why"], "config": t["config"], "head": t["head"],
-                     "tune_validation_macro_f1": t["validation_macro_f1"], "recipe": FINAL_RECIPES[name],
+                     "tune_validation_macro_f1": t["validation_macro_f1"], "recipe": recipe,
                      "test_macro_f1_mean": float(np.mean(f1)), "test_macro_f1_std": float(np.std(f1)),
                      "m4": max(r["instructions"]["cortex-m4"] for r in runs),
                      "m55": max(r["instructions"]["cortex-m55"] for r in runs),
@@ -300,7 +299,10 @@ def targets_met(result: dict, baselines: list[dict]) -> list[str]:
 def main(argv=None) -> int:
     import os
 
+    from run_all import PLANS
+
     from edgehar.bench.provenance import Run, shown_path
+    from edgehar.bench.wrist import STUDENT_DISTILL
     from edgehar.mcu.toolchain import find_toolchain
     from edgehar.tune.budget import parse_budget
 
@@ -315,9 +317,9 @@ def main(argv=None) -> int:
     p.add_argument("--wrist-trials", type=int, default=30, help="trials of the wrist search")
     p.add_argument("--steps", type=int, default=600, help="distillation steps of a HAPT trial")
     p.add_argument("--wrist-steps", type=int, default=2000, help="distillation steps of a wrist trial")
-    p.add_argument("--hapt-final-steps", type=int, default=FINAL_RECIPES["hapt"]["steps"],
-                   help="distillation steps of a HAPT confirmation run")
-    p.add_argument("--wrist-final-steps", type=int, default=FINAL_RECIPES["wrist"]["steps"],
+    p.add_argument("--hapt-final-steps", type=int, default=PLANS["full"]["distill_steps"],
+                   help="distillation steps of a HAPT confirmation run (default: run_all's students)")
+    p.add_argument("--wrist-final-steps", type=int, default=WRIST_FINAL_STEPS,
                    help="distillation steps of a wrist confirmation run")
     p.add_argument("--seeds", default="0,1,2", help="seeds of the confirmation runs ('' skips them)")
     p.add_argument("--work", type=Path, default=Path("tune-work"))
@@ -325,7 +327,8 @@ def main(argv=None) -> int:
     p.add_argument("--update-readme", action="store_true", help="rewrite the README's tune section")
     args = p.parse_args(argv)
     seeds = [int(x) for x in args.seeds.split(",") if x.strip()]
-    FINAL_RECIPES["hapt"]["steps"], FINAL_RECIPES["wrist"]["steps"] = args.hapt_final_steps, args.wrist_final_steps
+    recipes = {"hapt": {"steps": args.hapt_final_steps},  # run_all's student recipe
+               "wrist": {"steps": args.wrist_final_steps, **STUDENT_DISTILL}}  # bench_wrist's
     run = Run(__file__, argv, HERE.parent)
     root = Path(os.environ.get("EDGEHAR_DATA", HERE.parent.parent / "shared" / "data"))
     tc = find_toolchain()
@@ -343,7 +346,7 @@ def main(argv=None) -> int:
         s = search(name, teacher, data, budget, trials, steps, args)
         result["searches"].append(s)
         if seeds:
-            result["confirmed"] += confirm(s, candidates(s, baselines), seeds, root, tc, args.work)
+            result["confirmed"] += confirm(s, candidates(s, baselines), recipes[name], seeds, root, tc, args.work)
     for r in result["confirmed"]:
         r["beats"] = beats(r, baselines)
     result["targets"] = targets_met(result, baselines)

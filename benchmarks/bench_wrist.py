@@ -42,7 +42,8 @@ import numpy as np
 import torch
 
 from edgehar.bench.provenance import shown_path
-from edgehar.bench.wrist import TARGET, BANGLE_CLASSES, bangle_windows, macro_f1, markdown, score_row
+from edgehar.bench.wrist import (TARGET, BANGLE_CLASSES, STUDENT_DISTILL, bangle_windows, macro_f1, markdown,
+                                 score_row)
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
@@ -50,7 +51,6 @@ DATASETS = ["wisdm_watch", "dsads", "geotec_watch"]
 LANGUAGE_STEPS = 3000
 LODO_SETS = ["wisdm_watch", "dsads"]  # GeoTec holds 11 labelled windows: too few to score
 ACC = ("acc_x", "acc_y", "acc_z")
-DISTILL_BATCH = 128
 INT8_CELLS = ("int8_bytes", "arena_bytes", "m4_instructions", "m55_instructions")  # measured on the int8 file
 
 
@@ -440,7 +440,7 @@ def main(argv=None) -> int:
     for size in ("tiny", "small"):
         scored, models = {}, {}  # distillation steps -> (checkpoint, validation macro-F1), (model, card)
         for n in args.distill_steps:
-            config = DistillConfig(steps=n, batch_size=DISTILL_BATCH, lr=3e-3, augment=True)
+            config = DistillConfig(steps=n, **STUDENT_DISTILL)
             spath = cached(f"wrist_{size}_{n}.pt", {"student": size, "teacher_sha256": file_sha256(tpath),
                                                      **asdict(config)},
                            lambda: distill_corpus_student(str(tpath), corpus, size, config, progress=False),

@@ -14,6 +14,9 @@ from edgehar.scoring import canonical, score
 BANGLE_CLASSES = ["walking", "running", "sitting", "lying"]
 MIN_POOL_WINDOWS = 50  # a data set enters the pool mean with at least this many labelled test windows
 TARGET = 0.85  # issue #13: int8 small on Bangle.js w/o user 1 sitting, and the pool mean
+# How the wrist students distil (DistillConfig fields beside the step count, which is chosen on
+# validation): batches of 128 corpus windows, augmented
+STUDENT_DISTILL = {"batch_size": 128, "lr": 3e-3, "augment": True}
 
 
 def macro_f1(pred_labels: list[str], w, classes=None) -> dict:
