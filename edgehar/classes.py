@@ -177,11 +177,3 @@ def in_model_classes(windows, labels):
     match = class_matches(windows.label_names, labels, windows.canonical_names)
     y = np.array([match.get(int(v), -1) for v in windows.y], np.int64)
     return replace(windows, y=y, label_names=tuple(labels), canonical_names=())
-
-
-def relabel_windows(windows, labels, classes):
-    """`windows` labelled by the model's `labels` (index = class id), relabelled for the subset
-    `classes`: a window of another class becomes unlabelled (-1)."""
-    new = {labels.index(c): i for i, c in enumerate(classes)}
-    y = np.array([new.get(int(v), -1) for v in windows.y], np.int64)
-    return replace(windows, y=y, label_names=tuple(classes))

@@ -41,7 +41,7 @@ from edgehar.calib.build import CalibSet, calib_from_windows, check_fits_card, l
 from edgehar.card import provenance
 from edgehar.card_io import CARD_FILE, content_digest, embedded_card_payload
 from edgehar.checkpoint import load_checkpoint
-from edgehar.classes import in_model_classes, relabel_windows, slice_classes
+from edgehar.classes import in_model_classes, slice_classes
 from edgehar.data import hapt
 from edgehar.data.datasets import activity_windows
 from edgehar.data.registry import is_folder_arg
@@ -199,7 +199,6 @@ def export_student(checkpoint, out=None, int8: bool = True, calib=None, data: st
     claim_export_folder(out, checkpoint, calib, data, root)
     torch.set_num_threads(1)
     model, card, state = load_student(checkpoint)
-    full_labels = list(card.labels)
     if classes:
         model, card = slice_classes(model, card, classes, checkpoint)
         state = model.state_dict()
@@ -223,10 +222,9 @@ def export_student(checkpoint, out=None, int8: bool = True, calib=None, data: st
             calib = resolve_calibration(card, None, windows, dataset, held, n_calib, seed)
         held_out = windows.take(np.isin(windows.subject, held)) if held else windows
         # the data's classes are not the model's when it was trained on other data (a wrist
-        # student exported with Bangle.js windows): macro-F1 counts the classes both know
-        held_out = in_model_classes(held_out, full_labels)
-        if classes:  # the other classes' windows still count for agreement, not for macro-F1
-            held_out = relabel_windows(held_out, full_labels, card.labels)
+        # student exported with Bangle.js windows) or sliced by --classes: macro-F1 counts the
+        # classes both know; the other windows still count for agreement
+        held_out = in_model_classes(held_out, card.labels)
         files, export_card = write_models(tmp, model, card, state, calib, int8, bar)
         bar.set_postfix_str("parity")
         report = parity.parity_report(model, export_card, held_out, {k: str(v) for k, v in files.items()},
