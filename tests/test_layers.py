@@ -53,21 +53,30 @@ def modules() -> dict[str, Path]:
 
 def imports(module: str, path: Path) -> list[tuple[str, int]]:
     """(imported edgehar module or name, line) for every import statement in the file."""
-    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+    package = package_of(module, path)
     out = []
     for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.ImportFrom):
-            base = node.module or ""
-            if node.level:
-                anchor = package.split(".")[:len(package.split(".")) - node.level + 1]
-                base = ".".join(anchor + ([base] if base else []))
-            targets = [base] + [f"{base}.{a.name}" for a in node.names]
-        elif isinstance(node, ast.Import):
-            targets = [a.name for a in node.names]
-        else:
-            continue
-        out += [(t, node.lineno) for t in targets if t == "edgehar" or t.startswith("edgehar.")]
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            base, names = import_targets(package, node)
+            targets = [base] + names if isinstance(node, ast.ImportFrom) else names
+            out += [(t, node.lineno) for t in targets if t == "edgehar" or t.startswith("edgehar.")]
     return out
+
+
+def package_of(module: str, path: Path) -> str:
+    return module if path.name == "__init__.py" else module.rpartition(".")[0]
+
+
+def import_targets(package: str, node) -> tuple[str, list[str]]:
+    """(the module a `from` import reads, relative ones resolved; the full name of each thing
+    the statement imports): `from .x import y` in package p -> ("p.x", ["p.x.y"])."""
+    if isinstance(node, ast.Import):
+        return "", [a.name for a in node.names]
+    base = node.module or ""
+    if node.level:
+        anchor = package.split(".")[:len(package.split(".")) - node.level + 1]
+        base = ".".join(anchor + ([base] if base else []))
+    return base, [f"{base}.{a.name}" for a in node.names]
 
 
 def imported_modules(module: str, path: Path, known: dict) -> list[tuple[str, int]]:
@@ -164,23 +173,17 @@ def _slow(name: str) -> bool:
 def _import_statements(module: str, path: Path, known: dict) -> tuple[list, list]:
     """(module-level, inside-a-function) import statements as (node, names it loads), each
     name resolved to a module where it is one (`from pkg import name`: pkg.name or pkg)."""
-    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+    package = package_of(module, path)
     tree = ast.parse(path.read_text())
     inside = {id(n) for f in ast.walk(tree) if isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef))
               for n in ast.walk(f) if isinstance(n, (ast.Import, ast.ImportFrom))}
     top, nested = [], []
     for node in ast.walk(tree):
-        if isinstance(node, ast.ImportFrom):
-            base = node.module or ""
-            if node.level:
-                anchor = package.split(".")[:len(package.split(".")) - node.level + 1]
-                base = ".".join(anchor + ([base] if base else []))
-            names = [f"{base}.{a.name}" if f"{base}.{a.name}" in known else base for a in node.names]
-        elif isinstance(node, ast.Import):
-            names = [a.name for a in node.names]
-        else:
-            continue
-        (nested if id(node) in inside else top).append((node, names))
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            base, names = import_targets(package, node)
+            if isinstance(node, ast.ImportFrom):
+                names = [n if n in known else base for n in names]
+            (nested if id(node) in inside else top).append((node, names))
     return top, nested
 
 
