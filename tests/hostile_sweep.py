@@ -45,6 +45,7 @@ from typing import Callable
 from filelock import FileLock
 
 from edgehar import zoo
+from edgehar.atomic import staged_folder
 from edgehar.digest import file_sha256
 
 PY = sys.executable
@@ -128,11 +129,8 @@ def made_once(folder: Path, make: Callable[[Path], None]) -> Path:
     (pytest-xdist workers) wait on the lock and reuse it."""
     with FileLock(str(folder) + ".lock"):
         if not folder.is_dir():
-            staging = folder.with_name(folder.name + ".new")
-            shutil.rmtree(staging, ignore_errors=True)
-            staging.mkdir(parents=True)
-            make(staging)
-            staging.rename(folder)
+            with staged_folder(folder) as staging:
+                make(staging)
     return folder
 
 
