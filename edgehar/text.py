@@ -15,9 +15,9 @@ import os
 from pathlib import Path
 
 import numpy as np
-from platformdirs import user_cache_dir
 
 from edgehar.atomic import write_bytes
+from edgehar.cachedir import cache_dir as kit_cache_dir
 from edgehar.errors import UserError
 
 MODEL_ID = "sentence-transformers/all-MiniLM-L6-v2"
@@ -25,9 +25,8 @@ TEXT_DIM = 384
 
 
 def cache_dir() -> Path:
-    """Folder of cached embeddings (`$EDGEHAR_CACHE/text` or the platform user cache)."""
-    base = os.environ.get("EDGEHAR_CACHE") or user_cache_dir("edgehar")
-    return Path(base) / "text"
+    """Folder of cached embeddings (`edgehar.cachedir`)."""
+    return kit_cache_dir("text")
 
 
 def cache_key(text: str, model_id: str = MODEL_ID) -> str:

@@ -32,12 +32,12 @@ def tflite_runtime_python() -> str:
     import subprocess
     import sys
 
-    from platformdirs import user_cache_dir
+    from edgehar.cachedir import cache_dir
 
     given = os.environ.get("EDGEHAR_TFLITE_RUNTIME_PYTHON")
     if given:
         return given
-    venv = Path(user_cache_dir("edgehar")) / "venv-tflite-runtime"
+    venv = cache_dir("venv-tflite-runtime")
     python = venv / "bin" / "python"
     probe = [str(python), "-c", "import tflite_runtime.interpreter"]
     if python.exists() and subprocess.run(probe, capture_output=True).returncode == 0:

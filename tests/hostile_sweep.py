@@ -46,6 +46,7 @@ from filelock import FileLock
 
 from edgehar import zoo
 from edgehar.atomic import staged_folder
+from edgehar.cachedir import cache_dir
 from edgehar.digest import file_sha256
 
 PY = sys.executable
@@ -880,7 +881,6 @@ def tflm_staging_swept(c: Ctx) -> list:
     jobs it started finish on their own and are waited for): the staging folder is there; the
     next build removes it. The finished TFLM library of the user's own cache is copied in first
     (the same key), so the next build only links."""
-    import platformdirs
     deadline = time.time() + 300
     while time.time() < deadline:  # the orphaned compiler jobs, in the case's process group
         try:
@@ -889,7 +889,7 @@ def tflm_staging_swept(c: Ctx) -> list:
             break
         time.sleep(0.5)
     mcu = c / "cache" / "edgehar" / "mcu"
-    user = Path(platformdirs.user_cache_dir("edgehar")) / "mcu"  # the harness's own, not the case's
+    user = cache_dir("mcu")  # the harness's own, not the case's
     stale = [e.name for e in mcu.iterdir() if e.name.startswith(".")] if mcu.is_dir() else []
     problems = [] if stale else ["no staging folder left by the killed build (nothing to sweep)"]
     for lib in user.glob("tflm-*"):

@@ -20,7 +20,8 @@ ROOT = Path(__file__).resolve().parents[1]
 FOLDERS = {"edgehar": "edgehar", "export": "edgehar.export", "firmware_bridge": "edgehar.bridge",
            "calib": "edgehar.calib"}
 LAYERS = [  # lowest first
-    ["edgehar", "edgehar.errors", "edgehar.atomic", "edgehar.outputs", "edgehar.digest", "edgehar.metrics"],
+    ["edgehar", "edgehar.errors", "edgehar.atomic", "edgehar.outputs", "edgehar.digest", "edgehar.metrics",
+     "edgehar.cachedir"],
     ["edgehar.data"],
     ["edgehar.text", "edgehar.scoring", "edgehar.card", "edgehar.cli_types"],
     ["edgehar.checkpoint", "edgehar.card_io"],

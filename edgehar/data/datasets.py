@@ -9,6 +9,7 @@ import numpy as np
 
 from edgehar.data.channel_names import mismatch_message
 from edgehar.data.owndata import MANIFEST, load_folder
+from edgehar.data.parsed import load_parsed
 from edgehar.data.recording import Recording
 from edgehar.data.registry import REGISTRY, folder_of, is_folder_arg, lookup
 from edgehar.data.resample import convert_units, resample
@@ -36,7 +37,8 @@ def load_dataset(name: str, root: str | Path | None = None) -> list[Recording]:
     if is_folder_arg(name):
         return load_folder(name)
     ds, option = lookup(name)
-    recs = ds.load(folder_of(ds, root), option)
+    folder = folder_of(ds, root)
+    recs = load_parsed(ds.name, option, folder, lambda: ds.load(folder, option))
     return [replace(r, dataset=name, placement=r.placement or r.meta.get("placement") or ds.placement,
                     device=r.device or r.meta.get("device") or ds.device,
                     canonical_names=canonical_names(r.label_names, ds.labels))

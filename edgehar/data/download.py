@@ -21,10 +21,10 @@ import zipfile
 from pathlib import Path, PurePosixPath
 from urllib.parse import unquote, urlparse
 
-import platformdirs
 from tqdm import tqdm
 
 from edgehar import __version__
+from edgehar.cachedir import cache_dir
 from edgehar.errors import UserError
 from edgehar.outputs import claim_folder, staged_output_folder
 
@@ -43,8 +43,8 @@ _CHUNK = 1 << 16
 
 
 def default_cache() -> Path:
-    """`<user cache dir>/edgehar/hapt`."""
-    return Path(platformdirs.user_cache_dir("edgehar")) / "hapt"
+    """`<cache>/hapt` (`edgehar.cachedir`)."""
+    return cache_dir("hapt")
 
 
 def find_hapt_root(folder: Path, depth: int = 3) -> Path | None:

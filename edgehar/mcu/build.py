@@ -2,7 +2,7 @@
 
 The TFLM library (`libtflm.a`, every kernel of one source tree) is compiled with
 arm-none-eabi-gcc, one compile job per core, and cached under the user cache dir
-(`platformdirs.user_cache_dir("edgehar")/mcu/`) in a folder keyed by a hash of the source tree,
+(`<cache>/mcu/`, `edgehar.cachedir`) in a folder keyed by a hash of the source tree,
 the CPU flags and the compiler version: a second call is instant, a changed source rebuilds.
 Linked images (the semihosting runner, a firmware) are cached the same way, keyed also by the
 firmware sources under `edgehar/mcu/firmware/` and the link inputs.
@@ -22,9 +22,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-import platformdirs
-
 from edgehar.atomic import remove_stale_staging, staged_folder
+from edgehar.cachedir import cache_dir
 from edgehar.errors import UserError
 from edgehar.mcu.toolchain import Toolchain
 
@@ -90,7 +89,7 @@ def parse_cpu(name: str) -> Cpu:
 
 
 def cache_root() -> Path:
-    return Path(platformdirs.user_cache_dir("edgehar")) / "mcu"
+    return cache_dir("mcu")
 
 
 def _digest(*parts, files: list[Path] = (), base: Path | None = None) -> str:
