@@ -34,6 +34,7 @@ import numpy as np
 from edgehar.atomic import check_writable, write_json, write_text
 from edgehar.bridge.flags import rate_hz
 from edgehar.bridge.ring import Ring
+from edgehar.bridge.serial_reader import SerialReader
 from edgehar.cli_types import positive_float, positive_int
 from edgehar.data.plausibility import check_stream, warning_lines
 from edgehar.errors import UserError
@@ -337,8 +338,6 @@ def _delta(now: dict, before: dict) -> dict:
 
 
 def run_record(args: argparse.Namespace) -> int:
-    from edgehar.bridge.serial_reader import SerialReader
-
     out = Path(args.out)
     # before the port is touched: a new or empty folder, or one `record` wrote (a foreign or
     # damaged manifest, or anyone else's files, are refused), with room for the take names

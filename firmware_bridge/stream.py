@@ -16,7 +16,6 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.signal import firwin
 
 from edgehar.data.resample import rate_ratio
 
@@ -48,6 +47,8 @@ class StreamResampler:
         self.identity = self.up == self.down
         if self.identity:
             return
+        from scipy.signal import firwin  # 0.6 s to import: only when a rate really changes
+
         max_rate = max(self.up, self.down)
         half_len = 10 * max_rate
         h = firwin(2 * half_len + 1, 1.0 / max_rate, window=("kaiser", 5.0)) * self.up

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
+from edgehar.bridge.live import LiveSession
 from edgehar.scoring import class_matches, score
 
 ROUND = 4  # decimals of the stored and printed figures
@@ -62,8 +63,6 @@ def stream(model: str | os.PathLike, replay: Replay, on_prediction=None, on_sess
     """Run `live` on the replay until the device has sent everything and every window of it is
     predicted. `on_session(session)` is called once the session is made (the port open, the
     model loaded), `on_prediction(p)` with each prediction as it is made."""
-    from edgehar.bridge.live import LiveSession
-
     session = LiveSession(replay.url(), str(model), smooth="ema:0.5", keep=True)
     if on_session:
         on_session(session)

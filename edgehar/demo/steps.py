@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 from edgehar.atomic import staged_folder, write_json
+from edgehar.bridge.live import PredictionLog, TerminalView
 from edgehar.card_io import CARD_FILE, read_card
 from edgehar.checkpoint import save_checkpoint
 from edgehar.data.windows import Windows
@@ -177,8 +178,6 @@ def step_live(cfg: DemoConfig, done: dict) -> dict:
     """The int8 TFLite file in `live`, fed by the virtual device in process (sim://, speed 0)
     replaying the flow's recording; every prediction logged to live.csv; the agreement with the
     recording's labels scored."""
-    from edgehar.bridge.live import PredictionLog, TerminalView
-
     if cfg.flow == "deploy":
         replay = bangle_replay(cfg.root)
     else:
