@@ -32,18 +32,23 @@ _FOR_SUFFIX = {".tflite": ("litert", "tflite-runtime"), ".onnx": ("onnxruntime",
                ".pt": ("torch",), ".pth": ("torch",)}
 
 
+_MODULE = {"litert": "ai_edge_litert.interpreter", "tflite-runtime": "tflite_runtime.interpreter",
+           "onnxruntime": "onnxruntime", "torch": "torch"}
+
+
+def importable(backend: str) -> bool:
+    """Whether `backend` imports in this environment (importing it: a broken install, e.g. a
+    numpy ABI mismatch, counts as absent)."""
+    try:
+        __import__(_MODULE[backend])
+        return True
+    except Exception:
+        return False
+
+
 def available_backends() -> list[str]:
     """Backends importable in this environment."""
-    found = []
-    for name, module in (("litert", "ai_edge_litert.interpreter"),
-                         ("tflite-runtime", "tflite_runtime.interpreter"),
-                         ("onnxruntime", "onnxruntime"), ("torch", "torch")):
-        try:
-            __import__(module)
-            found.append(name)
-        except Exception:  # a broken install (e.g. numpy ABI mismatch) counts as absent
-            pass
-    return found
+    return [b for b in BACKENDS if importable(b)]
 
 
 def probabilities(scores: np.ndarray, output_kind: str) -> np.ndarray:
@@ -67,11 +72,11 @@ class Predictor:
             raise UserError(self.model_path, "not a model file (expected .tflite, .onnx or .pt)")
         choices = _FOR_SUFFIX[suffix]
         if backend is None:
-            usable = [b for b in choices if b in available_backends()]
-            if not usable:
+            # the first that imports: torch alone takes a second, a .tflite file never needs it
+            backend = next((b for b in choices if importable(b)), None)
+            if backend is None:
                 raise UserError(self.model_path, f"no runtime installed for {suffix} "
                                                  f"(install one of: {', '.join(choices)})")
-            backend = usable[0]
         elif backend not in BACKENDS:
             raise UserError(backend, f"unknown backend (known: {', '.join(BACKENDS)})")
         elif backend not in choices:

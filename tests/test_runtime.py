@@ -109,3 +109,26 @@ def test_user_errors(tmp_path):
 def test_available_backends_lists_what_runs():
     found = available_backends()
     assert {"litert", "onnxruntime", "torch"} <= set(found)
+
+
+def test_a_tflite_file_runs_without_importing_torch():
+    """The backend is the first of the file's own that imports: eval and live on a .tflite do not
+    pay torch's second of start-up."""
+    import subprocess
+    import sys
+
+    from edgehar import zoo
+
+    code = ("import sys; from edgehar.runtime import Predictor; p = Predictor(sys.argv[1]); "
+            "print(p.backend, 'torch' in sys.modules, 'onnxruntime' in sys.modules)")
+    r = subprocess.run([sys.executable, "-c", code, str(zoo.resolve("wrist-tiny", "tflite"))], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["litert", "False", "False"]
+
+
+def test_no_importable_runtime_is_one_error(monkeypatch):
+    import edgehar.runtime as runtime
+
+    monkeypatch.setattr(runtime, "importable", lambda backend: False)
+    with pytest.raises(UserError, match=r"no runtime installed for \.tflite \(install one of: litert, tflite-runtime\)"):
+        Predictor(built_models()["tflite"])
