@@ -108,3 +108,11 @@ def test_a_registered_data_set_loads_the_same_from_the_cache(data_root, cache):
         for f in fields(Recording):
             x, y = getattr(a, f.name), getattr(b, f.name)
             assert np.array_equal(x, y) if isinstance(x, np.ndarray) else x == y, f.name
+
+
+def test_a_folder_with_too_many_files_is_read_each_time(tmp_path, cache, monkeypatch):
+    monkeypatch.setattr(parsed, "MAX_FILES", 2)
+    d, calls = folder_with(tmp_path, n=3), []
+    parsed.load_parsed("x", None, d, reader(d, calls))
+    parsed.load_parsed("x", None, d, reader(d, calls))
+    assert calls == [1, 1] and not cache.exists()

@@ -24,13 +24,21 @@ from edgehar.cachedir import cache_dir
 READERS = Path(__file__).parent  # edgehar/data: a change to any reader invalidates every entry
 
 
-def fingerprint(folder: Path) -> str:
-    """Hex SHA-256 over the readers' source and every file under `folder` (path, size, mtime)."""
+MAX_FILES = 50_000  # DSADS, the largest data set, has 9,120; a --root far above the data is not cached
+
+
+def fingerprint(folder: Path) -> str | None:
+    """Hex SHA-256 over the readers' source and every file under `folder` (path, size, mtime);
+    None over `MAX_FILES` files, where the walk would cost more than it saves."""
     h = hashlib.sha256()
     for f in sorted(READERS.glob("*.py")):
         h.update(f.name.encode() + b"\0" + f.read_bytes())
+    seen = 0
     for top, dirs, files in os.walk(folder):
         dirs.sort()
+        seen += len(files)
+        if seen > MAX_FILES:
+            return None
         for name in sorted(files):
             path = os.path.join(top, name)
             with contextlib.suppress(OSError):  # a dangling link: the reader says what it means
@@ -62,6 +70,8 @@ def load_parsed(name: str, option: str | None, folder: Path, read: Callable[[], 
     store = cache_dir("recordings")
     entry = store / (hashlib.sha256(f"{name}\0{option}\0{folder}".encode()).hexdigest()[:32] + ".pkl")
     stamp = fingerprint(folder)
+    if stamp is None:
+        return read()
     with contextlib.suppress(Exception), open(entry, "rb") as f:  # missing, cut, foreign or stale: a miss
         if pickle.load(f)["fingerprint"] == stamp:
             return pickle.load(f)
