@@ -175,11 +175,17 @@ def confirm(result: dict, chosen: list[dict], recipe: dict, seeds: list[int], ro
             work: Path) -> list[dict]:
     """Each chosen configuration distilled at the full `recipe` (DistillConfig fields) once per seed, exported full-int8,
     scored through the int8 file on the test subjects and measured; into `work`/<search>-confirm
-    (the tune's own folder holds only what tune writes, or a rerun would refuse it)."""
+    (the tune's own folder holds only what tune writes, or a rerun would refuse it). A student
+    distilled by an earlier run from the same configuration, recipe, seed, teacher, windows and
+    training code is reused (`edgehar.bench.manifest`), so a rerun retrains only what changed."""
     import numpy as np
+    from run_all import STUDENT_CODE
 
+    from edgehar.bench.manifest import Manifest, content_key, windows_sha256
     from edgehar.bench.wrist import macro_f1, score_row
+    from edgehar.card_io import read_card
     from edgehar.checkpoint import save_checkpoint
+    from edgehar.digest import file_sha256
     from edgehar.export.pipeline import export_student
     from edgehar.recipes import distill_student
     from edgehar.runtime import Predictor
@@ -191,6 +197,9 @@ def confirm(result: dict, chosen: list[dict], recipe: dict, seeds: list[int], ro
     name = result["name"]
     tdata = load_tune_data(result["teacher"], result["data"], seed=0, progress=False)
     labels, tests, bangle = test_sets(name, tdata, root)
+    manifest = Manifest(work / f"{name}-confirm")
+    made_from = {"teacher_sha256": file_sha256(result["teacher"]),
+                 "windows_sha256": windows_sha256(tdata.train, tdata.validation)}
     rows = []
     for c in chosen:
         t = c["trial"]
@@ -198,13 +207,18 @@ def confirm(result: dict, chosen: list[dict], recipe: dict, seeds: list[int], ro
         runs = []
         for seed in seeds:
             start = time.process_time()
-            cfg = DistillConfig(**recipe, seed=seed)
-            student, card, history = distill_student(tdata.teacher, tdata.teacher_card, tdata.train, tdata.validation,
-                                                     size, cfg, tdata.teacher_spec, tdata.data, progress=False,
-                                                     targets=tdata.targets)
-            folder = work / f"{name}-confirm" / f"{t['trial']:04d}-seed{seed}"
-            folder.mkdir(parents=True, exist_ok=True)
-            save_checkpoint(folder / "student.pt", student, card, extra={"history": history})
+
+            def make(path, seed=seed):
+                cfg = DistillConfig(**recipe, seed=seed)
+                student, card, history = distill_student(
+                    tdata.teacher, tdata.teacher_card, tdata.train, tdata.validation, size, cfg, tdata.teacher_spec,
+                    tdata.data, progress=False, targets=tdata.targets)
+                path.parent.mkdir(parents=True, exist_ok=True)
+                save_checkpoint(path, student, card, extra={"history": history})
+            how = {"config": t["config"], "recipe": recipe, "seed": seed}
+            checkpoint, reused = manifest.build(f"{t['trial']:04d}-seed{seed}/student.pt", content_key(
+                how, STUDENT_CODE, made_from["teacher_sha256"] + made_from["windows_sha256"]), how, make)
+            folder, card = checkpoint.parent, read_card(checkpoint)
             export_student(folder / "student.pt", folder / "export", windows=tdata.train, data=f"{name} train",
                            micro=False, progress=False, seed=seed)
             predict = Predictor(folder / "export").predict
@@ -217,7 +231,7 @@ def confirm(result: dict, chosen: list[dict], recipe: dict, seeds: list[int], ro
             m = measure_file(tc, folder / "export" / "model_int8.tflite", CPUS)
             run.update(seed=seed, validation_macro_f1=card.provenance["metrics"]["validation"]["macro_f1"],
                        instructions=m["instructions"], arena=m["arena"], flash=m["flash"],
-                       cpu_s=round(time.process_time() - start, 1))
+                       cpu_s=round(time.process_time() - start, 1), reused_checkpoint=reused)
             runs.append(run)
             print(f"{name} trial {t['trial']} seed {seed}: test {run['test_macro_f1']:.4f}, "
                   f"M4 {m['instructions']['cortex-m4']:,}", file=sys.stderr, flush=True)
