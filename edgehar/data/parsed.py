@@ -5,8 +5,10 @@ names them; unpickling what the reader returned takes 0.04 s and 0.15 s. An entr
 `<cache>/recordings/` (`edgehar.cachedir`) holds one data set, option and folder, and serves
 while the folder's fingerprint (every file's path, size and modification time) and the
 readers' own source (`edgehar/data/*.py`) are what they were when it was written. A cache that
-cannot be read or written is a miss, never an error; the next write removes entries whose
-folder is gone (a deleted copy of a data set) and anything a killed write left behind.
+cannot be read or written is a miss, never an error. Each write removes the entries whose
+folder is gone (a deleted copy of a data set), and what a killed write of the same entry left
+(`edgehar.atomic`). Entries are pickles: point `$EDGEHAR_CACHE` only at a folder no one else
+writes to.
 """
 
 from __future__ import annotations
