@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -114,6 +115,7 @@ def test_live_on_device_shows_emulated_predictions(toolchain, export_dir, data_r
                                str(export_dir), "--on-device", "--duration", "12", "--json"],
                               capture_output=True, text=True, timeout=120)
         lines = [json.loads(l) for l in live.stdout.splitlines() if l.strip()]
+        emu.send_signal(signal.SIGTERM)  # ends the replay cleanly: it prints what the MCU ran so far
         emu_out, _ = emu.communicate(timeout=120)
     finally:
         if emu.poll() is None:
