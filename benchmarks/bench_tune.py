@@ -198,8 +198,7 @@ def confirm(result: dict, chosen: list[dict], recipe: dict, seeds: list[int], ro
     tdata = load_tune_data(result["teacher"], result["data"], seed=0, progress=False)
     labels, tests, bangle = test_sets(name, tdata, root)
     manifest = Manifest(work / f"{name}-confirm")
-    made_from = {"teacher_sha256": file_sha256(result["teacher"]),
-                 "windows_sha256": windows_sha256(tdata.train, tdata.validation)}
+    made_from = file_sha256(result["teacher"]) + windows_sha256(tdata.train, tdata.validation)
     rows = []
     for c in chosen:
         t = c["trial"]
@@ -216,10 +215,10 @@ def confirm(result: dict, chosen: list[dict], recipe: dict, seeds: list[int], ro
                 path.parent.mkdir(parents=True, exist_ok=True)
                 save_checkpoint(path, student, card, extra={"history": history})
             how = {"config": t["config"], "recipe": recipe, "seed": seed}
-            checkpoint, reused = manifest.build(f"{t['trial']:04d}-seed{seed}/student.pt", content_key(
-                how, STUDENT_CODE, made_from["teacher_sha256"] + made_from["windows_sha256"]), how, make)
+            checkpoint, reused = manifest.build(f"{t['trial']:04d}-seed{seed}/student.pt",
+                                                content_key(how, STUDENT_CODE, made_from), how, make)
             folder, card = checkpoint.parent, read_card(checkpoint)
-            export_student(folder / "student.pt", folder / "export", windows=tdata.train, data=f"{name} train",
+            export_student(checkpoint, folder / "export", windows=tdata.train, data=f"{name} train",
                            micro=False, progress=False, seed=seed)
             predict = Predictor(folder / "export").predict
             if name == "hapt":

@@ -1,10 +1,13 @@
 """`Predictor`: the same probabilities from every runtime, preprocessing taken from the card."""
 
 import shutil
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 
+from edgehar import runtime, zoo
 from edgehar.errors import UserError
 from edgehar.metrics import softmax
 from edgehar.runtime import Predictor, available_backends
@@ -114,21 +117,16 @@ def test_available_backends_lists_what_runs():
 def test_a_tflite_file_runs_without_importing_torch():
     """The backend is the first of the file's own that imports: eval and live on a .tflite do not
     pay torch's second of start-up."""
-    import subprocess
-    import sys
-
-    from edgehar import zoo
-
     code = ("import sys; from edgehar.runtime import Predictor; p = Predictor(sys.argv[1]); "
             "print(p.backend, 'torch' in sys.modules, 'onnxruntime' in sys.modules)")
-    r = subprocess.run([sys.executable, "-c", code, str(zoo.resolve("wrist-tiny", "tflite"))], capture_output=True, text=True)
+    r = subprocess.run([sys.executable, "-c", code, str(zoo.resolve("wrist-tiny", "tflite"))],
+                       capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     assert r.stdout.split() == ["litert", "False", "False"]
 
 
 def test_no_importable_runtime_is_one_error(monkeypatch):
-    import edgehar.runtime as runtime
-
     monkeypatch.setattr(runtime, "importable", lambda backend: False)
-    with pytest.raises(UserError, match=r"no runtime installed for \.tflite \(install one of: litert, tflite-runtime\)"):
+    with pytest.raises(UserError,
+                       match=r"no runtime installed for \.tflite \(install one of: litert, tflite-runtime\)"):
         Predictor(built_models()["tflite"])

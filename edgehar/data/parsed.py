@@ -24,8 +24,6 @@ from edgehar.atomic import staged_file
 from edgehar.cachedir import cache_dir
 
 READERS = Path(__file__).parent  # edgehar/data: a change to any reader invalidates every entry
-
-
 MAX_FILES = 50_000  # DSADS, the largest data set, has 9,120; a --root far above the data is not cached
 
 
