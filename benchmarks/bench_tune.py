@@ -4,7 +4,7 @@ MEASURED on emulated Cortex-M4 and M55 (TFLM + CMSIS-NN under qemu-system-arm).
     EDGEHAR_TOOLCHAINS=../shared/toolchains EDGEHAR_DATA=../shared/data python benchmarks/bench_tune.py \
         [--hapt-teacher T.pt] [--wrist-teacher T.pt --wrist-corpus DIR] [--trials 40] [--steps 600] \
         [--wrist-steps 2000] [--hapt-budget B] [--wrist-budget instructions=0.5M,arena=32KiB,flash=128KiB] \
-        [--seeds 0,1,2] [--work DIR] [--out benchmarks/results]
+        [--seeds 0,1,2] [--refine 2] [--jobs 1] [--work DIR] [--out benchmarks/results]
 
 (a) The current tiny and small students and the int8 baselines (Ignatov/IGN, the plain CNN, the
     TinyHAR variant `tinyhar_tflm`: `edgehar export`'s Keras mirrors), all at HAPT shape (128 x 6,
@@ -17,21 +17,25 @@ MEASURED on emulated Cortex-M4 and M55 (TFLM + CMSIS-NN under qemu-system-arm).
     TANH and LOGISTIC saturate early, -105k); another random initialisation moved TinyHAR's M55
     count by 1.8%.
 (b) With a teacher: the search on HAPT (--hapt-teacher) and on the wrist corpus
-    (--wrist-teacher, --wrist-corpus), each into --work/<name> (rerunning resumes), its front
-    and chosen model summarised.
-(c) The searched configurations confirmed on the test split. Each is chosen on validation only:
-    on HAPT, per int8 baseline of the README's table, the trial with the best validation
-    macro-F1 among those measured below that baseline's M4 count; on the wrist, the tune's
-    chosen trial (best validation macro-F1 within --wrist-budget). Each is distilled at the
-    full recipe (HAPT: run_all's 3300 steps; wrist: bench_wrist's student recipe, 24000 steps)
-    once per seed, exported full-int8, scored through the int8 file on the test subjects (HAPT's
-    official test subjects; the wrist pool mean of bench_wrist and Bangle.js) and measured.
+    (--wrist-teacher, --wrist-corpus), each into --work/<name> (rerunning resumes), its start
+    configurations (`start_points`) tried first, its front and chosen model summarised.
+(c) Shortlists taken to the full recipe, chosen on validation only. One choice per HAPT int8
+    baseline of the README's table (trials measured below its M4 count) and one on the wrist
+    (trials within --wrist-budget); each choice shortlists its --refine trials with the best
+    short-run validation macro-F1 plus its start configurations, distils them at the full
+    recipe (HAPT: run_all's 3300 steps, 3 seeds; wrist: bench_wrist's student recipe, 24000
+    steps, 1 seed; --jobs at once) and keeps the best full-recipe validation macro-F1.
+(d) The chosen configurations confirmed on the test split: distilled once per seed (the
+    shortlist's runs reused), exported full-int8, scored through the int8 file on the test
+    subjects (HAPT's official test subjects; the wrist pool mean of bench_wrist and Bangle.js)
+    and measured.
     Writes tune.json and tune.md.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 import tempfile
 import time
@@ -106,7 +110,7 @@ def search(name: str, teacher: str, data: str, budget, trials: int, steps: int, 
     from edgehar.tune.search import tune
 
     start = time.process_time()
-    rep = tune(teacher, args.work / name, CPUS, budget, trials, steps, data=data, seed=0)
+    rep = tune(teacher, args.work / name, CPUS, budget, trials, steps, data=data, seed=0, start=start_points(name))
     chosen = next((r for r in rep["trials"] if r["trial"] == rep["chosen"]), None)
     return {"name": name, "teacher": teacher, "data": data, "steps": steps, "budget": budget.describe(),
             "limits": budget.to_dict(), "trials": len(rep["trials"]), "front": rep["front"], "chosen": chosen, "all": rep["trials"],
@@ -114,6 +118,29 @@ def search(name: str, teacher: str, data: str, budget, trials: int, steps: int, 
             "cpu_s": round(time.process_time() - start, 1)}
 
 
+def named(size: str, **change) -> dict:
+    """A named student size (`edgehar.models.student.SIZES`, defaults filled in) as a
+    configuration of the search space, with `change` applied."""
+    from edgehar.models.student import DEFAULTS, SIZES
+
+    cfg = {**DEFAULTS, **SIZES[size], **change}
+    return {k: cfg[k] for k in ("kernel", "widths", "strides", "d", "layers", "pool", "heads", "ff", "attention")}
+
+
+def start_points(name: str) -> list[dict]:
+    """Each search's start configurations (tried first, and always taken to the full recipe):
+    on HAPT the named tiny and small students; on the wrist the tiny student cut to the
+    0.5M budget: 7 tokens instead of 13 (strides 4, 2, 2), a feed-forward width of 32, and
+    softmax-free (kernel 5 or 7) or softmax attention. Where they came from: measured untrained (the tiny student is 1.02M M4
+    instructions at wrist shape; these 0.47-0.49M) and checked on corpus validation only."""
+    if name == "hapt":
+        return [named("tiny"), named("small")]
+    cut = {"strides": [4, 2, 2], "ff": 32}
+    return [named("tiny", **cut, attention="linear"), named("tiny", **cut, attention="linear", kernel=7),
+            named("tiny", **cut)]
+
+
+REFINE_SEEDS = {"hapt": 3, "wrist": 1}  # full-recipe runs per shortlisted trial: ~1 CPU min on HAPT, ~6 on the wrist
 WRIST_FINAL_STEPS = 24000  # the step count bench_wrist's validation chose for the tiny student
 WRIST_TARGET = {"pool_mean": 0.827, "instructions": 500_000}  # today's small student on the pool; the budget
 
@@ -129,25 +156,44 @@ def hapt_baselines() -> list[dict]:
             for r in rows if r["kind"] == "baseline" and r["format"] == "int8 TFLite" and r.get("m4_instructions")]
 
 
-def candidates(result: dict, baselines: list[dict]) -> list[dict]:
-    """The configurations to confirm, each chosen on validation: per HAPT baseline, the best
-    trial measured below its M4 count (within the search's arena and flash budget); on the
-    wrist, the tune's chosen trial."""
+def shortlist(result: dict, baselines: list[dict], k: int, start: list[dict]) -> list[dict]:
+    """The configurations taken to the full recipe, per choice: on HAPT one choice per baseline
+    (trials measured below its M4 count, within the search's arena and flash budget), on the
+    wrist one (trials within the budget). Each choice's shortlist: its `k` trials with the best
+    validation macro-F1 at the search's short step count, plus its start configurations (the
+    short count ranks near sizes poorly: on the wrist, 2,000-step trials from 100k to 550k
+    instructions all land at 0.60-0.67). A configuration sampled twice counts once.
+    [{"why", "trials": [trial row, ...]}]"""
     from edgehar.tune.budget import Budget
     from edgehar.tune.pareto import within
 
+    starts = [r for r in result["all"] if r["config"] in start]
     if result["name"] == "wrist":
-        return [{"trial": result["chosen"], "why": f"best validation macro-F1 within {result['budget']}"}] \
-            if result["chosen"] else []
-    memory = Budget(**{**result["limits"], "instructions": None})  # each baseline sets the instructions
-    fits = [r for r in result["all"] if within(r, memory)]
+        budget = Budget(**result["limits"])
+        choices = [(f"within {result['budget']}", [r for r in result["all"] if within(r, budget)])]
+    else:
+        memory = Budget(**{**result["limits"], "instructions": None})  # each baseline sets the instructions
+        fits = [r for r in result["all"] if within(r, memory)]
+        choices = [(f"below {b['model']}'s {b['m4']:,} M4 instructions",
+                     [r for r in fits if r["instructions"]["cortex-m4"] < b["m4"]]) for b in baselines]
+    out = []
+    for why, rows in choices:
+        ranked = sorted(rows, key=lambda r: (-r["validation_macro_f1"], r["instructions"]["cortex-m4"]))
+        best = [r for i, r in enumerate(ranked) if r["config"] not in [o["config"] for o in ranked[:i]]][:k]
+        picked = best + [r for r in starts if r in rows and r not in best]
+        if picked:
+            out.append({"why": why, "trials": picked})
+    return out
+
+
+def choose_refined(groups: list[dict], refined: dict) -> list[dict]:
+    """Per shortlist, the trial with the best mean validation macro-F1 at the full recipe (ties:
+    fewer M4 instructions); a trial chosen for several baselines is confirmed once."""
     out = {}
-    for base in baselines:
-        below = [r for r in fits if r["instructions"]["cortex-m4"] < base["m4"]]
-        if below:
-            best = max(below, key=lambda r: r["validation_macro_f1"])
-            out.setdefault(best["trial"], {"trial": best, "why": []})["why"].append(
-                f"best validation macro-F1 below {base['model']}'s {base['m4']:,} M4 instructions")
+    for g in groups:
+        best = max(g["trials"], key=lambda r: (refined[r["trial"]], -r["instructions"]["cortex-m4"]))
+        out.setdefault(best["trial"], {"trial": best, "why": []})["why"].append(
+            f"best full-recipe validation macro-F1 {g['why']}")
     return [{"trial": c["trial"], "why": "; ".join(c["why"])} for c in out.values()]
 
 
@@ -171,52 +217,115 @@ def test_sets(name: str, tdata, root: Path) -> tuple[list[str], dict, tuple]:
     return labels, tests, bangle_windows(root, card)
 
 
-def confirm(result: dict, chosen: list[dict], recipe: dict, seeds: list[int], root: Path, tc,
-            work: Path) -> list[dict]:
-    """Each chosen configuration distilled at the full `recipe` (DistillConfig fields) once per seed, exported full-int8,
-    scored through the int8 file on the test subjects and measured; into `work`/<search>-confirm
-    (the tune's own folder holds only what tune writes, or a rerun would refuse it). A student
-    distilled by an earlier run from the same configuration, recipe, seed, teacher, windows and
+@functools.lru_cache(maxsize=2)
+def tune_data(teacher: str, data: str):
+    """The search's teacher, windows and targets (once per process)."""
+    from edgehar.tune.trial import load_tune_data
+
+    return load_tune_data(teacher, data, seed=0, progress=False)
+
+
+def make_student(teacher: str, data: str, name: str, config: dict, recipe: dict, seed: int, path: Path) -> float:
+    """Distil one configuration at `recipe` with `seed` into `path` (one process and thread
+    each under --jobs); its CPU seconds. The validation scores travel in the card."""
+    import torch
+
+    from edgehar.checkpoint import save_checkpoint
+    from edgehar.recipes import distill_student
+    from edgehar.train.distill import DistillConfig
+    from edgehar.tune import space
+
+    torch.set_num_threads(1)
+    tdata = tune_data(teacher, data)
+    start = time.process_time()
+    student, card, history = distill_student(
+        tdata.teacher, tdata.teacher_card, tdata.train, tdata.validation, space.size(name, config),
+        DistillConfig(**recipe, seed=seed), tdata.teacher_spec, tdata.data, progress=False, targets=tdata.targets)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_checkpoint(path, student, card, extra={"history": history})
+    return round(time.process_time() - start, 1)
+
+
+def students(result: dict, trials: list[dict], recipe: dict, seeds: list[int], work: Path, jobs: int) -> dict:
+    """{(trial, seed): (checkpoint, reused, CPU s)}: each trial's configuration distilled at the
+    full `recipe` once per seed into `work`/<search>-confirm, `jobs` at a time. A student an
+    earlier run distilled from the same configuration, recipe, seed, teacher, windows and
     training code is reused (`edgehar.bench.manifest`), so a rerun retrains only what changed."""
-    import numpy as np
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
     from run_all import STUDENT_CODE
 
     from edgehar.bench.manifest import Manifest, content_key, windows_sha256
-    from edgehar.bench.wrist import macro_f1, score_row
-    from edgehar.card_io import read_card
-    from edgehar.checkpoint import save_checkpoint
     from edgehar.digest import file_sha256
-    from edgehar.export.pipeline import export_student
-    from edgehar.recipes import distill_student
-    from edgehar.runtime import Predictor
-    from edgehar.train.distill import DistillConfig
-    from edgehar.tune import space
-    from edgehar.tune.measure import measure_file
-    from edgehar.tune.trial import load_tune_data
 
     name = result["name"]
-    tdata = load_tune_data(result["teacher"], result["data"], seed=0, progress=False)
-    labels, tests, bangle = test_sets(name, tdata, root)
+    tdata = tune_data(result["teacher"], result["data"])
     manifest = Manifest(work / f"{name}-confirm")
     made_from = file_sha256(result["teacher"]) + windows_sha256(tdata.train, tdata.validation)
+    out, pending = {}, {}
+    for t in trials:
+        for seed in seeds:
+            how = {"config": t["config"], "recipe": recipe, "seed": seed}
+            file, key = f"{t['trial']:04d}-seed{seed}/student.pt", content_key(how, STUDENT_CODE, made_from)
+            if manifest.reusable(file, key):
+                out[t["trial"], seed] = (manifest.folder / file, True, 0.0)
+            else:
+                pending[t["trial"], seed] = (file, key, how, (result["teacher"], result["data"],
+                                             f"tuned-{name}-{t['trial']}", t["config"], recipe, seed,
+                                             manifest.folder / file))
+    pool = (ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"))
+            if jobs > 1 and len(pending) > 1 else None)
+    try:
+        futures = {k: pool.submit(make_student, *v[3]) for k, v in pending.items()} if pool else {}
+        for k, (file, key, how, call) in pending.items():
+            cpu = futures[k].result() if pool else make_student(*call)
+            manifest.record(file, key, how)
+            out[k] = (manifest.folder / file, False, cpu)
+            print(f"{name} trial {k[0]} seed {k[1]}: distilled ({cpu} CPU s)", file=sys.stderr, flush=True)
+    finally:
+        if pool:
+            pool.shutdown(cancel_futures=True)
+    return out
+
+
+def refine(result: dict, groups: list[dict], recipe: dict, seeds: list[int], work: Path, jobs: int) -> dict:
+    """{trial: mean validation macro-F1 over `seeds` at the full recipe} of every shortlisted
+    trial (validation only: no test figure is read here)."""
+    import numpy as np
+
+    from edgehar.card_io import read_card
+
+    trials = list({r["trial"]: r for g in groups for r in g["trials"]}.values())
+    made = students(result, trials, recipe, seeds, work, jobs)
+    return {t["trial"]: float(np.mean([read_card(made[t["trial"], s][0]).provenance["metrics"]["validation"]["macro_f1"]
+                                       for s in seeds])) for t in trials}
+
+
+def confirm(result: dict, chosen: list[dict], recipe: dict, seeds: list[int], root: Path, tc,
+            work: Path, jobs: int = 1) -> list[dict]:
+    """Each chosen configuration distilled at the full `recipe` once per seed (`students`),
+    exported full-int8, scored through the int8 file on the test subjects and measured."""
+    import numpy as np
+
+    from edgehar.bench.wrist import macro_f1, score_row
+    from edgehar.card_io import read_card
+    from edgehar.export.pipeline import export_student
+    from edgehar.runtime import Predictor
+    from edgehar.tune import space
+    from edgehar.tune.measure import measure_file
+
+    name = result["name"]
+    tdata = tune_data(result["teacher"], result["data"])
+    labels, tests, bangle = test_sets(name, tdata, root)
+    made = students(result, [c["trial"] for c in chosen], recipe, seeds, work, jobs)
     rows = []
     for c in chosen:
         t = c["trial"]
         size = space.size(f"tuned-{name}-{t['trial']}", t["config"])
         runs = []
         for seed in seeds:
-            start = time.process_time()
-
-            def make(path, seed=seed):
-                cfg = DistillConfig(**recipe, seed=seed)
-                student, card, history = distill_student(
-                    tdata.teacher, tdata.teacher_card, tdata.train, tdata.validation, size, cfg, tdata.teacher_spec,
-                    tdata.data, progress=False, targets=tdata.targets)
-                path.parent.mkdir(parents=True, exist_ok=True)
-                save_checkpoint(path, student, card, extra={"history": history})
-            how = {"config": t["config"], "recipe": recipe, "seed": seed}
-            checkpoint, reused = manifest.build(f"{t['trial']:04d}-seed{seed}/student.pt",
-                                                content_key(how, STUDENT_CODE, made_from), how, make)
+            checkpoint, reused, cpu = made[t["trial"], seed]
             folder, card = checkpoint.parent, read_card(checkpoint)
             export_student(checkpoint, folder / "export", windows=tdata.train, data=f"{name} train",
                            micro=False, progress=False, seed=seed)
@@ -230,13 +339,14 @@ def confirm(result: dict, chosen: list[dict], recipe: dict, seeds: list[int], ro
             m = measure_file(tc, folder / "export" / "model_int8.tflite", CPUS)
             run.update(seed=seed, validation_macro_f1=card.provenance["metrics"]["validation"]["macro_f1"],
                        instructions=m["instructions"], arena=m["arena"], flash=m["flash"],
-                       cpu_s=round(time.process_time() - start, 1), reused_checkpoint=reused)
+                       cpu_s=cpu, reused_checkpoint=reused)
             runs.append(run)
             print(f"{name} trial {t['trial']} seed {seed}: test {run['test_macro_f1']:.4f}, "
                   f"M4 {m['instructions']['cortex-m4']:,}", file=sys.stderr, flush=True)
         f1 = [r["test_macro_f1"] for r in runs]
         rows.append({"search": name, "trial": t["trial"], "why": c["why"], "config": t["config"], "head": t["head"],
-                     "tune_validation_macro_f1": t["validation_macro_f1"], "recipe": recipe,
+                     "tune_validation_macro_f1": t["validation_macro_f1"],
+                     "refined_validation_macro_f1": c.get("refined"), "recipe": recipe,
                      "test_macro_f1_mean": float(np.mean(f1)), "test_macro_f1_std": float(np.std(f1)),
                      "m4": max(r["instructions"]["cortex-m4"] for r in runs),
                      "m55": max(r["instructions"]["cortex-m55"] for r in runs),
@@ -266,11 +376,25 @@ def markdown(result: dict) -> str:
                          f"M4 {c['instructions']['cortex-m4']:,}, M55 {c['instructions']['cortex-m55']:,} "
                          f"instructions, arena {c['arena']:,} B, flash {c['flash']:,} B ({c['head']}); "
                          f"front and plot: `{s['folder']}/pareto.md`, `pareto.png`.")
+    refined = result.get("refined", [])
+    if refined:
+        seeds = ", ".join(f"{n} seed{'s' if n > 1 else ''} on {k}" for k, n in result["refine"]["seeds"].items())
+        lines += ["", (f"## Shortlists at the full recipe (validation only; per choice the {result['refine']['k']} "
+                       f"best short-run trials and the start configurations; mean over the first {seeds})"), "",
+                  ("| search | trial | start | head | encoder (kernel; widths; strides; d) | M4 instructions | "
+                   "short-run validation | full-recipe validation | chosen |"),
+                  "|---|---:|---|---|---|---:|---:|---:|---|"]
+        for r in refined:
+            c = r["config"]
+            lines.append(f"| {r['search']} | {r['trial']} | {'yes' if r['start'] else ''} | {r['head']} | {c['kernel']}; "
+                         f"{'/'.join(map(str, c['widths']))}; {'/'.join(map(str, c['strides']))}; {c['d']} | "
+                         f"{r['m4']:,} | {r['tune_validation_macro_f1']:.4f} | {r['refined_validation_macro_f1']:.4f} | "
+                         f"{'yes' if r['chosen'] else ''} |")
     confirmed = result.get("confirmed", [])
     if confirmed:
         lines += ["", (f"## Confirmed on the test split: full recipe, seeds {', '.join(map(str, result['seeds']))}, "
                       "scored through the int8 file"), "",
-                  ("Each configuration was chosen on validation (the tune's trials); its test figures were "
+                  ("Each configuration was chosen on validation (the shortlists above); its test figures were "
                   "read once, here. Test macro-F1: mean +- std over the seeds (HAPT: the official test "
                   "subjects; wrist: bench_wrist's pool mean of WISDM and DSADS test subjects)."), "",
                   ("| search | trial | chosen because | head | encoder (kernel; widths; strides; d) | test macro-F1 | "
@@ -335,6 +459,10 @@ def main(argv=None) -> int:
     p.add_argument("--wrist-final-steps", type=int, default=WRIST_FINAL_STEPS,
                    help="distillation steps of a wrist confirmation run")
     p.add_argument("--seeds", default="0,1,2", help="seeds of the confirmation runs ('' skips them)")
+    p.add_argument("--refine", type=int, default=2,
+                   help="per choice, the trials with the best short-run validation taken to the full recipe "
+                        "(beside the start configurations)")
+    p.add_argument("--jobs", type=int, default=1, help="full-recipe students distilled at once (one process each)")
     p.add_argument("--work", type=Path, default=Path("tune-work"))
     p.add_argument("--out", type=Path, default=HERE / "results")
     p.add_argument("--update-readme", action="store_true", help="rewrite the README's tune section")
@@ -348,7 +476,8 @@ def main(argv=None) -> int:
     baselines = hapt_baselines()
     result = {"command": run.command,
               "students": measure_students(tc), "baselines": measure_baselines(tc), "hapt_baselines": baselines,
-              "searches": [], "seeds": seeds, "confirmed": []}
+              "searches": [], "seeds": seeds, "refine": {"k": args.refine, "seeds": {k: len(seeds[:n]) for k, n in REFINE_SEEDS.items()}},
+              "refined": [], "confirmed": []}
     plan = []
     if args.hapt_teacher:
         plan.append(("hapt", args.hapt_teacher, "hapt", args.hapt_budget, args.trials, args.steps))
@@ -359,7 +488,21 @@ def main(argv=None) -> int:
         s = search(name, teacher, data, budget, trials, steps, args)
         result["searches"].append(s)
         if seeds:
-            result["confirmed"] += confirm(s, candidates(s, baselines), recipes[name], seeds, root, tc, args.work)
+            starts = start_points(name)
+            groups = shortlist(s, baselines, args.refine, starts)
+            refined = refine(s, groups, recipes[name], seeds[:REFINE_SEEDS[name]], args.work, args.jobs)
+            chosen = choose_refined(groups, refined)
+            for c in chosen:
+                c["refined"] = refined[c["trial"]["trial"]]
+            picked = {c["trial"]["trial"] for c in chosen}
+            result["refined"] += [
+                {"search": name, "trial": r["trial"], "config": r["config"], "head": r["head"],
+                 "m4": r["instructions"]["cortex-m4"], "tune_validation_macro_f1": r["validation_macro_f1"],
+                 "refined_validation_macro_f1": refined[r["trial"]], "start": r["config"] in starts,
+                 "chosen": r["trial"] in picked}
+                for r in sorted({r["trial"]: r for g in groups for r in g["trials"]}.values(),
+                                key=lambda r: r["instructions"]["cortex-m4"])]
+            result["confirmed"] += confirm(s, chosen, recipes[name], seeds, root, tc, args.work, args.jobs)
     for r in result["confirmed"]:
         r["beats"] = beats(r, baselines)
     result["targets"] = targets_met(result, baselines)

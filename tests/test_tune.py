@@ -43,6 +43,44 @@ def test_bad_budget_is_refused_at_parse_time(budget, why, capsys, tmp_path):
     assert not (tmp_path / "t").exists()
 
 
+START = {"kernel": 5, "widths": [16, 24, 32], "strides": [4, 2, 2], "d": 32, "layers": 1, "pool": "mean",
+         "heads": 2, "ff": 32, "attention": "linear"}
+
+
+@pytest.mark.parametrize("cfg", [START, {**START, "layers": 0, "heads": 1, "attention": "softmax"}])
+def test_a_start_configuration_is_what_the_sampler_would_build_from_its_params(cfg):
+    import optuna
+
+    from edgehar.tune import space
+
+    assert space.suggest(optuna.trial.FixedTrial(space.params_of(cfg))) == cfg
+
+
+@pytest.mark.parametrize("doc,why", [
+    ("[", "not JSON"),
+    ("{}", "expected a JSON list of student configurations or a tune's pareto.json"),
+    (json.dumps([{**START, "kernel": 4}]), "configuration 1: kernel=4 is not in the search space (3, 5, 7)"),
+    (json.dumps([START, {"kernel": 5}]), "configuration 2: missing 'd'"),
+])
+def test_bad_start_file_is_one_line(doc, why, tmp_path, capsys):
+    f = tmp_path / "start.json"
+    f.write_text(doc)
+    assert main(["tune", "--teacher", "missing.pt", "--data", "hapt", "--budget", "flash=1MB", "--start", str(f),
+                 "--out", str(tmp_path / "t")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"edgehar: error: {f}: {why}"), err
+    assert not (tmp_path / "t").exists()
+
+
+def test_start_from_an_earlier_front(tmp_path):
+    from edgehar.tune.space import load_start
+
+    other = {**START, "d": 16}
+    f = tmp_path / "pareto.json"
+    f.write_text(json.dumps({"front": [3], "trials": [{"trial": 2, "config": START}, {"trial": 3, "config": other}]}))
+    assert load_start(f) == [other]
+
+
 # -- the head variants, exported full-int8, against torch -------------------------------------
 @pytest.mark.slow
 @pytest.mark.parametrize("variant", [
@@ -141,6 +179,17 @@ def test_two_trials_measure_report_and_export(tune_inputs, tmp_path, capfd):
     assert (out / "chosen" / "model_int8.tflite").is_file() and (out / "chosen" / "parity.json").is_file()
     assert (out / "pareto.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "Pareto front" in (out / "pareto.md").read_text()
+
+
+@pytest.mark.slow
+def test_start_configurations_are_tried_first_and_once(tune_inputs, tmp_path):
+    start = tmp_path / "start.json"
+    start.write_text(json.dumps([START]))
+    out = tmp_path / "t"
+    assert main(tune_args(tune_inputs, out, trials=1) + ["--start", str(start)]) == 0
+    assert main(tune_args(tune_inputs, out, trials=2) + ["--start", str(start)]) == 0  # resumed: not again
+    trials = json.loads((out / "pareto.json").read_text())["trials"]
+    assert trials[0]["config"] == START and trials[1]["config"] != START
 
 
 @pytest.mark.slow

@@ -36,8 +36,8 @@ def register(sub) -> None:
                     "training subjects, exported full-int8 and MEASURED on each --target core (TFLM "
                     "with CMSIS-NN under qemu-system-arm). Writes DIR/pareto.json, pareto.md and "
                     "pareto.png (validation macro-F1 against instructions, arena and flash), and exports "
-                    "the best validation macro-F1 within --budget to DIR/chosen/. The study lives in "
-                    "DIR/study.db: rerunning the same command resumes it.")
+                    "the best validation macro-F1 within --budget to DIR/chosen/. --start configurations "
+                    "are tried first. The study lives in DIR/study.db: rerunning the same command resumes it.")
     p.add_argument("--teacher", required=True, help="teacher checkpoint or limu-bert:DIR")
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--data", type=data_arg, help="data set name, own-data folder or corpus folder")
@@ -50,6 +50,9 @@ def register(sub) -> None:
                         "(bytes; KB/MB/KiB/MiB), e.g. instructions=0.5M,arena=32KiB,flash=128KiB")
     p.add_argument("--trials", type=positive_int, default=40, help="completed trials in all (default 40)")
     p.add_argument("--steps", type=positive_int, default=600, help="distillation steps per trial (default 600)")
+    p.add_argument("--start", metavar="FILE",
+                   help="configurations to try first: a JSON list of student configurations (as in "
+                        "pareto.json's trials) or an earlier tune's pareto.json (its front)")
     p.add_argument("--seed", type=nonneg_int, default=0, help="random seed (default 0)")
     p.add_argument("--threads", type=threads, help="torch CPU threads (default 1)")
     p.add_argument("--toolchains", metavar="DIR", help="TFLM sources (default: $EDGEHAR_TOOLCHAINS)")
@@ -62,11 +65,13 @@ def run_tune(args: argparse.Namespace) -> int:
     import torch
 
     from edgehar.tune.search import tune
+    from edgehar.tune.space import load_start
 
+    start = load_start(args.start) if args.start else []
     torch.set_num_threads(args.threads or 1)
     rep = tune(args.teacher, args.out, args.target, args.budget, args.trials, args.steps, data=args.data,
                root=args.root, windows=args.windows, seed=args.seed, toolchains=args.toolchains,
-               progress=not args.json)
+               progress=not args.json, start=start)
     if args.json:
         print(json.dumps(rep, indent=2))
     else:

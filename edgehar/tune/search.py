@@ -4,6 +4,10 @@ Objectives: validation macro-F1 (up), instructions on the first target, arena, f
 sampler: multi-objective TPE, seeded, with the budget as constraints (a trial over budget still
 informs the model of the space, but the sampler prefers configurations within it).
 
+Start points (`start`): configurations tried first, in order (Optuna's `enqueue_trial`), e.g.
+an earlier study's front or a named size cut to the budget; they count towards --trials, and a
+start point already tried is not tried again.
+
 Resuming: rerunning the same command with the same --out continues the study. Trials that
 completed are kept; a trial that was running when the process was killed is marked failed and
 its configuration is tried again first; the search stops when --trials trials have completed
@@ -85,6 +89,12 @@ def requeue_interrupted(study) -> None:
             done.append(t.params)
 
 
+def enqueue_starts(study, start: list[dict]) -> None:
+    """Each start configuration as a trial to run before the sampler's own (once per study)."""
+    for cfg in start:
+        study.enqueue_trial(space.params_of(cfg), skip_if_exists=True)
+
+
 def completed(study) -> list:
     from optuna.trial import TrialState
 
@@ -96,12 +106,13 @@ def row_of(trial) -> dict:
 
 
 def run_search(data, toolchain, folder: Path, targets: list[str], budget: Budget, trials: int, steps: int,
-               seed: int, settings: dict, progress: bool = True) -> list[dict]:
+               seed: int, settings: dict, progress: bool = True, start: list[dict] = ()) -> list[dict]:
     """Run (or resume) the study until `trials` trials completed; their rows."""
     from optuna.trial import TrialState
 
     study = open_study(folder, settings, budget, seed)
     requeue_interrupted(study)
+    enqueue_starts(study, start)
     bar = tqdm(total=trials, initial=min(len(completed(study)), trials), desc="tune", unit="trial",
                disable=not progress)
     failures = 0
@@ -160,10 +171,14 @@ def export_chosen(data, folder: Path, trial: int, progress: bool) -> dict:
 
 
 def tune(teacher: str, out, targets: list[str], budget: Budget, trials: int, steps: int, data: str | None = None,
-         root=None, windows: str | None = None, seed: int = 0, toolchains=None, progress: bool = True) -> dict:
-    """The whole command: claim the folder, measure the smallest configuration, search, report,
-    export the chosen student. Returns the report (pareto.json's content)."""
+         root=None, windows: str | None = None, seed: int = 0, toolchains=None, progress: bool = True,
+         start: list[dict] = ()) -> dict:
+    """The whole command: claim the folder, measure the smallest configuration, search (the
+    `start` configurations first), report, export the chosen student. Returns the report
+    (pareto.json's content)."""
     teacher_path = teacher.split(":", 1)[1] if teacher.startswith("limu-bert:") else teacher
+    for cfg in start:
+        space.params_of(cfg)  # a configuration outside the space fails here, before any work
     folder = claim_tune_folder(out, [teacher_path, windows, root,
                                      data if data and is_folder_arg(data) else None])
     toolchain = find_toolchain(toolchains)
@@ -175,7 +190,7 @@ def tune(teacher: str, out, targets: list[str], budget: Budget, trials: int, ste
     settings = {"teacher": os.path.abspath(teacher_path), "data": data, "root": str(root) if root else None,
                 "windows": os.path.abspath(windows) if windows else None, "targets": list(targets),
                 "steps": steps, "seed": seed}
-    rows = run_search(tdata, toolchain, folder, targets, budget, trials, steps, seed, settings, progress)
+    rows = run_search(tdata, toolchain, folder, targets, budget, trials, steps, seed, settings, progress, start)
     rep = report(rows, budget, targets, smallest, {**settings, "budget": budget.to_dict(), "trials": trials})
     write_report(rep, folder)
     if rep["chosen"] is not None:

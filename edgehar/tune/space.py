@@ -11,6 +11,10 @@ training, it decides whether a budget can be met at all.
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
+from edgehar.errors import UserError
 from edgehar.models.student import ATTENTIONS, POOLS, CustomSize
 
 KERNELS = (3, 5, 7)
@@ -40,6 +44,48 @@ def suggest(trial) -> dict:
     else:  # unused without layers: fixed so equal models have equal configs
         cfg.update(heads=1, ff=FF[0], attention="softmax")
     return cfg
+
+
+def params_of(cfg: dict) -> dict:
+    """The Optuna parameters that `suggest` turns into `cfg` (to enqueue a known configuration);
+    ValueError naming the first entry outside the space."""
+    params = {"kernel": cfg["kernel"], "d": cfg["d"], "layers": cfg["layers"], "pool": cfg.get("pool", "mean")}
+    params.update({f"width{i}": w for i, w in enumerate(cfg["widths"])})
+    params.update({f"stride{i}": s for i, s in enumerate(cfg["strides"])})
+    if cfg["layers"]:
+        params.update(heads=cfg["heads"], ff=cfg["ff"], attention=cfg.get("attention", "softmax"))
+    choices = {"kernel": KERNELS, "d": D, "layers": LAYERS, "pool": POOLS, "heads": HEADS, "ff": FF,
+               "attention": ATTENTIONS, **{f"width{i}": w for i, w in enumerate(STAGE_WIDTHS)},
+               **{f"stride{i}": s for i, s in enumerate(STAGE_STRIDES)}}
+    if len(cfg["widths"]) != len(STAGE_WIDTHS) or len(cfg["strides"]) != len(STAGE_STRIDES):
+        raise ValueError(f"{len(STAGE_WIDTHS)} widths and {len(STAGE_STRIDES)} strides expected")
+    for key, value in params.items():
+        if value not in choices[key]:
+            raise ValueError(f"{key}={value!r} is not in the search space ({', '.join(map(str, choices[key]))})")
+    return params
+
+
+def load_start(path) -> list[dict]:
+    """Start configurations from a JSON file: a list of configurations, or an earlier tune's
+    pareto.json (its front's configurations). UserError(path, what) when unreadable or outside
+    the space."""
+    try:
+        doc = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise UserError(path, f"cannot read start configurations: {e.strerror or e}"
+                        if isinstance(e, OSError) else f"not JSON: {e}") from None
+    if isinstance(doc, dict) and "trials" in doc and "front" in doc:  # a pareto.json
+        by_trial = {r.get("trial"): r for r in doc["trials"] if isinstance(r, dict)}
+        doc = [by_trial[t]["config"] for t in doc["front"] if t in by_trial and "config" in by_trial[t]]
+    if not isinstance(doc, list) or not doc or not all(isinstance(c, dict) for c in doc):
+        raise UserError(path, "expected a JSON list of student configurations or a tune's pareto.json")
+    for i, cfg in enumerate(doc):
+        try:
+            params_of(cfg)
+        except (KeyError, TypeError, ValueError) as e:
+            what = f"missing {e}" if isinstance(e, KeyError) else str(e)
+            raise UserError(path, f"configuration {i + 1}: {what}") from None
+    return doc
 
 
 def head_variant(cfg: dict) -> str:
