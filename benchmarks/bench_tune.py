@@ -354,6 +354,11 @@ def confirm(result: dict, chosen: list[dict], recipe: dict, seeds: list[int], ro
     return rows
 
 
+def encoder(c: dict) -> str:
+    """A configuration's encoder as the tables show it: kernel; widths; strides; d."""
+    return f"{c['kernel']}; {'/'.join(map(str, c['widths']))}; {'/'.join(map(str, c['strides']))}; {c['d']}"
+
+
 def markdown(result: dict) -> str:
     lines = ["# edgehar tune: students searched on measured Cortex-M instructions", "",
              (f"Command: `{result['command']}` at {result['provenance']['commit']}, "
@@ -385,10 +390,8 @@ def markdown(result: dict) -> str:
                    "short-run validation | full-recipe validation | chosen |"),
                   "|---|---:|---|---|---|---:|---:|---:|---|"]
         for r in refined:
-            c = r["config"]
-            lines.append(f"| {r['search']} | {r['trial']} | {'yes' if r['start'] else ''} | {r['head']} | {c['kernel']}; "
-                         f"{'/'.join(map(str, c['widths']))}; {'/'.join(map(str, c['strides']))}; {c['d']} | "
-                         f"{r['m4']:,} | {r['tune_validation_macro_f1']:.4f} | {r['refined_validation_macro_f1']:.4f} | "
+            lines.append(f"| {r['search']} | {r['trial']} | {'yes' if r['start'] else ''} | {r['head']} | "
+                         f"{encoder(r['config'])} | {r['m4']:,} | {r['tune_validation_macro_f1']:.4f} | {r['refined_validation_macro_f1']:.4f} | "
                          f"{'yes' if r['chosen'] else ''} |")
     confirmed = result.get("confirmed", [])
     if confirmed:
@@ -400,9 +403,7 @@ def markdown(result: dict) -> str:
                   ("| search | trial | chosen because | head | encoder (kernel; widths; strides; d) | test macro-F1 | "
                   "M4 / M55 instructions | arena B | flash B | beats |"), "|---|---:|---|---|---|---:|---:|---:|---:|---|"]
         for r in confirmed:
-            c = r["config"]
-            lines.append(f"| {r['search']} | {r['trial']} | {r['why']} | {r['head']} | {c['kernel']}; "
-                         f"{'/'.join(map(str, c['widths']))}; {'/'.join(map(str, c['strides']))}; {c['d']} | "
+            lines.append(f"| {r['search']} | {r['trial']} | {r['why']} | {r['head']} | {encoder(r['config'])} | "
                          f"{r['test_macro_f1_mean']:.4f} +- {r['test_macro_f1_std']:.4f} | {r['m4']:,} / {r['m55']:,} | "
                          f"{r['arena']:,} | {r['flash']:,} | {'; '.join(r['beats']) or '-'} |")
         lines += ["", "Targets: " + "; ".join(result["targets"])]
