@@ -1,6 +1,7 @@
 """`edgehar tune`: budget syntax, the student's head variants through int8 export, and (with the
 Cortex-M toolchain) a 2-trial search on generated windows with a tiny teacher, its resume after
-a kill, and an impossible budget refused before any training."""
+a kill (a start configuration tried first, and once), and an impossible budget refused before
+any training; start configurations read and checked."""
 
 from __future__ import annotations
 
@@ -12,7 +13,6 @@ import subprocess
 import sys
 import time
 
-import numpy as np
 import pytest
 import torch
 
@@ -182,21 +182,13 @@ def test_two_trials_measure_report_and_export(tune_inputs, tmp_path, capfd):
 
 
 @pytest.mark.slow
-def test_start_configurations_are_tried_first_and_once(tune_inputs, tmp_path):
+def test_killed_tune_resumes_to_the_same_trial_count(tune_inputs, tmp_path):
     start = tmp_path / "start.json"
     start.write_text(json.dumps([START]))
     out = tmp_path / "t"
-    assert main(tune_args(tune_inputs, out, trials=1) + ["--start", str(start)]) == 0
-    assert main(tune_args(tune_inputs, out, trials=2) + ["--start", str(start)]) == 0  # resumed: not again
-    trials = json.loads((out / "pareto.json").read_text())["trials"]
-    assert trials[0]["config"] == START and trials[1]["config"] != START
-
-
-@pytest.mark.slow
-def test_killed_tune_resumes_to_the_same_trial_count(tune_inputs, tmp_path):
-    out = tmp_path / "t"
+    args = tune_args(tune_inputs, out) + ["--start", str(start)]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
-    proc = subprocess.Popen([sys.executable, "-m", "edgehar", *tune_args(tune_inputs, out)], env=env,
+    proc = subprocess.Popen([sys.executable, "-m", "edgehar", *args], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 300
@@ -207,10 +199,11 @@ def test_killed_tune_resumes_to_the_same_trial_count(tune_inputs, tmp_path):
     finally:
         proc.wait()
     assert complete_trials(out) == 1
-    assert main(tune_args(tune_inputs, out)) == 0  # the same command: resumes
+    assert main(args) == 0  # the same command: resumes
     assert complete_trials(out) == 2  # 2 trials in all, not 1 + 2
-    rep = json.loads((out / "pareto.json").read_text())
-    assert len(rep["trials"]) == 2
+    trials = json.loads((out / "pareto.json").read_text())["trials"]
+    assert len(trials) == 2
+    assert trials[0]["config"] == START and trials[1]["config"] != START  # the start point first, and once
 
 
 @pytest.mark.slow
