@@ -246,11 +246,15 @@ def make_student(teacher: str, data: str, name: str, config: dict, recipe: dict,
     return round(time.process_time() - start, 1)
 
 
+MADE: dict = {}  # (search, trial, seed) -> students()'s entry: a shortlist run confirmed later keeps its figures
+
+
 def students(result: dict, trials: list[dict], recipe: dict, seeds: list[int], work: Path, jobs: int) -> dict:
     """{(trial, seed): (checkpoint, reused, CPU s)}: each trial's configuration distilled at the
     full `recipe` once per seed into `work`/<search>-confirm, `jobs` at a time. A student an
     earlier run distilled from the same configuration, recipe, seed, teacher, windows and
-    training code is reused (`edgehar.bench.manifest`), so a rerun retrains only what changed."""
+    training code is reused (`edgehar.bench.manifest`), so a rerun retrains only what changed;
+    `reused` is true only for those (a student this run made keeps its own CPU seconds)."""
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
@@ -266,10 +270,13 @@ def students(result: dict, trials: list[dict], recipe: dict, seeds: list[int], w
     out, pending = {}, {}
     for t in trials:
         for seed in seeds:
+            if (name, t["trial"], seed) in MADE:
+                out[t["trial"], seed] = MADE[name, t["trial"], seed]
+                continue
             how = {"config": t["config"], "recipe": recipe, "seed": seed}
             file, key = f"{t['trial']:04d}-seed{seed}/student.pt", content_key(how, STUDENT_CODE, made_from)
             if manifest.reusable(file, key):
-                out[t["trial"], seed] = (manifest.folder / file, True, 0.0)
+                out[t["trial"], seed] = MADE[name, t["trial"], seed] = (manifest.folder / file, True, 0.0)
             else:
                 pending[t["trial"], seed] = (file, key, how, (result["teacher"], result["data"],
                                              f"tuned-{name}-{t['trial']}", t["config"], recipe, seed,
@@ -281,7 +288,7 @@ def students(result: dict, trials: list[dict], recipe: dict, seeds: list[int], w
         for k, (file, key, how, call) in pending.items():
             cpu = futures[k].result() if pool else make_student(*call)
             manifest.record(file, key, how)
-            out[k] = (manifest.folder / file, False, cpu)
+            out[k] = MADE[(name, *k)] = (manifest.folder / file, False, cpu)
             print(f"{name} trial {k[0]} seed {k[1]}: distilled ({cpu} CPU s)", file=sys.stderr, flush=True)
     finally:
         if pool:
@@ -290,16 +297,16 @@ def students(result: dict, trials: list[dict], recipe: dict, seeds: list[int], w
 
 
 def refine(result: dict, groups: list[dict], recipe: dict, seeds: list[int], work: Path, jobs: int) -> dict:
-    """{trial: mean validation macro-F1 over `seeds` at the full recipe} of every shortlisted
-    trial (validation only: no test figure is read here)."""
-    import numpy as np
-
+    """{trial: [{seed, validation_macro_f1, cpu_s, reused_checkpoint}, ...]}: every shortlisted
+    trial at the full recipe, once per seed (validation only: no test figure is read here)."""
     from edgehar.card_io import read_card
 
     trials = list({r["trial"]: r for g in groups for r in g["trials"]}.values())
     made = students(result, trials, recipe, seeds, work, jobs)
-    return {t["trial"]: float(np.mean([read_card(made[t["trial"], s][0]).provenance["metrics"]["validation"]["macro_f1"]
-                                       for s in seeds])) for t in trials}
+    return {t["trial"]: [{"seed": s, "validation_macro_f1":
+                          read_card(made[t["trial"], s][0]).provenance["metrics"]["validation"]["macro_f1"],
+                          "cpu_s": made[t["trial"], s][2], "reused_checkpoint": made[t["trial"], s][1]}
+                         for s in seeds] for t in trials}
 
 
 def confirm(result: dict, chosen: list[dict], recipe: dict, seeds: list[int], root: Path, tc,
@@ -437,6 +444,8 @@ def targets_met(result: dict, baselines: list[dict]) -> list[str]:
 def main(argv=None) -> int:
     import os
 
+    import numpy as np
+
     from run_all import PLANS
 
     from edgehar.bench.provenance import Run, shown_path
@@ -491,7 +500,8 @@ def main(argv=None) -> int:
         if seeds:
             starts = start_points(name)
             groups = shortlist(s, baselines, args.refine, starts)
-            refined = refine(s, groups, recipes[name], seeds[:REFINE_SEEDS[name]], args.work, args.jobs)
+            runs = refine(s, groups, recipes[name], seeds[:REFINE_SEEDS[name]], args.work, args.jobs)
+            refined = {t: float(np.mean([r["validation_macro_f1"] for r in rs])) for t, rs in runs.items()}
             chosen = choose_refined(groups, refined)
             for c in chosen:
                 c["refined"] = refined[c["trial"]["trial"]]
@@ -500,7 +510,7 @@ def main(argv=None) -> int:
                 {"search": name, "trial": r["trial"], "config": r["config"], "head": r["head"],
                  "m4": r["instructions"]["cortex-m4"], "tune_validation_macro_f1": r["validation_macro_f1"],
                  "refined_validation_macro_f1": refined[r["trial"]], "start": r["config"] in starts,
-                 "chosen": r["trial"] in picked}
+                 "chosen": r["trial"] in picked, "runs": runs[r["trial"]]}
                 for r in sorted({r["trial"]: r for g in groups for r in g["trials"]}.values(),
                                 key=lambda r: r["instructions"]["cortex-m4"])]
             result["confirmed"] += confirm(s, chosen, recipes[name], seeds, root, tc, args.work, args.jobs)
