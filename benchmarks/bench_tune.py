@@ -122,9 +122,10 @@ def named(size: str, **change) -> dict:
     """A named student size (`edgehar.models.student.SIZES`, defaults filled in) as a
     configuration of the search space, with `change` applied."""
     from edgehar.models.student import DEFAULTS, SIZES
+    from edgehar.tune.space import SMALLEST
 
     cfg = {**DEFAULTS, **SIZES[size], **change}
-    return {k: cfg[k] for k in ("kernel", "widths", "strides", "d", "layers", "pool", "heads", "ff", "attention")}
+    return {k: cfg[k] for k in SMALLEST}  # the keys of every configuration of the space
 
 
 def start_points(name: str) -> list[dict]:
@@ -184,6 +185,11 @@ def shortlist(result: dict, baselines: list[dict], k: int, start: list[dict]) ->
         if picked:
             out.append({"why": why, "trials": picked})
     return out
+
+
+def shortlisted(groups: list[dict]) -> list[dict]:
+    """Every trial row of the shortlists, once (a trial may be on several)."""
+    return list({r["trial"]: r for g in groups for r in g["trials"]}.values())
 
 
 def choose_refined(groups: list[dict], refined: dict) -> list[dict]:
@@ -301,7 +307,7 @@ def refine(result: dict, groups: list[dict], recipe: dict, seeds: list[int], wor
     trial at the full recipe, once per seed (validation only: no test figure is read here)."""
     from edgehar.card_io import read_card
 
-    trials = list({r["trial"]: r for g in groups for r in g["trials"]}.values())
+    trials = shortlisted(groups)
     made = students(result, trials, recipe, seeds, work, jobs)
     return {t["trial"]: [{"seed": s, "validation_macro_f1":
                           read_card(made[t["trial"], s][0]).provenance["metrics"]["validation"]["macro_f1"],
@@ -511,8 +517,7 @@ def main(argv=None) -> int:
                  "m4": r["instructions"]["cortex-m4"], "tune_validation_macro_f1": r["validation_macro_f1"],
                  "refined_validation_macro_f1": refined[r["trial"]], "start": r["config"] in starts,
                  "chosen": r["trial"] in picked, "runs": runs[r["trial"]]}
-                for r in sorted({r["trial"]: r for g in groups for r in g["trials"]}.values(),
-                                key=lambda r: r["instructions"]["cortex-m4"])]
+                for r in sorted(shortlisted(groups), key=lambda r: r["instructions"]["cortex-m4"])]
             result["confirmed"] += confirm(s, chosen, recipes[name], seeds, root, tc, args.work, args.jobs)
     for r in result["confirmed"]:
         r["beats"] = beats(r, baselines)

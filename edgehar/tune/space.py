@@ -30,17 +30,23 @@ SMALLEST = {"kernel": 3, "widths": [w[0] for w in STAGE_WIDTHS],
             "ff": FF[0], "attention": "softmax", "pool": "mean"}
 
 
+# Optuna's parameter names and their choices: what `suggest` draws and `params_of` checks
+CHOICES = {"kernel": KERNELS, **{f"width{i}": w for i, w in enumerate(STAGE_WIDTHS)},
+           **{f"stride{i}": s for i, s in enumerate(STAGE_STRIDES)}, "d": D, "layers": LAYERS, "pool": POOLS,
+           "heads": HEADS, "ff": FF, "attention": ATTENTIONS}
+
+
 def suggest(trial) -> dict:
     """A student size config drawn by an Optuna trial."""
-    cfg = {"kernel": trial.suggest_categorical("kernel", KERNELS),
-           "widths": [trial.suggest_categorical(f"width{i}", w) for i, w in enumerate(STAGE_WIDTHS)],
-           "strides": [trial.suggest_categorical(f"stride{i}", s) for i, s in enumerate(STAGE_STRIDES)],
-           "d": trial.suggest_categorical("d", D),
-           "layers": trial.suggest_categorical("layers", LAYERS),
-           "pool": trial.suggest_categorical("pool", POOLS)}
+    def pick(key):
+        return trial.suggest_categorical(key, CHOICES[key])
+
+    cfg = {"kernel": pick("kernel"),
+           "widths": [pick(f"width{i}") for i in range(len(STAGE_WIDTHS))],
+           "strides": [pick(f"stride{i}") for i in range(len(STAGE_STRIDES))],
+           "d": pick("d"), "layers": pick("layers"), "pool": pick("pool")}
     if cfg["layers"]:
-        cfg.update(heads=trial.suggest_categorical("heads", HEADS), ff=trial.suggest_categorical("ff", FF),
-                   attention=trial.suggest_categorical("attention", ATTENTIONS))
+        cfg.update(heads=pick("heads"), ff=pick("ff"), attention=pick("attention"))
     else:  # unused without layers: fixed so equal models have equal configs
         cfg.update(heads=1, ff=FF[0], attention="softmax")
     return cfg
@@ -54,14 +60,11 @@ def params_of(cfg: dict) -> dict:
     params.update({f"stride{i}": s for i, s in enumerate(cfg["strides"])})
     if cfg["layers"]:
         params.update(heads=cfg["heads"], ff=cfg["ff"], attention=cfg.get("attention", "softmax"))
-    choices = {"kernel": KERNELS, "d": D, "layers": LAYERS, "pool": POOLS, "heads": HEADS, "ff": FF,
-               "attention": ATTENTIONS, **{f"width{i}": w for i, w in enumerate(STAGE_WIDTHS)},
-               **{f"stride{i}": s for i, s in enumerate(STAGE_STRIDES)}}
     if len(cfg["widths"]) != len(STAGE_WIDTHS) or len(cfg["strides"]) != len(STAGE_STRIDES):
         raise ValueError(f"{len(STAGE_WIDTHS)} widths and {len(STAGE_STRIDES)} strides expected")
     for key, value in params.items():
-        if value not in choices[key]:
-            raise ValueError(f"{key}={value!r} is not in the search space ({', '.join(map(str, choices[key]))})")
+        if value not in CHOICES[key]:
+            raise ValueError(f"{key}={value!r} is not in the search space ({', '.join(map(str, CHOICES[key]))})")
     return params
 
 
