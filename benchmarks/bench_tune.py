@@ -367,12 +367,9 @@ def confirm(result: dict, chosen: list[dict], recipe: dict, seeds: list[int], ro
     return rows
 
 
-def encoder(c: dict) -> str:
-    """A configuration's encoder as the tables show it: kernel; widths; strides; d."""
-    return f"{c['kernel']}; {'/'.join(map(str, c['widths']))}; {'/'.join(map(str, c['strides']))}; {c['d']}"
-
-
 def markdown(result: dict) -> str:
+    from edgehar.tune.space import encoder_text
+
     lines = ["# edgehar tune: students searched on measured Cortex-M instructions", "",
              (f"Command: `{result['command']}` at {result['provenance']['commit']}, "
              f"{result['provenance']['cpu_seconds'] / 60:.1f} CPU min in this run "
@@ -404,7 +401,7 @@ def markdown(result: dict) -> str:
                   "|---|---:|---|---|---|---:|---:|---:|---|"]
         for r in refined:
             lines.append(f"| {r['search']} | {r['trial']} | {'yes' if r['start'] else ''} | {r['head']} | "
-                         f"{encoder(r['config'])} | {r['m4']:,} | {r['tune_validation_macro_f1']:.4f} | {r['refined_validation_macro_f1']:.4f} | "
+                         f"{encoder_text(r['config'])} | {r['m4']:,} | {r['tune_validation_macro_f1']:.4f} | {r['refined_validation_macro_f1']:.4f} | "
                          f"{'yes' if r['chosen'] else ''} |")
     confirmed = result.get("confirmed", [])
     if confirmed:
@@ -416,7 +413,7 @@ def markdown(result: dict) -> str:
                   ("| search | trial | chosen because | head | encoder (kernel; widths; strides; d) | test macro-F1 | "
                   "M4 / M55 instructions | arena B | flash B | beats |"), "|---|---:|---|---|---|---:|---:|---:|---:|---|"]
         for r in confirmed:
-            lines.append(f"| {r['search']} | {r['trial']} | {r['why']} | {r['head']} | {encoder(r['config'])} | "
+            lines.append(f"| {r['search']} | {r['trial']} | {r['why']} | {r['head']} | {encoder_text(r['config'])} | "
                          f"{r['test_macro_f1_mean']:.4f} +- {r['test_macro_f1_std']:.4f} | {r['m4']:,} / {r['m55']:,} | "
                          f"{r['arena']:,} | {r['flash']:,} | {'; '.join(r['beats']) or '-'} |")
         lines += ["", "Targets: " + "; ".join(result["targets"])]

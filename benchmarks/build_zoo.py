@@ -7,12 +7,17 @@ score it, and publish it with its card, hashes, recipe key, provenance and figur
 Wrist (the pooled WISDM watch + DSADS arms + GeoTec watch corpus, 20 Hz, 5-s windows, acc):
 `wrist-teacher` (the corpus HAR-FM, 6000 steps), `wrist-language` (the sensor-language teacher,
 3000 steps), `wrist-small` and `wrist-tiny` (accelerometer-only students distilled from the
-shipped teacher over the corpus's train windows, 12000 and 24000 steps). Every wrist recipe is
-trained with each of `--seeds`; the shipped one is the seed with the best validation macro-F1
-(corpus validation subjects), and the report gives every test figure as mean +- std over the
-seeds. The step counts are the ones `benchmarks/bench_wrist.py` chose on the same validation
-split. Waist (HAPT, 6 channels, 50 Hz, 2.56-s windows): `hapt-small` and `hapt-tiny` distilled
-from a HAR-FM teacher pre-trained and fine-tuned on HAPT's training subjects (one seed).
+shipped teacher over the corpus's train windows, 24000 steps, the count `benchmarks/bench_wrist.py`
+chose on the same validation split). Every wrist recipe is trained with each of `--seeds`; the
+shipped one is the seed with the best validation macro-F1 (corpus validation subjects), and the
+report gives every test figure as mean +- std over the seeds. Waist (HAPT, 6 channels, 50 Hz,
+2.56-s windows): `hapt-small` and `hapt-tiny` distilled from a HAR-FM teacher pre-trained and
+fine-tuned on HAPT's training subjects (one seed).
+
+The students' configurations (`STUDENTS`) come from the tune benchmark's front
+(`benchmarks/bench_tune.py`, benchmarks/results/tune.json, every choice made on validation):
+`tiny` is its confirmed choice under the smaller budget of each placement, `small` the named tiny
+configuration, which validation preferred over the named small at about half its count.
 
 Every checkpoint is kept in --work under a content key (its recipe, the training code and the
 data bytes; `edgehar.bench.manifest`): a rerun reuses what is finished, and the report states the
@@ -36,10 +41,19 @@ REPO = HERE.parent
 RESULTS = HERE / "results"
 WRIST_TEACHER = {"steps": 6000, "reconstruction_fraction": 0.2}  # masked reconstruction, then multi-task + text
 LANGUAGE_STEPS = 3000
-WRIST_DISTILL_STEPS = {"tiny": 24000, "small": 12000}
+WRIST_DISTILL_STEPS = 24000
 WRIST_DISTILL = {"batch_size": 128, "lr": 3e-3, "augment": True}
 HAPT_TEACHER = {"family": "harfm", "config": "cpu", "pretrain_steps": 1000, "finetune_steps": 1100}
 HAPT_DISTILL_STEPS = 2200
+# Each student's configuration: ("tune", (search, trial)) is one the tune benchmark confirmed
+# (benchmarks/results/tune.json), ("named", size) a named size of `edgehar.models.student`.
+STUDENTS = {
+    "hapt_tiny": ("tune", ("hapt", 0)),  # best full-recipe validation below Ignatov's M4 count
+    "hapt_small": ("tune", ("hapt", 40)),  # best below the plain CNN's: the named tiny configuration
+    "wrist_tiny": ("tune", ("wrist", 60)),  # best full-recipe validation within 0.5M M4 instructions
+    # bench_wrist's validation: named tiny 0.719 (24000 steps), named small 0.699 (its best, 12000)
+    "wrist_small": ("named", "tiny"),
+}
 CALIB_WINDOWS, HELD_OUT_WINDOWS = 200, 200  # shipped beside each student: its export needs no data
 TRAIN_CODE = ["edgehar.train.pretrain", "edgehar.train.finetune", "edgehar.train.distill",
               "edgehar.train.supervised", "edgehar.train.schedule", "edgehar.train.loop", "edgehar.recipes",
@@ -81,7 +95,7 @@ def train_job(job: dict) -> dict:
         from edgehar.train.distill import DistillConfig
 
         cfg = DistillConfig(steps=job["steps"], seed=job["seed"], **job["distill"])
-        student, card, history = distill_corpus_student(job["teacher"], job["corpus"], job["size"], cfg,
+        student, card, history = distill_corpus_student(job["teacher"], job["corpus"], student_size(job), cfg,
                                                         progress=False)
         save_checkpoint(tmp, student, card, extra={"history": history})
     elif kind == "hapt_teacher":
@@ -102,7 +116,7 @@ def train_job(job: dict) -> dict:
 
         _, train, val, _ = hapt_data(root)
         teacher, tcard = load_model(job["teacher"])
-        student, card, history = distill_student(teacher, tcard, train, val, job["size"],
+        student, card, history = distill_student(teacher, tcard, train, val, student_size(job),
                                                  DistillConfig(steps=job["steps"], seed=job["seed"]),
                                                  "hapt-teacher", {"dataset": "hapt"}, progress=False)
         save_checkpoint(tmp, student, card, extra={"history": history})
@@ -110,6 +124,30 @@ def train_job(job: dict) -> dict:
         raise ValueError(kind)
     os.replace(tmp, path)
     return {"cpu_seconds": round(cpu_seconds() - t0, 1)}
+
+
+def student_size(job: dict):
+    """The student size of a job: its zoo name with its configuration."""
+    from edgehar.models.student import CustomSize
+
+    return CustomSize(job["size"], job["config"])
+
+
+def student_configs(tune_report: Path = RESULTS / "tune.json") -> dict[str, dict]:
+    """{checkpoint prefix: student configuration} of `STUDENTS`, defaults filled in; a tuned one
+    must be among the tune benchmark's confirmed configurations."""
+    from edgehar.models.student import DEFAULTS, SIZES
+
+    confirmed = {(c["search"], c["trial"]): c["config"] for c in json.loads(tune_report.read_text())["confirmed"]}
+    out = {}
+    for prefix, (source, key) in STUDENTS.items():
+        if source == "named":
+            out[prefix] = {**DEFAULTS, **SIZES[key]}
+        elif key in confirmed:
+            out[prefix] = {**DEFAULTS, **confirmed[key]}
+        else:
+            raise SystemExit(f"build_zoo: {tune_report}: no confirmed configuration for {prefix} {key}")
+    return out
 
 
 def language_teacher(corpus: Path, steps: int, seed: int):
@@ -270,14 +308,17 @@ def main(argv=None) -> int:
     hpath = paths["hapt_teacher.pt"]
 
     # -- students: distilled from the shipped teachers -------------------------------------------
+    configs = student_configs()
     specs = {}
-    for size, steps in WRIST_DISTILL_STEPS.items():
+    for size in ("small", "tiny"):
         for s in seeds:
-            specs[f"wrist_{size}_s{s}.pt"] = ({"kind": "wrist_student", "size": size, "steps": steps, "seed": s,
+            specs[f"wrist_{size}_s{s}.pt"] = ({"kind": "wrist_student", "size": f"wrist-{size}",
+                                               "config": configs[f"wrist_{size}"], "steps": WRIST_DISTILL_STEPS, "seed": s,
                                                "distill": WRIST_DISTILL, "teacher": str(tpath),
                                                "teacher_sha256": file_sha256(tpath), **on_corpus}, corpus_sha)
     for size in ("small", "tiny"):
-        specs[f"hapt_{size}.pt"] = ({"kind": "hapt_student", "size": size, "steps": HAPT_DISTILL_STEPS, "seed": 0,
+        specs[f"hapt_{size}.pt"] = ({"kind": "hapt_student", "size": f"hapt-{size}", "config": configs[f"hapt_{size}"],
+                                     "steps": HAPT_DISTILL_STEPS, "seed": 0,
                                      "teacher": str(hpath), "teacher_sha256": file_sha256(hpath)}, hapt_sha)
     paths.update(builder.run(specs))
     if args.train_only:
@@ -303,7 +344,7 @@ def main(argv=None) -> int:
 
     student_runs, artifacts = {}, {}
     wrist_data = None
-    for size in WRIST_DISTILL_STEPS:
+    for size in ("small", "tiny"):
         runs = {}
         for s in seeds:
             name = f"wrist_{size}_s{s}.pt"
@@ -365,7 +406,8 @@ def main(argv=None) -> int:
                         figures=figs)
         log("shipped", zoo_name, "seed", seed)
 
-    result = {"models": measured, "cpu_seconds": {"checkpoints": builder.cpu,
+    result = {"models": measured, "students": {p: {"source": list(STUDENTS[p]), "config": c} for p, c in configs.items()},
+              "cpu_seconds": {"checkpoints": builder.cpu,
                                                  "checkpoints_total": round(sum(builder.cpu.get(n, 0) for n in paths), 1)},
               "reused_checkpoints": sorted(builder.reused), "provenance": run.stamp()}
     result["provenance"]["cpu_seconds_with_children"] = round(cpu_seconds() - run.cpu0, 1)
@@ -416,6 +458,9 @@ def _pm(spread: dict, key: str) -> str:
 
 
 def markdown(result: dict) -> str:
+    from edgehar.models.student import DEFAULTS, SIZES
+    from edgehar.tune.space import encoder_text, head_variant
+
     header = ("| model | seeds (shipped) | validation macro-F1 | test: WISDM / DSADS / pool mean (mean +- std over "
               "seeds) | Bangle.js 4 classes | HAPT test | params | MACs | int8 bytes | arena | Cortex-M4 / M55 "
               "instructions (measured) | live agreement, Bangle.js user 2 |")
@@ -431,6 +476,17 @@ def markdown(result: dict) -> str:
             + f" | {_pm(sp, 'bangle')} | {_pm(sp, 'hapt')} | {f['params']:,} | {f['macs']:,} | "
             + (f"{f['int8_bytes']:,} | {f['arena']:,}" if f.get("int8_bytes") else "- | -")
             + f" | {instr} | " + (f"{live['agreement']:.4f} ({live['n']} windows)" if live else "-") + " |")
+    lines += ["", ("Students' configurations (encoder: kernel; widths; strides; d), each chosen on validation: "
+                   "tiny is the tune benchmark's choice under the smaller budget (benchmarks/results/tune.md), "
+                   "small the named tiny size, which validation preferred over the named small at about half "
+                   "its Cortex-M4 count:"), ""]
+    for prefix, s in result["students"].items():
+        source, key = s["source"]
+        named = [n for n, v in SIZES.items() if {**DEFAULTS, **v} == s["config"]]
+        where = (f"the named {key} size" if source == "named" else f"tune benchmark, {key[0]} trial {key[1]}"
+                 + (f" (the named {named[0]} size)" if named else ""))
+        lines.append(f"- {prefix.replace('_', '-')}: {where}; {encoder_text(s['config'])}; "
+                     f"{head_variant(s['config'])}; feed-forward {s['config']['ff']}")
     cpu = result["cpu_seconds"]
     prov = result["provenance"]
     lines += ["", "Shipped: the seed with the best validation macro-F1 (corpus validation subjects; HAPT: its "

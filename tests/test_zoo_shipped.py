@@ -103,3 +103,19 @@ def test_shipped_model_rescored_on_its_data_gives_its_figures(name, data_root, r
         corpus = request.getfixturevalue("wrist_corpus")
         got = figures.wrist_figures(predict, labels, figures.wrist_data(data_root, corpus, card))
     assert got == e["figures"]["test"]
+
+
+def test_each_student_carries_the_configuration_the_build_chose():
+    """The shipped students' architectures are `benchmarks/build_zoo.py`'s STUDENTS: the tune
+    benchmark's choices (benchmarks/results/tune.json) and a named size."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    from build_zoo import student_configs
+
+    for prefix, config in student_configs().items():
+        name = prefix.replace("_", "-")
+        arch = zoo.card(name).arch["config"]
+        assert arch["size"] == name, (name, arch["size"])
+        assert {k: arch[k] for k in config} == config, name

@@ -98,5 +98,10 @@ def head_variant(cfg: dict) -> str:
     return f"{cfg['layers']}x {mixer}, {pool}" if cfg["layers"] else pool
 
 
+def encoder_text(cfg: dict) -> str:
+    """A configuration's encoder as reports show it: kernel; widths; strides; d."""
+    return f"{cfg['kernel']}; {'/'.join(map(str, cfg['widths']))}; {'/'.join(map(str, cfg['strides']))}; {cfg['d']}"
+
+
 def size(name: str, cfg: dict) -> CustomSize:
     return CustomSize(name, cfg)

@@ -1,0 +1,34 @@
+"""`benchmarks/build_zoo.py`'s student configurations: read from the tune benchmark's report."""
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+
+import build_zoo  # noqa: E402
+
+from edgehar.models.student import DEFAULTS, SIZES, student_config  # noqa: E402
+
+
+def test_students_come_from_the_tune_report_and_the_named_sizes():
+    report = json.loads((build_zoo.RESULTS / "tune.json").read_text())
+    confirmed = {(c["search"], c["trial"]): c["config"] for c in report["confirmed"]}
+    configs = build_zoo.student_configs()
+    assert set(configs) == set(build_zoo.STUDENTS)
+    for prefix, (source, key) in build_zoo.STUDENTS.items():
+        expected = SIZES[key] if source == "named" else confirmed[tuple(key)]
+        assert configs[prefix] == {**DEFAULTS, **expected}
+        # a job's size builds: the zoo name with that configuration
+        cfg = student_config(build_zoo.student_size({"size": prefix, "config": configs[prefix]}), 100, 3,
+                             {"acc": [0, 1, 2]}, {"activity": 4})
+        assert cfg["size"] == prefix and cfg["widths"] == configs[prefix]["widths"]
+
+
+def test_a_configuration_the_tune_report_lacks_stops_the_build(tmp_path, monkeypatch):
+    report = tmp_path / "tune.json"
+    report.write_text(json.dumps({"confirmed": []}))
+    with pytest.raises(SystemExit, match="no confirmed configuration"):
+        build_zoo.student_configs(report)
