@@ -78,52 +78,63 @@ def train_job(job: dict) -> dict:
     kind, path, root = job["kind"], Path(job["path"]), Path(job["root"])
     tmp = path.with_name(path.name + ".partial")
     if kind == "wrist_teacher":
-        from edgehar.models.teacher import save_teacher
         from edgehar.recipes import CorpusTeacherRecipe, train_corpus_teacher
 
         recipe = CorpusTeacherRecipe(seed=job["seed"], **job["recipe"])
-        teacher, card, _ = train_corpus_teacher(recipe, job["corpus"], progress=False)
-        save_teacher(tmp, teacher, card)
+        model, card, _ = train_corpus_teacher(recipe, job["corpus"], progress=False)
     elif kind == "wrist_language":
-        from edgehar.models.teacher import save_teacher
-
-        teacher, card = language_teacher(Path(job["corpus"]), job["steps"], job["seed"])
-        save_teacher(tmp, teacher, card)
+        model, card = language_teacher(Path(job["corpus"]), job["steps"], job["seed"])
     elif kind == "wrist_student":
-        from edgehar.checkpoint import save_checkpoint
         from edgehar.recipes import distill_corpus_student
         from edgehar.train.distill import DistillConfig
 
         cfg = DistillConfig(steps=job["steps"], seed=job["seed"], **job["distill"])
-        student, card, history = distill_corpus_student(job["teacher"], job["corpus"], student_size(job), cfg,
-                                                        progress=False)
-        save_checkpoint(tmp, student, card, extra={"history": history})
+        model, card, history = distill_corpus_student(job["teacher"], job["corpus"], student_size(job), cfg,
+                                                      progress=False)
     elif kind == "hapt_teacher":
         from edgehar.bench.zoo import hapt_data
-        from edgehar.models.teacher import save_teacher
         from edgehar.recipes import TeacherRecipe, train_teacher
 
         _, train, val, _ = hapt_data(root)
-        teacher, card, _ = train_teacher(TeacherRecipe(seed=job["seed"], **job["recipe"]), train, val, progress=False,
-                                         data={"dataset": "hapt"})
-        save_teacher(tmp, teacher, card)
+        model, card, _ = train_teacher(TeacherRecipe(seed=job["seed"], **job["recipe"]), train, val, progress=False,
+                                       data={"dataset": "hapt"})
     elif kind == "hapt_student":
         from edgehar.bench.zoo import hapt_data
-        from edgehar.checkpoint import save_checkpoint
         from edgehar.models import load_model
         from edgehar.recipes import distill_student
         from edgehar.train.distill import DistillConfig
 
         _, train, val, _ = hapt_data(root)
         teacher, tcard = load_model(job["teacher"])
-        student, card, history = distill_student(teacher, tcard, train, val, student_size(job),
-                                                 DistillConfig(steps=job["steps"], seed=job["seed"]),
-                                                 "hapt-teacher", {"dataset": "hapt"}, progress=False)
-        save_checkpoint(tmp, student, card, extra={"history": history})
+        model, card, history = distill_student(teacher, tcard, train, val, student_size(job),
+                                               DistillConfig(steps=job["steps"], seed=job["seed"]),
+                                               "hapt-teacher", {"dataset": "hapt"}, progress=False)
     else:
         raise ValueError(kind)
+    # a shipped card names the build's files as a report shows them, not by this machine's folders
+    card.provenance = shown_paths(card.provenance, [job[k] for k in ("corpus", "teacher") if k in job])
+    if kind.endswith("student"):
+        from edgehar.checkpoint import save_checkpoint
+
+        save_checkpoint(tmp, model, card, extra={"history": history})
+    else:
+        from edgehar.models.teacher import save_teacher
+
+        save_teacher(tmp, model, card)
     os.replace(tmp, path)
     return {"cpu_seconds": round(cpu_seconds() - t0, 1)}
+
+
+def shown_paths(value, paths: list[str]):
+    """`value` (a card's provenance) with every string of `paths` in it as a report shows it
+    (`edgehar.bench.provenance.shown_path`)."""
+    from edgehar.bench.provenance import shown_path
+
+    if isinstance(value, dict):
+        return {k: shown_paths(v, paths) for k, v in value.items()}
+    if isinstance(value, list):
+        return [shown_paths(v, paths) for v in value]
+    return shown_path(value, REPO) if isinstance(value, str) and value in paths else value
 
 
 def student_size(job: dict):

@@ -32,3 +32,12 @@ def test_a_configuration_the_tune_report_lacks_stops_the_build(tmp_path, monkeyp
     report.write_text(json.dumps({"confirmed": []}))
     with pytest.raises(SystemExit, match="no confirmed configuration"):
         build_zoo.student_configs(report)
+
+
+def test_a_shipped_card_names_build_files_without_this_machines_folders(tmp_path):
+    corpus, teacher = str(tmp_path / "work" / "corpus20"), str(tmp_path / "work" / "models" / "t.pt")
+    provenance = {"data": {"root": corpus, "split": "corpus train"}, "teacher": {"spec": teacher},
+                  "runs": [corpus, 3], "note": f"from {corpus}"}
+    shown = build_zoo.shown_paths(provenance, [corpus, teacher])
+    assert shown == {"data": {"root": ".../corpus20", "split": "corpus train"}, "teacher": {"spec": ".../t.pt"},
+                     "runs": [".../corpus20", 3], "note": f"from {corpus}"}
