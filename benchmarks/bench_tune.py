@@ -261,9 +261,6 @@ def students(result: dict, trials: list[dict], recipe: dict, seeds: list[int], w
     earlier run distilled from the same configuration, recipe, seed, teacher, windows and
     training code is reused (`edgehar.bench.manifest`), so a rerun retrains only what changed;
     `reused` is true only for those (a student this run made keeps its own CPU seconds)."""
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
-
     from run_all import STUDENT_CODE
 
     from edgehar.bench.manifest import Manifest, content_key, windows_sha256
@@ -273,32 +270,24 @@ def students(result: dict, trials: list[dict], recipe: dict, seeds: list[int], w
     tdata = tune_data(result["teacher"], result["data"])
     manifest = Manifest(work / f"{name}-confirm")
     made_from = file_sha256(result["teacher"]) + windows_sha256(tdata.train, tdata.validation)
-    out, pending = {}, {}
+    out, jobs_of, which = {}, {}, {}
     for t in trials:
         for seed in seeds:
             if (name, t["trial"], seed) in MADE:
                 out[t["trial"], seed] = MADE[name, t["trial"], seed]
                 continue
             how = {"config": t["config"], "recipe": recipe, "seed": seed}
-            file, key = f"{t['trial']:04d}-seed{seed}/student.pt", content_key(how, STUDENT_CODE, made_from)
-            if manifest.reusable(file, key):
-                out[t["trial"], seed] = MADE[name, t["trial"], seed] = (manifest.folder / file, True, 0.0)
-            else:
-                pending[t["trial"], seed] = (file, key, how, (result["teacher"], result["data"],
-                                             f"tuned-{name}-{t['trial']}", t["config"], recipe, seed,
-                                             manifest.folder / file))
-    pool = (ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"))
-            if jobs > 1 and len(pending) > 1 else None)
-    try:
-        futures = {k: pool.submit(make_student, *v[3]) for k, v in pending.items()} if pool else {}
-        for k, (file, key, how, call) in pending.items():
-            cpu = futures[k].result() if pool else make_student(*call)
-            manifest.record(file, key, how)
-            out[k] = MADE[(name, *k)] = (manifest.folder / file, False, cpu)
-            print(f"{name} trial {k[0]} seed {k[1]}: distilled ({cpu} CPU s)", file=sys.stderr, flush=True)
-    finally:
-        if pool:
-            pool.shutdown(cancel_futures=True)
+            file = f"{t['trial']:04d}-seed{seed}/student.pt"
+            which[file] = (t["trial"], seed)
+            jobs_of[file] = (content_key(how, STUDENT_CODE, made_from), how, make_student,
+                             (result["teacher"], result["data"], f"tuned-{name}-{t['trial']}", t["config"], recipe,
+                              seed, manifest.folder / file))
+
+    def done(file, cpu):
+        print(f"{name} trial {which[file][0]} seed {which[file][1]}: distilled ({cpu} CPU s)", file=sys.stderr, flush=True)
+
+    for file, (path, reused, cpu) in manifest.build_many(jobs_of, jobs, done=done).items():
+        out[which[file]] = MADE[(name, *which[file])] = (path, reused, 0.0 if reused else cpu)
     return out
 
 

@@ -32,8 +32,6 @@ import json
 import os
 import shutil
 import sys
-from concurrent.futures import ProcessPoolExecutor
-from multiprocessing import get_context
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -198,26 +196,23 @@ class Builder:
         from edgehar.atomic import write_json
         from edgehar.bench.manifest import content_key
 
-        todo, out = {}, {}
+        jobs = {}
         for name, (job, data_sha) in specs.items():
             recipe = {k: v for k, v in job.items() if k not in ("path", "root", "corpus", "teacher")}
-            key = content_key(recipe, TRAIN_CODE, data_sha)
-            out[name] = self.manifest.folder / name
-            if self.manifest.reusable(name, key):
+            jobs[name] = (content_key(recipe, TRAIN_CODE, data_sha), recipe, train_job,
+                          ({**job, "path": str(self.manifest.folder / name), "root": str(self.root)},))
+
+        def done(name, result):
+            self.cpu[name] = result["cpu_seconds"]
+            write_json(self.cpu_path, self.cpu)
+            log(f"{name}: trained in {self.cpu[name]} CPU s")
+
+        made = self.manifest.build_many(jobs, self.jobs, done=done)
+        for name, (_, reused, _) in made.items():
+            if reused:
                 self.reused.append(name)
                 log(f"{name}: reused (same recipe, code and data)")
-            else:
-                todo[name] = ({**job, "path": str(out[name]), "root": str(self.root)}, key, recipe)
-        if todo:
-            log("training:", ", ".join(todo))
-            with ProcessPoolExecutor(self.jobs, mp_context=get_context("spawn")) as pool:
-                futures = {name: pool.submit(train_job, job) for name, (job, _, _) in todo.items()}
-                for name, fut in futures.items():
-                    self.cpu[name] = fut.result()["cpu_seconds"]
-                    self.manifest.record(name, todo[name][1], todo[name][2])
-                    write_json(self.cpu_path, self.cpu)
-                    log(f"{name}: trained in {self.cpu[name]} CPU s")
-        return out
+        return {name: path for name, (path, _, _) in made.items()}
 
 
 # -- scoring and publishing ---------------------------------------------------------------------

@@ -113,36 +113,25 @@ def train_teachers(specs, manifest, data_sha: str, train, val, split: dict, jobs
                    failures: list, device: str = "cpu") -> dict:
     """{key: checkpoint} of every teacher in `specs`, reused through the manifest or trained,
     `jobs` at a time; a family that fails is reported, not fatal."""
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
-
     from edgehar.bench.manifest import content_key
     from edgehar.models import FAMILIES as FAMILY_MODULES
 
-    paths, pending = {}, {}
-    for key, recipe in specs:
-        name = f"teacher_{key}.pt"
-        hashed = content_key(asdict(recipe), TEACHER_CODE + [FAMILY_MODULES[recipe.family]], data_sha)
-        if manifest.reusable(name, hashed):
+    names = {f"teacher_{key}.pt": key for key, _ in specs}
+    jobs_of = {f"teacher_{key}.pt": (content_key(asdict(recipe), TEACHER_CODE + [FAMILY_MODULES[recipe.family]], data_sha),
+                                     asdict(recipe), make_teacher,
+                                     (recipe, train, val, split, manifest.folder / f"teacher_{key}.pt", device))
+               for key, recipe in specs}
+
+    def failed(name, e):  # one family failing must not sink the table
+        failures.append(f"teacher {names[name]}: {type(e).__name__}: {str(e).splitlines()[0][:160]}")
+        log(failures[-1])
+
+    made = manifest.build_many(jobs_of, max(1, jobs), done=lambda name, _: log(f"{name}: made"), failed=failed)
+    for name, (_, was, _) in made.items():
+        if was:
             reused.append(name)
             log(f"{name}: reused (same recipe, code and data)")
-            paths[key] = manifest.folder / name
-        else:
-            pending[key] = (name, hashed, recipe)
-    with ProcessPoolExecutor(max(1, jobs), mp_context=multiprocessing.get_context("spawn")) as pool:
-        futures = {key: pool.submit(make_teacher, recipe, train, val, split, manifest.folder / name, device)
-                   for key, (name, _, recipe) in pending.items()}
-        for key, future in futures.items():
-            name, hashed, recipe = pending[key]
-            try:
-                paths[key] = future.result()
-            except Exception as e:  # noqa: BLE001 - one family failing must not sink the table
-                failures.append(f"teacher {key}: {type(e).__name__}: {str(e).splitlines()[0][:160]}")
-                log(failures[-1])
-                continue
-            manifest.record(name, hashed, asdict(recipe))
-            log(f"{name}: made")
-    return paths
+    return {names[name]: path for name, (path, _, _) in made.items()}
 
 
 def main(argv=None) -> int:

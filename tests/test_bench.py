@@ -49,6 +49,34 @@ def test_manifest_reuses_only_the_same_key_and_bytes(tmp_path):
     assert entry["key"] == "k2" and entry["recipe"] == {"steps": 2}
 
 
+def write_model(path, text):
+    """A job of `Manifest.build_many` (module level: a spawned process imports it)."""
+    if text == "fail":
+        raise ValueError("this recipe fails")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return len(text)
+
+
+@pytest.mark.parametrize("processes", [1, 2])
+def test_build_many_makes_what_is_not_reusable_and_reports_failures(tmp_path, processes):
+    m = Manifest(tmp_path)
+    jobs = {name: (f"key-{name}", {"name": name}, write_model, (tmp_path / name, text))
+            for name, text in (("a.pt", "aa"), ("sub/b.pt", "bbb"))}
+    done = []
+    made = m.build_many(jobs, processes, done=lambda name, result: done.append((name, result)))
+    assert made == {"a.pt": (tmp_path / "a.pt", False, 2), "sub/b.pt": (tmp_path / "sub/b.pt", False, 3)}
+    assert sorted(done) == [("a.pt", 2), ("sub/b.pt", 3)]
+    # a second run reuses both; a changed key and a failing job
+    jobs["a.pt"] = ("other key", {"name": "a.pt"}, write_model, (tmp_path / "a.pt", "fail"))
+    failures = []
+    again = Manifest(tmp_path).build_many(jobs, processes, failed=lambda name, e: failures.append((name, str(e))))
+    assert again == {"sub/b.pt": (tmp_path / "sub/b.pt", True, None)}
+    assert failures == [("a.pt", "this recipe fails")]
+    with pytest.raises(ValueError, match="this recipe fails"):
+        Manifest(tmp_path).build_many(jobs, processes)
+
+
 def row(name, kind, fmt, f1, macs):
     return {"name": name, "kind": kind, "format": fmt, "macro_f1": f1, "accuracy": f1, "params": 10, "macs": macs}
 

@@ -41,3 +41,22 @@ def test_a_shipped_card_names_build_files_without_this_machines_folders(tmp_path
     shown = build_zoo.shown_paths(provenance, [corpus, teacher])
     assert shown == {"data": {"root": ".../corpus20", "split": "corpus train"}, "teacher": {"spec": ".../t.pt"},
                      "runs": [".../corpus20", 3], "note": f"from {corpus}"}
+
+
+def test_the_builder_trains_once_and_reuses_by_content_key(tmp_path, monkeypatch):
+    trained = []
+
+    def fake_job(job):
+        trained.append(Path(job["path"]).name)
+        Path(job["path"]).write_text(json.dumps(job["recipe"]))
+        return {"cpu_seconds": 1.5}
+
+    monkeypatch.setattr(build_zoo, "train_job", fake_job)
+    specs = {"t.pt": ({"kind": "hapt_teacher", "seed": 0, "recipe": {"steps": 3}, "corpus": "/x"}, "data-sha")}
+    (tmp_path / "models").mkdir()
+    builder = build_zoo.Builder(tmp_path / "models", tmp_path, jobs=1)
+    assert builder.run(specs) == {"t.pt": tmp_path / "models" / "t.pt"}
+    assert trained == ["t.pt"] and builder.cpu == {"t.pt": 1.5} and builder.reused == []
+    again = build_zoo.Builder(tmp_path / "models", tmp_path, jobs=1)
+    assert again.run(specs) == {"t.pt": tmp_path / "models" / "t.pt"}
+    assert trained == ["t.pt"] and again.reused == ["t.pt"] and again.cpu == {"t.pt": 1.5}  # read back

@@ -73,6 +73,43 @@ class Manifest:
                               "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
         write_json(self.path, self.entries)
 
+    def build_many(self, jobs: dict, processes: int = 1, done=None, failed=None) -> dict:
+        """{name: (path, reused, result)} of `jobs` ({name: (key, recipe, make, args)}): a file
+        that is not reusable is made by `make(*args)` (a module-level function that writes
+        `folder / name`; `result` is what it returns), `processes` at a time, each in a spawned
+        process of its own (in this one when `processes` is 1), and recorded as it finishes.
+        `done(name, result)` is called for each made file; a job that raises is passed to
+        `failed(name, exception)` and left out of the answer, or, without `failed`, stops the run."""
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        out, todo = {}, {}
+        for name, (key, recipe, make, args) in jobs.items():
+            if self.reusable(name, key):
+                out[name] = (self.folder / name, True, None)
+            else:
+                todo[name] = (key, recipe, make, args)
+        pool = (ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("spawn"))
+                if processes > 1 and todo else None)
+        try:
+            futures = {name: pool.submit(make, *args) for name, (_, _, make, args) in todo.items()} if pool else {}
+            for name, (key, recipe, make, args) in todo.items():
+                try:
+                    result = futures[name].result() if pool else make(*args)
+                except Exception as e:
+                    if failed is None:
+                        raise
+                    failed(name, e)
+                    continue
+                self.record(name, key, recipe)
+                out[name] = (self.folder / name, False, result)
+                if done:
+                    done(name, result)
+        finally:
+            if pool:
+                pool.shutdown(cancel_futures=True)
+        return out
+
     def build(self, name: str, key: str, recipe: dict, make) -> tuple[Path, bool]:
         """(path, reused): `make(path)` writes the file unless a reusable one is there."""
         path = self.folder / name
