@@ -46,11 +46,6 @@ def importable(backend: str) -> bool:
         return False
 
 
-def available_backends() -> list[str]:
-    """Backends importable in this environment."""
-    return [b for b in BACKENDS if importable(b)]
-
-
 def probabilities(scores: np.ndarray, output_kind: str) -> np.ndarray:
     """Class probabilities of a model's outputs: softmax of logits, or (`output_kind` "probs", a
     model ending in a softmax) its outputs renormalised."""

@@ -10,7 +10,7 @@ import pytest
 from edgehar import runtime, zoo
 from edgehar.errors import UserError
 from edgehar.metrics import softmax
-from edgehar.runtime import Predictor, available_backends
+from edgehar.runtime import Predictor, importable
 from tiny_har_models import bangle_card, built_models, random_windows, torch_model
 
 
@@ -109,9 +109,10 @@ def test_user_errors(tmp_path):
         Predictor(tmp_path / "bad")
 
 
-def test_available_backends_lists_what_runs():
-    found = available_backends()
-    assert {"litert", "onnxruntime", "torch"} <= set(found)
+def test_importable_names_the_backends_that_import(monkeypatch):
+    assert all(importable(b) for b in ("litert", "onnxruntime", "torch"))
+    monkeypatch.setitem(runtime._MODULE, "torch", "edgehar_no_such_module")
+    assert not importable("torch")
 
 
 def test_a_tflite_file_runs_without_importing_torch():
