@@ -35,6 +35,10 @@ def test_the_demo_deploys_the_wrist_student_best_on_validation():
     wrist = {n: e["figures"]["validation"]["macro_f1"] for n, e in zoo.index()["models"].items()
              if e["kind"] == "student" and e["task"].startswith("wrist")}
     assert max(wrist, key=wrist.get) == DEFAULT_MODEL, wrist
+    # the README and `edgehar demo --help` name the same default
+    assert f"the shipped wrist student `{DEFAULT_MODEL}`" in README.read_text(encoding="utf-8")
+    help_text = subprocess.run([sys.executable, "-m", "edgehar", "demo", "--help"], capture_output=True, text=True).stdout
+    assert f"default {DEFAULT_MODEL}," in " ".join(help_text.split()), help_text
 
 
 def test_the_demo_prints_the_cards_and_the_readmes_live_figures(data_root, tmp_path):

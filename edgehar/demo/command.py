@@ -19,7 +19,7 @@ def register(sub) -> None:
     p = sub.add_parser(
         "demo", help="deploy the shipped wrist student (export -> profile -> live), or train the whole flow",
         description="With a data root holding banglejs_wrist/ ($EDGEHAR_DATA or --data), deploy the shipped "
-                    "wrist student (`wrist-tiny` from the model zoo, no training): copy its int8 TFLite file "
+                    "wrist student (`wrist-small` from the model zoo, no training): copy its int8 TFLite file "
                     "(the bytes whose sha256 the zoo records) and make the C array, profile it (MACs, flash, "
                     "arena, host latency, and the Cortex-M instructions measured for its card), and stream "
                     "Bangle.js user 2's whole 20-minute recording through a simulated device (in process, "
@@ -38,7 +38,7 @@ def register(sub) -> None:
                                                         "the shipped model (the default without data)")
     p.add_argument("--quick", action="store_true", help="train with tiny models and few steps (under 2 "
                                                         "minutes; implies --train)")
-    p.add_argument("--model", help="the shipped student to deploy: a zoo name (default wrist-tiny, the wrist student best on validation; "
+    p.add_argument("--model", help="the shipped student to deploy: a zoo name (default wrist-small, the wrist student best on validation; "
                                    "`edgehar models` lists them) or an int8 export folder of your own")
     p.add_argument("--data", help="a data root (default: $EDGEHAR_DATA; without either: the embedded "
                                   "synthetic data): banglejs_wrist/ for the deploy; wisdm_watch/, dsads/, "

@@ -2,7 +2,7 @@
 
 Flows (`edgehar.demo.steps.FLOWS`):
 - `deploy` (the default when the data root holds `banglejs_wrist/`): the shipped wrist student
-  (`wrist-tiny` from the model zoo) is deployed, no training: export -> profile -> live on
+  (`wrist-small` from the model zoo) is deployed, no training: export -> profile -> live on
   Bangle.js user 2's whole recording.
 - `train` (`--train`, `--quick`, `--synthetic`, `--data NAME|FOLDER`, or no data): today's whole
   flow from scratch: data -> teacher -> student -> export -> profile -> live. Which data depends on
@@ -25,7 +25,7 @@ from edgehar.errors import UserError
 ACC = ("acc_x", "acc_y", "acc_z")
 WINDOW, HOP = 128, 64  # 2.56 s at 50 Hz, the UCI-HAR window; live stride 1.28 s
 # the zoo's wrist student with the best validation macro-F1 (results/zoo.md; a test holds this)
-DEFAULT_MODEL = "wrist-tiny"
+DEFAULT_MODEL = "wrist-small"
 
 # Sizes of the training flow's steps: --quick must stay under 2 minutes, the full flow under 10,
 # on 2 cores. "wrist": the wrist corpus flow's sizes (corpus_hop None: half a window, as
