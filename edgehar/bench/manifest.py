@@ -11,8 +11,10 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import json
+import multiprocessing
 import os
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -80,9 +82,6 @@ class Manifest:
         process of its own (in this one when `processes` is 1), and recorded as it finishes.
         `done(name, result)` is called for each made file; a job that raises is passed to
         `failed(name, exception)` and left out of the answer, or, without `failed`, stops the run."""
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor
-
         out, todo = {}, {}
         for name, (key, recipe, make, args) in jobs.items():
             if self.reusable(name, key):
