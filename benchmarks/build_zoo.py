@@ -147,7 +147,8 @@ def student_size(job: dict):
 
 def student_configs(tune_report: Path = RESULTS / "tune.json") -> dict[str, dict]:
     """{checkpoint prefix: student configuration} of `STUDENTS`, defaults filled in; a tuned one
-    must be among the tune benchmark's confirmed configurations."""
+    must be among the tune benchmark's confirmed configurations, else the build stops with one
+    line and exit status 2."""
     from edgehar.models.student import DEFAULTS, SIZES
 
     confirmed = {(c["search"], c["trial"]): c["config"] for c in json.loads(tune_report.read_text())["confirmed"]}
@@ -158,7 +159,8 @@ def student_configs(tune_report: Path = RESULTS / "tune.json") -> dict[str, dict
         elif key in confirmed:
             out[prefix] = {**DEFAULTS, **confirmed[key]}
         else:
-            raise SystemExit(f"build_zoo: {tune_report}: no confirmed configuration for {prefix} {key}")
+            print(f"build_zoo: error: {tune_report}: no confirmed configuration for {prefix} {key}", file=sys.stderr)
+            raise SystemExit(2)
     return out
 
 
@@ -254,6 +256,7 @@ def main(argv=None) -> int:
                    help="train (or reuse) every checkpoint into --work and stop: no export, scoring or publishing")
     args = p.parse_args(argv)
     seeds = [int(s) for s in args.seeds.split(",")]
+    configs = student_configs()  # before any training: a missing configuration stops the build at once
     if "EDGEHAR_DATA" not in os.environ:
         p.error("set EDGEHAR_DATA (the shared data folder)")
 
@@ -317,7 +320,6 @@ def main(argv=None) -> int:
     hpath = paths["hapt_teacher.pt"]
 
     # -- students: distilled from the shipped teachers -------------------------------------------
-    configs = student_configs()
     specs = {}
     for size in ("small", "tiny"):
         for s in seeds:

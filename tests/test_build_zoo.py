@@ -8,9 +8,9 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
-import build_zoo  # noqa: E402
+import build_zoo
 
-from edgehar.models.student import DEFAULTS, SIZES, student_config  # noqa: E402
+from edgehar.models.student import DEFAULTS, SIZES, student_config
 
 
 def test_students_come_from_the_tune_report_and_the_named_sizes():
@@ -27,11 +27,14 @@ def test_students_come_from_the_tune_report_and_the_named_sizes():
         assert cfg["size"] == prefix and cfg["widths"] == configs[prefix]["widths"]
 
 
-def test_a_configuration_the_tune_report_lacks_stops_the_build(tmp_path, monkeypatch):
+def test_a_configuration_the_tune_report_lacks_stops_the_build(tmp_path, capsys):
     report = tmp_path / "tune.json"
     report.write_text(json.dumps({"confirmed": []}))
-    with pytest.raises(SystemExit, match="no confirmed configuration"):
+    with pytest.raises(SystemExit) as stopped:
         build_zoo.student_configs(report)
+    assert stopped.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith(f"build_zoo: error: {report}: no confirmed configuration for ")
 
 
 def test_a_shipped_card_names_build_files_without_this_machines_folders(tmp_path):
